@@ -1,0 +1,245 @@
+/*
+ * child.c - the worker process between fork() and exit.
+ *
+ * Before any plugin code runs, the process gets its own process group, the
+ * default signal dispositions and an empty mask, stdin on /dev/null,
+ * stdout/stderr on the host's log pipe, only its own descriptors, the
+ * configured environment, identity, limits and working directory, and a
+ * parent-death signal. A failure at any step reaches the host as an END frame
+ * with the reason, so a worker that died before loading always says why.
+ *
+ * The host is single-threaded, so after fork() this process may use libc
+ * freely; it never returns into host code.
+ */
+#define _GNU_SOURCE
+#include "child.h"
+#include "loader.h"
+#include "runtime.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define FRAME_FD 3 /* where the runtime pipe lives in the worker (listen sockets come later) */
+
+struct setup {
+	const struct child_spec *spec;
+	ward_ctx ctx;
+};
+
+static noreturn void fail_setup(struct setup *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static noreturn void fail_setup(struct setup *s, const char *fmt, ...)
+{
+	char msg[FRAME_TEXT_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	runtime_send_end(&s->ctx, REASON_LOAD_FAILED, 1, "%s", msg);
+	_exit(1);
+}
+
+static void reset_signals(void)
+{
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
+	sigemptyset(&dfl.sa_mask);
+	for (int sig = 1; sig < NSIG; sig++)
+		sigaction(sig, &dfl, NULL); /* fails harmlessly for KILL, STOP and libc's own */
+}
+
+/* Puts the worker's descriptors at their fixed numbers and closes every
+ * other one, so nothing of the host's leaks into plugin code. */
+static void wire_descriptors(struct setup *s)
+{
+	const struct child_spec *spec = s->spec;
+	int high = FRAME_FD + 1;
+	int out = fcntl(spec->out_fd, F_DUPFD, high);
+	int frame = fcntl(spec->frame_fd, F_DUPFD_CLOEXEC, high);
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (frame < 0 || out < 0 || null < 0)
+		fail_setup(s, "unable to prepare descriptors: %s", strerror(errno));
+	s->ctx.frame_fd = frame;
+	if (dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0 ||
+	    dup3(frame, FRAME_FD, O_CLOEXEC) < 0)
+		fail_setup(s, "unable to wire stdin/stdout/stderr: %s", strerror(errno));
+	s->ctx.frame_fd = FRAME_FD;
+	if (close_range(FRAME_FD + 1, ~0U, 0) < 0)
+		fail_setup(s, "unable to close inherited descriptors: %s", strerror(errno));
+}
+
+static void set_env_or_fail(struct setup *s, const char *name, const char *value)
+{
+	if (setenv(name, value, 1) < 0)
+		fail_setup(s, "unable to set environment variable %s: %s", name, strerror(errno));
+}
+
+/* SPEC §4: without inherit_env, only PATH, LANG, TZ, HOME, env.* and WARD_*. */
+static void build_environment(struct setup *s, const struct passwd *pw)
+{
+	const struct worker_conf *w = s->spec->conf;
+	static const char *const kept[] = {"PATH", "LANG", "TZ", "HOME"};
+	static const char *const host_only[] = {"NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID",
+						"LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID"};
+	if (!w->inherit_env) {
+		char *saved[ARRAY_SIZE(kept)];
+		for (size_t i = 0; i < ARRAY_SIZE(kept); i++) {
+			const char *v = getenv(kept[i]);
+			saved[i] = v ? xstrdup(v) : NULL;
+		}
+		clearenv();
+		for (size_t i = 0; i < ARRAY_SIZE(kept); i++)
+			if (saved[i])
+				set_env_or_fail(s, kept[i], saved[i]);
+		if (!getenv("PATH"))
+			set_env_or_fail(s, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+	} else {
+		for (size_t i = 0; i < ARRAY_SIZE(host_only); i++)
+			unsetenv(host_only[i]);
+	}
+	if (pw)
+		set_env_or_fail(s, "HOME", pw->pw_dir);
+	for (size_t i = 0; i < w->env.n; i++) {
+		char *eq = strchr(w->env.v[i], '=');
+		char *name = xstrndup(w->env.v[i], (size_t)(eq - w->env.v[i]));
+		set_env_or_fail(s, name, eq + 1);
+		free(name);
+	}
+	char num[16];
+	snprintf(num, sizeof(num), "%d", s->spec->instance);
+	set_env_or_fail(s, "WARD_NAME", w->name);
+	set_env_or_fail(s, "WARD_INSTANCE", num);
+	set_env_or_fail(s, "WARD_STATE_DIR", s->spec->state_dir);
+}
+
+static void apply_limit(struct setup *s, int resource, const char *key, struct limit_conf lim)
+{
+	if (!lim.set)
+		return;
+	rlim_t v = lim.value == UINT64_MAX ? RLIM_INFINITY : (rlim_t)lim.value;
+	struct rlimit rl = {v, v};
+	if (setrlimit(resource, &rl) < 0)
+		fail_setup(s, "unable to apply %s = %llu: %s", key, (unsigned long long)lim.value,
+			   strerror(errno));
+}
+
+static void apply_limits(struct setup *s)
+{
+	const struct worker_conf *w = s->spec->conf;
+	apply_limit(s, RLIMIT_NOFILE, "limit.nofile", w->limit_nofile);
+	apply_limit(s, RLIMIT_AS, "limit.memory", w->limit_memory);
+	apply_limit(s, RLIMIT_CPU, "limit.cpu", w->limit_cpu);
+	apply_limit(s, RLIMIT_CORE, "limit.core", w->limit_core);
+	if (w->nice_set && setpriority(PRIO_PROCESS, 0, (int)w->nice) < 0)
+		fail_setup(s, "unable to set nice = %ld: %s", w->nice, strerror(errno));
+}
+
+/* Switches to the configured group and user, and proves the switch stuck. */
+static void switch_identity(struct setup *s, const struct passwd *pw)
+{
+	const struct worker_conf *w = s->spec->conf;
+	gid_t gid = pw ? pw->pw_gid : getgid();
+	if (w->group) {
+		struct group *gr = getgrnam(w->group);
+		if (!gr)
+			fail_setup(s, "unable to find group '%s' (check the group key)", w->group);
+		gid = gr->gr_gid;
+	}
+	if (!w->user && !w->group)
+		return;
+	uid_t uid = pw ? pw->pw_uid : getuid();
+	if (uid == getuid() && gid == getgid() && geteuid() == uid)
+		return; /* already who we should be */
+	if (geteuid() != 0)
+		fail_setup(s, "ward runs as uid %u and cannot switch to %s%s%s: run the host as root or remove user/group",
+			   (unsigned)geteuid(), w->user ? "user " : "", w->user ? w->user : "",
+			   w->group ? " / group" : "");
+	int rc = pw ? initgroups(pw->pw_name, gid) : setgroups(0, NULL);
+	if (rc < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+		fail_setup(s, "unable to switch to uid %u gid %u: %s", (unsigned)uid, (unsigned)gid,
+			   strerror(errno));
+	if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid ||
+	    (uid != 0 && setuid(0) == 0))
+		fail_setup(s, "identity switch to uid %u gid %u did not hold", (unsigned)uid, (unsigned)gid);
+}
+
+static void tie_to_host(struct setup *s)
+{
+	/* Set after the identity switch: changing credentials clears it. */
+	if (prctl(PR_SET_PDEATHSIG, HOST_DEATH_SIGNAL) < 0)
+		fail_setup(s, "unable to set the parent-death signal: %s", strerror(errno));
+	if (getppid() != s->spec->host_pid)
+		_exit(1); /* the host died before we could tie ourselves to it */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		fail_setup(s, "unable to set no_new_privs: %s", strerror(errno));
+}
+
+static void prepare_process(struct setup *s)
+{
+	const struct child_spec *spec = s->spec;
+	const struct worker_conf *w = spec->conf;
+	if (setpgid(0, 0) < 0)
+		fail_setup(s, "unable to create a process group: %s", strerror(errno));
+	reset_signals();
+	wire_descriptors(s);
+	struct passwd *pw = NULL;
+	if (w->user) {
+		pw = getpwnam(w->user);
+		if (!pw)
+			fail_setup(s, "unable to find user '%s' (check the user key)", w->user);
+	}
+	build_environment(s, pw);
+	apply_limits(s);
+	switch_identity(s, pw);
+	tie_to_host(s);
+	const char *dir = w->workdir ? w->workdir : spec->state_dir;
+	if (chdir(dir) < 0)
+		fail_setup(s, "unable to enter working directory %s: %s", dir, strerror(errno));
+	if (runtime_install_signals() < 0)
+		fail_setup(s, "unable to install the stop handler: %s", strerror(errno));
+	/* Line-buffered stdout: a printf line survives a crash right after it. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
+noreturn void child_main(const struct child_spec *spec)
+{
+	struct setup s = {.spec = spec};
+	const struct worker_conf *w = spec->conf;
+	s.ctx = (ward_ctx){
+		.name = w->name,
+		.instance = spec->instance,
+		.state_dir = spec->state_dir,
+		.conf = w->plugin_keys.v,
+		.nconf = w->plugin_keys.n,
+		.frame_fd = spec->frame_fd,
+		.slot = spec->slot,
+	};
+	prepare_process(&s);
+
+	atomic_store(&spec->slot->phase, PHASE_LOAD);
+	struct ward_plugin plugin;
+	struct exit_info end = {0};
+	if (loader_open(w->plugin, &plugin, &end) < 0) {
+		runtime_send_end(&s.ctx, end.reason, 1, "%s", end.message);
+		_exit(1);
+	}
+	s.ctx.options = plugin.options;
+	runtime_run(&s.ctx, &plugin, w->interval_ms, &end);
+	fflush(stdout);
+	fflush(stderr);
+	runtime_send_end(&s.ctx, end.reason, end.code, "%s", end.message);
+	exit(end.code);
+}

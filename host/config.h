@@ -1,0 +1,74 @@
+/*
+ * config.h - the configuration model: what `ward run -c DIR` reads from the
+ * *.ini files of DIR and the plugin directory, turned into host settings and
+ * a table of workers. Loading never stops at the first problem: every error
+ * is collected with its file, line and key so `ward check` can list them all.
+ */
+#ifndef WARD_CONFIG_H
+#define WARD_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+
+#include "util.h"
+
+enum restart_policy { RESTART_ON_FAILURE, RESTART_ALWAYS, RESTART_NEVER };
+
+struct limit_conf {
+	bool set;
+	uint64_t value;
+};
+
+/* Where a value came from, for messages. file is owned by the config. */
+struct origin {
+	const char *file;
+	int line;
+};
+
+struct worker_conf {
+	char *name;
+	char *plugin;     /* absolute path of the plugin file */
+	bool autostart;
+	int instances;
+	enum restart_policy restart;
+	uint64_t interval_ms, restart_delay_ms, restart_delay_max_ms, restart_window_ms;
+	uint64_t init_timeout_ms, watchdog_ms, stop_timeout_ms;
+	long max_restarts; /* -1: unlimited */
+	struct strv requires;
+	struct strv listen;
+	char *user, *group; /* NULL: the host's */
+	struct strv env;    /* "NAME=value" from env.* keys */
+	bool inherit_env;
+	char *workdir;      /* absolute; NULL: the worker's state directory */
+	bool nice_set;
+	long nice;
+	struct limit_conf limit_nofile, limit_memory, limit_cpu, limit_core;
+	struct strv plugin_keys; /* "key=value" for every key that is not ward's */
+	struct origin where;     /* the section's first line, or the plugin file */
+};
+
+struct config {
+	char *dir; /* absolute path of the configuration directory */
+	char *plugin_dir, *state_dir, *log_dir;
+	bool autoload, strict_permissions;
+	uint64_t log_max_size;
+	long log_keep, history_keep;
+	struct worker_conf *workers; /* sorted by name */
+	size_t nworkers;
+	struct strv errors;   /* one line each: "FILE:LINE: [section] key: reason" */
+	struct strv warnings;
+	struct strv files;    /* the files read, owning the names origins point to */
+};
+
+/* Reads DIR. Returns 0 when the configuration is valid; otherwise -1 with
+ * cfg->errors listing every problem. cfg must be freed either way. */
+int config_load(const char *dir, struct config *cfg);
+void config_free(struct config *cfg);
+struct worker_conf *config_find_worker(const struct config *cfg, const char *name);
+
+/* Host-level reads without a full load (used by clients such as `ward status`
+ * to find state_dir even when the worker table has errors). */
+const char *restart_policy_name(enum restart_policy p);
+
+#endif

@@ -1,0 +1,318 @@
+/*
+ * history.c - the SQLite side of ward's state. Each write is queued as a
+ * statement id plus its values; history_flush binds and runs them all in one
+ * transaction. Run ids are handed out by the host (not by SQLite), so a run
+ * can be begun, marked ready and ended without waiting for the database.
+ */
+#define _GNU_SOURCE
+#include "history.h"
+#include "log.h"
+#include "util.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_QUEUE 200000
+#define MAX_VALUES 9
+
+static const char schema[] =
+	"PRAGMA journal_mode=WAL;"
+	"PRAGMA synchronous=NORMAL;"
+	"CREATE TABLE IF NOT EXISTS runs(id INTEGER PRIMARY KEY, worker TEXT NOT NULL,"
+	" instance INTEGER NOT NULL, pid INTEGER, activation TEXT, started_at INTEGER,"
+	" ready_at INTEGER, init_ms INTEGER, ended_at INTEGER, reason TEXT, code INTEGER,"
+	" signal INTEGER, core INTEGER, message TEXT, cycles INTEGER);"
+	"CREATE INDEX IF NOT EXISTS runs_by_worker ON runs(worker, id);"
+	"CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY, at INTEGER, worker TEXT,"
+	" instance INTEGER, event TEXT, detail TEXT);"
+	"CREATE TABLE IF NOT EXISTS workers(name TEXT PRIMARY KEY, plugin TEXT, state TEXT,"
+	" instances INTEGER, restarts INTEGER, updated_at INTEGER);"
+	"CREATE TABLE IF NOT EXISTS instances(worker TEXT, instance INTEGER, pid INTEGER,"
+	" state TEXT, started_at INTEGER, ready_at INTEGER, cycles INTEGER,"
+	" PRIMARY KEY(worker, instance));"
+	"CREATE TABLE IF NOT EXISTS host(key TEXT PRIMARY KEY, value TEXT);";
+
+enum stmt_id {
+	ST_RUN_BEGIN, ST_RUN_READY, ST_RUN_END, ST_EVENT, ST_WORKER, ST_INSTANCE, ST_HOST,
+	ST_CLEAR_WORKERS, ST_CLEAR_INSTANCES, ST_PRUNE_RUNS, ST_PRUNE_EVENTS, ST_COUNT
+};
+
+static const char *const sql[ST_COUNT] = {
+	[ST_RUN_BEGIN] = "INSERT OR REPLACE INTO runs(id, worker, instance, pid, activation, started_at)"
+			 " VALUES(?,?,?,?,?,?)",
+	[ST_RUN_READY] = "UPDATE runs SET ready_at=?, init_ms=? WHERE id=?",
+	[ST_RUN_END] = "UPDATE runs SET ended_at=?, reason=?, code=?, signal=?, core=?, message=?,"
+		       " cycles=? WHERE id=?",
+	[ST_EVENT] = "INSERT INTO events(at, worker, instance, event, detail) VALUES(?,?,?,?,?)",
+	[ST_WORKER] = "INSERT INTO workers(name, plugin, state, instances, restarts, updated_at)"
+		      " VALUES(?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET plugin=excluded.plugin,"
+		      " state=excluded.state, instances=excluded.instances,"
+		      " restarts=excluded.restarts, updated_at=excluded.updated_at",
+	[ST_INSTANCE] = "INSERT INTO instances(worker, instance, pid, state, started_at, ready_at, cycles)"
+			" VALUES(?,?,?,?,?,?,?) ON CONFLICT(worker, instance) DO UPDATE SET"
+			" pid=excluded.pid, state=excluded.state, started_at=excluded.started_at,"
+			" ready_at=excluded.ready_at, cycles=excluded.cycles",
+	[ST_HOST] = "INSERT OR REPLACE INTO host(key, value) VALUES(?,?)",
+	[ST_CLEAR_WORKERS] = "DELETE FROM workers",
+	[ST_CLEAR_INSTANCES] = "DELETE FROM instances",
+	[ST_PRUNE_RUNS] = "DELETE FROM runs WHERE id <= ?",
+	[ST_PRUNE_EVENTS] = "DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?",
+};
+
+enum value_type { V_NULL, V_INT, V_TEXT };
+struct value {
+	enum value_type type;
+	int64_t i;
+	char *s; /* owned */
+};
+
+struct op {
+	enum stmt_id stmt;
+	int n;
+	struct value v[MAX_VALUES];
+};
+
+struct history {
+	char *path;
+	sqlite3 *db;
+	sqlite3_stmt *stmt[ST_COUNT];
+	struct op *queue;
+	size_t head, len, cap; /* ring buffer */
+	int64_t next_run;
+	long keep_runs;
+	uint64_t runs_since_prune;
+	uint64_t dropped;
+	bool failing;
+};
+
+/* ---- queueing ---- */
+
+static struct value I(int64_t i) { return (struct value){V_INT, i, NULL}; }
+static struct value T(const char *s) { return s ? (struct value){V_TEXT, 0, xstrdup(s)} : (struct value){0}; }
+static struct value NUL(void) { return (struct value){0}; }
+
+static void free_op(struct op *op)
+{
+	for (int i = 0; i < op->n; i++)
+		free(op->v[i].s);
+}
+
+static void enqueue(struct history *h, enum stmt_id stmt, int n, const struct value *v)
+{
+	if (h->len == MAX_QUEUE) { /* full: the oldest record goes */
+		free_op(&h->queue[h->head]);
+		h->head = (h->head + 1) % h->cap;
+		h->len--;
+		h->dropped++;
+	}
+	if (h->len == h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 256;
+		struct op *q = xmalloc(cap * sizeof(*q));
+		for (size_t i = 0; i < h->len; i++)
+			q[i] = h->queue[(h->head + i) % h->cap];
+		free(h->queue);
+		h->queue = q;
+		h->head = 0;
+		h->cap = cap;
+	}
+	struct op *op = &h->queue[(h->head + h->len) % h->cap];
+	op->stmt = stmt;
+	op->n = n;
+	if (n)
+		memcpy(op->v, v, (size_t)n * sizeof(*v));
+	h->len++;
+}
+
+#define ENQUEUE(h, stmt, ...)                                                   \
+	do {                                                                    \
+		struct value vals_[] = {__VA_ARGS__};                           \
+		enqueue(h, stmt, (int)ARRAY_SIZE(vals_), vals_);                \
+	} while (0)
+
+/* ---- the database ---- */
+
+static void report(struct history *h, const char *what)
+{
+	if (h->failing)
+		return;
+	h->failing = true;
+	host_log(HOST_ERR, "unable to %s history database %s: %s; supervision goes on and writes are retried",
+		 what, h->path, h->db ? sqlite3_errmsg(h->db) : "cannot open");
+}
+
+static void close_db(struct history *h)
+{
+	for (int i = 0; i < ST_COUNT; i++) {
+		sqlite3_finalize(h->stmt[i]);
+		h->stmt[i] = NULL;
+	}
+	sqlite3_close(h->db);
+	h->db = NULL;
+}
+
+static int open_db(struct history *h)
+{
+	if (sqlite3_open_v2(h->path, &h->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
+	    sqlite3_exec(h->db, schema, NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	for (int i = 0; i < ST_COUNT; i++)
+		if (sqlite3_prepare_v3(h->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &h->stmt[i], NULL) != SQLITE_OK)
+			goto fail;
+	sqlite3_stmt *max;
+	if (sqlite3_prepare_v2(h->db, "SELECT coalesce(max(id), 0) FROM runs", -1, &max, NULL) != SQLITE_OK)
+		goto fail;
+	if (sqlite3_step(max) == SQLITE_ROW && sqlite3_column_int64(max, 0) >= h->next_run)
+		h->next_run = sqlite3_column_int64(max, 0) + 1;
+	sqlite3_finalize(max);
+	return 0;
+fail:
+	report(h, "open");
+	close_db(h);
+	return -1;
+}
+
+struct history *history_open(const char *path, long keep_runs)
+{
+	struct history *h = xcalloc(1, sizeof(*h));
+	h->path = xstrdup(path);
+	h->keep_runs = keep_runs;
+	h->next_run = 1;
+	open_db(h);
+	return h;
+}
+
+void history_close(struct history *h)
+{
+	if (!h)
+		return;
+	history_flush(h);
+	while (h->len) {
+		free_op(&h->queue[h->head]);
+		h->head = (h->head + 1) % h->cap;
+		h->len--;
+	}
+	free(h->queue);
+	close_db(h);
+	free(h->path);
+	free(h);
+}
+
+static int run_op(struct history *h, const struct op *op)
+{
+	sqlite3_stmt *st = h->stmt[op->stmt];
+	sqlite3_reset(st);
+	for (int i = 0; i < op->n; i++) {
+		const struct value *v = &op->v[i];
+		if (v->type == V_INT)
+			sqlite3_bind_int64(st, i + 1, v->i);
+		else if (v->type == V_TEXT)
+			sqlite3_bind_text(st, i + 1, v->s, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, i + 1);
+	}
+	int rc = sqlite3_step(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
+}
+
+int history_flush(struct history *h)
+{
+	if (h->len == 0)
+		return 0;
+	if (!h->db && open_db(h) < 0)
+		return -1;
+	if (sqlite3_exec(h->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		report(h, "write to");
+		return -1;
+	}
+	for (size_t i = 0; i < h->len; i++) {
+		if (run_op(h, &h->queue[(h->head + i) % h->cap]) < 0) {
+			report(h, "write to");
+			sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
+			return -1;
+		}
+	}
+	if (sqlite3_exec(h->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		report(h, "commit to");
+		sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	while (h->len) {
+		free_op(&h->queue[h->head]);
+		h->head = (h->head + 1) % h->cap;
+		h->len--;
+	}
+	if (h->failing) {
+		host_log(HOST_INFO, "history database %s works again; %llu records were lost meanwhile",
+			 h->path, (unsigned long long)h->dropped);
+		h->failing = false;
+		h->dropped = 0;
+	}
+	return 0;
+}
+
+bool history_pending(const struct history *h)
+{
+	return h->len > 0;
+}
+
+/* ---- records ---- */
+
+int64_t history_begin(struct history *h, const char *worker, int instance, pid_t pid,
+		      int64_t started_ms, const char *activation)
+{
+	int64_t run = h->next_run++;
+	ENQUEUE(h, ST_RUN_BEGIN, I(run), T(worker), I(instance), I(pid), T(activation), I(started_ms));
+	/* Prune in the same batches, every so often, rather than on a timer. */
+	if (++h->runs_since_prune >= 256 || run % 1024 == 0) {
+		h->runs_since_prune = 0;
+		ENQUEUE(h, ST_PRUNE_RUNS, I(run - h->keep_runs));
+		ENQUEUE(h, ST_PRUNE_EVENTS, I(h->keep_runs * 10));
+	}
+	return run;
+}
+
+void history_ready(struct history *h, int64_t run, int64_t ready_ms, int64_t init_ms)
+{
+	ENQUEUE(h, ST_RUN_READY, I(ready_ms), I(init_ms), I(run));
+}
+
+void history_end(struct history *h, int64_t run, const struct exit_info *e, uint64_t cycles)
+{
+	bool exited = e->reason != REASON_SIGNAL && e->signal == 0;
+	ENQUEUE(h, ST_RUN_END, I(e->at_ms), T(reason_name(e->reason)), exited ? I(e->code) : NUL(),
+		e->signal ? I(e->signal) : NUL(), I(e->core), e->message[0] ? T(e->message) : NUL(),
+		I((int64_t)cycles), I(run));
+}
+
+void history_event(struct history *h, const char *worker, int instance, const char *event,
+		   const char *detail)
+{
+	ENQUEUE(h, ST_EVENT, I(wall_ms()), T(worker), instance >= 0 ? I(instance) : NUL(), T(event), T(detail));
+}
+
+void history_worker_state(struct history *h, const char *worker, const char *plugin,
+			  const char *state, int instances, unsigned restarts)
+{
+	ENQUEUE(h, ST_WORKER, T(worker), T(plugin), T(state), I(instances), I(restarts), I(wall_ms()));
+}
+
+void history_instance_state(struct history *h, const char *worker, int instance, pid_t pid,
+			    const char *state, int64_t started_ms, int64_t ready_ms, uint64_t cycles)
+{
+	ENQUEUE(h, ST_INSTANCE, T(worker), I(instance), pid > 0 ? I(pid) : NUL(), T(state),
+		started_ms ? I(started_ms) : NUL(), ready_ms ? I(ready_ms) : NUL(), I((int64_t)cycles));
+}
+
+void history_host(struct history *h, const char *key, const char *value)
+{
+	ENQUEUE(h, ST_HOST, T(key), T(value));
+}
+
+void history_reset_states(struct history *h)
+{
+	enqueue(h, ST_CLEAR_WORKERS, 0, NULL);
+	enqueue(h, ST_CLEAR_INSTANCES, 0, NULL);
+}

@@ -1,0 +1,43 @@
+/*
+ * history.h - the host's record in SQLite (<state_dir>/ward.db): every run of
+ * every worker instance with how it ended, every lifecycle event, and the
+ * latest state of each worker for `ward status`. Writes are queued and
+ * committed in one transaction per batch, so the event loop never waits on
+ * the disk; a database error is reported once, the queue is kept (bounded),
+ * and writing resumes by itself when the database works again.
+ */
+#ifndef WARD_HISTORY_H
+#define WARD_HISTORY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "reason.h"
+
+struct history;
+
+/* Never fails: when the database cannot be opened the error is reported and
+ * opening is retried at each flush. */
+struct history *history_open(const char *path, long keep_runs);
+void history_close(struct history *h); /* flushes first */
+
+int64_t history_begin(struct history *h, const char *worker, int instance, pid_t pid,
+		      int64_t started_ms, const char *activation);
+void history_ready(struct history *h, int64_t run, int64_t ready_ms, int64_t init_ms);
+void history_end(struct history *h, int64_t run, const struct exit_info *e, uint64_t cycles);
+void history_event(struct history *h, const char *worker, int instance, const char *event,
+		   const char *detail);
+void history_worker_state(struct history *h, const char *worker, const char *plugin,
+			  const char *state, int instances, unsigned restarts);
+void history_instance_state(struct history *h, const char *worker, int instance, pid_t pid,
+			    const char *state, int64_t started_ms, int64_t ready_ms, uint64_t cycles);
+void history_host(struct history *h, const char *key, const char *value);
+/* Forgets the previous host's worker table (at boot). */
+void history_reset_states(struct history *h);
+
+bool history_pending(const struct history *h);
+/* Commits everything queued. 0, or -1 when it must be retried later. */
+int history_flush(struct history *h);
+
+#endif

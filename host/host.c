@@ -1,0 +1,471 @@
+/*
+ * host.c - the running host: boot, the event loop, signals (through a
+ * signalfd: no signal handlers), reaping, the progress tick, batching of
+ * history writes, and shutdown that leaves no process behind.
+ *
+ * Children are reaped with waitid(WNOWAIT) first, so the dead leader's pid
+ * still names its process group while the host kills that group: a pid can
+ * not be reused under us. The host is a child subreaper, so a worker's
+ * descendants that left its process group are re-parented here and killed.
+ */
+#define _GNU_SOURCE
+#include "host.h"
+#include "history.h"
+#include "log.h"
+#include "loop.h"
+#include "output.h"
+#include "worker.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define FLUSH_DELAY_NS (20 * NS_PER_MS)  /* batch history writes this long */
+#define FLUSH_RETRY_NS (1 * NS_PER_SEC)
+#define TICK_MAX_NS (1 * NS_PER_SEC)
+#define TICK_MIN_NS (10 * NS_PER_MS)
+
+/* ---- pid -> instance: open addressing, linear probing ---- */
+
+struct pid_entry {
+	pid_t pid; /* 0: empty, -1: deleted */
+	struct instance *in;
+};
+
+static struct pid_entry *pids;
+static size_t pids_cap, pids_used;
+
+static size_t pid_hash(pid_t pid)
+{
+	return ((size_t)pid * 2654435761u) & (pids_cap - 1);
+}
+
+static void pids_grow(void)
+{
+	struct pid_entry *old = pids;
+	size_t old_cap = pids_cap;
+	pids_cap = pids_cap ? pids_cap * 2 : 1024;
+	pids = xcalloc(pids_cap, sizeof(*pids));
+	pids_used = 0;
+	for (size_t i = 0; i < old_cap; i++)
+		if (old[i].pid > 0) {
+			size_t j = pid_hash(old[i].pid);
+			while (pids[j].pid != 0)
+				j = (j + 1) & (pids_cap - 1);
+			pids[j] = old[i];
+			pids_used++;
+		}
+	free(old);
+}
+
+static struct pid_entry *pid_find(pid_t pid)
+{
+	if (!pids_cap)
+		return NULL;
+	for (size_t j = pid_hash(pid);; j = (j + 1) & (pids_cap - 1)) {
+		if (pids[j].pid == pid)
+			return &pids[j];
+		if (pids[j].pid == 0)
+			return NULL;
+	}
+}
+
+void host_note_pid(struct host *h, struct instance *in)
+{
+	(void)h;
+	if ((pids_used + 1) * 2 > pids_cap)
+		pids_grow();
+	size_t j = pid_hash(in->pid);
+	while (pids[j].pid > 0)
+		j = (j + 1) & (pids_cap - 1);
+	if (pids[j].pid == 0)
+		pids_used++;
+	pids[j] = (struct pid_entry){in->pid, in};
+}
+
+void host_forget_pid(struct host *h, struct instance *in)
+{
+	(void)h;
+	struct pid_entry *e = pid_find(in->pid);
+	if (e)
+		e->pid = -1; /* a tombstone keeps later probes intact */
+}
+
+/* ---- history batching ---- */
+
+static void flush_history(struct timer *t)
+{
+	struct host *h = container_of(t, struct host, flush_timer);
+	if (history_flush(h->history) < 0)
+		timer_arm(h->loop, &h->flush_timer, mono_ns() + FLUSH_RETRY_NS);
+}
+
+void host_history_changed(struct host *h)
+{
+	if (!timer_armed(&h->flush_timer))
+		timer_arm(h->loop, &h->flush_timer, mono_ns() + FLUSH_DELAY_NS);
+}
+
+/* ---- the progress tick: one timer for every instance ---- */
+
+static int64_t tick_period(const struct host *h)
+{
+	int64_t period = TICK_MAX_NS;
+	for (size_t i = 0; i < h->nworkers; i++) {
+		uint64_t wd = h->workers[i].conf->watchdog_ms;
+		if (wd && (int64_t)wd * NS_PER_MS / 10 < period)
+			period = (int64_t)wd * NS_PER_MS / 10;
+	}
+	return period < TICK_MIN_NS ? TICK_MIN_NS : period;
+}
+
+static void progress_tick(struct timer *t)
+{
+	struct host *h = container_of(t, struct host, tick_timer);
+	int64_t now = mono_ns();
+	int64_t next = now + h->tick_ns;
+	bool any_running = false;
+	for (size_t i = 0; i < h->nworkers; i++) {
+		struct worker *w = &h->workers[i];
+		for (int k = 0; k < w->ninst; k++) {
+			struct instance *in = &w->inst[k];
+			instance_check_progress(in, now);
+			if (in->state != IS_RUNNING)
+				continue;
+			any_running = true;
+			/* Wake exactly when a stalled cycle would cross its watchdog. */
+			uint64_t wd = w->conf->watchdog_ms;
+			int64_t due = in->progress_ns + (int64_t)wd * NS_PER_MS;
+			if (wd && in->kill_reason == REASON_NONE && due > now && due < next)
+				next = due;
+		}
+	}
+	if (any_running)
+		timer_arm(h->loop, &h->tick_timer, next);
+}
+
+void host_progress_tick_needed(struct host *h)
+{
+	if (!timer_armed(&h->tick_timer))
+		timer_arm(h->loop, &h->tick_timer, mono_ns() + h->tick_ns);
+}
+
+/* ---- children ---- */
+
+/* Kills children of the host that are not worker leaders: descendants of a
+ * dead worker that had left its process group (we are their subreaper). */
+static void kill_strays(struct host *h)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)h->pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return;
+	int pid;
+	while (fscanf(f, "%d", &pid) == 1)
+		if (pid > 0 && !pid_find(pid))
+			kill(pid, SIGKILL);
+	fclose(f);
+}
+
+static void reap_children(struct host *h)
+{
+	bool worker_died = false;
+	for (;;) {
+		siginfo_t si = {0};
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0) {
+			if (errno == EINTR)
+				continue;
+			break; /* ECHILD: nothing left */
+		}
+		pid_t pid = si.si_pid;
+		if (pid == 0)
+			break;
+		struct pid_entry *e = pid_find(pid);
+		struct instance *in = e ? e->in : NULL;
+		/* The leader is a zombie, so its pid still names its group: kill the
+		 * group before reaping, then nothing of the worker outlives it. */
+		if (in)
+			kill(-pid, SIGKILL);
+		int status;
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		if (in) {
+			output_drain(in);
+			instance_exited(in, status);
+			worker_died = true;
+		}
+	}
+	if (worker_died)
+		kill_strays(h);
+}
+
+/* ---- boot and shutdown ---- */
+
+static void begin_shutdown(struct host *h, int sig)
+{
+	if (h->shutting_down) {
+		host_log(HOST_WARN, "%s again: killing every worker now", sigabbrev_np(sig));
+		for (size_t i = 0; i < h->nworkers; i++)
+			worker_kill(&h->workers[i]);
+		return;
+	}
+	host_log(HOST_INFO, "SIG%s: stopping every worker (send it again to kill them at once)",
+		 sigabbrev_np(sig));
+	h->shutting_down = true;
+	for (size_t i = h->nworkers; i-- > 0;)
+		worker_stop(&h->workers[i]);
+}
+
+struct signal_watch {
+	struct watch watch;
+	struct host *host;
+};
+
+static void on_signal(struct watch *w, uint32_t events)
+{
+	(void)events;
+	struct host *h = container_of(w, struct signal_watch, watch)->host;
+	struct signalfd_siginfo si;
+	bool reap = false;
+	while (read(w->fd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGCHLD:
+			reap = true;
+			break;
+		case SIGTERM:
+		case SIGINT:
+			begin_shutdown(h, (int)si.ssi_signo);
+			break;
+		case SIGHUP:
+			host_log(HOST_WARN, "SIGHUP: reloading is not available in this version; restart the host to apply changes");
+			break;
+		}
+	}
+	if (reap)
+		reap_children(h);
+}
+
+static int setup_signals(struct signal_watch *sw, struct loop *loop)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -1;
+	signal(SIGPIPE, SIG_IGN);
+	sw->watch.fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	sw->watch.fn = on_signal;
+	if (sw->watch.fd < 0)
+		return -1;
+	return loop_watch(loop, &sw->watch, EPOLLIN);
+}
+
+/* One worker per 3 descriptors or so: make room for thousands. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int lock_path(const char *state_dir, char *buf, size_t size)
+{
+	return snprintf(buf, size, "%s/ward.lock", state_dir) < (int)size ? 0 : -1;
+}
+
+int host_lock_held(const char *state_dir, int *pid)
+{
+	char path[4096];
+	if (lock_path(state_dir, path, sizeof(path)) < 0)
+		return -1;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	int held = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+	char buf[32] = {0};
+	if (pid && read(fd, buf, sizeof(buf) - 1) > 0)
+		*pid = atoi(buf);
+	close(fd);
+	return held;
+}
+
+/* Holds <state_dir>/ward.lock for the host's lifetime: one host per state dir. */
+static int take_lock(const char *state_dir)
+{
+	char path[4096];
+	if (lock_path(state_dir, path, sizeof(path)) < 0)
+		return -1;
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		host_log(HOST_ERR, "unable to open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		char buf[32] = {0};
+		if (read(fd, buf, sizeof(buf) - 1) < 0)
+			buf[0] = '\0';
+		host_log(HOST_ERR, "another ward host (pid %s) is already running with state_dir %s",
+			 buf[0] ? buf : "?", state_dir);
+		close(fd);
+		return -1;
+	}
+	char pid[32];
+	int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+		host_log(HOST_WARN, "unable to write the host pid into %s: %s", path, strerror(errno));
+	return fd;
+}
+
+static void print_config_problems(const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->warnings.n; i++)
+		fprintf(stderr, "ward: warning: %s\n", cfg->warnings.v[i]);
+	for (size_t i = 0; i < cfg->errors.n; i++)
+		fprintf(stderr, "ward: error: %s\n", cfg->errors.v[i]);
+}
+
+static int prepare_dirs(const struct config *cfg)
+{
+	if (mkdir_p(cfg->state_dir, 0750) < 0) {
+		host_log(HOST_ERR, "unable to create state_dir %s: %s", cfg->state_dir, strerror(errno));
+		return -1;
+	}
+	if (mkdir_p(cfg->log_dir, 0750) < 0)
+		host_log(HOST_ERR, "unable to create log_dir %s: %s; worker logs will be retried", cfg->log_dir,
+			 strerror(errno));
+	return 0;
+}
+
+static bool all_settled(const struct host *h)
+{
+	for (size_t i = 0; i < h->nworkers; i++)
+		if (!worker_is_settled(&h->workers[i]))
+			return false;
+	return true;
+}
+
+/* Last line of defence when the loop itself failed: nothing outlives the host. */
+static void kill_survivors(struct host *h)
+{
+	for (size_t i = 0; i < h->nworkers; i++) {
+		struct worker *w = &h->workers[i];
+		for (int k = 0; k < w->ninst; k++) {
+			pid_t pid = w->inst[k].pid;
+			if (pid <= 0)
+				continue;
+			kill(-pid, SIGKILL);
+			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+				;
+			w->inst[k].pid = 0;
+		}
+	}
+}
+
+static void boot(struct host *h)
+{
+	int64_t t0 = mono_ns();
+	size_t started = 0;
+	for (size_t i = 0; i < h->nworkers; i++) {
+		struct worker *w = &h->workers[i];
+		if (w->conf->autostart) {
+			worker_start(w, "boot");
+			started += (size_t)w->ninst;
+		}
+	}
+	host_log(HOST_INFO, "host up: %zu workers configured, %zu processes started in %.1f ms",
+		 h->nworkers, started, (double)(mono_ns() - t0) / NS_PER_MS);
+}
+
+static void record_host(struct host *h, const char *dir)
+{
+	char buf[32];
+	history_reset_states(h->history);
+	snprintf(buf, sizeof(buf), "%d", (int)h->pid);
+	history_host(h->history, "pid", buf);
+	snprintf(buf, sizeof(buf), "%lld", (long long)wall_ms());
+	history_host(h->history, "started_at", buf);
+	history_host(h->history, "config_dir", dir);
+}
+
+int host_run(const char *config_dir)
+{
+	struct host *h = xcalloc(1, sizeof(*h));
+	struct signal_watch sw = {.watch.fd = -1, .host = h};
+	int status = 1, lock_fd = -1;
+	h->pid = getpid();
+	if (config_load(config_dir, &h->cfg) < 0) {
+		print_config_problems(&h->cfg);
+		fprintf(stderr, "ward: %zu configuration error%s; nothing was started (`ward check -c %s` lists them too)\n",
+			h->cfg.errors.n, h->cfg.errors.n == 1 ? "" : "s", config_dir);
+		goto out;
+	}
+	print_config_problems(&h->cfg);
+	if (prepare_dirs(&h->cfg) < 0 || (lock_fd = take_lock(h->cfg.state_dir)) < 0)
+		goto out;
+	raise_fd_limit();
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		host_log(HOST_WARN, "unable to become a child subreaper: %s; descendants that leave their worker's process group may survive it",
+			 strerror(errno));
+	h->loop = loop_new();
+	if (!h->loop || setup_signals(&sw, h->loop) < 0) {
+		host_log(HOST_ERR, "unable to set up the event loop: %s", strerror(errno));
+		goto out;
+	}
+	char *db = xasprintf("%s/ward.db", h->cfg.state_dir);
+	h->history = history_open(db, h->cfg.history_keep);
+	free(db);
+	h->flush_timer.fn = flush_history;
+	h->tick_timer.fn = progress_tick;
+	record_host(h, h->cfg.dir);
+
+	h->workers = xcalloc(h->cfg.nworkers, sizeof(*h->workers));
+	for (size_t i = 0; i < h->cfg.nworkers; i++, h->nworkers++)
+		if (worker_init(&h->workers[i], h, &h->cfg.workers[i]) < 0)
+			goto out;
+	h->tick_ns = tick_period(h);
+	boot(h);
+
+	while (!(h->shutting_down && all_settled(h))) {
+		if (loop_run_once(h->loop) < 0) {
+			host_log(HOST_ERR, "event loop failed: %s", strerror(errno));
+			break;
+		}
+	}
+	host_log(HOST_INFO, "every worker has stopped; host exiting");
+	status = 0;
+out:
+	kill_survivors(h);
+	for (size_t i = 0; i < h->nworkers; i++)
+		worker_free(&h->workers[i]);
+	free(h->workers);
+	history_close(h->history);
+	if (sw.watch.fd >= 0)
+		close(sw.watch.fd);
+	loop_free(h->loop);
+	config_free(&h->cfg);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	free(pids);
+	pids = NULL;
+	pids_cap = pids_used = 0;
+	free(h);
+	return status;
+}

@@ -1,0 +1,15 @@
+/*
+ * host.h - `ward run`: the supervising process. It owns the event loop, the
+ * worker table, signal handling and reaping; it never loads plugin code.
+ */
+#ifndef WARD_HOST_H
+#define WARD_HOST_H
+
+/* Runs the host in the foreground until SIGTERM/SIGINT. Returns the exit status. */
+int host_run(const char *config_dir);
+
+/* <state_dir>/ward.lock is held by a running host; 1 if held, 0 if not, -1 on error.
+ * *pid receives the holder's pid when known. */
+int host_lock_held(const char *state_dir, int *pid);
+
+#endif

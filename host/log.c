@@ -1,0 +1,189 @@
+/*
+ * log.c - worker log files (written only by the host) and the host's own
+ * stderr messages. Lines are formatted into a per-file buffer and written
+ * with one write() per batch, which keeps a fast-logging worker cheap.
+ */
+#define _GNU_SOURCE
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOG_BUF_FLUSH (64 * 1024)
+
+void host_log(enum host_level level, const char *fmt, ...)
+{
+	static int journal = -1;
+	if (journal < 0)
+		journal = getenv("JOURNAL_STREAM") != NULL;
+	char msg[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	static const char *names[] = {[HOST_ERR] = "error", [HOST_WARN] = "warning",
+				      [HOST_INFO] = "info", [HOST_DEBUG] = "debug"};
+	if (journal) {
+		fprintf(stderr, "<%d>%s\n", level, msg);
+	} else {
+		char ts[32];
+		format_iso_ms(wall_ms(), ts, sizeof(ts));
+		fprintf(stderr, "%s ward[%d]: %s: %s\n", ts, (int)getpid(), names[level], msg);
+	}
+}
+
+static int open_file(struct log_file *lf)
+{
+	lf->fd = open(lf->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	if (lf->fd < 0)
+		return -1;
+	struct stat st;
+	lf->size = fstat(lf->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+	return 0;
+}
+
+static void report_failure(struct log_file *lf, int err)
+{
+	if (lf->failing == err)
+		return;
+	lf->failing = err;
+	host_log(HOST_ERR, "[%s] unable to write log %s: %s; lines are dropped until it works again",
+		 lf->name, lf->path, strerror(err));
+}
+
+int log_open(struct log_file *lf, const char *dir, const char *name, uint64_t max_size, int keep)
+{
+	*lf = (struct log_file){.fd = -1, .max_size = max_size, .keep = keep};
+	lf->path = xasprintf("%s/%s.log", dir, name);
+	lf->name = xstrdup(name);
+	if (open_file(lf) < 0) {
+		report_failure(lf, errno);
+		return -1;
+	}
+	return 0;
+}
+
+void log_close(struct log_file *lf)
+{
+	log_flush(lf);
+	if (lf->fd >= 0)
+		close(lf->fd);
+	free(lf->path);
+	free(lf->name);
+	free(lf->buf);
+	*lf = (struct log_file){.fd = -1};
+}
+
+/* NAME.log -> NAME.log.1 -> ... -> NAME.log.<keep>; the oldest is removed. */
+static void rotate(struct log_file *lf)
+{
+	close(lf->fd);
+	lf->fd = -1;
+	if (lf->keep <= 0) {
+		if (unlink(lf->path) < 0 && errno != ENOENT)
+			report_failure(lf, errno);
+	} else {
+		char *from, *to;
+		to = xasprintf("%s.%d", lf->path, lf->keep);
+		unlink(to);
+		for (int i = lf->keep - 1; i >= 1; i--) {
+			from = xasprintf("%s.%d", lf->path, i);
+			if (rename(from, to) < 0 && errno != ENOENT)
+				report_failure(lf, errno);
+			free(to);
+			to = from;
+		}
+		if (rename(lf->path, to) < 0)
+			report_failure(lf, errno);
+		free(to);
+	}
+	if (open_file(lf) < 0)
+		report_failure(lf, errno);
+}
+
+void log_flush(struct log_file *lf)
+{
+	if (lf->len == 0)
+		return;
+	if (lf->fd < 0 && open_file(lf) < 0) {
+		report_failure(lf, errno);
+	} else if (write_all(lf->fd, lf->buf, lf->len) < 0) {
+		report_failure(lf, errno);
+	} else {
+		lf->size += lf->len;
+		if (lf->failing) {
+			host_log(HOST_INFO, "[%s] log %s is writable again; %llu lines were dropped",
+				 lf->name, lf->path, (unsigned long long)lf->dropped);
+			lf->failing = 0;
+			lf->dropped = 0;
+		}
+		lf->len = 0;
+		if (lf->max_size && lf->size >= lf->max_size)
+			rotate(lf);
+		return;
+	}
+	/* Count what is lost and start again: a log must never grow the host without bound. */
+	for (size_t i = 0; i < lf->len; i++)
+		lf->dropped += lf->buf[i] == '\n';
+	lf->len = 0;
+	if (lf->fd >= 0) {
+		close(lf->fd);
+		lf->fd = -1;
+	}
+}
+
+/* "2026-11-23T15:45:28.123Z", recomputing the calendar part once a second. */
+static size_t format_stamp(int64_t ms, char out[32])
+{
+	static int64_t cached_sec = -1;
+	static char prefix[24];
+	int64_t sec = ms / 1000;
+	if (sec != cached_sec) {
+		time_t t = (time_t)sec;
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(prefix, sizeof(prefix), "%Y-%m-%dT%H:%M:%S", &tm);
+		cached_sec = sec;
+	}
+	return (size_t)snprintf(out, 32, "%s.%03dZ", prefix, (int)(ms % 1000));
+}
+
+void log_line(struct log_file *lf, int64_t at_ms, int instance, pid_t pid, const char *level,
+	      const char *text, size_t len)
+{
+	size_t need = len + strlen(lf->name) + 96;
+	if (lf->len + need > lf->cap) {
+		lf->cap = lf->len + need > LOG_BUF_FLUSH * 2 ? lf->len + need : LOG_BUF_FLUSH * 2;
+		lf->buf = xrealloc(lf->buf, lf->cap);
+	}
+	char stamp[32];
+	format_stamp(at_ms, stamp);
+	char *p = lf->buf + lf->len;
+	int n = snprintf(p, need, "%s [%s:%d] pid=%d %s ", stamp, lf->name, instance, (int)pid, level);
+	p += n;
+	memcpy(p, text, len);
+	p[len] = '\n';
+	lf->len += (size_t)n + len + 1;
+	if (lf->len >= LOG_BUF_FLUSH)
+		log_flush(lf);
+}
+
+void log_printf(struct log_file *lf, int instance, pid_t pid, const char *level, const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	log_line(lf, wall_ms(), instance, pid, level, text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1);
+	log_flush(lf);
+}

@@ -1,0 +1,45 @@
+/*
+ * log.h - the host's writing side of worker logs, and the host's own
+ * messages. Every worker has one file, <log_dir>/<NAME>.log, written only by
+ * the host: lines from the worker's stdout/stderr pipe and its ward_log
+ * frames get a timestamp, the instance, the pid and the level, and files
+ * rotate at log_max_size keeping log_keep old ones. A log that cannot be
+ * written is reported once, never stops supervision, and reports recovery.
+ */
+#ifndef WARD_LOG_H
+#define WARD_LOG_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct log_file {
+	char *path;        /* owned */
+	char *name;        /* worker name, owned */
+	int fd;            /* -1 while closed or broken */
+	uint64_t size;
+	uint64_t max_size; /* 0: never rotate */
+	int keep;
+	char *buf;         /* pending lines, flushed by log_flush */
+	size_t len, cap;
+	uint64_t dropped;  /* lines lost while the file could not be written */
+	int failing;       /* errno of the failure being reported, 0 when healthy */
+};
+
+int log_open(struct log_file *lf, const char *dir, const char *name, uint64_t max_size, int keep);
+void log_close(struct log_file *lf);
+
+/* Appends one line (text without its newline). Lines are buffered until
+ * log_flush, which the host calls after each batch it read. */
+void log_line(struct log_file *lf, int64_t at_ms, int instance, pid_t pid, const char *level,
+	      const char *text, size_t len);
+void log_printf(struct log_file *lf, int instance, pid_t pid, const char *level, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+void log_flush(struct log_file *lf);
+
+/* The host's own events: one line each on stderr, journald-friendly. */
+enum host_level { HOST_ERR = 3, HOST_WARN = 4, HOST_INFO = 6, HOST_DEBUG = 7 };
+void host_log(enum host_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,202 @@
+/*
+ * main.c - the `ward` command line: parses arguments and hands each command
+ * to the subsystem that owns it. Exit status: 0 success, 1 failure, 2 bad usage.
+ */
+#define _GNU_SOURCE
+#include "config.h"
+#include "host.h"
+#include "probe.h"
+#include "report.h"
+#include "logview.h"
+#include "units.h"
+#include "util.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ward.h>
+
+#ifndef WARD_VERSION
+#define WARD_VERSION "0.1.0"
+#endif
+#define DEFAULT_CONFIG_DIR "/etc/ward/conf.d"
+#define PROBE_TIMEOUT_MS 5000
+
+static const char usage[] =
+	"usage: ward COMMAND [options]\n"
+	"\n"
+	"  run [-c DIR]                        run the host in the foreground (SIGTERM/SIGINT stop it)\n"
+	"  check [-c DIR]                      validate the configuration and every plugin; start nothing\n"
+	"  status [NAME] [--json] [-c DIR]     every worker: state, pids, uptime, restarts, cycles, last exit\n"
+	"  history [NAME] [-n N] [--json] [-c DIR]  past runs and how they ended\n"
+	"  logs NAME [-n N] [-f] [-c DIR]      show or follow a worker's log\n"
+	"  version                             ward's version and plugin ABI version\n"
+	"\n"
+	"DIR defaults to $WARD_CONFIG_DIR, else " DEFAULT_CONFIG_DIR ". See docs/ for the guides.\n";
+
+struct args {
+	const char *config_dir;
+	const char *name;
+	bool json, follow;
+	long lines;
+};
+
+static int bad_usage(const char *fmt, const char *what)
+{
+	fprintf(stderr, "ward: ");
+	fprintf(stderr, fmt, what);
+	fprintf(stderr, "\n\n%s", usage);
+	return 2;
+}
+
+/* Options shared by every command; returns 0, or 2 for bad usage. */
+static int parse_args(int argc, char **argv, struct args *a, bool takes_name)
+{
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
+		{"follow", no_argument, NULL, 'f'},      {"lines", required_argument, NULL, 'n'},
+		{"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+	};
+	*a = (struct args){.lines = -1};
+	a->config_dir = getenv("WARD_CONFIG_DIR") ? getenv("WARD_CONFIG_DIR") : DEFAULT_CONFIG_DIR;
+	optind = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, "c:n:fh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': a->config_dir = optarg; break;
+		case 'j': a->json = true; break;
+		case 'f': a->follow = true; break;
+		case 'n':
+			if (parse_long(optarg, &a->lines) < 0 || a->lines < 0)
+				return bad_usage("-n wants a number of lines, not '%s'", optarg);
+			break;
+		case 'h': fputs(usage, stdout); exit(0);
+		default: return bad_usage("%s", "unknown option");
+		}
+	}
+	if (optind < argc) {
+		if (!takes_name)
+			return bad_usage("unexpected argument '%s'", argv[optind]);
+		a->name = argv[optind++];
+	}
+	if (optind < argc)
+		return bad_usage("unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
+/* Host settings are needed even when worker sections have errors. */
+static int load_for_client(const char *dir, struct config *cfg)
+{
+	config_load(dir, cfg);
+	if (!cfg->state_dir) {
+		for (size_t i = 0; i < cfg->errors.n; i++)
+			fprintf(stderr, "ward: error: %s\n", cfg->errors.v[i]);
+		return -1;
+	}
+	return 0;
+}
+
+static int cmd_check(const struct args *a)
+{
+	struct config cfg;
+	int rc = config_load(a->config_dir, &cfg);
+	size_t errors = cfg.errors.n;
+	for (size_t i = 0; i < cfg.warnings.n; i++)
+		fprintf(stderr, "ward: warning: %s\n", cfg.warnings.v[i]);
+	for (size_t i = 0; i < cfg.errors.n; i++)
+		fprintf(stderr, "ward: error: %s\n", cfg.errors.v[i]);
+	for (size_t i = 0; i < cfg.nworkers; i++) {
+		const struct worker_conf *w = &cfg.workers[i];
+		bool seen = false; /* probe each plugin file once */
+		for (size_t k = 0; k < i && !seen; k++)
+			seen = strcmp(cfg.workers[k].plugin, w->plugin) == 0;
+		if (seen)
+			continue;
+		struct probe_result r;
+		if (probe_plugin(w->plugin, PROBE_TIMEOUT_MS, &r) < 0) {
+			fprintf(stderr, "ward: error: unable to probe plugin %s: %m\n", w->plugin);
+			errors++;
+		} else if (!r.ok) {
+			fprintf(stderr, "ward: error: plugin %s (worker %s): %s: %s\n", w->plugin, w->name,
+				reason_name(r.why.reason), r.why.message);
+			errors++;
+		}
+	}
+	if (errors) {
+		fprintf(stderr, "ward: %zu error%s in %s\n", errors, errors == 1 ? "" : "s", a->config_dir);
+		config_free(&cfg);
+		return 1;
+	}
+	printf("%s: configuration is valid: %zu worker%s\n", cfg.dir, cfg.nworkers, cfg.nworkers == 1 ? "" : "s");
+	for (size_t i = 0; i < cfg.nworkers; i++)
+		printf("  %-20s %s (%d instance%s%s)\n", cfg.workers[i].name, cfg.workers[i].plugin,
+		       cfg.workers[i].instances, cfg.workers[i].instances == 1 ? "" : "s",
+		       cfg.workers[i].autostart ? "" : ", not autostarted");
+	config_free(&cfg);
+	return rc < 0 ? 1 : 0;
+}
+
+static int cmd_report(const struct args *a, bool history)
+{
+	struct config cfg;
+	if (load_for_client(a->config_dir, &cfg) < 0) {
+		config_free(&cfg);
+		return 1;
+	}
+	struct report_opts o = {.state_dir = cfg.state_dir, .config_dir = a->config_dir, .name = a->name,
+				.json = a->json, .limit = a->lines};
+	int rc = history ? report_history(&o) : report_status(&o);
+	config_free(&cfg);
+	return rc;
+}
+
+static int cmd_logs(const struct args *a)
+{
+	if (!a->name)
+		return bad_usage("%s", "logs needs a worker NAME");
+	struct config cfg;
+	if (load_for_client(a->config_dir, &cfg) < 0) {
+		config_free(&cfg);
+		return 1;
+	}
+	int rc = logview_show(cfg.log_dir, a->name, a->lines < 0 ? 20 : a->lines, a->follow);
+	config_free(&cfg);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return bad_usage("%s", "a command is needed");
+	const char *cmd = argv[1];
+	struct args a;
+	bool named = strcmp(cmd, "status") == 0 || strcmp(cmd, "history") == 0 || strcmp(cmd, "logs") == 0;
+	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+		printf("ward %s (plugin ABI %d)\n", WARD_VERSION, WARD_ABI_VERSION);
+		return 0;
+	}
+	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "start") == 0 || strcmp(cmd, "stop") == 0 || strcmp(cmd, "restart") == 0 ||
+	    strcmp(cmd, "reload") == 0 || strcmp(cmd, "test") == 0) {
+		fprintf(stderr, "ward: '%s' is not available in this version of ward yet (it needs the control socket or plugin test runner)\n", cmd);
+		return 1;
+	}
+	int rc = parse_args(argc - 1, argv + 1, &a, named);
+	if (rc)
+		return rc;
+	if (strcmp(cmd, "run") == 0)
+		return host_run(a.config_dir);
+	if (strcmp(cmd, "check") == 0)
+		return cmd_check(&a);
+	if (strcmp(cmd, "status") == 0)
+		return cmd_report(&a, false);
+	if (strcmp(cmd, "history") == 0)
+		return cmd_report(&a, true);
+	if (strcmp(cmd, "logs") == 0)
+		return cmd_logs(&a);
+	return bad_usage("unknown command '%s'", cmd);
+}

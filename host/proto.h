@@ -1,0 +1,67 @@
+/*
+ * proto.h - everything a worker process and the host share, apart from the
+ * SDK header: the frames a worker writes on its runtime pipe, and the
+ * progress slot it updates in shared memory. Both sides include this file;
+ * nothing else crosses the fork.
+ */
+#ifndef WARD_PROTO_H
+#define WARD_PROTO_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+/*
+ * The runtime pipe carries frames, each written with one write() of at most
+ * PIPE_BUF bytes, so frames from several plugin threads never interleave and
+ * a frame is in the kernel (and so reaches the host) the moment write()
+ * returns, even if the process crashes right after.
+ */
+enum frame_type {
+	FRAME_LOG = 1,   /* level + text: a ward_log line */
+	FRAME_READY = 2, /* init returned 0 */
+	FRAME_END = 3,   /* struct frame_end + text: why the process is about to exit */
+};
+
+struct frame_hdr {
+	uint16_t len;  /* payload bytes after this header */
+	uint8_t type;  /* enum frame_type */
+	uint8_t level; /* FRAME_LOG: a WARD_LOG_* level */
+	uint32_t pad;
+	int64_t at_ms; /* wall clock when the frame was written */
+};
+
+struct frame_end {
+	int32_t reason; /* enum reason */
+	int32_t code;   /* exit code the process will use, or init's return value */
+};
+
+#define FRAME_MAX 4096 /* == PIPE_BUF on Linux: writes up to this size are atomic */
+#define FRAME_TEXT_MAX (FRAME_MAX - (int)sizeof(struct frame_hdr) - (int)sizeof(struct frame_end))
+
+/* Where a worker process is in its life; the host reads it to explain a death
+ * ("crashed while loading" is not the same story as "crashed in a cycle"). */
+enum phase {
+	PHASE_SETUP = 0, /* forked, preparing the process; no plugin code yet */
+	PHASE_LOAD,      /* dlopen and ABI checks: plugin constructors run here */
+	PHASE_INIT,
+	PHASE_CYCLE,     /* inside the plugin's cycle */
+	PHASE_IDLE,      /* between cycles, waiting out `interval` */
+	PHASE_SHUTDOWN,
+};
+
+/*
+ * One per worker instance, in memory shared with the host. The worker only
+ * stores to it (no system call per cycle); the host only reads it, at its own
+ * deadlines, so a slot is how the watchdog sees progress and how status sees
+ * cycle counts. Cache-line sized so instances never share a line.
+ */
+struct slot {
+	_Atomic uint64_t cycles;   /* cycles completed */
+	_Atomic uint64_t beats;    /* ward_heartbeat() calls and ward_sleep() entries/exits */
+	_Atomic uint32_t phase;    /* enum phase */
+	_Atomic uint32_t sleeping; /* nonzero inside ward_sleep(): waiting is not hanging */
+	_Atomic int64_t init_ns;   /* time spent in init, once it returned */
+	uint8_t pad[32];
+} __attribute__((aligned(64)));
+
+#endif

@@ -1,0 +1,360 @@
+/*
+ * report.c - `ward status` and `ward history`: queries on <state_dir>/ward.db
+ * printed as an aligned table for people or as JSON (SPEC §6) for programs.
+ * The database is opened read-only; WAL mode means the host is never held up.
+ */
+#define _GNU_SOURCE
+#include "report.h"
+#include "host.h"
+#include "reason.h"
+#include "units.h"
+#include "util.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void json_string(FILE *f, const char *s)
+{
+	if (!s) {
+		fputs("null", f);
+		return;
+	}
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		switch (*p) {
+		case '"': fputs("\\\"", f); break;
+		case '\\': fputs("\\\\", f); break;
+		case '\n': fputs("\\n", f); break;
+		case '\t': fputs("\\t", f); break;
+		case '\r': fputs("\\r", f); break;
+		default:
+			if (*p < 0x20)
+				fprintf(f, "\\u%04x", *p);
+			else
+				fputc(*p, f);
+		}
+	}
+	fputc('"', f);
+}
+
+static void json_time(FILE *f, sqlite3_stmt *st, int col)
+{
+	if (sqlite3_column_type(st, col) == SQLITE_NULL) {
+		fputs("null", f);
+		return;
+	}
+	char buf[32];
+	format_iso_ms(sqlite3_column_int64(st, col), buf, sizeof(buf));
+	json_string(f, buf);
+}
+
+static void json_int_or_null(FILE *f, sqlite3_stmt *st, int col)
+{
+	if (sqlite3_column_type(st, col) == SQLITE_NULL)
+		fputs("null", f);
+	else
+		fprintf(f, "%lld", (long long)sqlite3_column_int64(st, col));
+}
+
+static const char *col_text(sqlite3_stmt *st, int col)
+{
+	return (const char *)sqlite3_column_text(st, col);
+}
+
+static sqlite3 *open_state(const struct report_opts *o)
+{
+	char *path = xasprintf("%s/ward.db", o->state_dir);
+	sqlite3 *db = NULL;
+	if (access(path, F_OK) < 0) {
+		fprintf(stderr, "ward: no state database at %s: no host has run with this configuration yet (start one with `ward run -c %s`)\n",
+			path, o->config_dir);
+		free(path);
+		return NULL;
+	}
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		fprintf(stderr, "ward: unable to open %s: %s\n", path, db ? sqlite3_errmsg(db) : "out of memory");
+		sqlite3_close(db);
+		db = NULL;
+	} else {
+		sqlite3_busy_timeout(db, 500);
+	}
+	free(path);
+	return db;
+}
+
+static sqlite3_stmt *prepare(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		fprintf(stderr, "ward: unable to read the state database: %s\n", sqlite3_errmsg(db));
+		return NULL;
+	}
+	return st;
+}
+
+static const char *plugin_stem(const char *path, char *buf, size_t size)
+{
+	const char *base = path ? strrchr(path, '/') : NULL;
+	base = base ? base + 1 : path ? path : "";
+	snprintf(buf, size, "%s", base);
+	size_t n = strlen(buf);
+	if (n > 3 && strcmp(buf + n - 3, ".so") == 0)
+		buf[n - 3] = '\0';
+	return buf;
+}
+
+/* The last finished run of a worker: reason, code, signal, core, ended_at, message. */
+static const char last_exit_sql[] =
+	"SELECT reason, code, signal, core, ended_at, message FROM runs"
+	" WHERE worker = ?1 AND ended_at IS NOT NULL ORDER BY id DESC LIMIT 1";
+
+static const char instances_sql[] =
+	"SELECT instance, pid, state, started_at, cycles, ready_at FROM instances"
+	" WHERE worker = ?1 ORDER BY instance";
+
+static void print_json_worker(sqlite3 *db, sqlite3_stmt *w, bool first)
+{
+	const char *name = col_text(w, 0);
+	char stem[256];
+	printf("%s\n  {\"name\": ", first ? "" : ",");
+	json_string(stdout, name);
+	printf(", \"plugin\": ");
+	json_string(stdout, plugin_stem(col_text(w, 1), stem, sizeof(stem)));
+	printf(", \"state\": ");
+	json_string(stdout, col_text(w, 2));
+	printf(", \"instances\": [");
+	sqlite3_stmt *in = prepare(db, instances_sql);
+	if (in) {
+		sqlite3_bind_text(in, 1, name, -1, SQLITE_STATIC);
+		for (int k = 0; sqlite3_step(in) == SQLITE_ROW; k++) {
+			bool live = sqlite3_column_type(in, 1) != SQLITE_NULL;
+			printf("%s{\"instance\": %d, \"pid\": ", k ? ", " : "", sqlite3_column_int(in, 0));
+			json_int_or_null(stdout, in, 1);
+			printf(", \"state\": ");
+			json_string(stdout, col_text(in, 2));
+			printf(", \"started_at\": ");
+			if (live)
+				json_time(stdout, in, 3);
+			else
+				fputs("null", stdout);
+			printf(", \"cycles\": %lld}", (long long)sqlite3_column_int64(in, 4));
+		}
+		sqlite3_finalize(in);
+	}
+	printf("], \"restarts\": %d, \"last_exit\": ", sqlite3_column_int(w, 3));
+	sqlite3_stmt *le = prepare(db, last_exit_sql);
+	if (le) {
+		sqlite3_bind_text(le, 1, name, -1, SQLITE_STATIC);
+		if (sqlite3_step(le) == SQLITE_ROW) {
+			printf("{\"reason\": ");
+			json_string(stdout, col_text(le, 0));
+			printf(", \"code\": ");
+			json_int_or_null(stdout, le, 1);
+			printf(", \"signal\": ");
+			if (sqlite3_column_type(le, 2) == SQLITE_NULL) {
+				fputs("null", stdout);
+			} else {
+				char sig[32];
+				json_string(stdout, signal_name(sqlite3_column_int(le, 2), sig, sizeof(sig)));
+			}
+			printf(", \"core\": %s, \"at\": ", sqlite3_column_int(le, 3) ? "true" : "false");
+			json_time(stdout, le, 4);
+			printf(", \"message\": ");
+			json_string(stdout, col_text(le, 5));
+			printf("}");
+		} else {
+			printf("null");
+		}
+		sqlite3_finalize(le);
+	} else {
+		printf("null");
+	}
+	printf("}");
+}
+
+static void describe_last_exit(sqlite3 *db, const char *name, char *buf, size_t size)
+{
+	snprintf(buf, size, "-");
+	sqlite3_stmt *le = prepare(db, last_exit_sql);
+	if (!le)
+		return;
+	sqlite3_bind_text(le, 1, name, -1, SQLITE_STATIC);
+	if (sqlite3_step(le) == SQLITE_ROW) {
+		struct exit_info e = {.reason = reason_from_name(col_text(le, 0)),
+				      .code = sqlite3_column_int(le, 1),
+				      .signal = sqlite3_column_int(le, 2),
+				      .core = sqlite3_column_int(le, 3)};
+		char desc[400], ago[32];
+		exit_describe(&e, desc, sizeof(desc));
+		int64_t age = wall_ms() - sqlite3_column_int64(le, 4);
+		format_duration_ms(age > 0 ? (uint64_t)age : 0, ago, sizeof(ago));
+		snprintf(buf, size, "%s, %s ago", desc, ago);
+	}
+	sqlite3_finalize(le);
+}
+
+/* Per worker: pids, the uptime of the oldest running instance, total cycles. */
+static void summarize_instances(sqlite3 *db, const char *name, char *pids, size_t psize,
+				char *uptime, size_t usize, long long *cycles)
+{
+	snprintf(pids, psize, "-");
+	snprintf(uptime, usize, "-");
+	*cycles = 0;
+	sqlite3_stmt *in = prepare(db, instances_sql);
+	if (!in)
+		return;
+	sqlite3_bind_text(in, 1, name, -1, SQLITE_STATIC);
+	size_t len = 0;
+	int64_t oldest = 0;
+	while (sqlite3_step(in) == SQLITE_ROW) {
+		*cycles += sqlite3_column_int64(in, 4);
+		if (sqlite3_column_type(in, 1) == SQLITE_NULL)
+			continue;
+		if (len < psize)
+			len += (size_t)snprintf(pids + len, psize - len, "%s%d", len ? "," : "", sqlite3_column_int(in, 1));
+		int64_t ready = sqlite3_column_int64(in, 5);
+		if (ready && (!oldest || ready < oldest))
+			oldest = ready;
+	}
+	if (oldest)
+		format_duration_ms((uint64_t)(wall_ms() - oldest), uptime, usize);
+	sqlite3_finalize(in);
+}
+
+int report_status(const struct report_opts *o)
+{
+	int host_pid = 0;
+	int held = host_lock_held(o->state_dir, &host_pid);
+	sqlite3 *db = open_state(o);
+	if (!db)
+		return 1;
+	if (held != 1)
+		fprintf(stderr, "ward: no host is running for %s; showing the last recorded state\n", o->config_dir);
+	sqlite3_stmt *w = prepare(db, "SELECT name, plugin, state, restarts FROM workers"
+				      " WHERE ?1 IS NULL OR name = ?1 ORDER BY name");
+	if (!w) {
+		sqlite3_close(db);
+		return 1;
+	}
+	if (o->name)
+		sqlite3_bind_text(w, 1, o->name, -1, SQLITE_STATIC);
+	int rows = 0;
+	if (o->json)
+		printf("[");
+	else
+		printf("%-20s %-14s %-9s %-14s %-9s %-8s %-10s %s\n", "NAME", "PLUGIN", "STATE", "PID", "UPTIME",
+		       "RESTARTS", "CYCLES", "LAST EXIT");
+	while (sqlite3_step(w) == SQLITE_ROW) {
+		if (o->json) {
+			print_json_worker(db, w, rows == 0);
+		} else {
+			char stem[256], pids[64], uptime[32], last[512];
+			long long cycles;
+			summarize_instances(db, col_text(w, 0), pids, sizeof(pids), uptime, sizeof(uptime), &cycles);
+			describe_last_exit(db, col_text(w, 0), last, sizeof(last));
+			printf("%-20s %-14s %-9s %-14s %-9s %-8d %-10lld %s\n", col_text(w, 0),
+			       plugin_stem(col_text(w, 1), stem, sizeof(stem)), col_text(w, 2), pids, uptime,
+			       sqlite3_column_int(w, 3), cycles, last);
+		}
+		rows++;
+	}
+	if (o->json)
+		printf("%s]\n", rows ? "\n" : "");
+	sqlite3_finalize(w);
+	sqlite3_close(db);
+	if (o->name && rows == 0) {
+		fprintf(stderr, "ward: no worker named '%s'\n", o->name);
+		return 1;
+	}
+	return held == 1 ? 0 : 1;
+}
+
+int report_history(const struct report_opts *o)
+{
+	sqlite3 *db = open_state(o);
+	if (!db)
+		return 1;
+	sqlite3_stmt *st = prepare(db,
+		"SELECT id, worker, instance, pid, activation, started_at, ready_at, ended_at, reason, code,"
+		" signal, core, message, cycles FROM (SELECT * FROM runs WHERE ?1 IS NULL OR worker = ?1"
+		" ORDER BY id DESC LIMIT ?2) ORDER BY id");
+	if (!st) {
+		sqlite3_close(db);
+		return 1;
+	}
+	if (o->name)
+		sqlite3_bind_text(st, 1, o->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, o->limit > 0 ? o->limit : 20);
+	int rows = 0;
+	if (o->json)
+		printf("[");
+	else
+		printf("%-24s %-20s %-4s %-8s %-10s %-9s %-10s %s\n", "STARTED", "WORKER", "INST", "PID", "ACTIVATION",
+		       "RAN", "CYCLES", "EXIT");
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (o->json) {
+			static const char *const ints[] = {"id", NULL, "instance", "pid"};
+			printf("%s\n  {", rows ? "," : "");
+			for (int c = 0; c < 4; c++) {
+				if (c == 1) {
+					printf(", \"worker\": ");
+					json_string(stdout, col_text(st, 1));
+					continue;
+				}
+				printf("%s\"%s\": ", c ? ", " : "", ints[c]);
+				json_int_or_null(stdout, st, c);
+			}
+			printf(", \"activation\": ");
+			json_string(stdout, col_text(st, 4));
+			printf(", \"started_at\": ");
+			json_time(stdout, st, 5);
+			printf(", \"ready_at\": ");
+			json_time(stdout, st, 6);
+			printf(", \"ended_at\": ");
+			json_time(stdout, st, 7);
+			printf(", \"reason\": ");
+			json_string(stdout, col_text(st, 8));
+			printf(", \"code\": ");
+			json_int_or_null(stdout, st, 9);
+			printf(", \"signal\": ");
+			if (sqlite3_column_type(st, 10) == SQLITE_NULL) {
+				fputs("null", stdout);
+			} else {
+				char sig[32];
+				json_string(stdout, signal_name(sqlite3_column_int(st, 10), sig, sizeof(sig)));
+			}
+			printf(", \"core\": %s, \"message\": ", sqlite3_column_int(st, 11) ? "true" : "false");
+			json_string(stdout, col_text(st, 12));
+			printf(", \"cycles\": ");
+			json_int_or_null(stdout, st, 13);
+			printf("}");
+		} else {
+			char started[32], ran[32] = "-", exitdesc[512] = "(running)";
+			format_iso_ms(sqlite3_column_int64(st, 5), started, sizeof(started));
+			if (sqlite3_column_type(st, 7) != SQLITE_NULL) {
+				int64_t d = sqlite3_column_int64(st, 7) - sqlite3_column_int64(st, 5);
+				format_duration_ms(d > 0 ? (uint64_t)d : 0, ran, sizeof(ran));
+				struct exit_info e = {.reason = reason_from_name(col_text(st, 8)),
+						      .code = sqlite3_column_int(st, 9),
+						      .signal = sqlite3_column_int(st, 10),
+						      .core = sqlite3_column_int(st, 11)};
+				snprintf(e.message, sizeof(e.message), "%s", col_text(st, 12) ? col_text(st, 12) : "");
+				exit_describe(&e, exitdesc, sizeof(exitdesc));
+			}
+			printf("%-24s %-20s %-4d %-8d %-10s %-9s %-10lld %s\n", started, col_text(st, 1),
+			       sqlite3_column_int(st, 2), sqlite3_column_int(st, 3),
+			       col_text(st, 4) ? col_text(st, 4) : "-", ran,
+			       (long long)sqlite3_column_int64(st, 13), exitdesc);
+		}
+		rows++;
+	}
+	if (o->json)
+		printf("%s]\n", rows ? "\n" : "");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return 0;
+}

@@ -1,0 +1,21 @@
+/*
+ * report.h - what `ward status` and `ward history` print, read from the
+ * state database the host keeps (read-only; never blocks the host).
+ */
+#ifndef WARD_REPORT_H
+#define WARD_REPORT_H
+
+#include <stdbool.h>
+
+struct report_opts {
+	const char *state_dir;
+	const char *config_dir;
+	const char *name; /* one worker, or NULL for all */
+	bool json;
+	long limit;       /* history rows */
+};
+
+int report_status(const struct report_opts *o);
+int report_history(const struct report_opts *o);
+
+#endif

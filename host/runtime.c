@@ -1,0 +1,312 @@
+/*
+ * runtime.c - what plugin code calls (the ward_* functions of <ward.h>) and
+ * the loop that calls plugin code (init, cycles, shutdown).
+ *
+ * It must stay cheap and obviously correct: an empty cycle costs a flag test,
+ * an indirect call and one store to the shared slot; no system call happens
+ * per cycle. Stop requests arrive as SIGTERM, whose handler only sets a flag
+ * and writes one byte to a self-pipe that ward_sleep() waits on.
+ */
+#define _GNU_SOURCE
+#include "runtime.h"
+#include "units.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop_requested;
+static int wake_pipe[2] = {-1, -1};
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	int saved = errno;
+	stop_requested = 1;
+	if (wake_pipe[1] >= 0) {
+		ssize_t n = write(wake_pipe[1], "", 1);
+		(void)n; /* a full pipe already wakes the sleeper */
+	}
+	errno = saved;
+}
+
+/* The host is gone: nobody supervises this worker any more, so the worker
+ * takes its whole process group (its own children included) down at once. */
+static void on_host_death(int sig)
+{
+	(void)sig;
+	kill(0, SIGKILL);
+}
+
+int runtime_install_signals(void)
+{
+	if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -1;
+	struct sigaction sa = {.sa_handler = on_stop_signal, .sa_flags = SA_RESTART};
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGTERM, &sa, NULL) < 0)
+		return -1;
+	sa.sa_handler = on_host_death;
+	return sigaction(HOST_DEATH_SIGNAL, &sa, NULL);
+}
+
+bool runtime_stop_requested(void)
+{
+	return stop_requested != 0;
+}
+
+/* ---- frames to the host ---- */
+
+static void send_frame(ward_ctx *ctx, uint8_t type, uint8_t level, const void *a, size_t alen,
+		       const char *text, size_t tlen)
+{
+	char buf[FRAME_MAX];
+	struct frame_hdr hdr = {.type = type, .level = level, .at_ms = wall_ms()};
+	if (tlen > FRAME_MAX - sizeof(hdr) - alen)
+		tlen = FRAME_MAX - sizeof(hdr) - alen;
+	hdr.len = (uint16_t)(alen + tlen);
+	memcpy(buf, &hdr, sizeof(hdr));
+	if (alen)
+		memcpy(buf + sizeof(hdr), a, alen);
+	if (tlen)
+		memcpy(buf + sizeof(hdr) + alen, text, tlen);
+	/* One write: atomic (<= PIPE_BUF), and in the kernel once it returns.
+	 * A failure means the host is gone; the death signal handles that. */
+	if (write_all(ctx->frame_fd, buf, sizeof(hdr) + alen + tlen) < 0)
+		return;
+}
+
+static const char *level_name(int level)
+{
+	static const char *names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+	return level >= 0 && level <= 3 ? names[level] : "INFO";
+}
+
+static void log_v(ward_ctx *ctx, int level, const char *fmt, va_list ap)
+{
+	char text[FRAME_TEXT_MAX];
+	int n = vsnprintf(text, sizeof(text), fmt, ap);
+	if (n < 0)
+		return;
+	size_t len = (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1;
+	while (len > 0 && text[len - 1] == '\n')
+		len--;
+	if (ctx->frame_fd < 0) {
+		fprintf(stderr, "%s %.*s\n", level_name(level), (int)len, text);
+		return;
+	}
+	send_frame(ctx, FRAME_LOG, (uint8_t)(level < 0 ? 0 : level > 3 ? 3 : level), NULL, 0, text, len);
+}
+
+void runtime_log(ward_ctx *ctx, int level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_v(ctx, level, fmt, ap);
+	va_end(ap);
+}
+
+void runtime_send_ready(ward_ctx *ctx)
+{
+	if (ctx->frame_fd >= 0)
+		send_frame(ctx, FRAME_READY, 0, NULL, 0, NULL, 0);
+}
+
+void runtime_send_end(ward_ctx *ctx, enum reason reason, int code, const char *fmt, ...)
+{
+	char text[FRAME_TEXT_MAX];
+	text[0] = '\0';
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(text, sizeof(text), fmt, ap);
+		va_end(ap);
+	}
+	if (ctx->frame_fd < 0)
+		return;
+	struct frame_end end = {.reason = reason, .code = code};
+	send_frame(ctx, FRAME_END, 0, &end, sizeof(end), text, strlen(text));
+}
+
+/* ---- the plugin-facing API ---- */
+
+static const struct ward_option *declared_option(ward_ctx *ctx, const char *key)
+{
+	for (const struct ward_option *o = ctx->options; o && o->name; o++)
+		if (strcmp(o->name, key) == 0)
+			return o;
+	return NULL;
+}
+
+const char *ward_conf(ward_ctx *ctx, const char *key)
+{
+	size_t klen = strlen(key);
+	for (size_t i = 0; i < ctx->nconf; i++)
+		if (strncmp(ctx->conf[i], key, klen) == 0 && ctx->conf[i][klen] == '=')
+			return ctx->conf[i] + klen + 1;
+	const struct ward_option *o = declared_option(ctx, key);
+	return o ? o->default_value : NULL;
+}
+
+long ward_conf_int(ward_ctx *ctx, const char *key, long dflt)
+{
+	const char *v = ward_conf(ctx, key);
+	long out;
+	return v && parse_long(v, &out) == 0 ? out : dflt;
+}
+
+int ward_conf_bool(ward_ctx *ctx, const char *key, int dflt)
+{
+	const char *v = ward_conf(ctx, key);
+	int out;
+	return v && parse_bool(v, &out) == 0 ? out : dflt;
+}
+
+uint64_t ward_conf_ms(ward_ctx *ctx, const char *key, uint64_t dflt)
+{
+	const char *v = ward_conf(ctx, key);
+	uint64_t out;
+	return v && parse_duration_ms(v, &out) == 0 ? out : dflt;
+}
+
+void ward_log(ward_ctx *ctx, int level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_v(ctx, level, fmt, ap);
+	va_end(ap);
+}
+
+void ward_heartbeat(ward_ctx *ctx)
+{
+	atomic_fetch_add_explicit(&ctx->slot->beats, 1, memory_order_relaxed);
+}
+
+int ward_stopping(ward_ctx *ctx)
+{
+	(void)ctx;
+	return stop_requested != 0;
+}
+
+int ward_sleep(ward_ctx *ctx, uint64_t ms)
+{
+	if (stop_requested)
+		return 1;
+	ward_heartbeat(ctx);
+	atomic_store_explicit(&ctx->slot->sleeping, 1, memory_order_relaxed);
+	int64_t deadline = mono_ns() + (int64_t)ms * NS_PER_MS;
+	struct pollfd pfd = {.fd = wake_pipe[0], .events = POLLIN};
+	while (!stop_requested) {
+		int64_t left = deadline - mono_ns();
+		if (left <= 0)
+			break;
+		struct timespec ts = {.tv_sec = left / NS_PER_SEC, .tv_nsec = left % NS_PER_SEC};
+		if (ppoll(&pfd, pfd.fd >= 0 ? 1 : 0, &ts, NULL) < 0 && errno != EINTR)
+			break;
+	}
+	atomic_store_explicit(&ctx->slot->sleeping, 0, memory_order_relaxed);
+	ward_heartbeat(ctx);
+	return stop_requested != 0;
+}
+
+const char *ward_name(ward_ctx *ctx)
+{
+	return ctx->name;
+}
+
+int ward_instance(ward_ctx *ctx)
+{
+	return ctx->instance;
+}
+
+const char *ward_state_dir(ward_ctx *ctx)
+{
+	return ctx->state_dir;
+}
+
+int ward_listen_count(ward_ctx *ctx)
+{
+	return ctx->nlisten;
+}
+
+int ward_listen_fd(ward_ctx *ctx, int i)
+{
+	return i >= 0 && i < ctx->nlisten ? ctx->listen_fds[i] : -1;
+}
+
+/* ---- the lifecycle of a loaded plugin ---- */
+
+static void set_phase(ward_ctx *ctx, enum phase p)
+{
+	atomic_store_explicit(&ctx->slot->phase, p, memory_order_relaxed);
+}
+
+static void end_with(struct exit_info *out, enum reason reason, int code)
+{
+	out->reason = reason;
+	out->code = code;
+}
+
+/* Runs cycles until one says stop, or a stop is requested. */
+static void cycle_loop(ward_ctx *ctx, const struct ward_plugin *plugin, void *state,
+		       uint64_t interval_ms, struct exit_info *out)
+{
+	int (*cycle)(ward_ctx *, void *) = plugin->cycle;
+	_Atomic uint64_t *cycles = &ctx->slot->cycles;
+	for (;;) {
+		if (stop_requested) {
+			end_with(out, REASON_STOPPED, 0);
+			return;
+		}
+		set_phase(ctx, PHASE_CYCLE);
+		int r = cycle(ctx, state);
+		atomic_store_explicit(cycles, atomic_load_explicit(cycles, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
+		switch (r) {
+		case WARD_OK:
+			continue;
+		case WARD_IDLE:
+			set_phase(ctx, PHASE_IDLE);
+			ward_sleep(ctx, interval_ms);
+			continue;
+		case WARD_DONE:
+			end_with(out, REASON_DONE, 0);
+			return;
+		default:
+			end_with(out, REASON_ERROR, 1);
+			if (r >= 0)
+				snprintf(out->message, sizeof(out->message),
+					 "cycle returned %d, which is not a ward result", r);
+			return;
+		}
+	}
+}
+
+void runtime_run(ward_ctx *ctx, const struct ward_plugin *plugin, uint64_t interval_ms,
+		 struct exit_info *out)
+{
+	*out = (struct exit_info){0};
+	void *state = NULL;
+	set_phase(ctx, PHASE_INIT);
+	int64_t t0 = mono_ns();
+	int rc = plugin->init ? plugin->init(ctx, &state) : 0;
+	atomic_store_explicit(&ctx->slot->init_ns, mono_ns() - t0, memory_order_relaxed);
+	if (rc < 0) {
+		end_with(out, REASON_INIT_FAILED, 1);
+		snprintf(out->message, sizeof(out->message), "init returned %d", rc);
+		return;
+	}
+	runtime_send_ready(ctx);
+	cycle_loop(ctx, plugin, state, interval_ms, out);
+	set_phase(ctx, PHASE_SHUTDOWN);
+	if (plugin->shutdown)
+		plugin->shutdown(ctx, state);
+}

@@ -1,0 +1,516 @@
+/*
+ * worker.c - the lifecycle of worker instances as one explicit table of
+ * states x events (after s6-supervise), with one function per transition,
+ * and the restart policy of SPEC §3. Only set_state() changes a state, and
+ * it records every change to history. Called only from the host's loop;
+ * never blocks.
+ */
+#define _GNU_SOURCE
+#include "worker.h"
+#include "output.h"
+#include "slot.h"
+#include "spawn.h"
+#include "units.h"
+#include "util.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+enum event { EV_START, EV_READY, EV_EXIT, EV_STOP, EV_TIMER, EV_HUNG, EV_COUNT };
+
+static const char *const state_names[IS_COUNT] = {
+	[IS_STOPPED] = "stopped", [IS_STARTING] = "starting", [IS_RUNNING] = "running",
+	[IS_STOPPING] = "stopping", [IS_BACKOFF] = "backoff", [IS_FAILED] = "failed",
+	[IS_DONE] = "done",
+};
+
+const char *istate_name(enum istate s)
+{
+	return (unsigned)s < IS_COUNT ? state_names[s] : "unknown";
+}
+
+static int64_t ms_to_ns(uint64_t ms)
+{
+	return ms > (uint64_t)(INT64_MAX / NS_PER_MS) ? INT64_MAX : (int64_t)ms * NS_PER_MS;
+}
+
+static uint64_t slot_cycles(const struct instance *in)
+{
+	return atomic_load_explicit(&in->slot->cycles, memory_order_relaxed);
+}
+
+static void record_state(struct instance *in, const char *detail)
+{
+	struct worker *w = in->worker;
+	struct history *hist = w->host->history;
+	history_event(hist, w->conf->name, in->index, istate_name(in->state), detail);
+	history_instance_state(hist, w->conf->name, in->index, in->pid, istate_name(in->state),
+			       in->started_ms, in->ready_ms, slot_cycles(in));
+	in->recorded_cycles = slot_cycles(in);
+	w->recorded_state = worker_state(w);
+	history_worker_state(hist, w->conf->name, w->conf->plugin, w->recorded_state, w->ninst,
+			     w->restarts);
+	host_history_changed(w->host);
+}
+
+/* The one place a state changes. */
+static void set_state(struct instance *in, enum istate s, const char *detail)
+{
+	in->state = s;
+	record_state(in, detail);
+}
+
+static void wlog(struct instance *in, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A lifecycle line in the worker's own log, so `ward logs` tells the whole story. */
+static void wlog(struct instance *in, const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	log_printf(&in->worker->log, in->index, in->pid, "WARD", "%s", text);
+}
+
+static void kill_group(struct instance *in, enum reason why)
+{
+	in->kill_reason = why;
+	if (in->pid > 0 && kill(-in->pid, SIGKILL) < 0 && errno != ESRCH)
+		host_log(HOST_ERR, "[%s:%d] unable to kill process group %d: %s", in->worker->conf->name,
+			 in->index, (int)in->pid, strerror(errno));
+}
+
+/* ---- transitions ---- */
+
+static void spawn(struct instance *in)
+{
+	struct worker *w = in->worker;
+	struct host *h = w->host;
+	timer_cancel(h->loop, &in->timer);
+	in->stop_requested = false;
+	in->kill_reason = REASON_NONE;
+	in->got_end = false;
+	in->end = (struct exit_info){0};
+	in->ready_ms = 0;
+	in->started_ms = wall_ms();
+	in->started_ns = mono_ns();
+	if (spawn_process(in) < 0) {
+		if (!in->spawn_failing)
+			host_log(HOST_ERR, "[%s:%d] unable to start a process: %s; retrying every second",
+				 w->conf->name, in->index, strerror(errno));
+		in->spawn_failing = true;
+		set_state(in, IS_BACKOFF, "unable to fork");
+		timer_arm(h->loop, &in->timer, mono_ns() + NS_PER_SEC);
+		return;
+	}
+	if (in->spawn_failing) {
+		host_log(HOST_INFO, "[%s:%d] processes can be started again", w->conf->name, in->index);
+		in->spawn_failing = false;
+	}
+	host_note_pid(h, in);
+	in->run = history_begin(h->history, w->conf->name, in->index, in->pid, in->started_ms,
+				in->activation);
+	wlog(in, "started (%s)", in->activation);
+	set_state(in, IS_STARTING, in->activation);
+	if (w->conf->init_timeout_ms)
+		timer_arm(h->loop, &in->timer, in->started_ns + ms_to_ns(w->conf->init_timeout_ms));
+}
+
+/* A start asked for from outside (boot, command, dependency): a fresh policy window. */
+static void start_fresh(struct instance *in)
+{
+	in->failures = 0;
+	in->window_restarts = 0;
+	in->window_start_ns = mono_ns();
+	spawn(in);
+}
+
+static void become_ready(struct instance *in)
+{
+	struct worker *w = in->worker;
+	timer_cancel(w->host->loop, &in->timer);
+	in->ready_ms = wall_ms();
+	int64_t init_ms = atomic_load(&in->slot->init_ns) / NS_PER_MS;
+	history_ready(w->host->history, in->run, in->ready_ms, init_ms);
+	in->seen_progress = 0;
+	in->progress_ns = mono_ns();
+	wlog(in, "ready (init took %lld ms)", (long long)init_ms);
+	set_state(in, IS_RUNNING, NULL);
+	host_progress_tick_needed(w->host);
+}
+
+static void terminate(struct instance *in)
+{
+	struct worker *w = in->worker;
+	in->stop_requested = true;
+	if (kill(in->pid, SIGTERM) < 0 && errno != ESRCH)
+		host_log(HOST_ERR, "[%s:%d] unable to send SIGTERM to %d: %s", w->conf->name, in->index,
+			 (int)in->pid, strerror(errno));
+	timer_arm(w->host->loop, &in->timer, mono_ns() + ms_to_ns(w->conf->stop_timeout_ms));
+	set_state(in, IS_STOPPING, "stop requested");
+}
+
+static void stop_timed_out(struct instance *in)
+{
+	char d[32];
+	format_duration_ms(in->worker->conf->stop_timeout_ms, d, sizeof(d));
+	wlog(in, "still running %s after SIGTERM: killing its process group", d);
+	kill_group(in, REASON_STOP_TIMEOUT);
+}
+
+static void init_timed_out(struct instance *in)
+{
+	char d[32];
+	format_duration_ms(in->worker->conf->init_timeout_ms, d, sizeof(d));
+	wlog(in, "init did not return within %s: killing its process group", d);
+	kill_group(in, REASON_INIT_TIMEOUT);
+}
+
+static void hung(struct instance *in)
+{
+	char d[32];
+	format_duration_ms(in->worker->conf->watchdog_ms, d, sizeof(d));
+	wlog(in, "no progress for %s inside a cycle: killing its process group (hung)", d);
+	host_log(HOST_WARN, "[%s:%d] hung: no progress for %s inside a cycle; killing it",
+		 in->worker->conf->name, in->index, d);
+	kill_group(in, REASON_HUNG);
+}
+
+static void cancel_backoff(struct instance *in)
+{
+	timer_cancel(in->worker->host->loop, &in->timer);
+	set_state(in, IS_STOPPED, "stop requested");
+}
+
+static void restart_after_backoff(struct instance *in)
+{
+	in->activation = "restart";
+	spawn(in);
+}
+
+static const char *phase_story(enum phase p)
+{
+	switch (p) {
+	case PHASE_SETUP: return "while preparing the process";
+	case PHASE_LOAD: return "while loading the plugin (a constructor crashed?)";
+	case PHASE_INIT: return "in init";
+	case PHASE_CYCLE: return "in a cycle";
+	case PHASE_IDLE: return "between cycles";
+	case PHASE_SHUTDOWN: return "in shutdown";
+	}
+	return "";
+}
+
+static void describe_kill(const struct worker_conf *c, enum reason r, char *buf, size_t size)
+{
+	char d[32];
+	switch (r) {
+	case REASON_HUNG:
+		format_duration_ms(c->watchdog_ms, d, sizeof(d));
+		snprintf(buf, size, "no progress for %s in a cycle", d);
+		break;
+	case REASON_INIT_TIMEOUT:
+		format_duration_ms(c->init_timeout_ms, d, sizeof(d));
+		snprintf(buf, size, "init did not return within %s", d);
+		break;
+	case REASON_STOP_TIMEOUT:
+		format_duration_ms(c->stop_timeout_ms, d, sizeof(d));
+		snprintf(buf, size, "did not stop within %s of SIGTERM", d);
+		break;
+	default:
+		snprintf(buf, size, "killed: the host was told twice to stop");
+		break;
+	}
+}
+
+/* How the process ended: what the host did to it, what it said, or how it died. */
+static struct exit_info classify(const struct instance *in)
+{
+	int st = in->wait_status;
+	enum phase phase = (enum phase)atomic_load(&in->slot->phase);
+	const struct worker_conf *c = in->worker->conf;
+	struct exit_info e = {.at_ms = wall_ms()};
+	char sig[32];
+	if (WIFSIGNALED(st)) {
+		e.signal = WTERMSIG(st);
+		e.core = WCOREDUMP(st);
+	} else {
+		e.code = WEXITSTATUS(st);
+	}
+	if (in->kill_reason != REASON_NONE) {
+		e.reason = in->kill_reason;
+		describe_kill(c, e.reason, e.message, sizeof(e.message));
+	} else if (in->got_end && WIFEXITED(st)) {
+		e.reason = in->end.reason;
+		memcpy(e.message, in->end.message, sizeof(e.message));
+	} else if (WIFSIGNALED(st)) {
+		signal_name(e.signal, sig, sizeof(sig));
+		if (in->stop_requested && e.signal == SIGTERM) {
+			e.reason = REASON_STOPPED;
+		} else if (phase <= PHASE_LOAD) {
+			e.reason = REASON_LOAD_FAILED;
+			snprintf(e.message, sizeof(e.message), "killed by %s %s", sig, phase_story(phase));
+		} else {
+			e.reason = REASON_SIGNAL;
+			snprintf(e.message, sizeof(e.message), "%s", phase_story(phase));
+		}
+	} else {
+		e.reason = REASON_EXIT;
+		snprintf(e.message, sizeof(e.message), "the process called exit() %s", phase_story(phase));
+	}
+	return e;
+}
+
+static bool wants_restart(enum restart_policy policy, enum reason r)
+{
+	switch (policy) {
+	case RESTART_ALWAYS: return true;
+	case RESTART_NEVER: return false;
+	case RESTART_ON_FAILURE: break;
+	}
+	return reason_is_failure(r);
+}
+
+static void give_up(struct instance *in, const char *why)
+{
+	const struct worker_conf *c = in->worker->conf;
+	char last[512];
+	exit_describe(&in->last_exit, last, sizeof(last));
+	host_log(HOST_ERR, "[%s:%d] failed: %s; last exit: %s; run `ward restart %s` once it is fixed",
+		 c->name, in->index, why, last, c->name);
+	wlog(in, "failed: %s; last exit: %s", why, last);
+	set_state(in, IS_FAILED, why);
+}
+
+/* Restart policy of SPEC §3: a doubling delay that resets after a long
+ * enough run, and at most max_restarts restarts per restart_window. */
+static void schedule_restart(struct instance *in)
+{
+	struct worker *w = in->worker;
+	const struct worker_conf *c = w->conf;
+	int64_t now = mono_ns();
+	int64_t window = ms_to_ns(c->restart_window_ms);
+	if (now - in->started_ns >= window)
+		in->failures = 0;
+	if (now - in->window_start_ns >= window) {
+		in->window_start_ns = now;
+		in->window_restarts = 0;
+	}
+	if (c->max_restarts >= 0 && in->window_restarts >= (unsigned long)c->max_restarts) {
+		char d[32], why[96];
+		format_duration_ms(c->restart_window_ms, d, sizeof(d));
+		snprintf(why, sizeof(why), "more than %ld restarts within %s", c->max_restarts, d);
+		give_up(in, why);
+		return;
+	}
+	in->window_restarts++;
+	w->restarts++;
+	uint64_t delay = c->restart_delay_ms;
+	if (reason_is_failure(in->last_exit.reason)) {
+		unsigned shift = in->failures < 40 ? in->failures : 40;
+		delay = delay > (c->restart_delay_max_ms >> shift) ? c->restart_delay_max_ms : delay << shift;
+		in->failures++;
+	} else {
+		in->failures = 0;
+	}
+	if (delay == 0) {
+		restart_after_backoff(in);
+		return;
+	}
+	char d[32], detail[64];
+	format_duration_ms(delay, d, sizeof(d));
+	snprintf(detail, sizeof(detail), "restart in %s", d);
+	set_state(in, IS_BACKOFF, detail);
+	timer_arm(w->host->loop, &in->timer, now + ms_to_ns(delay));
+}
+
+static void process_ended(struct instance *in)
+{
+	struct worker *w = in->worker;
+	struct host *h = w->host;
+	timer_cancel(h->loop, &in->timer);
+	struct exit_info e = classify(in);
+	in->last_exit = e;
+	history_end(h->history, in->run, &e, slot_cycles(in));
+	char desc[512];
+	exit_describe(&e, desc, sizeof(desc));
+	wlog(in, "exited: %s", desc);
+	host_forget_pid(h, in);
+	in->pid = 0;
+
+	if (in->stop_requested || h->shutting_down) {
+		set_state(in, IS_STOPPED, reason_name(e.reason));
+		return;
+	}
+	if (wants_restart(w->conf->restart, e.reason)) {
+		if (reason_is_failure(e.reason))
+			host_log(HOST_WARN, "[%s:%d] exited: %s", w->conf->name, in->index, desc);
+		schedule_restart(in);
+		return;
+	}
+	if (e.reason == REASON_DONE)
+		set_state(in, IS_DONE, "done");
+	else if (e.reason == REASON_STOPPED)
+		set_state(in, IS_STOPPED, "stopped");
+	else
+		give_up(in, "it ended with a failure and restart = never");
+}
+
+typedef void (*transition)(struct instance *in);
+
+/* What each event does in each state; NULL: the event changes nothing there. */
+static const transition transitions[IS_COUNT][EV_COUNT] = {
+	[IS_STOPPED]  = {[EV_START] = start_fresh},
+	[IS_STARTING] = {[EV_READY] = become_ready, [EV_EXIT] = process_ended,
+			 [EV_STOP] = terminate, [EV_TIMER] = init_timed_out},
+	[IS_RUNNING]  = {[EV_EXIT] = process_ended, [EV_STOP] = terminate, [EV_HUNG] = hung},
+	[IS_STOPPING] = {[EV_EXIT] = process_ended, [EV_TIMER] = stop_timed_out},
+	[IS_BACKOFF]  = {[EV_START] = spawn, [EV_STOP] = cancel_backoff,
+			 [EV_TIMER] = restart_after_backoff},
+	[IS_FAILED]   = {[EV_START] = start_fresh},
+	[IS_DONE]     = {[EV_START] = start_fresh},
+};
+
+static void dispatch(struct instance *in, enum event ev)
+{
+	transition fn = transitions[in->state][ev];
+	if (fn)
+		fn(in);
+}
+
+static void on_timer(struct timer *t)
+{
+	dispatch(container_of(t, struct instance, timer), EV_TIMER);
+}
+
+/* ---- the interface ---- */
+
+void worker_start(struct worker *w, const char *activation)
+{
+	for (int i = 0; i < w->ninst; i++) {
+		w->inst[i].activation = activation;
+		dispatch(&w->inst[i], EV_START);
+	}
+}
+
+void worker_stop(struct worker *w)
+{
+	for (int i = 0; i < w->ninst; i++)
+		dispatch(&w->inst[i], EV_STOP);
+}
+
+void worker_kill(struct worker *w)
+{
+	for (int i = 0; i < w->ninst; i++)
+		if (w->inst[i].pid > 0)
+			kill_group(&w->inst[i], REASON_STOPPED);
+}
+
+void instance_ready(struct instance *in)
+{
+	dispatch(in, EV_READY);
+}
+
+void instance_exited(struct instance *in, int wait_status)
+{
+	in->wait_status = wait_status;
+	dispatch(in, EV_EXIT);
+}
+
+/* The watchdog, run at the host's tick: a cycle that shows no progress
+ * (cycle returns, heartbeats, sleeps) for `watchdog` is hung. Also keeps the
+ * cycle count in history fresh for `ward status`. */
+void instance_check_progress(struct instance *in, int64_t now)
+{
+	if (in->state != IS_RUNNING)
+		return;
+	uint64_t cycles = slot_cycles(in);
+	if (cycles != in->recorded_cycles) {
+		struct worker *w = in->worker;
+		history_instance_state(w->host->history, w->conf->name, in->index, in->pid,
+				       istate_name(in->state), in->started_ms, in->ready_ms, cycles);
+		in->recorded_cycles = cycles;
+		host_history_changed(w->host);
+	}
+	uint64_t watchdog = in->worker->conf->watchdog_ms;
+	if (!watchdog || in->kill_reason != REASON_NONE)
+		return;
+	uint64_t progress = cycles + atomic_load_explicit(&in->slot->beats, memory_order_relaxed);
+	bool waiting = atomic_load_explicit(&in->slot->sleeping, memory_order_relaxed) ||
+		       atomic_load_explicit(&in->slot->phase, memory_order_relaxed) != PHASE_CYCLE;
+	if (progress != in->seen_progress || waiting) {
+		in->seen_progress = progress;
+		in->progress_ns = now;
+	} else if (now - in->progress_ns >= ms_to_ns(watchdog)) {
+		dispatch(in, EV_HUNG);
+	}
+}
+
+const char *worker_state(const struct worker *w)
+{
+	/* Most telling first: what an operator must notice wins. */
+	static const enum istate order[] = {IS_FAILED, IS_BACKOFF, IS_STARTING, IS_STOPPING,
+					    IS_RUNNING, IS_DONE, IS_STOPPED};
+	unsigned present = 0;
+	for (int i = 0; i < w->ninst; i++)
+		present |= 1u << w->inst[i].state;
+	for (size_t k = 0; k < ARRAY_SIZE(order); k++)
+		if (present & (1u << order[k]))
+			return istate_name(order[k]);
+	return istate_name(IS_STOPPED);
+}
+
+bool worker_is_settled(const struct worker *w)
+{
+	for (int i = 0; i < w->ninst; i++) {
+		const struct instance *in = &w->inst[i];
+		if (in->pid > 0 || in->state == IS_STARTING || in->state == IS_RUNNING ||
+		    in->state == IS_STOPPING || in->state == IS_BACKOFF)
+			return false;
+	}
+	return true;
+}
+
+int worker_init(struct worker *w, struct host *h, const struct worker_conf *conf)
+{
+	*w = (struct worker){.host = h, .conf = conf, .ninst = conf->instances};
+	w->state_dir = xasprintf("%s/workers/%s", h->cfg.state_dir, conf->name);
+	if (mkdir_p(w->state_dir, 0750) < 0)
+		host_log(HOST_ERR, "[%s] unable to create its state directory %s: %s", conf->name,
+			 w->state_dir, strerror(errno));
+	log_open(&w->log, h->cfg.log_dir, conf->name, h->cfg.log_max_size, (int)h->cfg.log_keep);
+	w->inst = xcalloc((size_t)w->ninst, sizeof(*w->inst));
+	for (int i = 0; i < w->ninst; i++) {
+		struct instance *in = &w->inst[i];
+		in->worker = w;
+		in->index = i;
+		in->state = IS_STOPPED;
+		in->out.fd = in->frames.fd = -1;
+		in->timer.fn = on_timer;
+		in->slot = slot_alloc();
+		if (!in->slot) {
+			host_log(HOST_ERR, "[%s] unable to map shared memory: %s", conf->name, strerror(errno));
+			return -1;
+		}
+		record_state(in, "configured");
+	}
+	return 0;
+}
+
+void worker_free(struct worker *w)
+{
+	for (int i = 0; i < w->ninst; i++) {
+		struct instance *in = &w->inst[i];
+		timer_cancel(w->host->loop, &in->timer);
+		output_detach(in);
+		slot_free(in->slot);
+	}
+	free(w->inst);
+	log_close(&w->log);
+	free(w->state_dir);
+}

@@ -1,0 +1,115 @@
+/*
+ * worker.h - workers and their instances: the lifecycle state machine of
+ * SPEC §3 (one table of states x events, one function per transition), the
+ * restart policy, and the host-wide structure they live in. A state changes
+ * in exactly one place, set_state(), which also records it to history.
+ */
+#ifndef WARD_WORKER_H
+#define WARD_WORKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "history.h"
+#include "log.h"
+#include "loop.h"
+#include "proto.h"
+#include "reason.h"
+
+enum istate { IS_STOPPED, IS_STARTING, IS_RUNNING, IS_STOPPING, IS_BACKOFF, IS_FAILED, IS_DONE, IS_COUNT };
+
+/* Bytes of a line or frame that a read split, kept until the next read. */
+struct pending {
+	char *buf; /* owned; NULL when empty */
+	size_t len;
+};
+
+struct worker;
+
+struct instance {
+	struct worker *worker;
+	int index;
+	enum istate state;
+	pid_t pid;             /* > 0 while a process exists (until reaped) */
+	struct watch out;      /* the process's stdout/stderr pipe */
+	struct watch frames;   /* the runtime pipe */
+	struct pending out_rest, frame_rest;
+	struct timer timer;    /* the one deadline of the current state */
+	struct slot *slot;     /* shared with the process; owned by the slot pool */
+
+	/* the current run */
+	int64_t run;
+	int64_t started_ms, ready_ms, started_ns;
+	const char *activation; /* static string: boot, command, restart, dependency */
+	bool stop_requested;
+	enum reason kill_reason; /* why the host killed it, if it did */
+	bool got_end;
+	struct exit_info end;    /* what the process said before exiting */
+	int wait_status;         /* set just before the exit event */
+
+	/* restart policy */
+	unsigned failures;        /* consecutive; doubles the delay */
+	int64_t window_start_ns;
+	unsigned window_restarts;
+	bool spawn_failing;
+	struct exit_info last_exit; /* reason NONE until a process ended */
+
+	/* progress, sampled by the host's tick */
+	uint64_t seen_progress;
+	int64_t progress_ns;
+	uint64_t recorded_cycles;
+};
+
+struct worker {
+	struct host *host;
+	const struct worker_conf *conf; /* owned by host->cfg */
+	struct instance *inst;
+	int ninst;
+	unsigned restarts;
+	char *state_dir; /* owned */
+	struct log_file log;
+	const char *recorded_state; /* what history has for the worker as a whole */
+};
+
+struct host {
+	struct config cfg;
+	struct loop *loop;
+	struct history *history;
+	struct worker *workers;
+	size_t nworkers;
+	pid_t pid;
+	bool shutting_down;
+	struct timer flush_timer;
+	struct timer tick_timer;
+	int64_t tick_ns;         /* period of the progress check; 0: none needed */
+	char scratch[64 * 1024]; /* read buffer shared by every pipe */
+};
+
+int worker_init(struct worker *w, struct host *h, const struct worker_conf *conf);
+void worker_free(struct worker *w);
+
+/* Requests, applied to every instance of the worker. */
+void worker_start(struct worker *w, const char *activation);
+void worker_stop(struct worker *w);
+/* Escalation for a host asked twice to stop: SIGKILL every process group now. */
+void worker_kill(struct worker *w);
+
+/* Events coming from the process or the host's checks. */
+void instance_ready(struct instance *in);
+void instance_exited(struct instance *in, int wait_status);
+void instance_check_progress(struct instance *in, int64_t now);
+
+const char *istate_name(enum istate s);
+/* The worker's state as one word: its instances' state when they agree, else the most telling one. */
+const char *worker_state(const struct worker *w);
+bool worker_is_settled(const struct worker *w); /* no process, no pending restart */
+
+/* Provided by host.c: */
+void host_note_pid(struct host *h, struct instance *in);    /* a process now exists */
+void host_forget_pid(struct host *h, struct instance *in);
+void host_history_changed(struct host *h);
+void host_progress_tick_needed(struct host *h);
+
+#endif

@@ -1,0 +1,21 @@
+#!/bin/sh
+# Installs what ward needs to build and test (Debian 12, as root), then builds
+# it into build/. Safe to run again: it only installs what is missing.
+set -eu
+cd "$(dirname "$0")"
+packages="gcc make cmake pkg-config libsqlite3-dev libinih-dev libcriterion-dev"
+missing=""
+for p in $packages; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	echo "setup: installing$missing"
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "setup: run me as root (or install:$missing)" >&2
+		exit 1
+	fi
+	apt-get update -q
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing
+fi
+cmake -S . -B build ${WARD_CMAKE_FLAGS:-}
+cmake --build build -j "$(nproc)"
