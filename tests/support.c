@@ -1,0 +1,322 @@
+/*
+ * support.c - see support.h. Every wait is bounded; the host under test gets
+ * PR_SET_PDEATHSIG so a test process that dies takes its host (and so, by
+ * ward's own guarantee, every worker) with it.
+ */
+#define _GNU_SOURCE
+#include "support.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+struct wt wt;
+
+void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	cr_assert(f, "cannot write %s: %s", path, strerror(errno));
+	fputs(text, f);
+	fclose(f);
+}
+
+void wt_setup(struct wt *t, const char *ini)
+{
+	memset(t, 0, sizeof(*t));
+	snprintf(t->dir, sizeof(t->dir), "/tmp/ward-test-XXXXXX");
+	cr_assert(mkdtemp(t->dir), "mkdtemp: %s", strerror(errno));
+	snprintf(t->conf, sizeof(t->conf), "%s/conf", t->dir);
+	snprintf(t->state, sizeof(t->state), "%s/state", t->dir);
+	snprintf(t->errfile, sizeof(t->errfile), "%s/host.err", t->dir);
+	cr_assert(mkdir(t->conf, 0755) == 0);
+	char *text;
+	cr_assert(asprintf(&text, "[ward]\nplugin_dir = %s\nstate_dir = %s\nautoload = no\n\n%s\n",
+			   FIXTURE_DIR, t->state, ini) > 0);
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/ward.ini", t->conf);
+	write_file(path, text);
+	free(text);
+}
+
+void wt_write_conf(struct wt *t, const char *file, const char *text)
+{
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/%s", t->conf, file);
+	write_file(path, text);
+}
+
+void wt_start(struct wt *t)
+{
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		int fd = open(t->errfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd >= 0) {
+			dup2(fd, 2);
+			dup2(fd, 1);
+		}
+		execl(WARD_BIN, "ward", "run", "-c", t->conf, (char *)NULL);
+		_exit(127);
+	}
+	t->pid = pid;
+	/* The host is up once its state database exists and records its pid. */
+	bool up = wt_wait_sql(t, 10000, "SELECT count(*) FROM host WHERE key = 'pid' AND value = '%d'", (int)pid);
+	cr_assert(up, "the host did not come up; its stderr:\n%s", wt_host_stderr(t));
+}
+
+int wt_stop(struct wt *t, int timeout_ms)
+{
+	if (t->pid <= 0)
+		return -1;
+	kill(t->pid, SIGTERM);
+	long long deadline = now_ms() + timeout_ms;
+	int status;
+	pid_t r;
+	while ((r = waitpid(t->pid, &status, WNOHANG)) == 0 && now_ms() < deadline)
+		sleep_ms(10);
+	if (r == 0) {
+		kill(t->pid, SIGKILL);
+		waitpid(t->pid, &status, 0);
+		t->pid = 0;
+		cr_assert_fail("the host did not exit within %d ms of SIGTERM", timeout_ms);
+	}
+	t->pid = 0;
+	t->status = status;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+/* Kills every process a test may have left: the host, then any worker pid
+ * the history knows about. Teardown must never fail a test on its own. */
+void wt_teardown(void)
+{
+	struct wt *t = &wt;
+	if (!t->dir[0])
+		return;
+	if (t->pid > 0) {
+		kill(t->pid, SIGKILL);
+		waitpid(t->pid, NULL, 0);
+		t->pid = 0;
+	}
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/ward.db", t->state);
+	sqlite3 *db;
+	if (access(path, F_OK) == 0 && sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+		sqlite3_stmt *st;
+		if (sqlite3_prepare_v2(db, "SELECT pid FROM runs WHERE ended_at IS NULL", -1, &st, NULL) == SQLITE_OK) {
+			while (sqlite3_step(st) == SQLITE_ROW)
+				kill(-(pid_t)sqlite3_column_int(st, 0), SIGKILL);
+			sqlite3_finalize(st);
+		}
+		sqlite3_close(db);
+	}
+	if (!getenv("WARD_TEST_KEEP"))
+		nftw(t->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	memset(t, 0, sizeof(*t));
+}
+
+static sqlite3 *open_db(struct wt *t)
+{
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/ward.db", t->state);
+	if (access(path, F_OK) < 0)
+		return NULL;
+	sqlite3 *db;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		sqlite3_close(db);
+		return NULL;
+	}
+	sqlite3_busy_timeout(db, 2000);
+	return db;
+}
+
+/* Runs sql; copies column 0 of row 0 into *text (if given) and returns it as an integer. */
+static long long query(struct wt *t, const char *sql, char **text, bool *found)
+{
+	long long v = 0;
+	*found = false;
+	if (text)
+		*text = NULL;
+	sqlite3 *db = open_db(t);
+	if (!db)
+		return 0;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			*found = true;
+			v = sqlite3_column_int64(st, 0);
+			if (text && sqlite3_column_text(st, 0))
+				*text = strdup((const char *)sqlite3_column_text(st, 0));
+		}
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	return v;
+}
+
+bool wt_wait_sql(struct wt *t, int timeout_ms, const char *fmt, ...)
+{
+	char *sql;
+	va_list ap;
+	va_start(ap, fmt);
+	cr_assert(vasprintf(&sql, fmt, ap) > 0);
+	va_end(ap);
+	long long deadline = now_ms() + timeout_ms;
+	bool ok = false, found;
+	do {
+		if (query(t, sql, NULL, &found) != 0) {
+			ok = true;
+			break;
+		}
+		sleep_ms(20);
+	} while (now_ms() < deadline);
+	free(sql);
+	return ok;
+}
+
+long long wt_sql_int(struct wt *t, const char *fmt, ...)
+{
+	char *sql;
+	va_list ap;
+	va_start(ap, fmt);
+	cr_assert(vasprintf(&sql, fmt, ap) > 0);
+	va_end(ap);
+	bool found;
+	long long v = query(t, sql, NULL, &found);
+	free(sql);
+	return v;
+}
+
+char *wt_sql_text(struct wt *t, const char *fmt, ...)
+{
+	char *sql, *text;
+	va_list ap;
+	va_start(ap, fmt);
+	cr_assert(vasprintf(&sql, fmt, ap) > 0);
+	va_end(ap);
+	bool found;
+	query(t, sql, &text, &found);
+	free(sql);
+	return text;
+}
+
+char *wt_read(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	char chunk[4096];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		fwrite(chunk, 1, n, m);
+	fclose(f);
+	fclose(m);
+	return buf;
+}
+
+char *wt_log(struct wt *t, const char *worker)
+{
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/logs/%s.log", t->state, worker);
+	char *s = wt_read(path);
+	return s ? s : strdup("");
+}
+
+char *wt_host_stderr(struct wt *t)
+{
+	char *s = wt_read(t->errfile);
+	return s ? s : strdup("");
+}
+
+bool wt_wait_log(struct wt *t, int timeout_ms, const char *worker, const char *needle)
+{
+	long long deadline = now_ms() + timeout_ms;
+	do {
+		char *log = wt_log(t, worker);
+		bool found = strstr(log, needle) != NULL;
+		free(log);
+		if (found)
+			return true;
+		sleep_ms(20);
+	} while (now_ms() < deadline);
+	return false;
+}
+
+int wt_cli(struct wt *t, char **out, char **err, const char *args)
+{
+	char outp[1024], errp[1024], *cmd;
+	snprintf(outp, sizeof(outp), "%s/cli.out", t->dir);
+	snprintf(errp, sizeof(errp), "%s/cli.err", t->dir);
+	cr_assert(asprintf(&cmd, "timeout 20 %s %s -c %s >%s 2>%s", WARD_BIN, args, t->conf, outp, errp) > 0);
+	int status = system(cmd);
+	free(cmd);
+	if (out)
+		*out = wt_read(outp);
+	if (err)
+		*err = wt_read(errp);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+bool pid_alive(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	char *s = wt_read(path);
+	if (!s)
+		return false;
+	char *end = strrchr(s, ')');
+	bool alive = end && end[1] == ' ' && end[2] != 'Z' && end[2] != 'X';
+	free(s);
+	return alive;
+}
+
+bool wait_pid_gone(pid_t pid, int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+	while (pid_alive(pid)) {
+		if (now_ms() >= deadline)
+			return false;
+		sleep_ms(10);
+	}
+	return true;
+}

@@ -1,0 +1,59 @@
+/*
+ * support.h - helpers for ward's Criterion tests: a real `ward run` host on a
+ * throw-away configuration, bounded waits on what a user could observe (the
+ * history database `ward status`/`ward history` read, log files, processes),
+ * and a teardown that leaves no process or file behind.
+ */
+#ifndef WARD_TEST_SUPPORT_H
+#define WARD_TEST_SUPPORT_H
+
+#include <criterion/criterion.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct wt {
+	char dir[128];   /* the test's private directory */
+	char conf[300];  /* <dir>/conf: the configuration directory */
+	char state[300]; /* <dir>/state */
+	char errfile[300]; /* the host's stderr */
+	pid_t pid;       /* the host, while running */
+	int status;      /* the host's wait status once it ended */
+};
+
+/* Creates a fresh test directory and writes conf/ward.ini: a [ward] section
+ * pointing at the fixtures (autoload = no) followed by `ini`. */
+void wt_setup(struct wt *t, const char *ini);
+/* Adds another file to conf/. */
+void wt_write_conf(struct wt *t, const char *file, const char *text);
+void wt_start(struct wt *t);
+/* SIGTERM, then waits up to timeout_ms; returns the exit code (or 128+signal). */
+int wt_stop(struct wt *t, int timeout_ms);
+/* Kills what may be left, removes the directory. Installed as .fini. */
+void wt_teardown(void);
+extern struct wt wt; /* the fixture of the current test */
+
+/* Polls sql (its first column as an integer) every 20 ms until it is
+ * nonzero or timeout_ms passed. Returns whether it became true. */
+bool wt_wait_sql(struct wt *t, int timeout_ms, const char *sql_fmt, ...) __attribute__((format(printf, 3, 4)));
+long long wt_sql_int(struct wt *t, const char *sql_fmt, ...) __attribute__((format(printf, 2, 3)));
+/* First column of the first row as a malloc'd string; NULL when no row. */
+char *wt_sql_text(struct wt *t, const char *sql_fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A file's contents (malloc'd, NUL-terminated), or NULL. */
+char *wt_read(const char *path);
+char *wt_log(struct wt *t, const char *worker);
+char *wt_host_stderr(struct wt *t);
+/* Waits until the worker's log contains needle. */
+bool wt_wait_log(struct wt *t, int timeout_ms, const char *worker, const char *needle);
+
+/* Runs `ward ARGS... -c conf` and captures stdout (and stderr when both
+ * point at the same buffer). Returns the exit code. */
+int wt_cli(struct wt *t, char **out, char **err, const char *args);
+
+bool pid_alive(pid_t pid); /* exists and is not a zombie */
+/* Waits until pid is gone (or a zombie). */
+bool wait_pid_gone(pid_t pid, int timeout_ms);
+void sleep_ms(int ms);
+long long now_ms(void);
+
+#endif
