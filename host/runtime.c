@@ -5,7 +5,7 @@
  * It must stay cheap and obviously correct: an empty cycle costs a flag test,
  * an indirect call and one store to the shared slot; no system call happens
  * per cycle. Stop requests arrive as SIGTERM, whose handler only sets a flag
- * and writes one byte to a self-pipe that ward_sleep() waits on.
+ * and bumps an eventfd that ward_sleep() waits on.
  */
 #define _GNU_SOURCE
 #include "runtime.h"
@@ -20,20 +20,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t stop_requested;
-static int wake_pipe[2] = {-1, -1};
+/* Written by the stop handler; ward_sleep() waits on it. An eventfd (not a
+ * self-pipe) so the runtime adds one descriptor, not two, to the worker. */
+static int wake_fd = -1;
 
 static void on_stop_signal(int sig)
 {
 	(void)sig;
 	int saved = errno;
 	stop_requested = 1;
-	if (wake_pipe[1] >= 0) {
-		ssize_t n = write(wake_pipe[1], "", 1);
-		(void)n; /* a full pipe already wakes the sleeper */
+	if (wake_fd >= 0) {
+		uint64_t one = 1;
+		ssize_t n = write(wake_fd, &one, sizeof(one));
+		(void)n; /* an overflowing counter is still readable: the sleeper wakes */
 	}
 	errno = saved;
 }
@@ -48,7 +52,8 @@ static void on_host_death(int sig)
 
 int runtime_install_signals(void)
 {
-	if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+	wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (wake_fd < 0)
 		return -1;
 	struct sigaction sa = {.sa_handler = on_stop_signal, .sa_flags = SA_RESTART};
 	sigemptyset(&sa.sa_mask);
@@ -203,7 +208,7 @@ int ward_sleep(ward_ctx *ctx, uint64_t ms)
 	ward_heartbeat(ctx);
 	atomic_store_explicit(&ctx->slot->sleeping, 1, memory_order_relaxed);
 	int64_t deadline = mono_ns() + (int64_t)ms * NS_PER_MS;
-	struct pollfd pfd = {.fd = wake_pipe[0], .events = POLLIN};
+	struct pollfd pfd = {.fd = wake_fd, .events = POLLIN};
 	while (!stop_requested) {
 		int64_t left = deadline - mono_ns();
 		if (left <= 0)

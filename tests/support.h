@@ -9,6 +9,8 @@
 
 #include <criterion/criterion.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/types.h>
 
 struct wt {

@@ -79,3 +79,173 @@ Test(lifecycle, abort_is_a_signal_SIGABRT)
 	cr_expect_eq(wt_sql_int(&wt, LAST_RUN("signal", "w")), 6);
 	wt_stop(&wt, 5000);
 }
+
+/* started_at of run k minus ended_at of run k-1, for the first n runs. */
+static void restart_gaps(const char *worker, long long *gaps, int n)
+{
+	for (int k = 1; k < n; k++)
+		gaps[k - 1] = wt_sql_int(&wt,
+			"SELECT (SELECT started_at FROM runs WHERE worker = '%s' ORDER BY id LIMIT 1 OFFSET %d)"
+			" - (SELECT ended_at FROM runs WHERE worker = '%s' ORDER BY id LIMIT 1 OFFSET %d)",
+			worker, k, worker, k - 1);
+}
+
+Test(lifecycle, restart_delay_doubles_with_each_consecutive_failure)
+{
+	wt_setup(&wt, "[w]\nplugin = crash_after\nrestart_delay = 100ms\nrestart_delay_max = 10s\n"
+		      "max_restarts = unlimited\nlimit.core = 0\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 10000, "SELECT count(*) >= 4 FROM runs WHERE worker = 'w'"));
+	long long g[3];
+	restart_gaps("w", g, 4);
+	cr_expect(g[0] >= 90, "first delay %lld ms, restart_delay is 100 ms", g[0]);
+	for (int k = 1; k < 3; k++) {
+		double ratio = (double)g[k] / (double)g[k - 1];
+		cr_expect(ratio > 1.5 && ratio < 3.0, "delay %d/%d ratio %.2f (%lld / %lld ms), expected ~2", k + 1, k,
+			  ratio, g[k], g[k - 1]);
+	}
+	wt_stop(&wt, 5000);
+}
+
+Test(lifecycle, restart_delay_stops_doubling_at_restart_delay_max)
+{
+	wt_setup(&wt, "[w]\nplugin = crash_after\nrestart_delay = 50ms\nrestart_delay_max = 100ms\n"
+		      "max_restarts = unlimited\nlimit.core = 0\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 10000, "SELECT count(*) >= 5 FROM runs WHERE worker = 'w'"));
+	long long g[4];
+	restart_gaps("w", g, 5);
+	double ratio = (double)g[3] / (double)g[2];
+	cr_expect(ratio > 0.6 && ratio < 1.6, "capped delays differ: %lld then %lld ms", g[2], g[3]);
+	cr_expect(g[3] < 400, "delay %lld ms exceeds restart_delay_max 100ms by far", g[3]);
+	wt_stop(&wt, 5000);
+}
+
+Test(lifecycle, more_than_max_restarts_within_the_window_puts_the_worker_in_failed)
+{
+	wt_setup(&wt, "[w]\nplugin = crash_after\nrestart_delay = 10ms\nmax_restarts = 2\nrestart_window = 60s\nlimit.core = 0\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'failed' FROM workers WHERE name = 'w'"));
+	cr_expect_eq(wt_sql_int(&wt, "SELECT count(*) FROM runs WHERE worker = 'w'"), 3, "max_restarts = 2 allows 3 runs");
+	cr_expect_eq(wt_sql_int(&wt, "SELECT restarts FROM workers WHERE name = 'w'"), 2);
+	sleep_ms(300);
+	cr_expect_eq(wt_sql_int(&wt, "SELECT count(*) FROM runs WHERE worker = 'w'"), 3, "a failed worker was restarted");
+	char *err = wt_host_stderr(&wt);
+	cr_expect(strstr(err, "[w:0] failed: more than 2 restarts within 1m00s; last exit: signal SIGSEGV"),
+		  "the host did not say why it gave up:\n%s", err);
+	char *log = wt_log(&wt, "w");
+	cr_expect(strstr(log, "failed: more than 2 restarts"), "the worker's log does not say it failed:\n%s", log);
+	wt_stop(&wt, 5000);
+}
+
+Test(lifecycle, restart_never_leaves_a_crashed_worker_failed)
+{
+	wt_setup(&wt, "[w]\nplugin = crash_after\nrestart = never\nlimit.core = 0\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'failed' FROM workers WHERE name = 'w'"));
+	sleep_ms(200);
+	cr_expect_eq(wt_sql_int(&wt, "SELECT count(*) FROM runs WHERE worker = 'w'"), 1);
+	wt_stop(&wt, 5000);
+}
+
+Test(lifecycle, restart_always_restarts_even_a_worker_that_finished)
+{
+	wt_setup(&wt, "[w]\nplugin = done_after\ncycles = 0\nrestart = always\nrestart_delay = 10ms\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT count(*) >= 3 FROM runs WHERE worker = 'w' AND reason = 'done'"));
+	wt_stop(&wt, 5000);
+}
+
+Test(lifecycle, an_init_that_does_not_return_in_time_is_init_timeout)
+{
+	wt_setup(&wt, "[w]\nplugin = init_hang\ninit_timeout = 200ms\nrestart = never\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'failed' FROM workers WHERE name = 'w'"));
+	cr_expect_str_eq(wt_sql_text(&wt, LAST_RUN("reason", "w")), "init-timeout");
+	long long ran = wt_sql_int(&wt, LAST_RUN("ended_at - started_at", "w"));
+	cr_expect(ran >= 200 && ran < 3000, "killed after %lld ms for a 200 ms init_timeout", ran);
+	wt_stop(&wt, 5000);
+}
+
+Test(lifecycle, stdout_stderr_and_ward_log_all_land_in_the_worker_log_with_level_and_pid)
+{
+	wt_setup(&wt, "[w]\nplugin = log_stdout\ncycles = 3\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'done' FROM workers WHERE name = 'w'"));
+	long long pid = wt_sql_int(&wt, LAST_RUN("pid", "w"));
+	char *log = wt_log(&wt, "w");
+	char want[128];
+	const char *lines[] = {"OUT stdout line 1", "OUT stdout line 3", "OUT stderr line 2", "INFO ward_log line 3"};
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		snprintf(want, sizeof(want), "[w:0] pid=%lld %s\n", pid, lines[i]);
+		cr_expect(strstr(log, want), "missing \"%s\" in:\n%s", want, log);
+	}
+	wt_stop(&wt, 5000);
+}
+
+Test(lifecycle, a_worker_gets_a_clean_environment_its_state_dir_as_cwd_and_only_its_own_fds)
+{
+	setenv("WARD_TEST_HOST_SECRET", "leak", 1);
+	wt_setup(&wt, "[w]\nplugin = env_dump\nenv.GREETING = hello world\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'done' FROM workers WHERE name = 'w'"));
+	char path[1200];
+	snprintf(path, sizeof(path), "%s/workers/w/env-0.txt", wt.state);
+	char *env = wt_read(path);
+	cr_assert(env, "env_dump wrote nothing");
+	cr_expect(strstr(env, "GREETING=hello world\n"), "env.GREETING missing:\n%s", env);
+	cr_expect(strstr(env, "WARD_NAME=w\n") && strstr(env, "WARD_INSTANCE=0\n"), "WARD_* missing:\n%s", env);
+	cr_expect(strstr(env, "PATH="), "PATH missing:\n%s", env);
+	cr_expect_null(strstr(env, "WARD_TEST_HOST_SECRET"), "the host's environment leaked:\n%s", env);
+	snprintf(path, sizeof(path), "cwd=%s/workers/w\n", wt.state);
+	cr_expect(strstr(env, path), "cwd is not the state dir (%s):\n%s", path, env);
+	/* 0-2 stdio, 3 the runtime channel to the host, 4 the runtime's stop wake-up. */
+	cr_expect(strstr(env, "fds=0,1,2,3,4\n"), "the worker has descriptors that are not its own:\n%s", env);
+	wt_stop(&wt, 5000);
+	unsetenv("WARD_TEST_HOST_SECRET");
+}
+
+Test(lifecycle, inherit_env_passes_the_hosts_environment)
+{
+	setenv("WARD_TEST_HOST_VALUE", "shared", 1);
+	wt_setup(&wt, "[w]\nplugin = env_dump\ninherit_env = yes\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'done' FROM workers WHERE name = 'w'"));
+	char path[1200];
+	snprintf(path, sizeof(path), "%s/workers/w/env-0.txt", wt.state);
+	char *env = wt_read(path);
+	cr_assert(env);
+	cr_expect(strstr(env, "WARD_TEST_HOST_VALUE=shared\n"), "inherit_env = yes did not pass it:\n%s", env);
+	wt_stop(&wt, 5000);
+	unsetenv("WARD_TEST_HOST_VALUE");
+}
+
+Test(lifecycle, each_instance_is_its_own_process_numbered_from_0)
+{
+	wt_setup(&wt, "[w]\nplugin = env_dump\ninstances = 3\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'done' FROM workers WHERE name = 'w'"));
+	cr_expect_eq(wt_sql_int(&wt, "SELECT count(DISTINCT pid) FROM runs WHERE worker = 'w'"), 3);
+	for (int i = 0; i < 3; i++) {
+		char path[1200], want[32];
+		snprintf(path, sizeof(path), "%s/workers/w/env-%d.txt", wt.state, i);
+		snprintf(want, sizeof(want), "instance=%d\n", i);
+		char *env = wt_read(path);
+		cr_assert(env, "instance %d wrote nothing", i);
+		cr_expect(strstr(env, want), "instance %d does not know its number:\n%s", i, env);
+	}
+	wt_stop(&wt, 5000);
+}
+
+Test(lifecycle, plugin_keys_reach_the_plugin_through_ward_conf)
+{
+	wt_setup(&wt, "[defaults]\ncount = 42\n[w]\nplugin = conf_echo\ngreeting = hi there\nflag = yes\ndelay = 2s\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'done' FROM workers WHERE name = 'w'"));
+	char *log = wt_log(&wt, "w");
+	cr_expect(strstr(log, "greeting=hi there"), "%s", log);
+	cr_expect(strstr(log, "count=42"), "[defaults] plugin key missing:\n%s", log);
+	cr_expect(strstr(log, "flag=1"), "%s", log);
+	cr_expect(strstr(log, "delay_ms=2000"), "%s", log);
+	wt_stop(&wt, 5000);
+}
