@@ -35,6 +35,8 @@ struct entry {
 struct entries {
 	struct entry *v;
 	size_t n, cap;
+	struct entry *headers; /* every [section] line, key and value NULL, in reading order */
+	size_t nheaders, hcap;
 };
 
 /* A contiguous run of sorted entries sharing one section. */
@@ -63,9 +65,18 @@ static void add_error(struct config *cfg, struct origin at, const char *section,
 		msg = xasprintf("%s: [%s] %s: %s", where, section, key, why ? why : "?");
 	else if (section)
 		msg = xasprintf("%s: [%s]: %s", where, section, why ? why : "?");
+	else if (key)
+		msg = xasprintf("%s: %s: %s", where, key, why ? why : "?");
 	else
 		msg = xasprintf("%s: %s", where, why ? why : "?");
-	strv_push(&cfg->errors, msg);
+	/* A bad [defaults] value reaches every worker: say it once. */
+	bool seen = false;
+	for (size_t i = 0; i < cfg->errors.n && !seen; i++)
+		seen = strcmp(cfg->errors.v[i], msg) == 0;
+	if (seen)
+		free(msg);
+	else
+		strv_push(&cfg->errors, msg);
 	free(where);
 	free(why);
 }
@@ -109,6 +120,17 @@ struct reader {
 	size_t bufsize;
 };
 
+/* Remembers a [section] line: a section may define a worker without any
+ * key, and messages about a section should point at its header. */
+static void note_header(struct entries *e, char *name, struct origin at)
+{
+	if (e->nheaders == e->hcap) {
+		e->hcap = e->hcap ? e->hcap * 2 : 16;
+		e->headers = xrealloc(e->headers, e->hcap * sizeof(*e->headers));
+	}
+	e->headers[e->nheaders++] = (struct entry){.section = name, .at = at};
+}
+
 /* Reports lines inih would reject, so every syntax error gets its own
  * message (inih itself only returns the first error's line number). */
 static void check_line_syntax(struct reader *r, const char *s)
@@ -117,8 +139,11 @@ static void check_line_syntax(struct reader *r, const char *s)
 	if (*s == '\0' || *s == ';' || *s == '#')
 		return;
 	if (*s == '[') {
-		if (!strchr(s, ']'))
+		const char *end = strchr(s, ']');
+		if (!end)
 			add_error(r->cfg, at, NULL, NULL, "section header has no closing ']'");
+		else
+			note_header(r->entries, xstrndup(s + 1, (size_t)(end - s - 1)), at);
 		return;
 	}
 	if (!strpbrk(s, "=:"))
@@ -582,10 +607,9 @@ static void collect_worker_names(struct config *cfg, const struct entries *e, st
 	struct strv all = {0};
 	if (cfg->autoload)
 		scan_plugin_dir(cfg, &all);
-	for (size_t i = 0; i < e->n; i++)
-		if (!is_reserved_section(e->v[i].section) &&
-		    (i == 0 || strcmp(e->v[i].section, e->v[i - 1].section) != 0))
-			strv_push(&all, xstrdup(e->v[i].section));
+	for (size_t i = 0; i < e->nheaders; i++)
+		if (!is_reserved_section(e->headers[i].section))
+			strv_push(&all, xstrdup(e->headers[i].section));
 	qsort(all.v, all.n, sizeof(char *), compare_strings);
 	for (size_t i = 0; i < all.n; i++) {
 		if (names->n && strcmp(names->v[names->n - 1], all.v[i]) == 0)
@@ -596,13 +620,13 @@ static void collect_worker_names(struct config *cfg, const struct entries *e, st
 	free(all.v);
 }
 
-static struct origin section_origin(struct section_run run)
+/* The first [name] header read, or NULL for a worker that only autoload made. */
+static const struct origin *section_origin(const struct entries *e, const char *name)
 {
-	struct origin at = run.n ? run.v[0].at : (struct origin){"?", 0};
-	for (size_t i = 1; i < run.n; i++)
-		if (run.v[i].at.file == at.file && run.v[i].at.line < at.line)
-			at = run.v[i].at;
-	return at;
+	for (size_t i = 0; i < e->nheaders; i++)
+		if (strcmp(e->headers[i].section, name) == 0)
+			return &e->headers[i].at;
+	return NULL;
 }
 
 static void resolve_plugin(struct config *cfg, struct worker_conf *w, const struct entry *pe)
@@ -652,7 +676,8 @@ static bool load_worker(struct config *cfg, const struct entries *e, const char 
 	struct section_run own = find_section(e, name);
 	struct section_run defs = find_section(e, "defaults");
 	*w = (struct worker_conf){.name = xstrdup(name)};
-	w->where = own.n ? section_origin(own) : (struct origin){cfg->plugin_dir, 0};
+	const struct origin *header = section_origin(e, name);
+	w->where = header ? *header : (struct origin){cfg->plugin_dir, 0};
 
 	if (!valid_worker_name(name))
 		add_error(cfg, w->where, name, NULL,
@@ -737,6 +762,7 @@ static void check_worker_refs(struct config *cfg, struct worker_conf *w, const s
 	if (!req)
 		req = find_key(find_section(e, "defaults"), "requires");
 	struct origin at = req ? req->at : w->where;
+	w->requires_at = at;
 	for (size_t i = 0; i < w->requires.n; i++) {
 		const char *dep = w->requires.v[i];
 		if (strcmp(dep, w->name) == 0)
@@ -779,7 +805,7 @@ static bool requires_cycle_from(struct config *cfg, size_t i, unsigned char *col
 							cfg->workers[stack[s]].name);
 			if (len < sizeof(path))
 				snprintf(path + len, sizeof(path) - len, "%s", dep->name);
-			add_error(cfg, w->where, w->name, "requires", "dependency cycle: %s", path);
+			add_error(cfg, w->requires_at, w->name, "requires", "dependency cycle: %s", path);
 			return true;
 		}
 		if (color[j] == 0 && requires_cycle_from(cfg, j, color, stack, depth + 1))
@@ -829,6 +855,26 @@ static void free_worker(struct worker_conf *w)
 	strv_free(&w->plugin_keys);
 }
 
+/* Parses every ward key of [defaults] into a scratch worker, for its errors only. */
+static void check_defaults(struct config *cfg, const struct entries *e)
+{
+	struct section_run defs = find_section(e, "defaults");
+	struct worker_conf scratch = {0};
+	for (size_t i = 0; i < defs.n; i++) {
+		const struct entry *en = &defs.v[i];
+		const struct key_def *def = find_def(worker_keys, ARRAY_SIZE(worker_keys), en->key);
+		int b;
+		const char *why = NULL;
+		if (def && def->kind != K_SPECIAL)
+			why = apply_value(cfg, &scratch, def, en->value);
+		else if (def && strcmp(def->name, "enabled") == 0 && parse_bool(en->value, &b) < 0)
+			why = "expected yes or no";
+		if (why)
+			add_error(cfg, en->at, "defaults", en->key, "invalid value \"%s\": %s", en->value, why);
+	}
+	free_worker(&scratch);
+}
+
 int config_load(const char *dir, struct config *cfg)
 {
 	*cfg = (struct config){0};
@@ -850,6 +896,9 @@ int config_load(const char *dir, struct config *cfg)
 	struct strv names = {0};
 	collect_worker_names(cfg, &e, &names);
 	cfg->workers = xcalloc(names.n, sizeof(*cfg->workers));
+	/* [defaults] is checked once on its own, so its errors show even with no
+	 * workers; the same errors found again per worker are dropped as repeats. */
+	check_defaults(cfg, &e);
 	for (size_t i = 0; i < names.n; i++) {
 		struct worker_conf *w = &cfg->workers[cfg->nworkers];
 		if (load_worker(cfg, &e, names.v[i], w))
@@ -865,6 +914,9 @@ int config_load(const char *dir, struct config *cfg)
 	for (size_t i = 0; i < e.n; i++)
 		free_entry(&e.v[i]);
 	free(e.v);
+	for (size_t i = 0; i < e.nheaders; i++)
+		free(e.headers[i].section);
+	free(e.headers);
 	return cfg->errors.n ? -1 : 0;
 }
 

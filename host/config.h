@@ -45,7 +45,8 @@ struct worker_conf {
 	long nice;
 	struct limit_conf limit_nofile, limit_memory, limit_cpu, limit_core;
 	struct strv plugin_keys; /* "key=value" for every key that is not ward's */
-	struct origin where;     /* the section's first line, or the plugin file */
+	struct origin where;     /* the section's [header] line, or the plugin dir when autoloaded */
+	struct origin requires_at; /* the requires line, for dependency messages */
 };
 
 struct config {

@@ -120,15 +120,22 @@ void host_history_changed(struct host *h)
 
 /* ---- the progress tick: one timer for every instance ---- */
 
+/* The watchdog's check period: a tenth of the shortest watchdog, at most a
+ * second, so detection lands within watchdog + 10% (+1 s at most) while an
+ * idle host wakes at most once a second. 0 when no worker has a watchdog:
+ * then an idle host does not wake at all. */
 static int64_t tick_period(const struct host *h)
 {
-	int64_t period = TICK_MAX_NS;
+	int64_t period = 0;
 	for (size_t i = 0; i < h->nworkers; i++) {
 		uint64_t wd = h->workers[i].conf->watchdog_ms;
-		if (wd && (int64_t)wd * NS_PER_MS / 10 < period)
-			period = (int64_t)wd * NS_PER_MS / 10;
+		int64_t p = (int64_t)wd * NS_PER_MS / 10;
+		if (wd && (period == 0 || p < period))
+			period = p;
 	}
-	return period < TICK_MIN_NS ? TICK_MIN_NS : period;
+	if (period > TICK_MAX_NS)
+		period = TICK_MAX_NS;
+	return period && period < TICK_MIN_NS ? TICK_MIN_NS : period;
 }
 
 static void progress_tick(struct timer *t)
@@ -142,13 +149,13 @@ static void progress_tick(struct timer *t)
 		for (int k = 0; k < w->ninst; k++) {
 			struct instance *in = &w->inst[k];
 			instance_check_progress(in, now);
-			if (in->state != IS_RUNNING)
+			uint64_t wd = w->conf->watchdog_ms;
+			if (in->state != IS_RUNNING || !wd)
 				continue;
 			any_running = true;
 			/* Wake exactly when a stalled cycle would cross its watchdog. */
-			uint64_t wd = w->conf->watchdog_ms;
 			int64_t due = in->progress_ns + (int64_t)wd * NS_PER_MS;
-			if (wd && in->kill_reason == REASON_NONE && due > now && due < next)
+			if (in->kill_reason == REASON_NONE && due > now && due < next)
 				next = due;
 		}
 	}
@@ -158,7 +165,7 @@ static void progress_tick(struct timer *t)
 
 void host_progress_tick_needed(struct host *h)
 {
-	if (!timer_armed(&h->tick_timer))
+	if (h->tick_ns && !timer_armed(&h->tick_timer))
 		timer_arm(h->loop, &h->tick_timer, mono_ns() + h->tick_ns);
 }
 

@@ -141,7 +141,8 @@ static void become_ready(struct instance *in)
 	in->progress_ns = mono_ns();
 	wlog(in, "ready (init took %lld ms)", (long long)init_ms);
 	set_state(in, IS_RUNNING, NULL);
-	host_progress_tick_needed(w->host);
+	if (w->conf->watchdog_ms)
+		host_progress_tick_needed(w->host);
 }
 
 static void terminate(struct instance *in)

@@ -1,0 +1,290 @@
+/*
+ * bench.c - measures ward itself, one scenario per command, and prints one
+ * markdown table row per figure. A real `ward run` host runs on a throw-away
+ * configuration each time; timings come from CLOCK_MONOTONIC stamps written
+ * by the stamp plugin and from the host's own history.
+ *
+ *   bench restart N        crash -> replacement's first cycle, restart_delay = 0
+ *   bench boot N           N instances all running their first cycle; host RSS
+ *   bench idle N SECONDS   host wakeups per second with N idle workers (watchdog on and off)
+ *   bench cycle N          cost of an empty cycle in the runtime
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static char dir[64];
+static pid_t host;
+
+static long long mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void nap_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "bench: %s: %s\n", what, strerror(errno));
+	if (host > 0)
+		kill(host, SIGKILL);
+	exit(1);
+}
+
+/* Writes <dir>/conf/ward.ini: the [ward] section plus the given workers. */
+static void configure(const char *workers)
+{
+	snprintf(dir, sizeof(dir), "/tmp/ward-bench-XXXXXX");
+	if (!mkdtemp(dir))
+		die("mkdtemp");
+	char path[256];
+	snprintf(path, sizeof(path), "%s/conf", dir);
+	if (mkdir(path, 0755) < 0)
+		die("mkdir");
+	snprintf(path, sizeof(path), "%s/conf/ward.ini", dir);
+	FILE *f = fopen(path, "w");
+	if (!f)
+		die("conf");
+	fprintf(f, "[ward]\nplugin_dir = %s\nstate_dir = %s/state\nautoload = no\n\n%s", BENCH_PLUGIN_DIR, dir, workers);
+	fclose(f);
+}
+
+static void start_host(void)
+{
+	char conf[128], err[128];
+	snprintf(conf, sizeof(conf), "%s/conf", dir);
+	snprintf(err, sizeof(err), "%s/host.err", dir);
+	host = fork();
+	if (host < 0)
+		die("fork");
+	if (host == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		int fd = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd >= 0)
+			dup2(fd, 2);
+		execl(WARD_BIN, "ward", "run", "-c", conf, (char *)NULL);
+		_exit(127);
+	}
+}
+
+static void stop_host(void)
+{
+	kill(host, SIGTERM);
+	for (int i = 0; i < 3000 && waitpid(host, NULL, WNOHANG) == 0; i++)
+		nap_ms(10);
+	kill(host, SIGKILL);
+	waitpid(host, NULL, 0);
+	host = 0;
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), getenv("BENCH_KEEP") ? "true %s" : "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "bench: could not remove %s\n", dir);
+}
+
+/* Reads "<instance> <ns>" lines; returns how many, up to max. */
+static int read_stamps(const char *path, long long *ns, int max)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	int n = 0, inst;
+	long long v;
+	while (n < max && fscanf(f, "%d %lld", &inst, &v) == 2)
+		ns[n++] = v;
+	fclose(f);
+	return n;
+}
+
+static int wait_stamps(const char *path, long long *ns, int want, int timeout_ms)
+{
+	long long deadline = mono_ns() + (long long)timeout_ms * 1000000;
+	int n;
+	while ((n = read_stamps(path, ns, want)) < want && mono_ns() < deadline)
+		nap_ms(2);
+	return n;
+}
+
+static int cmp_ll(const void *a, const void *b)
+{
+	long long x = *(const long long *)a, y = *(const long long *)b;
+	return x < y ? -1 : x > y;
+}
+
+static long host_status_field(const char *field)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)host);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	long v = -1;
+	size_t len = strlen(field);
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, field, len) == 0 && line[len] == ':')
+			v = atol(line + len + 1);
+	fclose(f);
+	return v;
+}
+
+static int bench_restart(int n)
+{
+	char workers[512], out[128];
+	configure("");
+	snprintf(out, sizeof(out), "%s/stamps", dir);
+	snprintf(workers, sizeof(workers),
+		 "[crash]\nplugin = stamp\nout = %s\nthen = crash\nrestart_delay = 0\nmax_restarts = unlimited\nlimit.core = 0\n", out);
+	char path[128];
+	snprintf(path, sizeof(path), "%s/conf/ward.ini", dir);
+	FILE *f = fopen(path, "a");
+	fputs(workers, f);
+	fclose(f);
+	start_host();
+	long long *ns = calloc((size_t)n + 1, sizeof(*ns));
+	int got = wait_stamps(out, ns, n + 1, 60000);
+	stop_host();
+	if (got < n + 1) {
+		fprintf(stderr, "bench: only %d restarts seen\n", got - 1);
+		return 1;
+	}
+	for (int i = 0; i < n; i++)
+		ns[i] = ns[i + 1] - ns[i];
+	qsort(ns, (size_t)n, sizeof(*ns), cmp_ll);
+	printf("| restart latency (SIGSEGV -> first cycle of the replacement, restart_delay = 0, %d restarts) | median %.2f ms, p90 %.2f ms |\n",
+	       n, ns[n / 2] / 1e6, ns[n * 9 / 10] / 1e6);
+	free(ns);
+	return 0;
+}
+
+static int bench_boot(int n)
+{
+	char out[128];
+	configure("");
+	snprintf(out, sizeof(out), "%s/stamps", dir);
+	char path[128];
+	snprintf(path, sizeof(path), "%s/conf/ward.ini", dir);
+	FILE *f = fopen(path, "a");
+	for (int left = n, k = 0; left > 0; k++) {
+		int here = left > 1000 ? 1000 : left;
+		fprintf(f, "[boot%d]\nplugin = stamp\nout = %s\ninstances = %d\ninterval = 1h\n", k, out, here);
+		left -= here;
+	}
+	fclose(f);
+	long long t0 = mono_ns();
+	start_host();
+	long long *ns = calloc((size_t)n, sizeof(*ns));
+	int got = wait_stamps(out, ns, n, 60000);
+	long long last = 0;
+	for (int i = 0; i < got; i++)
+		if (ns[i] > last)
+			last = ns[i];
+	nap_ms(200);
+	long rss = host_status_field("VmRSS");
+	long long t1 = mono_ns();
+	stop_host();
+	long long t2 = mono_ns();
+	if (got < n) {
+		fprintf(stderr, "bench: only %d of %d instances started\n", got, n);
+		return 1;
+	}
+	printf("| boot %d workers (exec of `ward run` -> every first cycle) | %.0f ms, host RSS %.1f MiB |\n", n,
+	       (last - t0) / 1e6, rss / 1024.0);
+	printf("| stop %d cooperative workers (SIGTERM to the host -> host exited) | %.0f ms |\n", n, (t2 - t1) / 1e6);
+	free(ns);
+	return 0;
+}
+
+static long ctx_switches(void)
+{
+	return host_status_field("voluntary_ctxt_switches") + host_status_field("nonvoluntary_ctxt_switches");
+}
+
+static int bench_idle(int n, int seconds)
+{
+	for (int watchdog = 1; watchdog >= 0; watchdog--) {
+		char out[128], path[128];
+		configure("");
+		snprintf(out, sizeof(out), "%s/stamps", dir);
+		snprintf(path, sizeof(path), "%s/conf/ward.ini", dir);
+		FILE *f = fopen(path, "a");
+		fprintf(f, "[idle]\nplugin = stamp\nout = %s\ninstances = %d\ninterval = 1h\nwatchdog = %s\n", out, n,
+			watchdog ? "60s" : "0");
+		fclose(f);
+		start_host();
+		long long *ns = calloc((size_t)n, sizeof(*ns));
+		int got = wait_stamps(out, ns, n, 60000);
+		free(ns);
+		nap_ms(1500); /* let the boot's history batch settle */
+		long c0 = ctx_switches();
+		nap_ms(seconds * 1000);
+		long c1 = ctx_switches();
+		stop_host();
+		if (got < n)
+			return 1;
+		printf("| idle: %d workers, watchdog %s, %d s | %.2f host wakeups/s |\n", n, watchdog ? "60s" : "off",
+		       seconds, (double)(c1 - c0) / seconds);
+	}
+	return 0;
+}
+
+static int bench_cycle(long n)
+{
+	char workers[256];
+	snprintf(workers, sizeof(workers), "[count]\nplugin = counter\ncycles = %ld\nwatchdog = 0\n", n);
+	configure(workers);
+	start_host();
+	char db[128];
+	snprintf(db, sizeof(db), "%s/state/ward.db", dir);
+	long long ran_ms = -1;
+	for (int i = 0; i < 6000 && ran_ms < 0; i++) {
+		nap_ms(20);
+		sqlite3 *h;
+		if (access(db, F_OK) < 0 || sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+			continue;
+		sqlite3_busy_timeout(h, 1000);
+		sqlite3_stmt *st;
+		if (sqlite3_prepare_v2(h, "SELECT ended_at - ready_at FROM runs WHERE reason = 'done'", -1, &st, NULL) == SQLITE_OK) {
+			if (sqlite3_step(st) == SQLITE_ROW)
+				ran_ms = sqlite3_column_int64(st, 0);
+			sqlite3_finalize(st);
+		}
+		sqlite3_close(h);
+	}
+	stop_host();
+	if (ran_ms <= 0) {
+		fprintf(stderr, "bench: the counter never finished\n");
+		return 1;
+	}
+	printf("| empty cycle (%ld cycles in one worker) | %.2f ns/cycle, %.1f M cycles/s |\n", n, ran_ms * 1e6 / n,
+	       n / (ran_ms * 1e3));
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "restart") == 0)
+		return bench_restart(argc > 2 ? atoi(argv[2]) : 200);
+	if (argc >= 2 && strcmp(argv[1], "boot") == 0)
+		return bench_boot(argc > 2 ? atoi(argv[2]) : 1000);
+	if (argc >= 2 && strcmp(argv[1], "idle") == 0)
+		return bench_idle(argc > 2 ? atoi(argv[2]) : 100, argc > 3 ? atoi(argv[3]) : 10);
+	if (argc >= 2 && strcmp(argv[1], "cycle") == 0)
+		return bench_cycle(argc > 2 ? atol(argv[2]) : 500000000L);
+	fprintf(stderr, "usage: bench restart [N] | boot [N] | idle [N] [SECONDS] | cycle [N]\n");
+	return 2;
+}

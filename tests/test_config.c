@@ -1,0 +1,914 @@
+/*
+ * test_config.c - what a configuration directory means (SPEC §4): the
+ * defaults, how [defaults], worker sections and later files combine, and the
+ * errors: every one of them is reported, each naming its file, its line, its
+ * key and the reason. The `config` suite calls config_load() on a directory of
+ * its own with fake plugin files (config_load never opens them); the `check`
+ * suite runs `ward check` and `ward run` on real fixture plugins.
+ */
+#define _GNU_SOURCE
+#include "support.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+
+/* ---- the `config` suite's fixture: a directory and what config_load made of it ---- */
+
+static char dir[PATH_MAX]; /* the configuration directory, as realpath gives it */
+static struct config cfg;
+static bool loaded;
+static int load_rc;
+
+static void make_dir(void)
+{
+	char tmpl[] = "/tmp/ward-config-test-XXXXXX";
+	cr_assert(mkdtemp(tmpl), "mkdtemp: %s", strerror(errno));
+	cr_assert(realpath(tmpl, dir), "realpath %s: %s", tmpl, strerror(errno));
+	loaded = false;
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+static void remove_dir(void)
+{
+	if (loaded)
+		config_free(&cfg);
+	loaded = false;
+	if (dir[0])
+		nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	dir[0] = '\0';
+}
+
+TestSuite(config, .init = make_dir, .fini = remove_dir, .timeout = 30);
+
+/* Writes DIR/rel (creating the directories on the way) with text. */
+static void write_file(const char *rel, const char *text)
+{
+	char path[PATH_MAX + 256];
+	snprintf(path, sizeof(path), "%s/%s", dir, rel);
+	for (char *p = path + strlen(dir) + 1; (p = strchr(p, '/')); p++) {
+		*p = '\0';
+		cr_assert(mkdir(path, 0755) == 0 || errno == EEXIST, "mkdir %s: %s", path, strerror(errno));
+		*p = '/';
+	}
+	FILE *f = fopen(path, "w");
+	cr_assert(f, "cannot write %s: %s", path, strerror(errno));
+	fputs(text, f);
+	fclose(f);
+}
+
+/* A plugin file only has to exist as a regular file for config_load. */
+static void fake_plugin(const char *rel)
+{
+	write_file(rel, "not really a plugin\n");
+}
+
+static char *path_in_dir(const char *rel)
+{
+	char *p;
+	cr_assert(asprintf(&p, "%s/%s", dir, rel) > 0);
+	return p;
+}
+
+static int load(void)
+{
+	if (loaded)
+		config_free(&cfg);
+	load_rc = config_load(dir, &cfg);
+	loaded = true;
+	return load_rc;
+}
+
+/* Every error (or warning), one a line, for failure messages. */
+static char *all_of(const struct strv *sv)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	if (sv->n == 0)
+		fputs("    (none)\n", m);
+	for (size_t i = 0; i < sv->n; i++)
+		fprintf(m, "    %s\n", sv->v[i]);
+	fclose(m);
+	return buf;
+}
+
+static bool has(const struct strv *sv, const char *s)
+{
+	for (size_t i = 0; i < sv->n; i++)
+		if (strcmp(sv->v[i], s) == 0)
+			return true;
+	return false;
+}
+
+/* Loads the directory, asserting it is valid. */
+static void load_valid(void)
+{
+	int rc = load();
+	cr_assert_eq(rc, 0, "the configuration should be valid; errors:\n%s", all_of(&cfg.errors));
+	cr_assert_eq(cfg.errors.n, 0);
+}
+
+static struct worker_conf *worker(const char *name)
+{
+	struct worker_conf *w = config_find_worker(&cfg, name);
+	cr_assert_not_null(w, "no worker '%s' (%zu workers)", name, cfg.nworkers);
+	return w;
+}
+
+/*
+ * Loads the directory (once per test), asserting it is invalid, and returns the error
+ * reported at FILE:LINE ("DIR/FILE:LINE: ..."), which must also contain
+ * `what` (the "[section] key:" part, or a name) and `why` (the reason).
+ */
+static const char *load_expecting_error(const char *file, int line, const char *what, const char *why)
+{
+	int rc = loaded ? load_rc : load();
+	cr_assert_eq(rc, -1, "config_load accepted a configuration with an error at %s:%d", file, line);
+	char *prefix;
+	cr_assert(asprintf(&prefix, "%s/%s:%d: ", dir, file, line) > 0);
+	for (size_t i = 0; i < cfg.errors.n; i++) {
+		const char *e = cfg.errors.v[i];
+		if (strncmp(e, prefix, strlen(prefix)) == 0 && strstr(e, what) && strstr(e, why)) {
+			free(prefix);
+			return e;
+		}
+	}
+	cr_assert_fail("no error \"%s...%s...%s\"; the errors were:\n%s", prefix, what, why, all_of(&cfg.errors));
+	return NULL;
+}
+
+/* ---- defaults ---- */
+
+Test(config, every_worker_key_has_its_documented_default)
+{
+	write_file("ward.ini", "[ward]\nautoload = yes\n");
+	fake_plugin("plugins/w.so");
+	load_valid();
+	cr_assert_eq(cfg.nworkers, 1);
+	struct worker_conf *w = worker("w");
+	char *plugin = path_in_dir("plugins/w.so");
+	cr_expect_str_eq(w->plugin, plugin, "plugin defaults to the worker's name in plugin_dir");
+	cr_expect_eq(w->instances, 1);
+	cr_expect_eq(w->interval_ms, 1000);
+	cr_expect_eq(w->restart, RESTART_ON_FAILURE);
+	cr_expect_eq(w->restart_delay_ms, 100);
+	cr_expect_eq(w->restart_delay_max_ms, 30000);
+	cr_expect_eq(w->max_restarts, 10);
+	cr_expect_eq(w->restart_window_ms, 60000);
+	cr_expect_eq(w->init_timeout_ms, 30000);
+	cr_expect_eq(w->watchdog_ms, 60000);
+	cr_expect_eq(w->stop_timeout_ms, 10000);
+	cr_expect(w->autostart, "autostart defaults to yes");
+	cr_expect_not(w->inherit_env, "inherit_env defaults to no");
+	cr_expect_eq(w->requires.n, 0);
+	cr_expect_eq(w->listen.n, 0);
+	cr_expect_null(w->user);
+	cr_expect_null(w->group);
+	cr_expect_null(w->workdir, "workdir defaults to the worker's state directory (NULL)");
+	cr_expect_not(w->nice_set);
+	cr_expect_not(w->limit_nofile.set);
+	cr_expect_not(w->limit_memory.set);
+	cr_expect_not(w->limit_cpu.set);
+	cr_expect_not(w->limit_core.set);
+	cr_expect_eq(w->env.n, 0);
+	cr_expect_eq(w->plugin_keys.n, 0);
+	free(plugin);
+}
+
+Test(config, every_host_setting_has_its_documented_default)
+{
+	write_file("ward.ini", "[ward]\n");
+	fake_plugin("plugins/w.so");
+	load_valid();
+	char *plugins = path_in_dir("plugins"), *state = path_in_dir("state"), *logs = path_in_dir("state/logs");
+	cr_expect_str_eq(cfg.dir, dir);
+	cr_expect_str_eq(cfg.plugin_dir, plugins);
+	cr_expect_str_eq(cfg.state_dir, state);
+	cr_expect_str_eq(cfg.log_dir, logs);
+	cr_expect(cfg.autoload, "autoload defaults to yes");
+	cr_expect_eq(cfg.nworkers, 1, "with autoload, plugins/w.so is a worker");
+	cr_expect_not(cfg.strict_permissions);
+	cr_expect_eq(cfg.log_max_size, 10ULL << 20);
+	cr_expect_eq(cfg.log_keep, 5);
+	cr_expect_eq(cfg.history_keep, 10000);
+	free(plugins);
+	free(state);
+	free(logs);
+}
+
+/* ---- how sections and files combine ---- */
+
+Test(config, defaults_apply_to_every_worker_and_a_worker_section_overrides_them)
+{
+	write_file("ward.ini",
+		   "[ward]\n"
+		   "autoload = no\n"
+		   "[defaults]\n"
+		   "interval = 5s\n"
+		   "restart = always\n"
+		   "color = blue\n"
+		   "[a]\n"
+		   "plugin = p\n"
+		   "[b]\n"
+		   "plugin = p\n"
+		   "interval = 250ms\n"
+		   "color = red\n");
+	fake_plugin("plugins/p.so");
+	load_valid();
+	cr_assert_eq(cfg.nworkers, 2);
+	struct worker_conf *a = worker("a"), *b = worker("b");
+	cr_expect_eq(a->interval_ms, 5000);
+	cr_expect_eq(a->restart, RESTART_ALWAYS);
+	cr_expect(has(&a->plugin_keys, "color=blue"), "a: plugin keys:\n%s", all_of(&a->plugin_keys));
+	cr_expect_eq(b->interval_ms, 250, "the worker's own value wins over [defaults]");
+	cr_expect_eq(b->restart, RESTART_ALWAYS, "keys the worker does not set still come from [defaults]");
+	cr_expect(has(&b->plugin_keys, "color=red"), "b: plugin keys:\n%s", all_of(&b->plugin_keys));
+	cr_expect_not(has(&b->plugin_keys, "color=blue"), "b: the overridden [defaults] plugin key is still there:\n%s",
+		      all_of(&b->plugin_keys));
+	cr_expect_eq(a->instances, 1, "keys set nowhere keep the built-in default");
+}
+
+Test(config, later_files_override_earlier_ones_key_by_key)
+{
+	/* Written out of order: lexical order of the names decides, not creation. */
+	write_file("20-override.ini",
+		   "[w]\n"
+		   "instances = 3\n"
+		   "[ward]\n"
+		   "log_keep = 7\n");
+	write_file("10-base.ini",
+		   "[ward]\n"
+		   "autoload = no\n"
+		   "log_keep = 2\n"
+		   "[w]\n"
+		   "plugin = p\n"
+		   "instances = 2\n"
+		   "interval = 5s\n"
+		   "restart = never\n");
+	fake_plugin("plugins/p.so");
+	load_valid();
+	struct worker_conf *w = worker("w");
+	cr_expect_eq(w->instances, 3, "the later file's value wins");
+	cr_expect_eq(w->interval_ms, 5000, "keys the later file does not set are kept");
+	cr_expect_eq(w->restart, RESTART_NEVER, "keys the later file does not set are kept");
+	cr_expect_eq(cfg.log_keep, 7, "[ward] is overridden key by key too");
+	cr_expect_not(cfg.autoload);
+	cr_expect_eq(cfg.files.n, 2);
+}
+
+Test(config, autoload_makes_every_plugin_file_a_worker_named_after_its_stem)
+{
+	write_file("ward.ini", "[ward]\nautoload = yes\n");
+	fake_plugin("plugins/alpha.so");
+	fake_plugin("plugins/beta.so");
+	write_file("plugins/README.txt", "not a plugin\n");
+	load_valid();
+	cr_assert_eq(cfg.nworkers, 2, "expected alpha and beta only");
+	char *alpha = path_in_dir("plugins/alpha.so"), *beta = path_in_dir("plugins/beta.so");
+	cr_expect_str_eq(worker("alpha")->plugin, alpha);
+	cr_expect_str_eq(worker("beta")->plugin, beta);
+	free(alpha);
+	free(beta);
+}
+
+Test(config, enabled_no_removes_an_autoloaded_worker)
+{
+	write_file("ward.ini",
+		   "[ward]\n"
+		   "autoload = yes\n"
+		   "[beta]\n"
+		   "enabled = no\n");
+	fake_plugin("plugins/alpha.so");
+	fake_plugin("plugins/beta.so");
+	load_valid();
+	cr_expect_eq(cfg.nworkers, 1);
+	cr_expect_not_null(config_find_worker(&cfg, "alpha"));
+	cr_expect_null(config_find_worker(&cfg, "beta"), "a disabled worker is not a worker at all");
+}
+
+Test(config, without_autoload_plugin_files_are_not_workers_by_themselves)
+{
+	write_file("ward.ini",
+		   "[ward]\n"
+		   "autoload = no\n"
+		   "[alpha]\n"
+		   "instances = 2\n");
+	fake_plugin("plugins/alpha.so");
+	fake_plugin("plugins/beta.so");
+	load_valid();
+	cr_expect_eq(cfg.nworkers, 1);
+	cr_expect_eq(worker("alpha")->instances, 2);
+	cr_expect_null(config_find_worker(&cfg, "beta"));
+}
+
+Test(config, a_section_with_no_keys_still_defines_a_worker)
+{
+	write_file("ward.ini",
+		   "[ward]\n"
+		   "autoload = no\n"
+		   "[alpha]\n");
+	fake_plugin("plugins/alpha.so");
+	load_valid();
+	cr_expect_eq(cfg.nworkers, 1, "[alpha] alone should be a worker using plugins/alpha.so");
+	cr_expect_not_null(config_find_worker(&cfg, "alpha"));
+}
+
+Test(config, plugin_names_another_plugin_file_which_several_workers_may_share)
+{
+	write_file("ward.ini",
+		   "[ward]\n"
+		   "autoload = no\n"
+		   "[w1]\n"
+		   "plugin = other\n"
+		   "[w2]\n"
+		   "plugin = other\n");
+	fake_plugin("plugins/other.so");
+	load_valid();
+	char *other = path_in_dir("plugins/other.so");
+	cr_expect_str_eq(worker("w1")->plugin, other);
+	cr_expect_str_eq(worker("w2")->plugin, other);
+	free(other);
+}
+
+Test(config, a_plugin_path_with_a_slash_is_relative_to_the_config_dir)
+{
+	char *abs = path_in_dir("elsewhere/abs.so");
+	char *ini;
+	cr_assert(asprintf(&ini,
+			   "[ward]\n"
+			   "autoload = no\n"
+			   "[rel]\n"
+			   "plugin = custom/thing.so\n"
+			   "[abs]\n"
+			   "plugin = %s\n",
+			   abs) > 0);
+	write_file("ward.ini", ini);
+	fake_plugin("custom/thing.so");
+	fake_plugin("elsewhere/abs.so");
+	load_valid();
+	char *rel = path_in_dir("custom/thing.so");
+	cr_expect_str_eq(worker("rel")->plugin, rel, "relative to the configuration directory, not plugin_dir");
+	cr_expect_str_eq(worker("abs")->plugin, abs, "an absolute path is kept as it is");
+	free(rel);
+	free(abs);
+	free(ini);
+}
+
+Test(config, env_keys_become_NAME_equals_value_in_the_workers_environment)
+{
+	write_file("ward.ini",
+		   "[ward]\n"
+		   "autoload = no\n"
+		   "[defaults]\n"
+		   "env.SHARED = everyone\n"
+		   "[w]\n"
+		   "plugin = p\n"
+		   "env.FOO = bar\n"
+		   "env.GREETING = hello world\n");
+	fake_plugin("plugins/p.so");
+	load_valid();
+	struct worker_conf *w = worker("w");
+	cr_expect_eq(w->env.n, 3, "env:\n%s", all_of(&w->env));
+	cr_expect(has(&w->env, "FOO=bar"), "env:\n%s", all_of(&w->env));
+	cr_expect(has(&w->env, "GREETING=hello world"), "env:\n%s", all_of(&w->env));
+	cr_expect(has(&w->env, "SHARED=everyone"), "env from [defaults]:\n%s", all_of(&w->env));
+	cr_expect_eq(w->plugin_keys.n, 0, "env.* keys are not plugin keys:\n%s", all_of(&w->plugin_keys));
+}
+
+Test(config, keys_that_are_not_wards_are_handed_to_the_plugin)
+{
+	write_file("ward.ini",
+		   "[ward]\n"
+		   "autoload = no\n"
+		   "[w]\n"
+		   "plugin = p\n"
+		   "url = http://example.com/x?a=b\n"
+		   "batch = 20\n"
+		   "interval = 2s\n");
+	fake_plugin("plugins/p.so");
+	load_valid();
+	struct worker_conf *w = worker("w");
+	cr_expect_eq(w->plugin_keys.n, 2, "plugin keys:\n%s", all_of(&w->plugin_keys));
+	cr_expect(has(&w->plugin_keys, "url=http://example.com/x?a=b"), "plugin keys:\n%s", all_of(&w->plugin_keys));
+	cr_expect(has(&w->plugin_keys, "batch=20"), "plugin keys:\n%s", all_of(&w->plugin_keys));
+	cr_expect_eq(w->interval_ms, 2000);
+}
+
+Test(config, max_restarts_unlimited_is_minus_one)
+{
+	write_file("ward.ini",
+		   "[ward]\n"
+		   "autoload = no\n"
+		   "[forever]\n"
+		   "plugin = p\n"
+		   "max_restarts = unlimited\n"
+		   "[few]\n"
+		   "plugin = p\n"
+		   "max_restarts = 3\n");
+	fake_plugin("plugins/p.so");
+	load_valid();
+	cr_expect_eq(worker("forever")->max_restarts, -1);
+	cr_expect_eq(worker("few")->max_restarts, 3);
+}
+
+Test(config, worker_values_are_parsed_with_their_units)
+{
+	write_file("ward.ini",
+		   "[ward]\n"
+		   "autoload = no\n"
+		   "[w]\n"
+		   "plugin = p\n"
+		   "instances = 1024\n"
+		   "restart_delay = 250ms\n"
+		   "watchdog = 0\n"
+		   "stop_timeout = 2m\n"
+		   "autostart = off\n"
+		   "inherit_env = TRUE\n"
+		   "requires = a, b ,c\n"
+		   "[a]\n"
+		   "plugin = p\n"
+		   "[b]\n"
+		   "plugin = p\n"
+		   "[c]\n"
+		   "plugin = p\n");
+	fake_plugin("plugins/p.so");
+	load_valid();
+	struct worker_conf *w = worker("w");
+	cr_expect_eq(w->instances, 1024, "1024 instances is the documented maximum, and allowed");
+	cr_expect_eq(w->restart_delay_ms, 250);
+	cr_expect_eq(w->watchdog_ms, 0, "watchdog = 0 turns it off");
+	cr_expect_eq(w->stop_timeout_ms, 120000);
+	cr_expect_not(w->autostart);
+	cr_expect(w->inherit_env);
+	cr_assert_eq(w->requires.n, 3, "requires:\n%s", all_of(&w->requires));
+	cr_expect_str_eq(w->requires.v[0], "a");
+	cr_expect_str_eq(w->requires.v[1], "b");
+	cr_expect_str_eq(w->requires.v[2], "c");
+}
+
+Test(config, relative_host_paths_are_made_absolute_against_the_config_dir)
+{
+	write_file("ward.ini",
+		   "[ward]\n"
+		   "autoload = no\n"
+		   "state_dir = var/ward\n"
+		   "plugin_dir = lib\n");
+	load_valid();
+	char *state = path_in_dir("var/ward"), *logs = path_in_dir("var/ward/logs"), *plugins = path_in_dir("lib");
+	cr_expect_str_eq(cfg.state_dir, state);
+	cr_expect_str_eq(cfg.plugin_dir, plugins);
+	cr_expect_str_eq(cfg.log_dir, logs, "log_dir defaults to <state_dir>/logs");
+	free(state);
+	free(logs);
+	free(plugins);
+}
+
+Test(config, log_dir_defaults_to_logs_under_an_absolute_state_dir_and_can_be_set)
+{
+	write_file("a.ini", "[ward]\nautoload = no\nstate_dir = /srv/ward-state\n");
+	load_valid();
+	cr_expect_str_eq(cfg.state_dir, "/srv/ward-state");
+	cr_expect_str_eq(cfg.log_dir, "/srv/ward-state/logs");
+
+	write_file("b.ini", "[ward]\nlog_dir = journal\n");
+	load_valid();
+	char *journal = path_in_dir("journal");
+	cr_expect_str_eq(cfg.log_dir, journal, "an explicit relative log_dir is relative to the config dir");
+	free(journal);
+}
+
+Test(config, indented_lines_are_keys_not_continuations_of_the_line_above)
+{
+	write_file("ward.ini",
+		   "[ward]\n"
+		   "  autoload = no\n"
+		   "[w]\n"
+		   "plugin = p\n"
+		   "    interval = 5s\n"
+		   "\tcolor = blue\n");
+	fake_plugin("plugins/p.so");
+	load_valid();
+	cr_expect_not(cfg.autoload);
+	struct worker_conf *w = worker("w");
+	char *p = path_in_dir("plugins/p.so");
+	cr_expect_str_eq(w->plugin, p, "the indented line was glued to plugin's value");
+	cr_expect_eq(w->interval_ms, 5000);
+	cr_expect(has(&w->plugin_keys, "color=blue"), "plugin keys:\n%s", all_of(&w->plugin_keys));
+	free(p);
+}
+
+/* ---- warnings ---- */
+
+Test(config, a_near_miss_of_a_worker_key_warns_and_still_goes_to_the_plugin)
+{
+	write_file("ward.ini",
+		   "[ward]\n"
+		   "autoload = no\n"
+		   "[w]\n"
+		   "plugin = p\n"
+		   "restart_dealy = 5s\n");
+	fake_plugin("plugins/p.so");
+	load_valid();
+	struct worker_conf *w = worker("w");
+	cr_expect(has(&w->plugin_keys, "restart_dealy=5s"), "plugin keys:\n%s", all_of(&w->plugin_keys));
+	cr_expect_eq(w->restart_delay_ms, 100, "the misspelt key must not set restart_delay");
+	cr_assert_eq(cfg.warnings.n, 1, "warnings:\n%s", all_of(&cfg.warnings));
+	const char *warning = cfg.warnings.v[0];
+	char *prefix;
+	cr_assert(asprintf(&prefix, "%s/ward.ini:5: [w] restart_dealy: ", dir) > 0);
+	cr_expect(strncmp(warning, prefix, strlen(prefix)) == 0, "expected \"%s...\", got \"%s\"", prefix, warning);
+	cr_expect(strstr(warning, "did you mean 'restart_delay'?"), "no suggestion in \"%s\"", warning);
+	free(prefix);
+}
+
+Test(config, a_plugin_key_far_from_any_ward_key_gets_no_warning)
+{
+	write_file("ward.ini",
+		   "[ward]\n"
+		   "autoload = no\n"
+		   "[w]\n"
+		   "plugin = p\n"
+		   "database_url = sqlite:x\n");
+	fake_plugin("plugins/p.so");
+	load_valid();
+	cr_expect_eq(cfg.warnings.n, 0, "warnings:\n%s", all_of(&cfg.warnings));
+}
+
+/* ---- errors: each names its file, its line, its key and why ---- */
+
+Test(config, a_line_without_an_equals_sign_is_an_error_at_its_line)
+{
+	write_file("ward.ini",
+		   "[ward]\n"              /* 1 */
+		   "autoload = no\n"       /* 2 */
+		   "[w]\n"                 /* 3 */
+		   "plugin = p\n"          /* 4 */
+		   "just some words\n");   /* 5 */
+	fake_plugin("plugins/p.so");
+	const char *e = load_expecting_error("ward.ini", 5, "\"just some words\"", "expected 'key = value'");
+	cr_expect_eq(cfg.errors.n, 1, "errors:\n%s", all_of(&cfg.errors));
+	(void)e;
+}
+
+Test(config, a_section_header_without_a_closing_bracket_is_an_error_at_its_line)
+{
+	write_file("ward.ini",
+		   "[ward]\n"              /* 1 */
+		   "autoload = no\n"       /* 2 */
+		   "\n"                    /* 3 */
+		   "[w\n"                  /* 4 */
+		   "plugin = p\n");        /* 5 */
+	fake_plugin("plugins/p.so");
+	load_expecting_error("ward.ini", 4, "section header", "no closing ']'");
+}
+
+Test(config, an_unknown_host_setting_is_an_error_suggesting_the_nearest_one)
+{
+	write_file("ward.ini",
+		   "[ward]\n"              /* 1 */
+		   "autoload = no\n"       /* 2 */
+		   "plugin_dri = lib\n");  /* 3 */
+	load_expecting_error("ward.ini", 3, "[ward] plugin_dri: ", "did you mean 'plugin_dir'?");
+	cr_expect_eq(cfg.errors.n, 1, "errors:\n%s", all_of(&cfg.errors));
+}
+
+Test(config, an_unknown_host_setting_far_from_any_is_an_error_without_a_suggestion)
+{
+	write_file("ward.ini",
+		   "[ward]\n"              /* 1 */
+		   "autoload = no\n"       /* 2 */
+		   "instances = 4\n");     /* 3 */
+	const char *e = load_expecting_error("ward.ini", 3, "[ward] instances: ", "unknown host setting");
+	cr_expect_null(strstr(e, "did you mean"), "a suggestion for a key nothing like it: %s", e);
+}
+
+Test(config, a_bad_duration_is_an_error_naming_the_key_and_value)
+{
+	write_file("ward.ini",
+		   "[ward]\n"              /* 1 */
+		   "autoload = no\n"       /* 2 */
+		   "[w]\n"                 /* 3 */
+		   "plugin = p\n"          /* 4 */
+		   "interval = 5 seconds\n"); /* 5 */
+	fake_plugin("plugins/p.so");
+	load_expecting_error("ward.ini", 5, "[w] interval: ", "\"5 seconds\"");
+	cr_expect_eq(cfg.errors.n, 1, "errors:\n%s", all_of(&cfg.errors));
+}
+
+Test(config, a_bad_boolean_is_an_error_naming_the_key_and_value)
+{
+	write_file("ward.ini",
+		   "[ward]\n"              /* 1 */
+		   "autoload = perhaps\n"  /* 2 */
+		   "[w]\n"                 /* 3 */
+		   "plugin = p\n"          /* 4 */
+		   "\n"                    /* 5 */
+		   "autostart = sure\n");  /* 6 */
+	fake_plugin("plugins/p.so");
+	load_expecting_error("ward.ini", 6, "[w] autostart: ", "\"sure\"");
+	load_expecting_error("ward.ini", 2, "[ward] autoload: ", "\"perhaps\"");
+}
+
+Test(config, instances_must_be_from_1_to_1024)
+{
+	write_file("ward.ini",
+		   "[ward]\n"              /* 1 */
+		   "autoload = no\n"       /* 2 */
+		   "[none]\n"              /* 3 */
+		   "plugin = p\n"          /* 4 */
+		   "instances = 0\n"       /* 5 */
+		   "[many]\n"              /* 6 */
+		   "plugin = p\n"          /* 7 */
+		   "instances = 2000\n");  /* 8 */
+	fake_plugin("plugins/p.so");
+	load_expecting_error("ward.ini", 5, "[none] instances: ", "\"0\"");
+	load_expecting_error("ward.ini", 8, "[many] instances: ", "\"2000\"");
+	cr_expect_eq(cfg.errors.n, 2, "errors:\n%s", all_of(&cfg.errors));
+}
+
+Test(config, restart_must_be_always_on_failure_or_never)
+{
+	write_file("ward.ini",
+		   "[ward]\n"              /* 1 */
+		   "autoload = no\n"       /* 2 */
+		   "[w]\n"                 /* 3 */
+		   "plugin = p\n"          /* 4 */
+		   "restart = sometimes\n"); /* 5 */
+	fake_plugin("plugins/p.so");
+	load_expecting_error("ward.ini", 5, "[w] restart: ", "always, on-failure or never");
+}
+
+Test(config, requires_must_name_an_existing_worker)
+{
+	write_file("ward.ini",
+		   "[ward]\n"              /* 1 */
+		   "autoload = no\n"       /* 2 */
+		   "[web]\n"               /* 3 */
+		   "plugin = p\n"          /* 4 */
+		   "requires = db\n");     /* 5 */
+	fake_plugin("plugins/p.so");
+	load_expecting_error("ward.ini", 5, "[web] requires: ", "'db'");
+}
+
+Test(config, requires_cannot_name_a_disabled_worker)
+{
+	write_file("ward.ini",
+		   "[ward]\n"              /* 1 */
+		   "autoload = no\n"       /* 2 */
+		   "[web]\n"               /* 3 */
+		   "plugin = p\n"          /* 4 */
+		   "requires = db\n"       /* 5 */
+		   "[db]\n"                /* 6 */
+		   "plugin = p\n"          /* 7 */
+		   "enabled = no\n");      /* 8 */
+	fake_plugin("plugins/p.so");
+	load_expecting_error("ward.ini", 5, "[web] requires: ", "'db'");
+}
+
+Test(config, a_requires_cycle_is_an_error_naming_the_cycle)
+{
+	write_file("ward.ini",
+		   "[ward]\n"              /* 1 */
+		   "autoload = no\n"       /* 2 */
+		   "[a]\n"                 /* 3 */
+		   "requires = b\n"        /* 4 */
+		   "[b]\n"                 /* 5 */
+		   "requires = a\n");      /* 6 */
+	fake_plugin("plugins/a.so");
+	fake_plugin("plugins/b.so");
+	int rc = load();
+	cr_assert_eq(rc, -1, "a requires cycle was accepted");
+	bool found = false;
+	for (size_t i = 0; i < cfg.errors.n; i++) {
+		const char *e = cfg.errors.v[i];
+		char *at4, *at6;
+		cr_assert(asprintf(&at4, "%s/ward.ini:4: [a] requires: ", dir) > 0);
+		cr_assert(asprintf(&at6, "%s/ward.ini:6: [b] requires: ", dir) > 0);
+		bool placed = strncmp(e, at4, strlen(at4)) == 0 || strncmp(e, at6, strlen(at6)) == 0;
+		if (placed && (strstr(e, "a -> b -> a") || strstr(e, "b -> a -> b")))
+			found = true;
+		free(at4);
+		free(at6);
+	}
+	cr_expect(found, "no error at ward.ini:4 or :6 naming the cycle a -> b -> a; errors:\n%s", all_of(&cfg.errors));
+	cr_expect_eq(cfg.errors.n, 1, "one cycle is one error; errors:\n%s", all_of(&cfg.errors));
+}
+
+Test(config, a_missing_plugin_file_is_an_error_at_the_plugin_line)
+{
+	write_file("ward.ini",
+		   "[ward]\n"              /* 1 */
+		   "autoload = no\n"       /* 2 */
+		   "[w]\n"                 /* 3 */
+		   "interval = 2s\n"       /* 4 */
+		   "plugin = nothere\n");  /* 5 */
+	fake_plugin("plugins/p.so");
+	char *missing = path_in_dir("plugins/nothere.so");
+	load_expecting_error("ward.ini", 5, "[w] plugin: ", missing);
+	free(missing);
+}
+
+Test(config, a_plugin_that_is_not_a_regular_file_is_an_error)
+{
+	write_file("ward.ini",
+		   "[ward]\n"              /* 1 */
+		   "autoload = no\n"       /* 2 */
+		   "[w]\n"                 /* 3 */
+		   "plugin = dir.so\n");   /* 4 */
+	fake_plugin("dir.so/inside");
+	load_expecting_error("ward.ini", 4, "[w] plugin: ", "not a regular file");
+}
+
+Test(config, a_key_before_any_section_is_an_error_naming_the_key)
+{
+	write_file("ward.ini",
+		   "\n"                    /* 1 */
+		   "interval = 5s\n"       /* 2 */
+		   "[ward]\n"              /* 3 */
+		   "autoload = no\n");     /* 4 */
+	load_expecting_error("ward.ini", 2, "interval", "outside any section");
+}
+
+Test(config, an_invalid_worker_name_is_an_error_at_its_section)
+{
+	write_file("ward.ini",
+		   "[ward]\n"              /* 1 */
+		   "autoload = no\n"       /* 2 */
+		   "[-w]\n"                /* 3 */
+		   "plugin = p\n");        /* 4 */
+	fake_plugin("plugins/p.so");
+	load_expecting_error("ward.ini", 3, "[-w]", "invalid worker name");
+}
+
+Test(config, every_error_is_reported_each_at_its_own_line)
+{
+	write_file("ward.ini",
+		   "[ward]\n"              /* 1 */
+		   "autoload = no\n"       /* 2 */
+		   "[w]\n"                 /* 3 */
+		   "plugin = p\n"          /* 4 */
+		   "interval = soon\n"     /* 5 */
+		   "and here a stray line\n" /* 6 */
+		   "restart = sometimes\n" /* 7 */
+		   "instances = 2\n");     /* 8 */
+	fake_plugin("plugins/p.so");
+	load_expecting_error("ward.ini", 5, "[w] interval: ", "\"soon\"");
+	load_expecting_error("ward.ini", 6, "\"and here a stray line\"", "expected 'key = value'");
+	load_expecting_error("ward.ini", 7, "[w] restart: ", "\"sometimes\"");
+	cr_expect_eq(cfg.errors.n, 3, "three mistakes are three errors:\n%s", all_of(&cfg.errors));
+}
+
+Test(config, errors_in_several_files_each_name_their_own_file)
+{
+	write_file("10-a.ini",
+		   "[ward]\n"              /* 1 */
+		   "autoload = no\n"       /* 2 */
+		   "log_keep = lots\n");   /* 3 */
+	write_file("20-b.ini",
+		   "[w]\n"                 /* 1 */
+		   "plugin = p\n"          /* 2 */
+		   "watchdog = -1\n");     /* 3 */
+	fake_plugin("plugins/p.so");
+	load_expecting_error("10-a.ini", 3, "[ward] log_keep: ", "\"lots\"");
+	load_expecting_error("20-b.ini", 3, "[w] watchdog: ", "\"-1\"");
+	cr_expect_eq(cfg.errors.n, 2, "errors:\n%s", all_of(&cfg.errors));
+}
+
+Test(config, a_bad_value_in_defaults_is_reported_once_not_once_per_worker)
+{
+	write_file("ward.ini",
+		   "[ward]\n"              /* 1 */
+		   "autoload = no\n"       /* 2 */
+		   "[defaults]\n"          /* 3 */
+		   "stop_timeout = later\n" /* 4 */
+		   "[a]\n"                 /* 5 */
+		   "plugin = p\n"          /* 6 */
+		   "[b]\n"                 /* 7 */
+		   "plugin = p\n"          /* 8 */
+		   "[c]\n"                 /* 9 */
+		   "plugin = p\n");        /* 10 */
+	fake_plugin("plugins/p.so");
+	load_expecting_error("ward.ini", 4, "[defaults] stop_timeout: ", "\"later\"");
+	cr_expect_eq(cfg.errors.n, 1, "one mistake, one error:\n%s", all_of(&cfg.errors));
+}
+
+Test(config, a_directory_without_ini_files_is_an_error)
+{
+	write_file("notes.txt", "[ward]\n");
+	fake_plugin("plugins/w.so");
+	int rc = load();
+	cr_expect_eq(rc, -1);
+	cr_expect_eq(cfg.errors.n, 1, "errors:\n%s", all_of(&cfg.errors));
+	cr_expect(cfg.errors.n && strstr(cfg.errors.v[0], "no *.ini files"), "errors:\n%s", all_of(&cfg.errors));
+}
+
+/* ---- `ward check` and `ward run` on real fixture plugins ---- */
+
+TestSuite(check, .fini = wt_teardown, .timeout = 60);
+
+static int count_lines_with(const char *text, const char *needle)
+{
+	int n = 0;
+	for (const char *p = text; p && (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* Three mistakes in workers.ini, at lines 3, 4 and 7; plugins are real. */
+static void write_invalid_workers(void)
+{
+	wt_setup(&wt, "");
+	wt_write_conf(&wt, "workers.ini",
+		      "[web]\n"               /* 1 */
+		      "plugin = idle\n"       /* 2 */
+		      "interval = soon\n"     /* 3 */
+		      "restart = sometimes\n" /* 4 */
+		      "[mail]\n"              /* 5 */
+		      "plugin = idle\n"       /* 6 */
+		      "instances = 0\n");     /* 7 */
+}
+
+Test(check, check_lists_the_workers_of_a_valid_configuration_and_exits_0)
+{
+	wt_setup(&wt, "");
+	wt_write_conf(&wt, "workers.ini",
+		      "[web]\n"
+		      "plugin = idle\n"
+		      "instances = 2\n"
+		      "[mail]\n"
+		      "plugin = conf_echo\n"
+		      "autostart = no\n");
+	char *out, *err;
+	int rc = wt_cli(&wt, &out, &err, "check");
+	cr_assert_eq(rc, 0, "ward check failed on a valid configuration:\nstdout:\n%s\nstderr:\n%s", out, err);
+	cr_expect(strstr(out, "configuration is valid: 2 workers"), "stdout:\n%s", out);
+	cr_expect(strstr(out, "web") && strstr(out, FIXTURE_DIR "/idle.so (2 instances)"), "stdout:\n%s", out);
+	cr_expect(strstr(out, "mail") && strstr(out, FIXTURE_DIR "/conf_echo.so (1 instance, not autostarted)"),
+		  "stdout:\n%s", out);
+	cr_expect_null(strstr(err, "error"), "stderr:\n%s", err);
+	cr_expect_neq(access(wt.state, F_OK), 0, "ward check must not create the state directory");
+	free(out);
+	free(err);
+}
+
+Test(check, check_prints_every_error_with_file_and_line_and_exits_1)
+{
+	write_invalid_workers();
+	char *out, *err;
+	int rc = wt_cli(&wt, &out, &err, "check");
+	cr_expect_eq(rc, 1, "stdout:\n%s\nstderr:\n%s", out, err);
+	cr_expect(strstr(err, "workers.ini:3: [web] interval: "), "stderr:\n%s", err);
+	cr_expect(strstr(err, "workers.ini:4: [web] restart: "), "stderr:\n%s", err);
+	cr_expect(strstr(err, "workers.ini:7: [mail] instances: "), "stderr:\n%s", err);
+	cr_expect_eq(count_lines_with(err, "ward: error: "), 3, "exactly three errors expected; stderr:\n%s", err);
+	cr_expect(strstr(err, "3 errors"), "no error count; stderr:\n%s", err);
+	cr_expect_null(strstr(out, "configuration is valid"), "stdout:\n%s", out);
+	free(out);
+	free(err);
+}
+
+Test(check, check_reports_a_missing_plugin_with_its_file_and_line)
+{
+	wt_setup(&wt, "");
+	wt_write_conf(&wt, "workers.ini",
+		      "[web]\n"                /* 1 */
+		      "plugin = no_such_plugin\n"); /* 2 */
+	char *out, *err;
+	int rc = wt_cli(&wt, &out, &err, "check");
+	cr_expect_eq(rc, 1, "stdout:\n%s\nstderr:\n%s", out, err);
+	cr_expect(strstr(err, "workers.ini:2: [web] plugin: "), "stderr:\n%s", err);
+	cr_expect(strstr(err, FIXTURE_DIR "/no_such_plugin.so"), "stderr:\n%s", err);
+	free(out);
+	free(err);
+}
+
+Test(check, run_with_an_invalid_configuration_exits_1_and_starts_nothing)
+{
+	write_invalid_workers();
+	char *out, *err;
+	int rc = wt_cli(&wt, &out, &err, "run");
+	cr_expect_eq(rc, 1, "stdout:\n%s\nstderr:\n%s", out, err);
+	cr_expect(strstr(err, "workers.ini:3: [web] interval: "), "stderr:\n%s", err);
+	cr_expect(strstr(err, "workers.ini:4: [web] restart: "), "stderr:\n%s", err);
+	cr_expect(strstr(err, "workers.ini:7: [mail] instances: "), "stderr:\n%s", err);
+	cr_expect(strstr(err, "nothing was started"), "stderr:\n%s", err);
+	cr_expect_neq(access(wt.state, F_OK), 0, "the state directory was created: something was started");
+	free(out);
+	free(err);
+}
