@@ -50,7 +50,7 @@ static noreturn void fail_setup(struct setup *s, const char *fmt, ...)
 	_exit(1);
 }
 
-static void reset_signals(void)
+void child_reset_signals(void)
 {
 	sigset_t none;
 	sigemptyset(&none);
@@ -193,7 +193,7 @@ static void prepare_process(struct setup *s)
 	const struct worker_conf *w = spec->conf;
 	if (setpgid(0, 0) < 0)
 		fail_setup(s, "unable to create a process group: %s", strerror(errno));
-	reset_signals();
+	child_reset_signals();
 	wire_descriptors(s);
 	struct passwd *pw = NULL;
 	if (w->user) {

@@ -25,5 +25,8 @@ struct child_spec {
 };
 
 noreturn void child_main(const struct child_spec *spec);
+/* Default dispositions for every signal and an empty mask: what plugin code
+ * may count on (also used by `ward check`'s probe, which loads plugins too). */
+void child_reset_signals(void);
 
 #endif

@@ -273,7 +273,8 @@ static void free_entry(struct entry *e)
 /* Sorts by (section, key) and keeps only the last occurrence of each. */
 static void keep_last_values(struct entries *e)
 {
-	qsort(e->v, e->n, sizeof(*e->v), entry_cmp);
+	if (e->n > 1) /* qsort must not see the NULL of an empty array */
+		qsort(e->v, e->n, sizeof(*e->v), entry_cmp);
 	size_t out = 0;
 	for (size_t i = 0; i < e->n; i++) {
 		bool overridden = i + 1 < e->n && strcmp(e->v[i].section, e->v[i + 1].section) == 0 &&
@@ -610,7 +611,8 @@ static void collect_worker_names(struct config *cfg, const struct entries *e, st
 	for (size_t i = 0; i < e->nheaders; i++)
 		if (!is_reserved_section(e->headers[i].section))
 			strv_push(&all, xstrdup(e->headers[i].section));
-	qsort(all.v, all.n, sizeof(char *), compare_strings);
+	if (all.n > 1)
+		qsort(all.v, all.n, sizeof(char *), compare_strings);
 	for (size_t i = 0; i < all.n; i++) {
 		if (names->n && strcmp(names->v[names->n - 1], all.v[i]) == 0)
 			free(all.v[i]);

@@ -15,11 +15,15 @@
 #include <string.h>
 
 #define MAX_QUEUE 200000
-#define MAX_VALUES 9
+#define MAX_VALUES 10
 
 static const char schema[] =
 	"PRAGMA journal_mode=WAL;"
 	"PRAGMA synchronous=NORMAL;"
+	/* workers and instances are snapshots rebuilt at every boot: recreating
+	 * them keeps their columns current without migrations. */
+	"DROP TABLE IF EXISTS workers;"
+	"DROP TABLE IF EXISTS instances;"
 	"CREATE TABLE IF NOT EXISTS runs(id INTEGER PRIMARY KEY, worker TEXT NOT NULL,"
 	" instance INTEGER NOT NULL, pid INTEGER, activation TEXT, started_at INTEGER,"
 	" ready_at INTEGER, init_ms INTEGER, ended_at INTEGER, reason TEXT, code INTEGER,"
@@ -30,8 +34,8 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS workers(name TEXT PRIMARY KEY, plugin TEXT, state TEXT,"
 	" instances INTEGER, restarts INTEGER, updated_at INTEGER);"
 	"CREATE TABLE IF NOT EXISTS instances(worker TEXT, instance INTEGER, pid INTEGER,"
-	" state TEXT, started_at INTEGER, ready_at INTEGER, cycles INTEGER,"
-	" PRIMARY KEY(worker, instance));"
+	" state TEXT, started_at INTEGER, ready_at INTEGER, cycles INTEGER, init_ms INTEGER,"
+	" last_cycle_ms INTEGER, progress_at INTEGER, PRIMARY KEY(worker, instance));"
 	"CREATE TABLE IF NOT EXISTS host(key TEXT PRIMARY KEY, value TEXT);";
 
 enum stmt_id {
@@ -50,10 +54,12 @@ static const char *const sql[ST_COUNT] = {
 		      " VALUES(?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET plugin=excluded.plugin,"
 		      " state=excluded.state, instances=excluded.instances,"
 		      " restarts=excluded.restarts, updated_at=excluded.updated_at",
-	[ST_INSTANCE] = "INSERT INTO instances(worker, instance, pid, state, started_at, ready_at, cycles)"
-			" VALUES(?,?,?,?,?,?,?) ON CONFLICT(worker, instance) DO UPDATE SET"
-			" pid=excluded.pid, state=excluded.state, started_at=excluded.started_at,"
-			" ready_at=excluded.ready_at, cycles=excluded.cycles",
+	[ST_INSTANCE] = "INSERT INTO instances(worker, instance, pid, state, started_at, ready_at, cycles,"
+			" init_ms, last_cycle_ms, progress_at) VALUES(?,?,?,?,?,?,?,?,?,?)"
+			" ON CONFLICT(worker, instance) DO UPDATE SET pid=excluded.pid, state=excluded.state,"
+			" started_at=excluded.started_at, ready_at=excluded.ready_at, cycles=excluded.cycles,"
+			" init_ms=excluded.init_ms, last_cycle_ms=excluded.last_cycle_ms,"
+			" progress_at=excluded.progress_at",
 	[ST_HOST] = "INSERT OR REPLACE INTO host(key, value) VALUES(?,?)",
 	[ST_CLEAR_WORKERS] = "DELETE FROM workers",
 	[ST_CLEAR_INSTANCES] = "DELETE FROM instances",
@@ -299,11 +305,14 @@ void history_worker_state(struct history *h, const char *worker, const char *plu
 	ENQUEUE(h, ST_WORKER, T(worker), T(plugin), T(state), I(instances), I(restarts), I(wall_ms()));
 }
 
-void history_instance_state(struct history *h, const char *worker, int instance, pid_t pid,
-			    const char *state, int64_t started_ms, int64_t ready_ms, uint64_t cycles)
+static struct value I_OR_NULL(int64_t v, bool present) { return present ? I(v) : NUL(); }
+
+void history_instance_state(struct history *h, const struct instance_row *r)
 {
-	ENQUEUE(h, ST_INSTANCE, T(worker), I(instance), pid > 0 ? I(pid) : NUL(), T(state),
-		started_ms ? I(started_ms) : NUL(), ready_ms ? I(ready_ms) : NUL(), I((int64_t)cycles));
+	ENQUEUE(h, ST_INSTANCE, T(r->worker), I(r->instance), I_OR_NULL(r->pid, r->pid > 0), T(r->state),
+		I_OR_NULL(r->started_ms, r->started_ms), I_OR_NULL(r->ready_ms, r->ready_ms), I((int64_t)r->cycles),
+		I_OR_NULL(r->init_ms, r->init_ms >= 0), I_OR_NULL(r->last_cycle_ms, r->last_cycle_ms >= 0),
+		I_OR_NULL(r->progress_ms, r->progress_ms));
 }
 
 void history_host(struct history *h, const char *key, const char *value)

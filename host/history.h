@@ -30,8 +30,19 @@ void history_event(struct history *h, const char *worker, int instance, const ch
 		   const char *detail);
 void history_worker_state(struct history *h, const char *worker, const char *plugin,
 			  const char *state, int instances, unsigned restarts);
-void history_instance_state(struct history *h, const char *worker, int instance, pid_t pid,
-			    const char *state, int64_t started_ms, int64_t ready_ms, uint64_t cycles);
+/* One row of the instances table: what `ward status` shows per instance. */
+struct instance_row {
+	const char *worker;
+	int instance;
+	pid_t pid;            /* 0: no process */
+	const char *state;
+	int64_t started_ms, ready_ms; /* wall clock; 0: unknown */
+	uint64_t cycles;
+	int64_t init_ms;      /* -1: init has not returned */
+	int64_t last_cycle_ms;
+	int64_t progress_ms;  /* wall clock of the last progress seen; 0: none yet */
+};
+void history_instance_state(struct history *h, const struct instance_row *row);
 void history_host(struct history *h, const char *key, const char *value);
 /* Forgets the previous host's worker table (at boot). */
 void history_reset_states(struct history *h);

@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "host.h"
+#include "dependency.h"
 #include "history.h"
 #include "log.h"
 #include "loop.h"
@@ -224,7 +225,7 @@ static void reap_children(struct host *h)
 static void begin_shutdown(struct host *h, int sig)
 {
 	if (h->shutting_down) {
-		host_log(HOST_WARN, "%s again: killing every worker now", sigabbrev_np(sig));
+		host_log(HOST_WARN, "SIG%s again: killing every worker now", sigabbrev_np(sig));
 		for (size_t i = 0; i < h->nworkers; i++)
 			worker_kill(&h->workers[i]);
 		return;
@@ -232,8 +233,7 @@ static void begin_shutdown(struct host *h, int sig)
 	host_log(HOST_INFO, "SIG%s: stopping every worker (send it again to kill them at once)",
 		 sigabbrev_np(sig));
 	h->shutting_down = true;
-	for (size_t i = h->nworkers; i-- > 0;)
-		worker_stop(&h->workers[i]);
+	dependency_request_stop_all(h);
 }
 
 struct signal_watch {
@@ -361,6 +361,20 @@ static int prepare_dirs(const struct config *cfg)
 	return 0;
 }
 
+void host_state_changed(struct host *h)
+{
+	h->order_dirty = true;
+}
+
+/* Lets dependency ordering act on every state change, until nothing moves. */
+static void settle_order(struct host *h)
+{
+	for (size_t rounds = 0; h->order_dirty && rounds <= h->nworkers + 1; rounds++) {
+		h->order_dirty = false;
+		dependency_settle(h);
+	}
+}
+
 static bool all_settled(const struct host *h)
 {
 	for (size_t i = 0; i < h->nworkers; i++)
@@ -392,11 +406,13 @@ static void boot(struct host *h)
 	size_t started = 0;
 	for (size_t i = 0; i < h->nworkers; i++) {
 		struct worker *w = &h->workers[i];
-		if (w->conf->autostart) {
-			worker_start(w, "boot");
-			started += (size_t)w->ninst;
-		}
+		if (w->conf->autostart)
+			dependency_request_start(w, "boot");
 	}
+	settle_order(h);
+	for (size_t i = 0; i < h->nworkers; i++)
+		for (int k = 0; k < h->workers[i].ninst; k++)
+			started += h->workers[i].inst[k].pid > 0;
 	host_log(HOST_INFO, "host up: %zu workers configured, %zu processes started in %.1f ms",
 		 h->nworkers, started, (double)(mono_ns() - t0) / NS_PER_MS);
 }
@@ -448,6 +464,7 @@ int host_run(const char *config_dir)
 		if (worker_init(&h->workers[i], h, &h->cfg.workers[i]) < 0)
 			goto out;
 	h->tick_ns = tick_period(h);
+	dependency_link(h);
 	boot(h);
 
 	while (!(h->shutting_down && all_settled(h))) {
@@ -455,6 +472,7 @@ int host_run(const char *config_dir)
 			host_log(HOST_ERR, "event loop failed: %s", strerror(errno));
 			break;
 		}
+		settle_order(h);
 	}
 	host_log(HOST_INFO, "every worker has stopped; host exiting");
 	status = 0;

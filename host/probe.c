@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include "probe.h"
+#include "child.h"
 #include "loader.h"
 #include "util.h"
 
@@ -23,6 +24,7 @@ static void copy_str(char *dst, size_t size, const char *src)
 
 static void run_probe(const char *path, int fd)
 {
+	child_reset_signals(); /* load it exactly as a worker would: a crash is a crash */
 	int null = open("/dev/null", O_WRONLY);
 	if (null >= 0) { /* constructors' chatter is not the report */
 		dup2(null, 1);

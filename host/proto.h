@@ -61,7 +61,9 @@ struct slot {
 	_Atomic uint32_t phase;    /* enum phase */
 	_Atomic uint32_t sleeping; /* nonzero inside ward_sleep(): waiting is not hanging */
 	_Atomic int64_t init_ns;   /* time spent in init, once it returned */
-	uint8_t pad[32];
+	_Atomic int64_t last_cycle_ns; /* duration of the last timed cycle (see runtime.c) */
+	_Atomic int64_t last_beat_ns;  /* CLOCK_MONOTONIC of the last ward_heartbeat/ward_sleep */
+	uint8_t pad[16];
 } __attribute__((aligned(64)));
 
 #endif

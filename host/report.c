@@ -113,8 +113,8 @@ static const char last_exit_sql[] =
 	" WHERE worker = ?1 AND ended_at IS NOT NULL ORDER BY id DESC LIMIT 1";
 
 static const char instances_sql[] =
-	"SELECT instance, pid, state, started_at, cycles, ready_at FROM instances"
-	" WHERE worker = ?1 ORDER BY instance";
+	"SELECT instance, pid, state, started_at, cycles, ready_at, init_ms, last_cycle_ms, progress_at"
+	" FROM instances WHERE worker = ?1 ORDER BY instance";
 
 static void print_json_worker(sqlite3 *db, sqlite3_stmt *w, bool first)
 {
@@ -141,7 +141,13 @@ static void print_json_worker(sqlite3 *db, sqlite3_stmt *w, bool first)
 				json_time(stdout, in, 3);
 			else
 				fputs("null", stdout);
-			printf(", \"cycles\": %lld}", (long long)sqlite3_column_int64(in, 4));
+			printf(", \"cycles\": %lld, \"init_ms\": ", (long long)sqlite3_column_int64(in, 4));
+			json_int_or_null(stdout, in, 6);
+			printf(", \"last_cycle_ms\": ");
+			json_int_or_null(stdout, in, 7);
+			printf(", \"last_progress_at\": ");
+			json_time(stdout, in, 8);
+			printf("}");
 		}
 		sqlite3_finalize(in);
 	}
@@ -225,6 +231,39 @@ static void summarize_instances(sqlite3 *db, const char *name, char *pids, size_
 	sqlite3_finalize(in);
 }
 
+static void ago(sqlite3_stmt *st, int col, char *buf, size_t size)
+{
+	if (sqlite3_column_type(st, col) == SQLITE_NULL) {
+		snprintf(buf, size, "-");
+		return;
+	}
+	int64_t d = wall_ms() - sqlite3_column_int64(st, col);
+	format_duration_ms(d > 0 ? (uint64_t)d : 0, buf, (unsigned)size);
+}
+
+/* `ward status NAME`: one line per instance under the worker's row. */
+static void print_instance_lines(sqlite3 *db, const char *name)
+{
+	sqlite3_stmt *in = prepare(db, instances_sql);
+	if (!in)
+		return;
+	sqlite3_bind_text(in, 1, name, -1, SQLITE_STATIC);
+	while (sqlite3_step(in) == SQLITE_ROW) {
+		char up[32], progress[32];
+		bool live = sqlite3_column_type(in, 1) != SQLITE_NULL;
+		if (live)
+			ago(in, 5, up, sizeof(up));
+		else
+			snprintf(up, sizeof(up), "-");
+		ago(in, 8, progress, sizeof(progress));
+		printf("  #%-3d pid %-8s %-9s up %-8s cycles %-10lld init %sms  last cycle %sms  last progress %s ago\n",
+		       sqlite3_column_int(in, 0), live ? col_text(in, 1) : "-", col_text(in, 2), up,
+		       (long long)sqlite3_column_int64(in, 4), col_text(in, 6) ? col_text(in, 6) : "-",
+		       col_text(in, 7) ? col_text(in, 7) : "-", progress);
+	}
+	sqlite3_finalize(in);
+}
+
 int report_status(const struct report_opts *o)
 {
 	int host_pid = 0;
@@ -259,6 +298,8 @@ int report_status(const struct report_opts *o)
 			printf("%-20s %-14s %-9s %-14s %-9s %-8d %-10lld %s\n", col_text(w, 0),
 			       plugin_stem(col_text(w, 1), stem, sizeof(stem)), col_text(w, 2), pids, uptime,
 			       sqlite3_column_int(w, 3), cycles, last);
+			if (o->name)
+				print_instance_lines(db, col_text(w, 0));
 		}
 		rows++;
 	}

@@ -193,6 +193,7 @@ void ward_log(ward_ctx *ctx, int level, const char *fmt, ...)
 void ward_heartbeat(ward_ctx *ctx)
 {
 	atomic_fetch_add_explicit(&ctx->slot->beats, 1, memory_order_relaxed);
+	atomic_store_explicit(&ctx->slot->last_beat_ns, mono_ns(), memory_order_relaxed);
 }
 
 int ward_stopping(ward_ctx *ctx)
@@ -260,21 +261,34 @@ static void end_with(struct exit_info *out, enum reason reason, int code)
 	out->code = code;
 }
 
+/* Cycles whose duration is measured: every cycle after a wait, and one in
+ * TIMED_EVERY of back-to-back WARD_OK cycles, so the hot loop reads no clock. */
+#define TIMED_EVERY 1024
+
 /* Runs cycles until one says stop, or a stop is requested. */
 static void cycle_loop(ward_ctx *ctx, const struct ward_plugin *plugin, void *state,
 		       uint64_t interval_ms, struct exit_info *out)
 {
 	int (*cycle)(ward_ctx *, void *) = plugin->cycle;
-	_Atomic uint64_t *cycles = &ctx->slot->cycles;
+	struct slot *slot = ctx->slot;
+	uint64_t n = 0;
+	bool after_wait = true;
 	for (;;) {
 		if (stop_requested) {
 			end_with(out, REASON_STOPPED, 0);
 			return;
 		}
 		set_phase(ctx, PHASE_CYCLE);
-		int r = cycle(ctx, state);
-		atomic_store_explicit(cycles, atomic_load_explicit(cycles, memory_order_relaxed) + 1,
-				      memory_order_relaxed);
+		int r;
+		if (after_wait || n % TIMED_EVERY == 0) {
+			int64_t t0 = mono_ns();
+			r = cycle(ctx, state);
+			atomic_store_explicit(&slot->last_cycle_ns, mono_ns() - t0, memory_order_relaxed);
+		} else {
+			r = cycle(ctx, state);
+		}
+		atomic_store_explicit(&slot->cycles, ++n, memory_order_relaxed);
+		after_wait = r != WARD_OK;
 		switch (r) {
 		case WARD_OK:
 			continue;

@@ -57,4 +57,6 @@ void slot_reset(struct slot *s)
 	atomic_store(&s->phase, PHASE_SETUP);
 	atomic_store(&s->sleeping, 0);
 	atomic_store(&s->init_ns, 0);
+	atomic_store(&s->last_cycle_ns, 0);
+	atomic_store(&s->last_beat_ns, 0);
 }

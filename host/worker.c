@@ -43,14 +43,36 @@ static uint64_t slot_cycles(const struct instance *in)
 	return atomic_load_explicit(&in->slot->cycles, memory_order_relaxed);
 }
 
+/* The instance as `ward status` shows it. */
+static void record_instance(struct instance *in)
+{
+	struct slot *s = in->slot;
+	bool ran = in->ready_ms != 0;
+	int64_t beat = atomic_load_explicit(&s->last_beat_ns, memory_order_relaxed);
+	int64_t progress = beat > in->progress_ns ? beat : in->progress_ns;
+	struct instance_row row = {
+		.worker = in->worker->conf->name,
+		.instance = in->index,
+		.pid = in->pid,
+		.state = istate_name(in->state),
+		.started_ms = in->started_ms,
+		.ready_ms = in->ready_ms,
+		.cycles = slot_cycles(in),
+		.init_ms = ran ? atomic_load_explicit(&s->init_ns, memory_order_relaxed) / NS_PER_MS : -1,
+		.last_cycle_ms = atomic_load_explicit(&s->last_cycle_ns, memory_order_relaxed) / NS_PER_MS,
+		.progress_ms = ran && progress ? wall_ms() - (mono_ns() - progress) / NS_PER_MS : 0,
+	};
+	history_instance_state(in->worker->host->history, &row);
+	in->recorded_cycles = row.cycles;
+	host_history_changed(in->worker->host);
+}
+
 static void record_state(struct instance *in, const char *detail)
 {
 	struct worker *w = in->worker;
 	struct history *hist = w->host->history;
 	history_event(hist, w->conf->name, in->index, istate_name(in->state), detail);
-	history_instance_state(hist, w->conf->name, in->index, in->pid, istate_name(in->state),
-			       in->started_ms, in->ready_ms, slot_cycles(in));
-	in->recorded_cycles = slot_cycles(in);
+	record_instance(in);
 	w->recorded_state = worker_state(w);
 	history_worker_state(hist, w->conf->name, w->conf->plugin, w->recorded_state, w->ninst,
 			     w->restarts);
@@ -62,6 +84,7 @@ static void set_state(struct instance *in, enum istate s, const char *detail)
 {
 	in->state = s;
 	record_state(in, detail);
+	host_state_changed(in->worker->host);
 }
 
 static void wlog(struct instance *in, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -431,29 +454,26 @@ void instance_check_progress(struct instance *in, int64_t now)
 	if (in->state != IS_RUNNING)
 		return;
 	uint64_t cycles = slot_cycles(in);
-	if (cycles != in->recorded_cycles) {
-		struct worker *w = in->worker;
-		history_instance_state(w->host->history, w->conf->name, in->index, in->pid,
-				       istate_name(in->state), in->started_ms, in->ready_ms, cycles);
-		in->recorded_cycles = cycles;
-		host_history_changed(w->host);
-	}
-	uint64_t watchdog = in->worker->conf->watchdog_ms;
-	if (!watchdog || in->kill_reason != REASON_NONE)
-		return;
 	uint64_t progress = cycles + atomic_load_explicit(&in->slot->beats, memory_order_relaxed);
 	bool waiting = atomic_load_explicit(&in->slot->sleeping, memory_order_relaxed) ||
 		       atomic_load_explicit(&in->slot->phase, memory_order_relaxed) != PHASE_CYCLE;
-	if (progress != in->seen_progress || waiting) {
+	bool progressed = progress != in->seen_progress;
+	if (progressed || waiting) {
 		in->seen_progress = progress;
 		in->progress_ns = now;
-	} else if (now - in->progress_ns >= ms_to_ns(watchdog)) {
-		dispatch(in, EV_HUNG);
 	}
+	if (cycles != in->recorded_cycles || progressed)
+		record_instance(in);
+	uint64_t watchdog = in->worker->conf->watchdog_ms;
+	if (watchdog && in->kill_reason == REASON_NONE && !progressed && !waiting &&
+	    now - in->progress_ns >= ms_to_ns(watchdog))
+		dispatch(in, EV_HUNG);
 }
 
 const char *worker_state(const struct worker *w)
 {
+	if (w->pending_start && !worker_is_active(w))
+		return istate_name(IS_STARTING); /* waiting for what it requires */
 	/* Most telling first: what an operator must notice wins. */
 	static const enum istate order[] = {IS_FAILED, IS_BACKOFF, IS_STARTING, IS_STOPPING,
 					    IS_RUNNING, IS_DONE, IS_STOPPED};
@@ -464,6 +484,16 @@ const char *worker_state(const struct worker *w)
 		if (present & (1u << order[k]))
 			return istate_name(order[k]);
 	return istate_name(IS_STOPPED);
+}
+
+bool worker_is_active(const struct worker *w)
+{
+	for (int i = 0; i < w->ninst; i++) {
+		enum istate s = w->inst[i].state;
+		if (w->inst[i].pid > 0 || s == IS_STARTING || s == IS_RUNNING || s == IS_STOPPING || s == IS_BACKOFF)
+			return true;
+	}
+	return false;
 }
 
 bool worker_is_settled(const struct worker *w)
@@ -512,6 +542,8 @@ void worker_free(struct worker *w)
 		slot_free(in->slot);
 	}
 	free(w->inst);
+	free(w->deps);
+	free(w->dependants);
 	log_close(&w->log);
 	free(w->state_dir);
 }

@@ -71,6 +71,15 @@ struct worker {
 	char *state_dir; /* owned */
 	struct log_file log;
 	const char *recorded_state; /* what history has for the worker as a whole */
+
+	/* ordering between workers (dependency.c) */
+	struct worker **deps;       /* what `requires` names, resolved; owned array */
+	size_t ndeps;
+	struct worker **dependants; /* workers that require this one; owned array */
+	size_t ndependants;
+	const char *pending_start;  /* activation of a start waiting for its dependencies, or NULL */
+	bool pending_stop;          /* stop once no dependant is active (host shutdown) */
+	const struct worker *blocked_by; /* the failed dependency last reported, to say it once */
 };
 
 struct host {
@@ -81,6 +90,7 @@ struct host {
 	size_t nworkers;
 	pid_t pid;
 	bool shutting_down;
+	bool order_dirty;        /* a state changed: dependency ordering may have work to do */
 	struct timer flush_timer;
 	struct timer tick_timer;
 	int64_t tick_ns;         /* period of the progress check; 0: none needed */
@@ -105,11 +115,13 @@ const char *istate_name(enum istate s);
 /* The worker's state as one word: its instances' state when they agree, else the most telling one. */
 const char *worker_state(const struct worker *w);
 bool worker_is_settled(const struct worker *w); /* no process, no pending restart */
+bool worker_is_active(const struct worker *w);  /* starting, running, in backoff or stopping */
 
 /* Provided by host.c: */
 void host_note_pid(struct host *h, struct instance *in);    /* a process now exists */
 void host_forget_pid(struct host *h, struct instance *in);
 void host_history_changed(struct host *h);
+void host_state_changed(struct host *h);
 void host_progress_tick_needed(struct host *h);
 
 #endif

@@ -5,6 +5,8 @@
  */
 #include <ward.h>
 
+#include <signal.h>
+
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,11 +31,10 @@ static int flaky_cycle(ward_ctx *ctx, void *state)
 		 * this warning is in the log even though we die right after. */
 		ward_log(ctx, WARD_LOG_WARN, "about to crash");
 
-		/* A real bug, not a polite exit: write through a NULL pointer.
-		 * `volatile` stops the compiler from proving the pointer is
-		 * NULL and optimising the crash away (or into something else). */
-		int *volatile p = NULL;
-		*p = 42;
+		/* A real crash, not a polite exit. (Writing through a NULL
+		 * pointer is undefined behaviour the optimiser may delete, so
+		 * the example raises the signal a wild write would.) */
+		raise(SIGSEGV);
 	}
 
 	ward_log(ctx, WARD_LOG_INFO, "working");

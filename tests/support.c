@@ -23,6 +23,36 @@
 
 struct wt wt;
 
+/* Strings handed to a test are freed at teardown, so tests stay leak-free
+ * under LeakSanitizer without freeing each one. */
+static char **owned;
+static size_t nowned;
+
+static char *own(char *s)
+{
+	if (!s)
+		return NULL;
+	char **grown = realloc(owned, (nowned + 1) * sizeof(*owned));
+	cr_assert(grown);
+	owned = grown;
+	owned[nowned++] = s;
+	return s;
+}
+
+char *wt_keep(char *s)
+{
+	return own(s);
+}
+
+static void free_owned(void)
+{
+	for (size_t i = 0; i < nowned; i++)
+		free(owned[i]);
+	free(owned);
+	owned = NULL;
+	nowned = 0;
+}
+
 void sleep_ms(int ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -150,6 +180,7 @@ void wt_teardown(void)
 	if (!getenv("WARD_TEST_KEEP"))
 		nftw(t->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 	memset(t, 0, sizeof(*t));
+	free_owned();
 }
 
 static sqlite3 *open_db(struct wt *t)
@@ -234,10 +265,11 @@ char *wt_sql_text(struct wt *t, const char *fmt, ...)
 	bool found;
 	query(t, sql, &text, &found);
 	free(sql);
-	return text;
+	return own(text);
 }
 
-char *wt_read(const char *path)
+/* A file's contents, owned by the caller. */
+static char *read_raw(const char *path)
 {
 	FILE *f = fopen(path, "r");
 	if (!f)
@@ -254,26 +286,33 @@ char *wt_read(const char *path)
 	return buf;
 }
 
+char *wt_read(const char *path)
+{
+	return own(read_raw(path));
+}
+
 char *wt_log(struct wt *t, const char *worker)
 {
 	char path[1024];
 	snprintf(path, sizeof(path), "%s/logs/%s.log", t->state, worker);
 	char *s = wt_read(path);
-	return s ? s : strdup("");
+	return s ? s : own(strdup(""));
 }
 
 char *wt_host_stderr(struct wt *t)
 {
 	char *s = wt_read(t->errfile);
-	return s ? s : strdup("");
+	return s ? s : own(strdup(""));
 }
 
 bool wt_wait_log(struct wt *t, int timeout_ms, const char *worker, const char *needle)
 {
 	long long deadline = now_ms() + timeout_ms;
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/logs/%s.log", t->state, worker);
 	do {
-		char *log = wt_log(t, worker);
-		bool found = strstr(log, needle) != NULL;
+		char *log = read_raw(path);
+		bool found = log && strstr(log, needle) != NULL;
 		free(log);
 		if (found)
 			return true;
@@ -301,7 +340,7 @@ bool pid_alive(pid_t pid)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	char *s = wt_read(path);
+	char *s = read_raw(path);
 	if (!s)
 		return false;
 	char *end = strrchr(s, ')');

@@ -41,7 +41,10 @@ long long wt_sql_int(struct wt *t, const char *sql_fmt, ...) __attribute__((form
 /* First column of the first row as a malloc'd string; NULL when no row. */
 char *wt_sql_text(struct wt *t, const char *sql_fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* A file's contents (malloc'd, NUL-terminated), or NULL. */
+/* Takes ownership of a malloc'd string until the test's teardown, and returns it. */
+char *wt_keep(char *s);
+
+/* A file's contents (NUL-terminated, freed at teardown), or NULL. */
 char *wt_read(const char *path);
 char *wt_log(struct wt *t, const char *worker);
 char *wt_host_stderr(struct wt *t);

@@ -33,7 +33,7 @@ static char *fixture(const char *stem)
 {
 	char *path;
 	cr_assert(asprintf(&path, "%s/%s.so", FIXTURE_DIR, stem) > 0);
-	return path;
+	return wt_keep(path);
 }
 
 /* Writes a text file named junk.so into a directory of the test's own and
@@ -51,7 +51,7 @@ static char *make_junk(struct wt *t)
 		fputs("this is not a shared object, only a text file that is named like one\n", f);
 	fclose(f);
 	free(dir);
-	return path;
+	return wt_keep(path);
 }
 
 /* The dynamic loader's complaint about a file that is not ELF. */
@@ -77,11 +77,9 @@ static char *check_refuses(const char *worker, const char *path, const char *rea
 	char *at = strstr(err, head);
 	cr_assert_not_null(at, "`ward check` did not report \"%s...\"; stderr:\n%s", head, err);
 	at += strlen(head);
-	char *msg = strndup(at, strcspn(at, "\n"));
+	char *msg = wt_keep(strndup(at, strcspn(at, "\n")));
 	cr_assert(msg[0], "`ward check` reported an empty message; stderr:\n%s", err);
 	free(head);
-	free(out);
-	free(err);
 	return msg;
 }
 
@@ -106,9 +104,7 @@ static char *run_refuses(const char *worker, const char *reason)
 	bool logged = wt_wait_log(&wt, 3000, worker, line);
 	char *log = wt_log(&wt, worker);
 	cr_expect(logged, "the log of %s lacks \"%s\":\n%s", worker, line, log);
-	free(log);
 	free(line);
-	free(got);
 	return msg;
 }
 
@@ -117,7 +113,6 @@ static void expect_init_never_ran(const char *worker)
 {
 	char *log = wt_log(&wt, worker);
 	cr_expect_null(strstr(log, "init must not run"), "init of a refused plugin ran (worker %s):\n%s", worker, log);
-	free(log);
 }
 
 /* ---- no descriptor ---- */

@@ -863,8 +863,6 @@ Test(check, check_lists_the_workers_of_a_valid_configuration_and_exits_0)
 		  "stdout:\n%s", out);
 	cr_expect_null(strstr(err, "error"), "stderr:\n%s", err);
 	cr_expect_neq(access(wt.state, F_OK), 0, "ward check must not create the state directory");
-	free(out);
-	free(err);
 }
 
 Test(check, check_prints_every_error_with_file_and_line_and_exits_1)
@@ -879,8 +877,6 @@ Test(check, check_prints_every_error_with_file_and_line_and_exits_1)
 	cr_expect_eq(count_lines_with(err, "ward: error: "), 3, "exactly three errors expected; stderr:\n%s", err);
 	cr_expect(strstr(err, "3 errors"), "no error count; stderr:\n%s", err);
 	cr_expect_null(strstr(out, "configuration is valid"), "stdout:\n%s", out);
-	free(out);
-	free(err);
 }
 
 Test(check, check_reports_a_missing_plugin_with_its_file_and_line)
@@ -894,8 +890,6 @@ Test(check, check_reports_a_missing_plugin_with_its_file_and_line)
 	cr_expect_eq(rc, 1, "stdout:\n%s\nstderr:\n%s", out, err);
 	cr_expect(strstr(err, "workers.ini:2: [web] plugin: "), "stderr:\n%s", err);
 	cr_expect(strstr(err, FIXTURE_DIR "/no_such_plugin.so"), "stderr:\n%s", err);
-	free(out);
-	free(err);
 }
 
 Test(check, run_with_an_invalid_configuration_exits_1_and_starts_nothing)
@@ -909,6 +903,4 @@ Test(check, run_with_an_invalid_configuration_exits_1_and_starts_nothing)
 	cr_expect(strstr(err, "workers.ini:7: [mail] instances: "), "stderr:\n%s", err);
 	cr_expect(strstr(err, "nothing was started"), "stderr:\n%s", err);
 	cr_expect_neq(access(wt.state, F_OK), 0, "the state directory was created: something was started");
-	free(out);
-	free(err);
 }

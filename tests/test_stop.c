@@ -30,7 +30,6 @@ static pid_t read_pidfile(const char *path)
 		sleep_ms(10);
 	cr_assert(s, "the fixture never wrote %s", path);
 	pid_t pid = (pid_t)atoi(s);
-	free(s);
 	cr_assert(pid > 0);
 	return pid;
 }

@@ -171,7 +171,9 @@ int ward_sleep(ward_ctx *ctx, uint64_t ms);
 const char *ward_name(ward_ctx *ctx);
 int ward_instance(ward_ctx *ctx);
 
-/* A directory private to this worker instance that survives restarts. */
+/* A directory private to this worker (<state_dir>/workers/<name>, shared by
+ * its instances: put ward_instance() in file names) that survives restarts.
+ * It is also the working directory unless `workdir` is set. */
 const char *ward_state_dir(ward_ctx *ctx);
 
 /* The listening sockets the host holds for this worker (`listen` key), in
