@@ -351,7 +351,9 @@ static void print_config_problems(const struct config *cfg)
 
 static int prepare_dirs(const struct config *cfg)
 {
-	if (mkdir_p(cfg->state_dir, 0750) < 0) {
+	/* 0711: workers running as other users can reach their own directory
+	 * below it, but nobody can list what is there. */
+	if (mkdir_p(cfg->state_dir, 0711) < 0) {
 		host_log(HOST_ERR, "unable to create state_dir %s: %s", cfg->state_dir, strerror(errno));
 		return -1;
 	}

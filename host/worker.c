@@ -14,11 +14,14 @@
 #include "util.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 enum event { EV_START, EV_READY, EV_EXIT, EV_STOP, EV_TIMER, EV_HUNG, EV_COUNT };
 
@@ -507,13 +510,32 @@ bool worker_is_settled(const struct worker *w)
 	return true;
 }
 
+/* A worker running as another user must be able to write its own directory. */
+static void give_state_dir(struct worker *w)
+{
+	const struct worker_conf *c = w->conf;
+	if (!c->user && !c->group)
+		return;
+	struct passwd *pw = c->user ? getpwnam(c->user) : NULL;
+	struct group *gr = c->group ? getgrnam(c->group) : NULL;
+	uid_t uid = pw ? pw->pw_uid : (uid_t)-1;
+	gid_t gid = gr ? gr->gr_gid : pw ? pw->pw_gid : (gid_t)-1;
+	if (geteuid() == 0 && chown(w->state_dir, uid, gid) < 0)
+		host_log(HOST_ERR, "[%s] unable to give %s to its user: %s", c->name, w->state_dir,
+			 strerror(errno));
+}
+
 int worker_init(struct worker *w, struct host *h, const struct worker_conf *conf)
 {
 	*w = (struct worker){.host = h, .conf = conf, .ninst = conf->instances};
 	w->state_dir = xasprintf("%s/workers/%s", h->cfg.state_dir, conf->name);
-	if (mkdir_p(w->state_dir, 0750) < 0)
+	char *workers = xasprintf("%s/workers", h->cfg.state_dir);
+	if (mkdir_p(workers, 0711) < 0 || mkdir_p(w->state_dir, 0750) < 0)
 		host_log(HOST_ERR, "[%s] unable to create its state directory %s: %s", conf->name,
 			 w->state_dir, strerror(errno));
+	else
+		give_state_dir(w);
+	free(workers);
 	log_open(&w->log, h->cfg.log_dir, conf->name, h->cfg.log_max_size, (int)h->cfg.log_keep);
 	w->inst = xcalloc((size_t)w->ninst, sizeof(*w->inst));
 	for (int i = 0; i < w->ninst; i++) {

@@ -3,9 +3,12 @@
  * every ending gets its exit reason, the restart policy decides what follows,
  * and each run is in history and the worker's log.
  */
+#define _GNU_SOURCE
 #include "support.h"
 
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 TestSuite(lifecycle, .fini = wt_teardown, .timeout = 60);
 
@@ -247,5 +250,69 @@ Test(lifecycle, plugin_keys_reach_the_plugin_through_ward_conf)
 	cr_expect(strstr(log, "count=42"), "[defaults] plugin key missing:\n%s", log);
 	cr_expect(strstr(log, "flag=1"), "%s", log);
 	cr_expect(strstr(log, "delay_ms=2000"), "%s", log);
+	wt_stop(&wt, 5000);
+}
+
+Test(lifecycle, a_run_longer_than_restart_window_resets_the_delay_and_the_restart_count)
+{
+	/* Each run lasts ~400 ms, longer than the 300 ms window: the delay never
+	 * doubles and max_restarts = 1 never gives up. */
+	wt_setup(&wt, "[w]\nplugin = crash_later\nafter = 400ms\nrestart_delay = 100ms\nrestart_delay_max = 10s\n"
+		      "restart_window = 300ms\nmax_restarts = 1\nlimit.core = 0\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 10000, "SELECT count(*) >= 4 FROM runs WHERE worker = 'w'"),
+		  "the worker stopped being restarted:\n%s", wt_host_stderr(&wt));
+	long long g[3];
+	restart_gaps("w", g, 4);
+	double ratio = (double)g[2] / (double)g[0];
+	cr_expect(ratio > 0.5 && ratio < 1.8, "the delay grew (%lld, %lld, %lld ms) although every run outlasted the window",
+		  g[0], g[1], g[2]);
+	cr_expect_str_neq(wt_sql_text(&wt, "SELECT state FROM workers WHERE name = 'w'"), "failed");
+	wt_stop(&wt, 5000);
+}
+
+Test(lifecycle, logs_rotate_at_log_max_size_keeping_log_keep_files)
+{
+	wt_setup(&wt, "[w]\nplugin = log_stdout\ncycles = 400\n");
+	wt_write_conf(&wt, "zz-logs.ini", "[ward]\nlog_max_size = 4K\nlog_keep = 2\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'done' FROM workers WHERE name = 'w'"));
+	wt_stop(&wt, 5000);
+	char path[1200];
+	snprintf(path, sizeof(path), "%s/logs/w.log.1", wt.state);
+	char *one = wt_read(path);
+	snprintf(path, sizeof(path), "%s/logs/w.log.2", wt.state);
+	char *two = wt_read(path);
+	snprintf(path, sizeof(path), "%s/logs/w.log.3", wt.state);
+	cr_expect(one && two, "log_keep = 2 should keep w.log.1 and w.log.2");
+	cr_expect_null(wt_read(path), "a third old log was kept with log_keep = 2");
+	cr_expect(one && strlen(one) >= 4096 && strlen(one) < 4096 + 65536 + 4096, "w.log.1 has %zu bytes for log_max_size 4K",
+		  one ? strlen(one) : 0);
+	/* Nothing at the end was lost: the last line is in the newest two files. */
+	char *newest;
+	cr_assert(asprintf(&newest, "%s%s", one ? one : "", wt_log(&wt, "w")) > 0);
+	wt_keep(newest);
+	cr_expect(strstr(newest, "OUT stdout line 400\n"), "the last line is missing");
+	cr_expect(strstr(newest, "OUT stdout line 399\n"), "a line before the last is missing");
+}
+
+Test(lifecycle, a_worker_runs_as_its_configured_user_and_group)
+{
+	wt_setup(&wt, "[w]\nplugin = env_dump\nuser = nobody\ngroup = nogroup\nrestart = never\n");
+	chmod(wt.dir, 0711); /* mkdtemp made it 0700: let nobody reach the state dir below */
+	wt_start(&wt);
+	if (geteuid() == 0) {
+		cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'done' FROM workers WHERE name = 'w'"),
+			  "did not finish: %s", wt_log(&wt, "w"));
+		char path[1200];
+		snprintf(path, sizeof(path), "%s/workers/w/env-0.txt", wt.state);
+		char *env = wt_read(path);
+		cr_assert(env);
+		cr_expect(strstr(env, "uid=65534 gid=65534\n"), "not running as nobody:nogroup:\n%s", env);
+	} else {
+		/* Without root the switch is impossible, and ward must say so plainly. */
+		cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'failed' FROM workers WHERE name = 'w'"));
+		cr_expect(strstr(wt_log(&wt, "w"), "cannot switch to user nobody"), "%s", wt_log(&wt, "w"));
+	}
 	wt_stop(&wt, 5000);
 }
