@@ -1,8 +1,16 @@
 /*
  * stamp.c - benchmark plugin: on its first cycle it appends
  * "<instance> <CLOCK_MONOTONIC ns>\n" to the file named by `out`, then does
- * what `then` says: crash (SIGSEGV, to measure restart latency) or idle
- * (to measure boot time and idle cost).
+ * what `then` says:
+ *   idle         (the default) return WARD_IDLE: boot time, idle cost, stop
+ *   crash        SIGSEGV: restart latency
+ *   ignore-term  never return and never look at ward_stopping(): a worker
+ *                that ignores a stop request, so only the stop_timeout
+ *                SIGKILL ends it (plugins may not change SIGTERM's
+ *                disposition, so this is how a plugin ignores SIGTERM)
+ *   lines        print `lines` lines of 100 bytes to stdout, then idle:
+ *                log throughput
+ * bench/worker.c does the same for the other supervisors (bench/compare.sh).
  */
 #include <ward.h>
 
@@ -44,6 +52,22 @@ static int stamp_cycle(ward_ctx *ctx, void *state)
 		const char *then = ward_conf(ctx, "then");
 		if (then && strcmp(then, "crash") == 0)
 			raise(SIGSEGV);
+		if (then && strcmp(then, "ignore-term") == 0)
+			for (;;) {
+				struct timespec nap = {0, 100 * 1000000L};
+				nanosleep(&nap, NULL);
+				ward_heartbeat(ctx); /* not hung, just deaf to the stop */
+			}
+		if (then && strcmp(then, "lines") == 0) {
+			/* the same 100-byte lines as bench/worker.c */
+			char pad[82];
+			memset(pad, 'x', 81);
+			pad[81] = 0;
+			long lines = ward_conf_int(ctx, "lines", 0);
+			for (long i = 0; i < lines; i++)
+				printf("benchline %07ld %s\n", i, pad);
+			fflush(stdout);
+		}
 	}
 	return WARD_IDLE;
 }

@@ -30,7 +30,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#define FRAME_FD 3 /* where the runtime pipe lives in the worker (listen sockets come later) */
+/* Descriptors in a worker: 0-2 stdio, 3.. the listen sockets (the systemd
+ * LISTEN_FDS convention), then the runtime pipe, then the runtime's eventfd. */
+#define FIRST_LISTEN_FD 3
 
 struct setup {
 	const struct child_spec *spec;
@@ -63,21 +65,33 @@ void child_reset_signals(void)
 
 /* Puts the worker's descriptors at their fixed numbers and closes every
  * other one, so nothing of the host's leaks into plugin code. */
-static void wire_descriptors(struct setup *s)
+static void wire_descriptors(struct setup *s, int *listen_fds)
 {
 	const struct child_spec *spec = s->spec;
-	int high = FRAME_FD + 1;
+	int frame_target = FIRST_LISTEN_FD + spec->nlisten;
+	int high = frame_target + 1; /* above every target, so no source is overwritten */
 	int out = fcntl(spec->out_fd, F_DUPFD, high);
 	int frame = fcntl(spec->frame_fd, F_DUPFD_CLOEXEC, high);
 	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (frame < 0 || out < 0 || null < 0)
 		fail_setup(s, "unable to prepare descriptors: %s", strerror(errno));
 	s->ctx.frame_fd = frame;
+	int moved[spec->nlisten > 0 ? spec->nlisten : 1];
+	for (int i = 0; i < spec->nlisten; i++)
+		if ((moved[i] = fcntl(spec->listen_fds[i], F_DUPFD_CLOEXEC, high)) < 0)
+			fail_setup(s, "unable to prepare listen sockets: %s", strerror(errno));
 	if (dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0 ||
-	    dup3(frame, FRAME_FD, O_CLOEXEC) < 0)
+	    dup3(frame, frame_target, O_CLOEXEC) < 0)
 		fail_setup(s, "unable to wire stdin/stdout/stderr: %s", strerror(errno));
-	s->ctx.frame_fd = FRAME_FD;
-	if (close_range(FRAME_FD + 1, ~0U, 0) < 0)
+	s->ctx.frame_fd = frame_target;
+	/* Sockets without close-on-exec: programs written for systemd socket
+	 * activation may exec and expect them. */
+	for (int i = 0; i < spec->nlisten; i++) {
+		if (dup2(moved[i], FIRST_LISTEN_FD + i) < 0)
+			fail_setup(s, "unable to hand over listen socket %d: %s", i, strerror(errno));
+		listen_fds[i] = FIRST_LISTEN_FD + i;
+	}
+	if (close_range((unsigned)frame_target + 1, ~0U, 0) < 0)
 		fail_setup(s, "unable to close inherited descriptors: %s", strerror(errno));
 }
 
@@ -119,6 +133,20 @@ static void build_environment(struct setup *s, const struct passwd *pw)
 		free(name);
 	}
 	char num[16];
+	if (s->spec->nlisten > 0) { /* systemd's socket activation convention */
+		snprintf(num, sizeof(num), "%d", s->spec->nlisten);
+		set_env_or_fail(s, "LISTEN_FDS", num);
+		snprintf(num, sizeof(num), "%d", (int)getpid());
+		set_env_or_fail(s, "LISTEN_PID", num);
+		char *names = xstrdup(w->name);
+		for (int i = 1; i < s->spec->nlisten; i++) {
+			char *more = xasprintf("%s:%s", names, w->name);
+			free(names);
+			names = more;
+		}
+		set_env_or_fail(s, "LISTEN_FDNAMES", names);
+		free(names);
+	}
 	snprintf(num, sizeof(num), "%d", s->spec->instance);
 	set_env_or_fail(s, "WARD_NAME", w->name);
 	set_env_or_fail(s, "WARD_INSTANCE", num);
@@ -187,14 +215,14 @@ static void tie_to_host(struct setup *s)
 		fail_setup(s, "unable to set no_new_privs: %s", strerror(errno));
 }
 
-static void prepare_process(struct setup *s)
+static void prepare_process(struct setup *s, int *listen_fds)
 {
 	const struct child_spec *spec = s->spec;
 	const struct worker_conf *w = spec->conf;
 	if (setpgid(0, 0) < 0)
 		fail_setup(s, "unable to create a process group: %s", strerror(errno));
 	child_reset_signals();
-	wire_descriptors(s);
+	wire_descriptors(s, listen_fds);
 	struct passwd *pw = NULL;
 	if (w->user) {
 		pw = getpwnam(w->user);
@@ -227,7 +255,10 @@ noreturn void child_main(const struct child_spec *spec)
 		.frame_fd = spec->frame_fd,
 		.slot = spec->slot,
 	};
-	prepare_process(&s);
+	int listen_fds[spec->nlisten > 0 ? spec->nlisten : 1];
+	s.ctx.listen_fds = listen_fds;
+	s.ctx.nlisten = spec->nlisten;
+	prepare_process(&s, listen_fds);
 
 	atomic_store(&spec->slot->phase, PHASE_LOAD);
 	struct ward_plugin plugin;

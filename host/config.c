@@ -752,10 +752,22 @@ static const char *check_listen_address(const char *addr)
 		const char *port = strrchr(addr + 4, ':');
 		long p;
 		if (!port || port == addr + 4 || parse_long(port + 1, &p) < 0 || p < 1 || p > 65535)
-			return "expected tcp:HOST:PORT with a port from 1 to 65535";
+			return "expected tcp:HOST:PORT with a port from 1 to 65535 (HOST may be an address, [v6], a name or *)";
 		return NULL;
 	}
 	return "expected unix:PATH or tcp:HOST:PORT";
+}
+
+/* What can be known about a unix socket path without binding it. */
+static const char *check_unix_path(const char *addr)
+{
+	if (strncmp(addr, "unix:", 5) != 0)
+		return NULL;
+	const char *path = addr + 5;
+	struct stat st;
+	if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
+		return "the path exists and is not a socket";
+	return NULL; /* a missing directory is created by the host */
 }
 
 static void check_worker_refs(struct config *cfg, struct worker_conf *w, const struct entries *e)
@@ -774,11 +786,18 @@ static void check_worker_refs(struct config *cfg, struct worker_conf *w, const s
 	}
 	for (size_t i = 0; i < w->listen.n; i++) {
 		const char *why = check_listen_address(w->listen.v[i]);
+		if (why) {
+			add_error(cfg, at, w->name, "listen", "\"%s\": %s", w->listen.v[i], why);
+			continue;
+		}
+		if (strncmp(w->listen.v[i], "unix:", 5) == 0 && w->listen.v[i][5] != '/') {
+			char *abs = xasprintf("unix:%s/%s", cfg->dir, w->listen.v[i] + 5);
+			free(w->listen.v[i]);
+			w->listen.v[i] = abs;
+		}
+		why = check_unix_path(w->listen.v[i]);
 		if (why)
 			add_error(cfg, at, w->name, "listen", "\"%s\": %s", w->listen.v[i], why);
-		else
-			add_error(cfg, w->where, w->name, "listen",
-				  "socket activation is not available in this version of ward yet");
 	}
 	if (w->restart_delay_max_ms < w->restart_delay_ms)
 		w->restart_delay_max_ms = w->restart_delay_ms;

@@ -56,6 +56,8 @@ void dependency_link(struct host *h)
 
 void dependency_request_start(struct worker *w, const char *activation)
 {
+	if (w->refused) /* its sockets could not be bound: it cannot run as configured */
+		return;
 	w->pending_start = activation;
 	w->blocked_by = NULL;
 	w->host->order_dirty = true;
@@ -75,7 +77,7 @@ static void note(struct worker *w, const char *event, const struct worker *d, en
 {
 	host_log(level, fmt, w->conf->name, d->conf->name);
 	history_event(w->host->history, w->conf->name, -1, event, d->conf->name);
-	host_history_changed(w->host);
+	worker_record(w);
 }
 
 /* A pending start: go when every dependency is ready, pull in the idle ones. */

@@ -32,7 +32,7 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY, at INTEGER, worker TEXT,"
 	" instance INTEGER, event TEXT, detail TEXT);"
 	"CREATE TABLE IF NOT EXISTS workers(name TEXT PRIMARY KEY, plugin TEXT, state TEXT,"
-	" instances INTEGER, restarts INTEGER, updated_at INTEGER);"
+	" instances INTEGER, restarts INTEGER, updated_at INTEGER, listen TEXT, on_demand TEXT);"
 	"CREATE TABLE IF NOT EXISTS instances(worker TEXT, instance INTEGER, pid INTEGER,"
 	" state TEXT, started_at INTEGER, ready_at INTEGER, cycles INTEGER, init_ms INTEGER,"
 	" last_cycle_ms INTEGER, progress_at INTEGER, PRIMARY KEY(worker, instance));"
@@ -50,10 +50,11 @@ static const char *const sql[ST_COUNT] = {
 	[ST_RUN_END] = "UPDATE runs SET ended_at=?, reason=?, code=?, signal=?, core=?, message=?,"
 		       " cycles=? WHERE id=?",
 	[ST_EVENT] = "INSERT INTO events(at, worker, instance, event, detail) VALUES(?,?,?,?,?)",
-	[ST_WORKER] = "INSERT INTO workers(name, plugin, state, instances, restarts, updated_at)"
-		      " VALUES(?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET plugin=excluded.plugin,"
+	[ST_WORKER] = "INSERT INTO workers(name, plugin, state, instances, restarts, updated_at, listen, on_demand)"
+		      " VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET plugin=excluded.plugin,"
 		      " state=excluded.state, instances=excluded.instances,"
-		      " restarts=excluded.restarts, updated_at=excluded.updated_at",
+		      " restarts=excluded.restarts, updated_at=excluded.updated_at,"
+		      " listen=excluded.listen, on_demand=excluded.on_demand",
 	[ST_INSTANCE] = "INSERT INTO instances(worker, instance, pid, state, started_at, ready_at, cycles,"
 			" init_ms, last_cycle_ms, progress_at) VALUES(?,?,?,?,?,?,?,?,?,?)"
 			" ON CONFLICT(worker, instance) DO UPDATE SET pid=excluded.pid, state=excluded.state,"
@@ -300,9 +301,11 @@ void history_event(struct history *h, const char *worker, int instance, const ch
 }
 
 void history_worker_state(struct history *h, const char *worker, const char *plugin,
-			  const char *state, int instances, unsigned restarts)
+			  const char *state, int instances, unsigned restarts, const char *listen,
+			  const char *on_demand)
 {
-	ENQUEUE(h, ST_WORKER, T(worker), T(plugin), T(state), I(instances), I(restarts), I(wall_ms()));
+	ENQUEUE(h, ST_WORKER, T(worker), T(plugin), T(state), I(instances), I(restarts), I(wall_ms()),
+		T(listen), T(on_demand));
 }
 
 static struct value I_OR_NULL(int64_t v, bool present) { return present ? I(v) : NUL(); }

@@ -28,8 +28,11 @@ void history_ready(struct history *h, int64_t run, int64_t ready_ms, int64_t ini
 void history_end(struct history *h, int64_t run, const struct exit_info *e, uint64_t cycles);
 void history_event(struct history *h, const char *worker, int instance, const char *event,
 		   const char *detail);
+/* listen: the worker's sockets, comma-separated, or NULL; on_demand: what the
+ * host does with them now ("waiting for a connection", "closing connections") or NULL. */
 void history_worker_state(struct history *h, const char *worker, const char *plugin,
-			  const char *state, int instances, unsigned restarts);
+			  const char *state, int instances, unsigned restarts, const char *listen,
+			  const char *on_demand);
 /* One row of the instances table: what `ward status` shows per instance. */
 struct instance_row {
 	const char *worker;

@@ -12,6 +12,7 @@
 #include "host.h"
 #include "dependency.h"
 #include "history.h"
+#include "listener.h"
 #include "log.h"
 #include "loop.h"
 #include "output.h"
@@ -375,6 +376,8 @@ static void settle_order(struct host *h)
 		h->order_dirty = false;
 		dependency_settle(h);
 	}
+	for (size_t i = 0; i < h->nworkers; i++)
+		listener_update(&h->workers[i]);
 }
 
 static bool all_settled(const struct host *h)
@@ -399,6 +402,16 @@ static void kill_survivors(struct host *h)
 				;
 			w->inst[k].pid = 0;
 		}
+	}
+}
+
+/* Every socket of every worker exists before the first worker starts. */
+static void open_sockets(struct host *h)
+{
+	for (size_t i = 0; i < h->nworkers; i++) {
+		struct worker *w = &h->workers[i];
+		if (w->conf->listen.n && listener_open_all(w) < 0)
+			worker_refuse(w, "unable to bind its listen sockets");
 	}
 }
 
@@ -467,6 +480,7 @@ int host_run(const char *config_dir)
 			goto out;
 	h->tick_ns = tick_period(h);
 	dependency_link(h);
+	open_sockets(h);
 	boot(h);
 
 	while (!(h->shutting_down && all_settled(h))) {

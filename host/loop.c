@@ -167,6 +167,11 @@ int loop_watch(struct loop *l, struct watch *w, uint32_t events)
 	return epoll_ctl(l->epfd, EPOLL_CTL_ADD, w->fd, &ev);
 }
 
+int loop_unwatch(struct loop *l, struct watch *w)
+{
+	return epoll_ctl(l->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+}
+
 void loop_close(struct loop *l, struct watch *w)
 {
 	if (w->fd < 0)

@@ -151,7 +151,19 @@ static void print_json_worker(sqlite3 *db, sqlite3_stmt *w, bool first)
 		}
 		sqlite3_finalize(in);
 	}
-	printf("], \"restarts\": %d, \"last_exit\": ", sqlite3_column_int(w, 3));
+	printf("], \"restarts\": %d, \"listen\": [", sqlite3_column_int(w, 3));
+	const char *listen = col_text(w, 4);
+	for (const char *p = listen; p && *p;) {
+		size_t n = strcspn(p, ",");
+		char *one = xstrndup(p, n);
+		printf("%s", p == listen ? "" : ", ");
+		json_string(stdout, one);
+		free(one);
+		p += n + (p[n] == ',');
+	}
+	printf("], \"on_demand\": ");
+	json_string(stdout, col_text(w, 5));
+	printf(", \"last_exit\": ");
 	sqlite3_stmt *le = prepare(db, last_exit_sql);
 	if (le) {
 		sqlite3_bind_text(le, 1, name, -1, SQLITE_STATIC);
@@ -273,7 +285,7 @@ int report_status(const struct report_opts *o)
 		return 1;
 	if (held != 1)
 		fprintf(stderr, "ward: no host is running for %s; showing the last recorded state\n", o->config_dir);
-	sqlite3_stmt *w = prepare(db, "SELECT name, plugin, state, restarts FROM workers"
+	sqlite3_stmt *w = prepare(db, "SELECT name, plugin, state, restarts, listen, on_demand FROM workers"
 				      " WHERE ?1 IS NULL OR name = ?1 ORDER BY name");
 	if (!w) {
 		sqlite3_close(db);
@@ -298,6 +310,9 @@ int report_status(const struct report_opts *o)
 			printf("%-20s %-14s %-9s %-14s %-9s %-8d %-10lld %s\n", col_text(w, 0),
 			       plugin_stem(col_text(w, 1), stem, sizeof(stem)), col_text(w, 2), pids, uptime,
 			       sqlite3_column_int(w, 3), cycles, last);
+			if (col_text(w, 4))
+				printf("  sockets %s%s%s%s\n", col_text(w, 4), col_text(w, 5) ? " (" : "",
+				       col_text(w, 5) ? col_text(w, 5) : "", col_text(w, 5) ? ")" : "");
 			if (o->name)
 				print_instance_lines(db, col_text(w, 0));
 		}

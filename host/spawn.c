@@ -29,7 +29,11 @@ int spawn_process(struct instance *in)
 	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(frames, O_CLOEXEC) < 0)
 		goto fail;
 	slot_reset(in->slot);
+	for (size_t i = 0; i < w->nlisteners; i++)
+		w->listen_fds[i] = w->listeners[i].watch.fd;
 	struct child_spec spec = {
+		.listen_fds = w->listen_fds,
+		.nlisten = (int)w->nlisteners,
 		.conf = w->conf,
 		.instance = in->index,
 		.state_dir = w->state_dir,

@@ -76,9 +76,23 @@ static void record_state(struct instance *in, const char *detail)
 	struct history *hist = w->host->history;
 	history_event(hist, w->conf->name, in->index, istate_name(in->state), detail);
 	record_instance(in);
+	worker_record(w);
+}
+
+void worker_record(struct worker *w)
+{
+	static const char *const modes[] = {[LISTEN_HANDED] = NULL,
+					    [LISTEN_ACTIVATE] = "waiting for a connection",
+					    [LISTEN_DRAIN] = "closing connections"};
+	char listen[1024] = "";
+	size_t len = 0;
+	for (size_t i = 0; i < w->conf->listen.n && len < sizeof(listen); i++)
+		len += (size_t)snprintf(listen + len, sizeof(listen) - len, "%s%s", i ? "," : "",
+					w->conf->listen.v[i]);
 	w->recorded_state = worker_state(w);
-	history_worker_state(hist, w->conf->name, w->conf->plugin, w->recorded_state, w->ninst,
-			     w->restarts);
+	history_worker_state(w->host->history, w->conf->name, w->conf->plugin, w->recorded_state,
+			     w->ninst, w->restarts, len ? listen : NULL,
+			     w->nlisteners ? modes[w->listen_mode] : NULL);
 	host_history_changed(w->host);
 }
 
@@ -380,7 +394,9 @@ static void process_ended(struct instance *in)
 		schedule_restart(in);
 		return;
 	}
-	if (e.reason == REASON_DONE)
+	if (e.reason == REASON_DONE && w->nlisteners)
+		set_state(in, IS_STOPPED, "done: the next connection starts it again");
+	else if (e.reason == REASON_DONE)
 		set_state(in, IS_DONE, "done");
 	else if (e.reason == REASON_STOPPED)
 		set_state(in, IS_STOPPED, "stopped");
@@ -429,6 +445,16 @@ void worker_stop(struct worker *w)
 {
 	for (int i = 0; i < w->ninst; i++)
 		dispatch(&w->inst[i], EV_STOP);
+}
+
+void worker_refuse(struct worker *w, const char *why)
+{
+	w->refused = true;
+	for (int i = 0; i < w->ninst; i++) {
+		w->inst[i].state = IS_FAILED;
+		record_state(&w->inst[i], why);
+	}
+	host_state_changed(w->host);
 }
 
 void worker_kill(struct worker *w)
@@ -563,6 +589,7 @@ void worker_free(struct worker *w)
 		output_detach(in);
 		slot_free(in->slot);
 	}
+	listener_close_all(w);
 	free(w->inst);
 	free(w->deps);
 	free(w->dependants);

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "history.h"
 #include "log.h"
+#include "listener.h"
 #include "loop.h"
 #include "proto.h"
 #include "reason.h"
@@ -80,6 +81,14 @@ struct worker {
 	const char *pending_start;  /* activation of a start waiting for its dependencies, or NULL */
 	bool pending_stop;          /* stop once no dependant is active (host shutdown) */
 	const struct worker *blocked_by; /* the failed dependency last reported, to say it once */
+
+	/* sockets held for the worker (listener.c) */
+	struct listener *listeners; /* owned array, one per `listen` address */
+	int *listen_fds;            /* their descriptors, for the child; owned */
+	size_t nlisteners;
+	enum listen_mode listen_mode;
+	bool refused;               /* its sockets could not be bound: never started */
+	bool drain_reported;
 };
 
 struct host {
@@ -103,6 +112,8 @@ void worker_free(struct worker *w);
 /* Requests, applied to every instance of the worker. */
 void worker_start(struct worker *w, const char *activation);
 void worker_stop(struct worker *w);
+/* Puts every instance in `failed` without a process (e.g. its sockets could not be bound). */
+void worker_refuse(struct worker *w, const char *why);
 /* Escalation for a host asked twice to stop: SIGKILL every process group now. */
 void worker_kill(struct worker *w);
 
@@ -111,6 +122,8 @@ void instance_ready(struct instance *in);
 void instance_exited(struct instance *in, int wait_status);
 void instance_check_progress(struct instance *in, int64_t now);
 
+/* Writes the worker's row (state, restarts, sockets) to history. */
+void worker_record(struct worker *w);
 const char *istate_name(enum istate s);
 /* The worker's state as one word: its instances' state when they agree, else the most telling one. */
 const char *worker_state(const struct worker *w);

@@ -1,0 +1,36 @@
+/*
+ * listener.h - the sockets the host holds for a worker (`listen`): created,
+ * bound and listening at boot before any worker starts, handed to every
+ * process of the worker, and kept across its restarts so no connection is
+ * lost. While the worker has no process the host watches them: the first
+ * connection starts it (socket activation). Once the worker has failed, the
+ * host accepts and closes every connection at once, so clients get an error
+ * instead of a timeout. The host never reads from a client.
+ */
+#ifndef WARD_LISTENER_H
+#define WARD_LISTENER_H
+
+#include "loop.h"
+
+struct worker;
+
+struct listener {
+	struct watch watch; /* fd: the listening socket, blocking (the worker's accept blocks) */
+	struct worker *worker;
+	const char *address; /* as configured; owned by the config */
+	bool watched;        /* registered with the loop */
+};
+
+enum listen_mode {
+	LISTEN_HANDED,   /* a process of the worker owns them: the host stays out */
+	LISTEN_ACTIVATE, /* no process: the first connection starts the worker */
+	LISTEN_DRAIN,    /* the worker failed: accept and close at once */
+};
+
+/* Creates and binds every socket of w. 0, or -1 after logging which address failed. */
+int listener_open_all(struct worker *w);
+void listener_close_all(struct worker *w);
+/* Applies the mode the worker's state calls for; cheap when nothing changes. */
+void listener_update(struct worker *w);
+
+#endif
