@@ -35,15 +35,15 @@ static void append(struct worker ***v, size_t *n, struct worker *w)
 static struct worker *find(struct host *h, const char *name)
 {
 	for (size_t i = 0; i < h->nworkers; i++)
-		if (strcmp(h->workers[i].conf->name, name) == 0)
-			return &h->workers[i];
+		if (strcmp(h->workers[i]->conf->name, name) == 0)
+			return h->workers[i];
 	return NULL;
 }
 
 void dependency_link(struct host *h)
 {
 	for (size_t i = 0; i < h->nworkers; i++) {
-		struct worker *w = &h->workers[i];
+		struct worker *w = h->workers[i];
 		for (size_t k = 0; k < w->conf->requires.n; k++) {
 			struct worker *d = find(h, w->conf->requires.v[k]);
 			if (!d) /* config_load refuses unknown names; stay safe anyway */
@@ -66,8 +66,8 @@ void dependency_request_start(struct worker *w, const char *activation)
 void dependency_request_stop_all(struct host *h)
 {
 	for (size_t i = 0; i < h->nworkers; i++) {
-		h->workers[i].pending_start = NULL;
-		h->workers[i].pending_stop = true;
+		h->workers[i]->pending_start = NULL;
+		h->workers[i]->pending_stop = true;
 	}
 	h->order_dirty = true;
 }
@@ -133,7 +133,7 @@ static bool dependants_active(const struct worker *w)
 void dependency_settle(struct host *h)
 {
 	for (size_t i = 0; i < h->nworkers; i++) {
-		struct worker *w = &h->workers[i];
+		struct worker *w = h->workers[i];
 		if (w->pending_stop) {
 			if (!dependants_active(w)) {
 				w->pending_stop = false;

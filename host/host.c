@@ -130,7 +130,7 @@ static int64_t tick_period(const struct host *h)
 {
 	int64_t period = 0;
 	for (size_t i = 0; i < h->nworkers; i++) {
-		uint64_t wd = h->workers[i].conf->watchdog_ms;
+		uint64_t wd = h->workers[i]->conf->watchdog_ms;
 		int64_t p = (int64_t)wd * NS_PER_MS / 10;
 		if (wd && (period == 0 || p < period))
 			period = p;
@@ -147,7 +147,7 @@ static void progress_tick(struct timer *t)
 	int64_t next = now + h->tick_ns;
 	bool any_running = false;
 	for (size_t i = 0; i < h->nworkers; i++) {
-		struct worker *w = &h->workers[i];
+		struct worker *w = h->workers[i];
 		for (int k = 0; k < w->ninst; k++) {
 			struct instance *in = &w->inst[k];
 			instance_check_progress(in, now);
@@ -228,7 +228,7 @@ static void begin_shutdown(struct host *h, int sig)
 	if (h->shutting_down) {
 		host_log(HOST_WARN, "SIG%s again: killing every worker now", sigabbrev_np(sig));
 		for (size_t i = 0; i < h->nworkers; i++)
-			worker_kill(&h->workers[i]);
+			worker_kill(h->workers[i]);
 		return;
 	}
 	host_log(HOST_INFO, "SIG%s: stopping every worker (send it again to kill them at once)",
@@ -377,13 +377,13 @@ static void settle_order(struct host *h)
 		dependency_settle(h);
 	}
 	for (size_t i = 0; i < h->nworkers; i++)
-		listener_update(&h->workers[i]);
+		listener_update(h->workers[i]);
 }
 
 static bool all_settled(const struct host *h)
 {
 	for (size_t i = 0; i < h->nworkers; i++)
-		if (!worker_is_settled(&h->workers[i]))
+		if (!worker_is_settled(h->workers[i]))
 			return false;
 	return true;
 }
@@ -392,7 +392,7 @@ static bool all_settled(const struct host *h)
 static void kill_survivors(struct host *h)
 {
 	for (size_t i = 0; i < h->nworkers; i++) {
-		struct worker *w = &h->workers[i];
+		struct worker *w = h->workers[i];
 		for (int k = 0; k < w->ninst; k++) {
 			pid_t pid = w->inst[k].pid;
 			if (pid <= 0)
@@ -409,7 +409,7 @@ static void kill_survivors(struct host *h)
 static void open_sockets(struct host *h)
 {
 	for (size_t i = 0; i < h->nworkers; i++) {
-		struct worker *w = &h->workers[i];
+		struct worker *w = h->workers[i];
 		if (w->conf->listen.n && listener_open_all(w) < 0)
 			worker_refuse(w, "unable to bind its listen sockets");
 	}
@@ -420,14 +420,14 @@ static void boot(struct host *h)
 	int64_t t0 = mono_ns();
 	size_t started = 0;
 	for (size_t i = 0; i < h->nworkers; i++) {
-		struct worker *w = &h->workers[i];
+		struct worker *w = h->workers[i];
 		if (w->conf->autostart)
 			dependency_request_start(w, "boot");
 	}
 	settle_order(h);
 	for (size_t i = 0; i < h->nworkers; i++)
-		for (int k = 0; k < h->workers[i].ninst; k++)
-			started += h->workers[i].inst[k].pid > 0;
+		for (int k = 0; k < h->workers[i]->ninst; k++)
+			started += h->workers[i]->inst[k].pid > 0;
 	host_log(HOST_INFO, "host up: %zu workers configured, %zu processes started in %.1f ms",
 		 h->nworkers, started, (double)(mono_ns() - t0) / NS_PER_MS);
 }
@@ -474,10 +474,13 @@ int host_run(const char *config_dir)
 	h->tick_timer.fn = progress_tick;
 	record_host(h, h->cfg.dir);
 
-	h->workers = xcalloc(h->cfg.nworkers, sizeof(*h->workers));
-	for (size_t i = 0; i < h->cfg.nworkers; i++, h->nworkers++)
-		if (worker_init(&h->workers[i], h, &h->cfg.workers[i]) < 0)
+	h->workers = xcalloc(h->cfg.nworkers ? h->cfg.nworkers : 1, sizeof(*h->workers));
+	for (size_t i = 0; i < h->cfg.nworkers; i++) {
+		struct worker *w = xcalloc(1, sizeof(*w));
+		h->workers[h->nworkers++] = w;
+		if (worker_init(w, h, &h->cfg.workers[i]) < 0)
 			goto out;
+	}
 	h->tick_ns = tick_period(h);
 	dependency_link(h);
 	open_sockets(h);
@@ -494,8 +497,10 @@ int host_run(const char *config_dir)
 	status = 0;
 out:
 	kill_survivors(h);
-	for (size_t i = 0; i < h->nworkers; i++)
-		worker_free(&h->workers[i]);
+	for (size_t i = 0; i < h->nworkers; i++) {
+		worker_free(h->workers[i]);
+		free(h->workers[i]);
+	}
 	free(h->workers);
 	history_close(h->history);
 	if (sw.watch.fd >= 0)

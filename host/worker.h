@@ -95,7 +95,7 @@ struct host {
 	struct config cfg;
 	struct loop *loop;
 	struct history *history;
-	struct worker *workers;
+	struct worker **workers; /* each owned; stable addresses (reload adds and removes) */
 	size_t nworkers;
 	pid_t pid;
 	bool shutting_down;
