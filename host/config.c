@@ -956,6 +956,42 @@ void config_free(struct config *cfg)
 	*cfg = (struct config){0};
 }
 
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_strv(const struct strv *a, const struct strv *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->v[i], b->v[i]) != 0)
+			return false;
+	return true;
+}
+
+static bool same_limit(struct limit_conf a, struct limit_conf b)
+{
+	return a.set == b.set && (!a.set || a.value == b.value);
+}
+
+/* Every setting of struct worker_conf but its origins: keep in step with the struct. */
+bool config_worker_equal(const struct worker_conf *a, const struct worker_conf *b)
+{
+	return same_str(a->name, b->name) && same_str(a->plugin, b->plugin) && a->autostart == b->autostart &&
+	       a->instances == b->instances && a->restart == b->restart && a->interval_ms == b->interval_ms &&
+	       a->restart_delay_ms == b->restart_delay_ms && a->restart_delay_max_ms == b->restart_delay_max_ms &&
+	       a->restart_window_ms == b->restart_window_ms && a->init_timeout_ms == b->init_timeout_ms &&
+	       a->watchdog_ms == b->watchdog_ms && a->stop_timeout_ms == b->stop_timeout_ms &&
+	       a->max_restarts == b->max_restarts && same_strv(&a->requires, &b->requires) &&
+	       same_strv(&a->listen, &b->listen) && same_str(a->user, b->user) && same_str(a->group, b->group) &&
+	       same_strv(&a->env, &b->env) && a->inherit_env == b->inherit_env && same_str(a->workdir, b->workdir) &&
+	       a->nice_set == b->nice_set && a->nice == b->nice && same_limit(a->limit_nofile, b->limit_nofile) &&
+	       same_limit(a->limit_memory, b->limit_memory) && same_limit(a->limit_cpu, b->limit_cpu) &&
+	       same_limit(a->limit_core, b->limit_core) && same_strv(&a->plugin_keys, &b->plugin_keys);
+}
+
 const char *restart_policy_name(enum restart_policy p)
 {
 	switch (p) {

@@ -67,6 +67,8 @@ struct config {
 int config_load(const char *dir, struct config *cfg);
 void config_free(struct config *cfg);
 struct worker_conf *config_find_worker(const struct config *cfg, const char *name);
+/* Same settings (where they were written does not matter): a reload leaves such a worker alone. */
+bool config_worker_equal(const struct worker_conf *a, const struct worker_conf *b);
 
 /* Host-level reads without a full load (used by clients such as `ward status`
  * to find state_dir even when the worker table has errors). */

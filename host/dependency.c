@@ -35,7 +35,7 @@ static void append(struct worker ***v, size_t *n, struct worker *w)
 static struct worker *find(struct host *h, const char *name)
 {
 	for (size_t i = 0; i < h->nworkers; i++)
-		if (strcmp(h->workers[i]->conf->name, name) == 0)
+		if (!h->workers[i]->retiring && strcmp(h->workers[i]->conf->name, name) == 0)
 			return h->workers[i];
 	return NULL;
 }
@@ -44,6 +44,15 @@ void dependency_link(struct host *h)
 {
 	for (size_t i = 0; i < h->nworkers; i++) {
 		struct worker *w = h->workers[i];
+		free(w->deps);
+		free(w->dependants);
+		w->deps = w->dependants = NULL;
+		w->ndeps = w->ndependants = 0;
+	}
+	for (size_t i = 0; i < h->nworkers; i++) {
+		struct worker *w = h->workers[i];
+		if (w->retiring)
+			continue;
 		for (size_t k = 0; k < w->conf->requires.n; k++) {
 			struct worker *d = find(h, w->conf->requires.v[k]);
 			if (!d) /* config_load refuses unknown names; stay safe anyway */
@@ -83,6 +92,9 @@ static void note(struct worker *w, const char *event, const struct worker *d, en
 /* A pending start: go when every dependency is ready, pull in the idle ones. */
 static void try_start(struct worker *w)
 {
+	for (int i = 0; i < w->ninst; i++)
+		if (w->inst[i].state == IS_STOPPING)
+			return; /* a restart: the old processes go first */
 	bool ready = true;
 	for (size_t k = 0; k < w->ndeps; k++) {
 		struct worker *d = w->deps[k];

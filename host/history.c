@@ -40,7 +40,8 @@ static const char schema[] =
 
 enum stmt_id {
 	ST_RUN_BEGIN, ST_RUN_READY, ST_RUN_END, ST_EVENT, ST_WORKER, ST_INSTANCE, ST_HOST,
-	ST_CLEAR_WORKERS, ST_CLEAR_INSTANCES, ST_PRUNE_RUNS, ST_PRUNE_EVENTS, ST_COUNT
+	ST_CLEAR_WORKERS, ST_CLEAR_INSTANCES, ST_FORGET_WORKER, ST_FORGET_INSTANCES, ST_PRUNE_RUNS,
+	ST_PRUNE_EVENTS, ST_COUNT
 };
 
 static const char *const sql[ST_COUNT] = {
@@ -64,6 +65,8 @@ static const char *const sql[ST_COUNT] = {
 	[ST_HOST] = "INSERT OR REPLACE INTO host(key, value) VALUES(?,?)",
 	[ST_CLEAR_WORKERS] = "DELETE FROM workers",
 	[ST_CLEAR_INSTANCES] = "DELETE FROM instances",
+	[ST_FORGET_WORKER] = "DELETE FROM workers WHERE name = ?",
+	[ST_FORGET_INSTANCES] = "DELETE FROM instances WHERE worker = ?",
 	[ST_PRUNE_RUNS] = "DELETE FROM runs WHERE id <= ?",
 	[ST_PRUNE_EVENTS] = "DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?",
 };
@@ -260,6 +263,11 @@ int history_flush(struct history *h)
 	return 0;
 }
 
+void history_set_keep(struct history *h, long keep_runs)
+{
+	h->keep_runs = keep_runs;
+}
+
 bool history_pending(const struct history *h)
 {
 	return h->len > 0;
@@ -321,6 +329,12 @@ void history_instance_state(struct history *h, const struct instance_row *r)
 void history_host(struct history *h, const char *key, const char *value)
 {
 	ENQUEUE(h, ST_HOST, T(key), T(value));
+}
+
+void history_forget_worker(struct history *h, const char *worker)
+{
+	ENQUEUE(h, ST_FORGET_WORKER, T(worker));
+	ENQUEUE(h, ST_FORGET_INSTANCES, T(worker));
 }
 
 void history_reset_states(struct history *h)

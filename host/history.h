@@ -47,10 +47,13 @@ struct instance_row {
 };
 void history_instance_state(struct history *h, const struct instance_row *row);
 void history_host(struct history *h, const char *key, const char *value);
+/* Removes a worker from the state tables (a reload removed or rebuilt it); its runs stay. */
+void history_forget_worker(struct history *h, const char *worker);
 /* Forgets the previous host's worker table (at boot). */
 void history_reset_states(struct history *h);
 
 bool history_pending(const struct history *h);
+void history_set_keep(struct history *h, long keep_runs);
 /* Commits everything queued. 0, or -1 when it must be retried later. */
 int history_flush(struct history *h);
 

@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "host.h"
+#include "control.h"
 #include "dependency.h"
 #include "history.h"
 #include "listener.h"
@@ -237,6 +238,26 @@ static void begin_shutdown(struct host *h, int sig)
 	dependency_request_stop_all(h);
 }
 
+/* SIGHUP: the same reload as `ward reload`, its report going to the host's log. */
+static void reload_from_signal(struct host *h)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+	if (!out) {
+		host_log(HOST_ERR, "SIGHUP: unable to reload: out of memory");
+		return;
+	}
+	int rc = reload_apply(h, out);
+	fclose(out);
+	char *save, *first = strtok_r(text, "\n", &save);
+	host_log(rc == 0 ? HOST_INFO : HOST_ERR, "SIGHUP: reload %s", rc == 0 ? "applied" : "refused");
+	(void)first; /* "ok" or "error": said above */
+	for (char *line = strtok_r(NULL, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		host_log(rc == 0 ? HOST_INFO : HOST_ERR, "reload: %s", line);
+	free(text);
+}
+
 struct signal_watch {
 	struct watch watch;
 	struct host *host;
@@ -258,7 +279,7 @@ static void on_signal(struct watch *w, uint32_t events)
 			begin_shutdown(h, (int)si.ssi_signo);
 			break;
 		case SIGHUP:
-			host_log(HOST_WARN, "SIGHUP: reloading is not available in this version; restart the host to apply changes");
+			reload_from_signal(h);
 			break;
 		}
 	}
@@ -376,6 +397,7 @@ static void settle_order(struct host *h)
 		h->order_dirty = false;
 		dependency_settle(h);
 	}
+	reload_finish(h);
 	for (size_t i = 0; i < h->nworkers; i++)
 		listener_update(h->workers[i]);
 }
@@ -484,6 +506,7 @@ int host_run(const char *config_dir)
 	h->tick_ns = tick_period(h);
 	dependency_link(h);
 	open_sockets(h);
+	control_open(h);
 	boot(h);
 
 	while (!(h->shutting_down && all_settled(h))) {
@@ -497,11 +520,17 @@ int host_run(const char *config_dir)
 	status = 0;
 out:
 	kill_survivors(h);
+	control_close(h);
 	for (size_t i = 0; i < h->nworkers; i++) {
 		worker_free(h->workers[i]);
 		free(h->workers[i]);
 	}
 	free(h->workers);
+	for (size_t i = 0; i < h->nold; i++) {
+		config_free(h->old_configs[i]);
+		free(h->old_configs[i]);
+	}
+	free(h->old_configs);
 	history_close(h->history);
 	if (sw.watch.fd >= 0)
 		close(sw.watch.fd);

@@ -70,6 +70,12 @@ int log_open(struct log_file *lf, const char *dir, const char *name, uint64_t ma
 	return 0;
 }
 
+void log_settings(struct log_file *lf, uint64_t max_size, int keep)
+{
+	lf->max_size = max_size;
+	lf->keep = keep;
+}
+
 void log_close(struct log_file *lf)
 {
 	log_flush(lf);

@@ -29,6 +29,8 @@ struct log_file {
 
 int log_open(struct log_file *lf, const char *dir, const char *name, uint64_t max_size, int keep);
 void log_close(struct log_file *lf);
+/* New rotation settings (a reload); applied from the next write. */
+void log_settings(struct log_file *lf, uint64_t max_size, int keep);
 
 /* Appends one line (text without its newline). Lines are buffered until
  * log_flush, which the host calls after each batch it read. */

@@ -1,6 +1,7 @@
 /*
  * logview.c - prints the tail of <log_dir>/<NAME>.log and, with -f, keeps
- * printing what is appended, reopening the file when the host rotates it.
+ * printing what is appended, following the host's rotations without losing
+ * or repeating a line.
  */
 #define _GNU_SOURCE
 #include "logview.h"
@@ -48,7 +49,68 @@ static int copy_from(int fd, off_t *pos)
 	return n < 0 ? -1 : 0;
 }
 
-int logview_show(const char *log_dir, const char *name, long lines, bool follow)
+/* After a rotation: the files newer than the one we were reading, oldest
+ * first. The old file is found among NAME.log.1.. by its inode; every file
+ * rotated after it (there may be several since the last look) is printed
+ * whole before the current file is opened, so no line is lost or repeated. */
+static int catch_up_rotations(const char *path, ino_t old_ino)
+{
+	int k = 1;
+	for (; k <= 1000; k++) {
+		char *name = xasprintf("%s.%d", path, k);
+		struct stat st;
+		int found = stat(name, &st);
+		free(name);
+		if (found < 0)
+			return 0; /* deleted already: nothing newer can be told apart */
+		if (st.st_ino == old_ino)
+			break;
+	}
+	for (int i = k - 1; i >= 1; i--) {
+		char *name = xasprintf("%s.%d", path, i);
+		int fd = open(name, O_RDONLY | O_CLOEXEC);
+		free(name);
+		if (fd < 0)
+			continue;
+		off_t pos = 0;
+		int rc = copy_from(fd, &pos);
+		close(fd);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int follow(const char *path, int fd, off_t pos)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -1;
+	for (;;) {
+		if (copy_from(fd, &pos) < 0)
+			return -1;
+		struct stat now;
+		if (stat(path, &now) == 0 && now.st_ino != st.st_ino) {
+			int nfd = open(path, O_RDONLY | O_CLOEXEC);
+			if (nfd < 0)
+				continue;
+			if (copy_from(fd, &pos) < 0 || catch_up_rotations(path, st.st_ino) < 0) {
+				close(nfd);
+				return -1;
+			}
+			close(fd);
+			fd = nfd;
+			pos = 0;
+			if (fstat(fd, &st) < 0)
+				return -1;
+			continue;
+		}
+		struct timespec nap = {0, 100 * 1000000L};
+		nanosleep(&nap, NULL);
+	}
+}
+
+int logview_show(const char *log_dir, const char *name, long lines, bool follow_it)
 {
 	char *path = xasprintf("%s/%s.log", log_dir, name);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -58,27 +120,14 @@ int logview_show(const char *log_dir, const char *name, long lines, bool follow)
 		return 1;
 	}
 	struct stat st;
-	fstat(fd, &st);
-	off_t pos = lines == 0 ? st.st_size : tail_offset(fd, st.st_size, lines);
-	int rc = copy_from(fd, &pos);
-	while (follow && rc == 0) {
-		struct timespec nap = {0, 200 * 1000000L};
-		nanosleep(&nap, NULL);
+	int rc = fstat(fd, &st);
+	off_t pos = rc < 0 ? 0 : lines == 0 ? st.st_size : tail_offset(fd, st.st_size, lines);
+	if (rc == 0)
 		rc = copy_from(fd, &pos);
-		struct stat now;
-		/* Rotated: the name points at a new file. Finish the old one, then switch. */
-		if (stat(path, &now) == 0 && now.st_ino != st.st_ino) {
-			int nfd = open(path, O_RDONLY | O_CLOEXEC);
-			if (nfd < 0)
-				continue;
-			copy_from(fd, &pos);
-			close(fd);
-			fd = nfd;
-			fstat(fd, &st);
-			pos = 0;
-		}
-	}
-	close(fd);
+	if (rc == 0 && follow_it)
+		rc = follow(path, fd, pos); /* returns only on an error: ended by a signal */
+	else
+		close(fd);
 	free(path);
 	return rc == 0 ? 0 : 1;
 }

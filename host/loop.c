@@ -167,6 +167,12 @@ int loop_watch(struct loop *l, struct watch *w, uint32_t events)
 	return epoll_ctl(l->epfd, EPOLL_CTL_ADD, w->fd, &ev);
 }
 
+int loop_modify(struct loop *l, struct watch *w, uint32_t events)
+{
+	struct epoll_event ev = {.events = events, .data.ptr = w};
+	return epoll_ctl(l->epfd, EPOLL_CTL_MOD, w->fd, &ev);
+}
+
 int loop_unwatch(struct loop *l, struct watch *w)
 {
 	return epoll_ctl(l->epfd, EPOLL_CTL_DEL, w->fd, NULL);

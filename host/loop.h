@@ -31,6 +31,8 @@ struct loop *loop_new(void);
 void loop_free(struct loop *loop);
 
 int loop_watch(struct loop *loop, struct watch *w, uint32_t events);
+/* Changes the events watched for w. 0 or -1. */
+int loop_modify(struct loop *loop, struct watch *w, uint32_t events);
 /* Stops watching w->fd without closing it. 0 or -1. */
 int loop_unwatch(struct loop *loop, struct watch *w);
 /* Stops watching and closes w->fd; w->fd becomes -1. */

@@ -3,6 +3,7 @@
  * to the subsystem that owns it. Exit status: 0 success, 1 failure, 2 bad usage.
  */
 #define _GNU_SOURCE
+#include "client.h"
 #include "config.h"
 #include "host.h"
 #include "probe.h"
@@ -31,6 +32,9 @@ static const char usage[] =
 	"  status [NAME] [--json] [-c DIR]     every worker: state, pids, uptime, restarts, cycles, last exit\n"
 	"  history [NAME] [-n N] [--json] [-c DIR]  past runs and how they ended\n"
 	"  logs NAME [-n N] [-f] [-c DIR]      show or follow a worker's log\n"
+	"  start|stop|restart NAME... [-c DIR] act on workers of the running host\n"
+	"  reload [-c DIR]                     re-read the configuration: start added workers, stop\n"
+	"                                      removed ones, restart changed ones, leave the rest alone\n"
 	"  version                             ward's version and plugin ABI version\n"
 	"\n"
 	"DIR defaults to $WARD_CONFIG_DIR, else " DEFAULT_CONFIG_DIR ". See docs/ for the guides.\n";
@@ -144,11 +148,59 @@ static int cmd_report(const struct args *a, bool history)
 		config_free(&cfg);
 		return 1;
 	}
+	/* A running host brings its history up to date first: status is live. */
+	if (!history)
+		client_request(cfg.state_dir, "sync", true);
 	struct report_opts o = {.state_dir = cfg.state_dir, .config_dir = a->config_dir, .name = a->name,
 				.json = a->json, .limit = a->lines};
 	int rc = history ? report_history(&o) : report_status(&o);
 	config_free(&cfg);
 	return rc;
+}
+
+/* start/stop/restart NAME... and reload: one request to the running host. */
+static int cmd_control(const char *verb, int argc, char **argv, const struct args *a)
+{
+	struct config cfg;
+	if (load_for_client(a->config_dir, &cfg) < 0) {
+		config_free(&cfg);
+		return 1;
+	}
+	char *request = xstrdup(verb);
+	for (int i = 0; i < argc; i++) {
+		char *more = xasprintf("%s %s", request, argv[i]);
+		free(request);
+		request = more;
+	}
+	enum client_result r = client_request(cfg.state_dir, request, false);
+	if (r == CLIENT_NO_HOST)
+		fprintf(stderr, "ward: no host is running for %s (nothing listens on %s/ward.sock); start one with `ward run -c %s`\n",
+			a->config_dir, cfg.state_dir, a->config_dir);
+	free(request);
+	config_free(&cfg);
+	return r == CLIENT_OK ? 0 : 1;
+}
+
+/* Splits "ward VERB NAME... [-c DIR]" into names and options. */
+static int parse_names(int argc, char **argv, struct args *a, char **names, int *nnames)
+{
+	*nnames = 0;
+	char *opts[argc + 1];
+	int nopts = 0;
+	opts[nopts++] = argv[0];
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+			opts[nopts++] = argv[i];
+			if (i + 1 < argc)
+				opts[nopts++] = argv[++i];
+		} else if (argv[i][0] == '-') {
+			opts[nopts++] = argv[i];
+		} else {
+			names[(*nnames)++] = argv[i];
+		}
+	}
+	opts[nopts] = NULL;
+	return parse_args(nopts, opts, a, false);
 }
 
 static int cmd_logs(const struct args *a)
@@ -181,8 +233,17 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(cmd, "start") == 0 || strcmp(cmd, "stop") == 0 || strcmp(cmd, "restart") == 0 ||
-	    strcmp(cmd, "reload") == 0 || strcmp(cmd, "test") == 0) {
-		fprintf(stderr, "ward: '%s' is not available in this version of ward yet (it needs the control socket or plugin test runner)\n", cmd);
+	    strcmp(cmd, "reload") == 0) {
+		char *names[argc];
+		int nnames, rc = parse_names(argc - 1, argv + 1, &a, names, &nnames);
+		if (rc)
+			return rc;
+		if (strcmp(cmd, "reload") == 0 ? nnames != 0 : nnames == 0)
+			return bad_usage(strcmp(cmd, "reload") == 0 ? "%s takes no worker names" : "%s needs at least one worker NAME", cmd);
+		return cmd_control(cmd, nnames, names, &a);
+	}
+	if (strcmp(cmd, "test") == 0) {
+		fprintf(stderr, "ward: 'test' is not available in this version of ward yet\n");
 		return 1;
 	}
 	int rc = parse_args(argc - 1, argv + 1, &a, named);

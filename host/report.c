@@ -276,8 +276,29 @@ static void print_instance_lines(sqlite3 *db, const char *name)
 	sqlite3_finalize(in);
 }
 
+/* Colour only for a person at a terminal, and never when NO_COLOR is set. */
+static bool use_colour(void)
+{
+	const char *term = getenv("TERM");
+	return isatty(STDOUT_FILENO) && !getenv("NO_COLOR") && term && strcmp(term, "dumb") != 0;
+}
+
+static const char *state_colour(const char *state)
+{
+	if (!state)
+		return "";
+	if (strcmp(state, "running") == 0)
+		return "\033[32m";
+	if (strcmp(state, "failed") == 0)
+		return "\033[1;31m";
+	if (strcmp(state, "backoff") == 0 || strcmp(state, "starting") == 0 || strcmp(state, "stopping") == 0)
+		return "\033[33m";
+	return "";
+}
+
 int report_status(const struct report_opts *o)
 {
+	bool colour = !o->json && use_colour();
 	int host_pid = 0;
 	int held = host_lock_held(o->state_dir, &host_pid);
 	sqlite3 *db = open_state(o);
@@ -307,9 +328,10 @@ int report_status(const struct report_opts *o)
 			long long cycles;
 			summarize_instances(db, col_text(w, 0), pids, sizeof(pids), uptime, sizeof(uptime), &cycles);
 			describe_last_exit(db, col_text(w, 0), last, sizeof(last));
-			printf("%-20s %-14s %-9s %-14s %-9s %-8d %-10lld %s\n", col_text(w, 0),
-			       plugin_stem(col_text(w, 1), stem, sizeof(stem)), col_text(w, 2), pids, uptime,
-			       sqlite3_column_int(w, 3), cycles, last);
+			const char *on = colour ? state_colour(col_text(w, 2)) : "";
+			printf("%-20s %-14s %s%-9s%s %-14s %-9s %-8d %-10lld %s\n", col_text(w, 0),
+			       plugin_stem(col_text(w, 1), stem, sizeof(stem)), on, col_text(w, 2), *on ? "\033[0m" : "",
+			       pids, uptime, sqlite3_column_int(w, 3), cycles, last);
 			if (col_text(w, 4))
 				printf("  sockets %s%s%s%s\n", col_text(w, 4), col_text(w, 5) ? " (" : "",
 				       col_text(w, 5) ? col_text(w, 5) : "", col_text(w, 5) ? ")" : "");

@@ -79,6 +79,14 @@ static void record_state(struct instance *in, const char *detail)
 	worker_record(w);
 }
 
+void worker_record_live(struct worker *w)
+{
+	for (int i = 0; i < w->ninst; i++)
+		if (w->inst[i].pid > 0)
+			record_instance(&w->inst[i]);
+	worker_record(w);
+}
+
 void worker_record(struct worker *w)
 {
 	static const char *const modes[] = {[LISTEN_HANDED] = NULL,
@@ -563,6 +571,8 @@ int worker_init(struct worker *w, struct host *h, const struct worker_conf *conf
 		give_state_dir(w);
 	free(workers);
 	log_open(&w->log, h->cfg.log_dir, conf->name, h->cfg.log_max_size, (int)h->cfg.log_keep);
+	if (stat(conf->plugin, &w->plugin_stat) < 0)
+		memset(&w->plugin_stat, 0, sizeof(w->plugin_stat));
 	w->inst = xcalloc((size_t)w->ninst, sizeof(*w->inst));
 	for (int i = 0; i < w->ninst; i++) {
 		struct instance *in = &w->inst[i];
@@ -595,4 +605,6 @@ void worker_free(struct worker *w)
 	free(w->dependants);
 	log_close(&w->log);
 	free(w->state_dir);
+	struct host *h = w->host;
+	*w = (struct worker){.host = h};
 }

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "config.h"
@@ -88,6 +89,12 @@ struct worker {
 	size_t nlisteners;
 	enum listen_mode listen_mode;
 	bool refused;               /* its sockets could not be bound: never started */
+
+	/* reload (reload.c) */
+	struct stat plugin_stat;            /* the plugin file when the worker was created */
+	bool retiring;                      /* removed from the configuration: goes once stopped */
+	const struct worker_conf *next_conf; /* changed: the settings to take once stopped */
+	bool start_after_reload;
 	bool drain_reported;
 };
 
@@ -103,6 +110,8 @@ struct host {
 	struct timer flush_timer;
 	struct timer tick_timer;
 	int64_t tick_ns;         /* period of the progress check; 0: none needed */
+	struct config **old_configs; /* replaced by reloads, kept while a worker refers to them */
+	size_t nold;
 	char scratch[64 * 1024]; /* read buffer shared by every pipe */
 };
 
@@ -124,6 +133,8 @@ void instance_check_progress(struct instance *in, int64_t now);
 
 /* Writes the worker's row (state, restarts, sockets) to history. */
 void worker_record(struct worker *w);
+/* Also the live figures (cycles, progress) of every instance with a process. */
+void worker_record_live(struct worker *w);
 const char *istate_name(enum istate s);
 /* The worker's state as one word: its instances' state when they agree, else the most telling one. */
 const char *worker_state(const struct worker *w);
@@ -135,6 +146,9 @@ void host_note_pid(struct host *h, struct instance *in);    /* a process now exi
 void host_forget_pid(struct host *h, struct instance *in);
 void host_history_changed(struct host *h);
 void host_state_changed(struct host *h);
+
+/* Provided by reload.c: replaces workers that a reload removed or changed once they have stopped. */
+void reload_finish(struct host *h);
 void host_progress_tick_needed(struct host *h);
 
 #endif

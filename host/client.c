@@ -1,0 +1,118 @@
+/*
+ * client.c - connects to <state_dir>/ward.sock, sends one request and reads
+ * the reply, all under one deadline, so a CLI command can never hang on a
+ * host that does not answer.
+ */
+#define _GNU_SOURCE
+#include "client.h"
+#include "util.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define CLIENT_TIMEOUT_MS 30000
+
+static int wait_fd(int fd, short events, int64_t deadline_ns)
+{
+	struct pollfd p = {.fd = fd, .events = events};
+	for (;;) {
+		int64_t left = (deadline_ns - mono_ns()) / NS_PER_MS;
+		if (left <= 0)
+			return 0;
+		int r = poll(&p, 1, (int)left);
+		if (r >= 0 || errno != EINTR)
+			return r;
+	}
+}
+
+static enum client_result explain_connect(const char *path, int err)
+{
+	if (err == ENOENT || err == ECONNREFUSED)
+		return CLIENT_NO_HOST;
+	if (err == EACCES || err == EPERM) {
+		struct stat st;
+		struct passwd *pw = stat(path, &st) == 0 ? getpwuid(st.st_uid) : NULL;
+		fprintf(stderr, "ward: permission denied on %s: only %s (the host's user) and root may control this host\n",
+			path, pw ? pw->pw_name : "its owner");
+		return CLIENT_FAILED;
+	}
+	fprintf(stderr, "ward: unable to reach the host at %s: %s\n", path, strerror(err));
+	return CLIENT_FAILED;
+}
+
+static enum client_result print_reply(char *reply, bool quiet)
+{
+	char *nl = strchr(reply, '\n');
+	if (!nl) {
+		fprintf(stderr, "ward: the host closed the connection without an answer\n");
+		return CLIENT_FAILED;
+	}
+	*nl = '\0';
+	bool ok = strcmp(reply, "ok") == 0;
+	if (!quiet && nl[1])
+		fputs(nl + 1, ok ? stdout : stderr);
+	return ok ? CLIENT_OK : CLIENT_REFUSED;
+}
+
+enum client_result client_request(const char *state_dir, const char *request, bool quiet)
+{
+	char *path = xasprintf("%s/ward.sock", state_dir);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	enum client_result result = CLIENT_FAILED;
+	int64_t deadline = mono_ns() + (int64_t)CLIENT_TIMEOUT_MS * NS_PER_MS;
+	char *reply = NULL;
+	size_t len = 0, cap = 0;
+	int fd = -1;
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "ward: control socket path %s is too long\n", path);
+		goto out;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		result = explain_connect(path, errno);
+		goto out;
+	}
+	char *line = xasprintf("%s\n", request);
+	int rc = write_all(fd, line, strlen(line));
+	free(line);
+	if (rc < 0) {
+		fprintf(stderr, "ward: unable to send the request to %s: %s\n", path, strerror(errno));
+		goto out;
+	}
+	for (;;) {
+		if (len + 4096 + 1 > cap) {
+			cap = cap ? cap * 2 : 8192;
+			reply = xrealloc(reply, cap);
+		}
+		int ready = wait_fd(fd, POLLIN, deadline);
+		if (ready <= 0) {
+			fprintf(stderr, "ward: the host at %s did not answer within %d s\n", path, CLIENT_TIMEOUT_MS / 1000);
+			goto out;
+		}
+		ssize_t n = read(fd, reply + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	if (!reply)
+		reply = xstrdup("");
+	reply[len] = '\0';
+	result = print_reply(reply, quiet);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(reply);
+	free(path);
+	return result;
+}
