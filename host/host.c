@@ -15,6 +15,7 @@
 #include "history.h"
 #include "listener.h"
 #include "log.h"
+#include "notify.h"
 #include "loop.h"
 #include "output.h"
 #include "worker.h"
@@ -234,6 +235,7 @@ static void begin_shutdown(struct host *h, int sig)
 	}
 	host_log(HOST_INFO, "SIG%s: stopping every worker (send it again to kill them at once)",
 		 sigabbrev_np(sig));
+	notify_stopping();
 	h->shutting_down = true;
 	dependency_request_stop_all(h);
 }
@@ -390,6 +392,49 @@ void host_state_changed(struct host *h)
 	h->order_dirty = true;
 }
 
+/* Boot is over once nothing started at boot is still starting. */
+static bool boot_settled(const struct host *h)
+{
+	for (size_t i = 0; i < h->nworkers; i++) {
+		const struct worker *w = h->workers[i];
+		if (w->pending_start && !w->blocked_by)
+			return false;
+		for (int k = 0; k < w->ninst; k++)
+			if (w->inst[k].state == IS_STARTING)
+				return false;
+	}
+	return true;
+}
+
+/* systemd's view of the host: READY=1 once boot is over, and a STATUS= line
+ * whenever the counts change. */
+static void tell_systemd(struct host *h)
+{
+	size_t running = 0, failed = 0;
+	for (size_t i = 0; i < h->nworkers; i++) {
+		const char *s = worker_state(h->workers[i]);
+		running += strcmp(s, "running") == 0;
+		failed += strcmp(s, "failed") == 0;
+	}
+	char status[128];
+	snprintf(status, sizeof(status), "%zu workers: %zu running, %zu failed%s", h->nworkers, running, failed,
+		 h->shutting_down ? "; stopping" : "");
+	if (!h->ready_told && boot_settled(h)) {
+		h->ready_told = true;
+		notify_ready(status);
+	} else if (h->ready_told && strcmp(status, h->told_status) != 0) {
+		notify_status(status);
+	}
+	snprintf(h->told_status, sizeof(h->told_status), "%s", status);
+}
+
+static void ping_systemd(struct timer *t)
+{
+	struct host *h = container_of(t, struct host, notify_timer);
+	notify_watchdog();
+	timer_arm(h->loop, t, mono_ns() + h->notify_period);
+}
+
 /* Lets dependency ordering act on every state change, until nothing moves. */
 static void settle_order(struct host *h)
 {
@@ -400,6 +445,7 @@ static void settle_order(struct host *h)
 	reload_finish(h);
 	for (size_t i = 0; i < h->nworkers; i++)
 		listener_update(h->workers[i]);
+	tell_systemd(h);
 }
 
 static bool all_settled(const struct host *h)
@@ -471,6 +517,7 @@ int host_run(const char *config_dir)
 	struct signal_watch sw = {.watch.fd = -1, .host = h};
 	int status = 1, lock_fd = -1;
 	h->pid = getpid();
+	notify_open(); /* first: no worker may inherit NOTIFY_SOCKET */
 	if (config_load(config_dir, &h->cfg) < 0) {
 		print_config_problems(&h->cfg);
 		fprintf(stderr, "ward: %zu configuration error%s; nothing was started (`ward check -c %s` lists them too)\n",
@@ -493,6 +540,10 @@ int host_run(const char *config_dir)
 	h->history = history_open(db, h->cfg.history_keep);
 	free(db);
 	h->flush_timer.fn = flush_history;
+	h->notify_timer.fn = ping_systemd;
+	h->notify_period = notify_watchdog_ns() / 2;
+	if (h->notify_period > 0)
+		timer_arm(h->loop, &h->notify_timer, mono_ns() + h->notify_period);
 	h->tick_timer.fn = progress_tick;
 	record_host(h, h->cfg.dir);
 
@@ -538,6 +589,7 @@ out:
 	config_free(&h->cfg);
 	if (lock_fd >= 0)
 		close(lock_fd);
+	notify_close();
 	free(pids);
 	pids = NULL;
 	pids_cap = pids_used = 0;

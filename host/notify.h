@@ -4,14 +4,16 @@
  * protocol itself (one datagram of "KEY=value" lines per message to the
  * AF_UNIX socket named by NOTIFY_SOCKET), so ward needs no libsystemd. It
  * never blocks the host and never ends it: without NOTIFY_SOCKET every call
- * is a no-op, and a send that fails is logged once and dropped.
+ * is a no-op, and a send that fails is logged once and its message goes
+ * out with the next one.
  */
 #ifndef WARD_NOTIFY_H
 #define WARD_NOTIFY_H
 
 #include <stdint.h>
 
-/* Reads NOTIFY_SOCKET (a path, or an abstract socket when it starts with '@')
+/* Reads NOTIFY_SOCKET (a path, or an abstract socket when it starts with '@';
+ * systemd's vsock: addresses, for virtual machines, are not supported)
  * and removes it from the environment, so that no worker inherits it and
  * speaks for the host. Returns 0 when set up, and also when NOTIFY_SOCKET is
  * unset (then everything below is a no-op); -1 when it is set but unusable
@@ -23,7 +25,8 @@ void notify_close(void);
 
 /* Sends one datagram made of fmt (newline-separated KEY=value assignments).
  * Only the process that called notify_open sends: a forked child never does.
- * Never blocks; a failure is logged once (and its end once) and is not fatal. */
+ * Never blocks, never fatal: a failure is logged once (and its end once),
+ * and what was not sent goes out with the next message. */
 void notify_send(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* READY=1 plus STATUS=status (omitted when status is NULL). Newlines in

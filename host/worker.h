@@ -107,6 +107,10 @@ struct host {
 	pid_t pid;
 	bool shutting_down;
 	bool order_dirty;        /* a state changed: dependency ordering may have work to do */
+	bool ready_told;         /* systemd was told READY=1 */
+	char told_status[128];   /* the last STATUS= sent */
+	struct timer notify_timer; /* WATCHDOG=1 for systemd, when it asks for it */
+	int64_t notify_period;
 	struct timer flush_timer;
 	struct timer tick_timer;
 	int64_t tick_ns;         /* period of the progress check; 0: none needed */

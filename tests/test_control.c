@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static void no_sigpipe(void)
@@ -344,4 +345,57 @@ Test(control, logs_follow_across_rotations_without_losing_or_repeating_a_line)
 	snprintf(logpath, sizeof(logpath), "%s/logs/w.log.3", wt.state);
 	cr_expect(access(logpath, F_OK) == 0, "the writer did not rotate several times");
 	wt_stop(&wt, 5000);
+}
+
+/* Receives one datagram within timeout_ms; "" when none came. */
+static char *recv_datagram(int fd, int timeout_ms)
+{
+	char *buf = wt_keep(calloc(1, 4097));
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	if (poll(&p, 1, timeout_ms) > 0 && recv(fd, buf, 4096, 0) < 0)
+		buf[0] = '\0';
+	return buf;
+}
+
+static long long wall_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+Test(control, systemd_is_told_ready_once_boot_workers_are_up_then_watchdog_and_stopping)
+{
+	wt_setup(&wt, "[db]\nplugin = init_slow\ninit_ms = 300\n");
+	char path[1200];
+	snprintf(path, sizeof(path), "%s/notify.sock", wt.dir);
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	cr_assert(strlen(path) < sizeof(sa.sun_path));
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	cr_assert(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	setenv("NOTIFY_SOCKET", path, 1);
+	setenv("WATCHDOG_USEC", "400000", 1);
+	wt_start(&wt);
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("WATCHDOG_USEC");
+	char *first = recv_datagram(fd, 5000);
+	while (strstr(first, "WATCHDOG=1") && !strstr(first, "READY=1")) /* pings may come first */
+		first = recv_datagram(fd, 5000);
+	long long told_at = wall_now_ms();
+	char *watchdog = NULL;
+	cr_expect(strstr(first, "READY=1") && strstr(first, "STATUS=1 workers: 1 running, 0 failed"), "got \"%s\"", first);
+	cr_assert(wt_wait_sql(&wt, 3000, "SELECT ready_at IS NOT NULL FROM runs WHERE worker = 'db'"));
+	long long ready_at = wt_sql_int(&wt, "SELECT ready_at FROM runs WHERE worker = 'db'");
+	cr_expect(ready_at > 0 && told_at >= ready_at, "READY=1 came before the boot worker was ready (%lld < %lld): %s", told_at, ready_at, first);
+	for (int i = 0; i < 5 && !(watchdog && strstr(watchdog, "WATCHDOG=1")); i++)
+		watchdog = recv_datagram(fd, 1000);
+	cr_expect(watchdog && strstr(watchdog, "WATCHDOG=1"), "no watchdog ping with WATCHDOG_USEC set");
+	kill(wt.pid, SIGTERM);
+	bool stopping = false;
+	for (int i = 0; i < 10 && !stopping; i++)
+		stopping = strstr(recv_datagram(fd, 1000), "STOPPING=1") != NULL;
+	cr_expect(stopping, "STOPPING=1 was not sent");
+	cr_expect_eq(wt_stop(&wt, 5000), 0);
+	close(fd);
 }
