@@ -263,12 +263,18 @@ noreturn void child_main(const struct child_spec *spec)
 	atomic_store(&spec->slot->phase, PHASE_LOAD);
 	struct ward_plugin plugin;
 	struct exit_info end = {0};
+	int64_t t0 = mono_ns();
 	if (loader_open(w->plugin, &plugin, &end) < 0) {
 		runtime_send_end(&s.ctx, end.reason, 1, "%s", end.message);
 		_exit(1);
 	}
+	if (spec->test && spec->test->report) {
+		char who[256];
+		snprintf(who, sizeof(who), "%s %s", plugin.name ? plugin.name : "?", plugin.version ? plugin.version : "?");
+		runtime_report_phase(&s.ctx, PHASE_LOAD, mono_ns() - t0, who);
+	}
 	s.ctx.options = plugin.options;
-	runtime_run(&s.ctx, &plugin, w->interval_ms, &end);
+	runtime_run(&s.ctx, &plugin, w->interval_ms, spec->test, &end);
 	fflush(stdout);
 	fflush(stderr);
 	runtime_send_end(&s.ctx, end.reason, end.code, "%s", end.message);

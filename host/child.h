@@ -20,6 +20,7 @@ struct child_spec {
 	const char *state_dir; /* the worker's private directory, absolute */
 	int out_fd;            /* write end of the stdout/stderr pipe */
 	int frame_fd;          /* write end of the runtime pipe */
+	const struct test_request *test; /* NULL outside `ward test` */
 	const int *listen_fds; /* the worker's sockets, in configuration order */
 	int nlisten;
 	struct slot *slot;

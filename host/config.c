@@ -47,18 +47,12 @@ struct section_run {
 
 /* ---- diagnostics ---- */
 
-static void add_error(struct config *cfg, struct origin at, const char *section,
-		      const char *key, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static void add_error(struct config *cfg, struct origin at, const char *section,
-		      const char *key, const char *fmt, ...)
+static void add_error_v(struct config *cfg, struct origin at, const char *section,
+			const char *key, const char *fmt, va_list ap)
 {
 	char *why;
-	va_list ap;
-	va_start(ap, fmt);
 	if (vasprintf(&why, fmt, ap) < 0)
 		why = NULL;
-	va_end(ap);
 	char *where = at.line > 0 ? xasprintf("%s:%d", at.file, at.line) : xstrdup(at.file);
 	char *msg;
 	if (section && key)
@@ -81,8 +75,28 @@ static void add_error(struct config *cfg, struct origin at, const char *section,
 	free(why);
 }
 
+static void add_error(struct config *cfg, struct origin at, const char *section,
+		      const char *key, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void add_error(struct config *cfg, struct origin at, const char *section,
+		      const char *key, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	add_error_v(cfg, at, section, key, fmt, ap);
+	va_end(ap);
+}
+
+void config_error(struct config *cfg, struct origin at, const char *section, const char *key, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	add_error_v(cfg, at, section, key, fmt, ap);
+	va_end(ap);
+}
+
 /* Levenshtein distance, for "did you mean" suggestions on short key names. */
-static size_t edit_distance(const char *a, const char *b)
+size_t config_edit_distance(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b);
 	if (la > 40 || lb > 40)
@@ -389,9 +403,10 @@ static const struct key_def *find_def(const struct key_def *defs, size_t n, cons
 static const char *nearest_key(const struct key_def *defs, size_t n, const char *name)
 {
 	const char *best = NULL;
-	size_t best_d = 3; /* only suggest close misspellings */
+	/* Only close misspellings: one letter off for short keys, two for longer ones. */
+	size_t best_d = strlen(name) <= 5 ? 2 : 3;
 	for (size_t i = 0; i < n; i++) {
-		size_t d = edit_distance(defs[i].name, name);
+		size_t d = config_edit_distance(defs[i].name, name);
 		if (d < best_d) {
 			best_d = d;
 			best = defs[i].name;
@@ -662,7 +677,28 @@ static void add_extra_key(struct config *cfg, struct worker_conf *w, const struc
 		strv_push(&w->env, xasprintf("%s=%s", var, en->value));
 		return;
 	}
+	w->plugin_key_at = xrealloc(w->plugin_key_at, (w->plugin_keys.n + 1) * sizeof(*w->plugin_key_at));
+	w->plugin_key_at[w->plugin_keys.n] = en->at;
 	strv_push(&w->plugin_keys, xasprintf("%s=%s", en->key, en->value));
+}
+
+void config_forget_warning(struct config *cfg, struct origin at, const char *section, const char *key)
+{
+	char *prefix = xasprintf("%s:%d: [%s] %s: ", at.file, at.line, section, key);
+	size_t kept = 0;
+	for (size_t i = 0; i < cfg->warnings.n; i++) {
+		if (strncmp(cfg->warnings.v[i], prefix, strlen(prefix)) == 0)
+			free(cfg->warnings.v[i]);
+		else
+			cfg->warnings.v[kept++] = cfg->warnings.v[i];
+	}
+	cfg->warnings.n = kept;
+	free(prefix);
+}
+
+const char *config_nearest_worker_key(const char *key)
+{
+	return nearest_key(worker_keys, ARRAY_SIZE(worker_keys), key);
 }
 
 static bool is_worker_key(const char *key)
@@ -874,6 +910,7 @@ static void free_worker(struct worker_conf *w)
 	strv_free(&w->env);
 	free(w->workdir);
 	strv_free(&w->plugin_keys);
+	free(w->plugin_key_at);
 }
 
 /* Parses every ward key of [defaults] into a scratch worker, for its errors only. */

@@ -45,6 +45,7 @@ struct worker_conf {
 	long nice;
 	struct limit_conf limit_nofile, limit_memory, limit_cpu, limit_core;
 	struct strv plugin_keys; /* "key=value" for every key that is not ward's */
+	struct origin *plugin_key_at; /* where each plugin key was written; owned */
 	struct origin where;     /* the section's [header] line, or the plugin dir when autoloaded */
 	struct origin requires_at; /* the requires line, for dependency messages */
 };
@@ -67,6 +68,15 @@ struct config {
 int config_load(const char *dir, struct config *cfg);
 void config_free(struct config *cfg);
 struct worker_conf *config_find_worker(const struct config *cfg, const char *name);
+/* Adds one error, formatted as all of config_load's: "FILE:LINE: [section] key: reason". */
+void config_error(struct config *cfg, struct origin at, const char *section, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+size_t config_edit_distance(const char *a, const char *b);
+/* Drops the near-miss warning about a key that turned out to be a declared plugin option. */
+void config_forget_warning(struct config *cfg, struct origin at, const char *section, const char *key);
+/* The ward worker key one or two letters away from key, or NULL. */
+const char *config_nearest_worker_key(const char *key);
+
 /* Same settings (where they were written does not matter): a reload leaves such a worker alone. */
 bool config_worker_equal(const struct worker_conf *a, const struct worker_conf *b);
 

@@ -16,8 +16,10 @@
 #include "listener.h"
 #include "log.h"
 #include "notify.h"
+#include "options.h"
 #include "loop.h"
 #include "output.h"
+#include "tester.h"
 #include "worker.h"
 #include "util.h"
 
@@ -496,8 +498,9 @@ static void boot(struct host *h)
 	for (size_t i = 0; i < h->nworkers; i++)
 		for (int k = 0; k < h->workers[i]->ninst; k++)
 			started += h->workers[i]->inst[k].pid > 0;
-	host_log(HOST_INFO, "host up: %zu workers configured, %zu processes started in %.1f ms",
-		 h->nworkers, started, (double)(mono_ns() - t0) / NS_PER_MS);
+	if (!h->test)
+		host_log(HOST_INFO, "host up: %zu workers configured, %zu processes started in %.1f ms",
+			 h->nworkers, started, (double)(mono_ns() - t0) / NS_PER_MS);
 }
 
 static void record_host(struct host *h, const char *dir)
@@ -511,17 +514,50 @@ static void record_host(struct host *h, const char *dir)
 	history_host(h->history, "config_dir", dir);
 }
 
+static int host_main(const char *config_dir, struct tester *test);
+
 int host_run(const char *config_dir)
 {
+	return host_main(config_dir, NULL);
+}
+
+int host_run_test(const char *config_dir, struct tester *test)
+{
+	return host_main(config_dir, test);
+}
+
+/* `ward test`: once the worker has ended for good, so has the test. */
+static void end_test_when_settled(struct host *h)
+{
+	if (!h->test || h->shutting_down)
+		return;
+	for (size_t i = 0; i < h->nworkers; i++)
+		if (!worker_is_settled(h->workers[i]) || h->workers[i]->pending_start)
+			return;
+	h->shutting_down = true;
+}
+
+static void test_timed_out(struct timer *t)
+{
+	struct host *h = container_of(t, struct host, test_timer);
+	tester_timed_out(h->test);
+	begin_shutdown(h, SIGTERM);
+}
+
+static int host_main(const char *config_dir, struct tester *test)
+{
 	struct host *h = xcalloc(1, sizeof(*h));
+	h->test = test;
 	struct signal_watch sw = {.watch.fd = -1, .host = h};
 	int status = 1, lock_fd = -1;
 	h->pid = getpid();
-	notify_open(); /* first: no worker may inherit NOTIFY_SOCKET */
-	if (config_load(config_dir, &h->cfg) < 0) {
+	if (!test)
+		notify_open(); /* first: no worker may inherit NOTIFY_SOCKET */
+	if (config_load(config_dir, &h->cfg) < 0 || (options_check_all(&h->cfg, NULL), h->cfg.errors.n)) {
 		print_config_problems(&h->cfg);
-		fprintf(stderr, "ward: %zu configuration error%s; nothing was started (`ward check -c %s` lists them too)\n",
-			h->cfg.errors.n, h->cfg.errors.n == 1 ? "" : "s", config_dir);
+		if (!test)
+			fprintf(stderr, "ward: %zu configuration error%s; nothing was started (`ward check -c %s` lists them too)\n",
+				h->cfg.errors.n, h->cfg.errors.n == 1 ? "" : "s", config_dir);
 		goto out;
 	}
 	print_config_problems(&h->cfg);
@@ -541,7 +577,7 @@ int host_run(const char *config_dir)
 	free(db);
 	h->flush_timer.fn = flush_history;
 	h->notify_timer.fn = ping_systemd;
-	h->notify_period = notify_watchdog_ns() / 2;
+	h->notify_period = test ? 0 : notify_watchdog_ns() / 2;
 	if (h->notify_period > 0)
 		timer_arm(h->loop, &h->notify_timer, mono_ns() + h->notify_period);
 	h->tick_timer.fn = progress_tick;
@@ -557,7 +593,12 @@ int host_run(const char *config_dir)
 	h->tick_ns = tick_period(h);
 	dependency_link(h);
 	open_sockets(h);
-	control_open(h);
+	if (test) {
+		h->test_timer.fn = test_timed_out;
+		timer_arm(h->loop, &h->test_timer, mono_ns() + tester_timeout_ns(test));
+	} else {
+		control_open(h);
+	}
 	boot(h);
 
 	while (!(h->shutting_down && all_settled(h))) {
@@ -566,12 +607,16 @@ int host_run(const char *config_dir)
 			break;
 		}
 		settle_order(h);
+		end_test_when_settled(h);
 	}
-	host_log(HOST_INFO, "every worker has stopped; host exiting");
+	if (!test)
+		host_log(HOST_INFO, "every worker has stopped; host exiting");
 	status = 0;
 out:
 	kill_survivors(h);
 	control_close(h);
+	if (test && h->nworkers)
+		tester_collect(test, h->workers[0]);
 	for (size_t i = 0; i < h->nworkers; i++) {
 		worker_free(h->workers[i]);
 		free(h->workers[i]);

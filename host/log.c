@@ -18,8 +18,17 @@
 
 #define LOG_BUF_FLUSH (64 * 1024)
 
+static bool quiet;
+
+void host_log_quiet(bool q)
+{
+	quiet = q;
+}
+
 void host_log(enum host_level level, const char *fmt, ...)
 {
+	if (quiet)
+		return;
 	static int journal = -1;
 	if (journal < 0)
 		journal = getenv("JOURNAL_STREAM") != NULL;

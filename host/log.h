@@ -10,6 +10,7 @@
 #define WARD_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -43,5 +44,7 @@ void log_flush(struct log_file *lf);
 /* The host's own events: one line each on stderr, journald-friendly. */
 enum host_level { HOST_ERR = 3, HOST_WARN = 4, HOST_INFO = 6, HOST_DEBUG = 7 };
 void host_log(enum host_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* `ward test` reports everything itself: the host's own lines are left out. */
+void host_log_quiet(bool quiet);
 
 #endif

@@ -7,7 +7,9 @@
 #include "config.h"
 #include "host.h"
 #include "probe.h"
+#include "options.h"
 #include "report.h"
+#include "tester.h"
 #include "logview.h"
 #include "units.h"
 #include "util.h"
@@ -35,6 +37,9 @@ static const char usage[] =
 	"  start|stop|restart NAME... [-c DIR] act on workers of the running host\n"
 	"  reload [-c DIR]                     re-read the configuration: start added workers, stop\n"
 	"                                      removed ones, restart changed ones, leave the rest alone\n"
+	"  test PLUGIN.so [key=value...] [--cycles N] [--timeout DUR] [--json] [--in-process]\n"
+	"                                      run one plugin as the host would and report each phase\n"
+	"  test --describe PLUGIN.so           the plugin's name, version, ABI and options\n"
 	"  version                             ward's version and plugin ABI version\n"
 	"\n"
 	"DIR defaults to $WARD_CONFIG_DIR, else " DEFAULT_CONFIG_DIR ". See docs/ for the guides.\n";
@@ -104,29 +109,17 @@ static int load_for_client(const char *dir, struct config *cfg)
 static int cmd_check(const struct args *a)
 {
 	struct config cfg;
-	int rc = config_load(a->config_dir, &cfg);
-	size_t errors = cfg.errors.n;
+	config_load(a->config_dir, &cfg);
+	struct strv load_errors = {0};
+	options_check_all(&cfg, &load_errors);
+	size_t errors = cfg.errors.n + load_errors.n;
 	for (size_t i = 0; i < cfg.warnings.n; i++)
 		fprintf(stderr, "ward: warning: %s\n", cfg.warnings.v[i]);
 	for (size_t i = 0; i < cfg.errors.n; i++)
 		fprintf(stderr, "ward: error: %s\n", cfg.errors.v[i]);
-	for (size_t i = 0; i < cfg.nworkers; i++) {
-		const struct worker_conf *w = &cfg.workers[i];
-		bool seen = false; /* probe each plugin file once */
-		for (size_t k = 0; k < i && !seen; k++)
-			seen = strcmp(cfg.workers[k].plugin, w->plugin) == 0;
-		if (seen)
-			continue;
-		struct probe_result r;
-		if (probe_plugin(w->plugin, PROBE_TIMEOUT_MS, &r) < 0) {
-			fprintf(stderr, "ward: error: unable to probe plugin %s: %m\n", w->plugin);
-			errors++;
-		} else if (!r.ok) {
-			fprintf(stderr, "ward: error: plugin %s (worker %s): %s: %s\n", w->plugin, w->name,
-				reason_name(r.why.reason), r.why.message);
-			errors++;
-		}
-	}
+	for (size_t i = 0; i < load_errors.n; i++)
+		fprintf(stderr, "ward: error: %s\n", load_errors.v[i]);
+	strv_free(&load_errors);
 	if (errors) {
 		fprintf(stderr, "ward: %zu error%s in %s\n", errors, errors == 1 ? "" : "s", a->config_dir);
 		config_free(&cfg);
@@ -138,7 +131,7 @@ static int cmd_check(const struct args *a)
 		       cfg.workers[i].instances, cfg.workers[i].instances == 1 ? "" : "s",
 		       cfg.workers[i].autostart ? "" : ", not autostarted");
 	config_free(&cfg);
-	return rc < 0 ? 1 : 0;
+	return 0;
 }
 
 static int cmd_report(const struct args *a, bool history)
@@ -203,6 +196,55 @@ static int parse_names(int argc, char **argv, struct args *a, char **names, int 
 	return parse_args(nopts, opts, a, false);
 }
 
+/* ward test PLUGIN.so [key=value...] [--cycles N] [--timeout DUR] [--json] [--in-process] [--describe] */
+static int cmd_test(int argc, char **argv)
+{
+	struct tester_options o = {.timeout_ms = 30000};
+	char **keys = xcalloc((size_t)argc + 1, sizeof(char *));
+	bool json = false, describe = false;
+	long n;
+	for (int i = 0; i < argc; i++) {
+		const char *arg = argv[i];
+		if (strcmp(arg, "--json") == 0) {
+			json = true;
+		} else if (strcmp(arg, "--in-process") == 0) {
+			o.in_process = true;
+		} else if (strcmp(arg, "--describe") == 0) {
+			describe = true;
+		} else if (strcmp(arg, "--cycles") == 0 && i + 1 < argc) {
+			if (parse_long(argv[++i], &n) < 0 || n <= 0)
+				return bad_usage("--cycles wants a positive number, not '%s'", argv[i]);
+			o.cycles = (uint64_t)n;
+		} else if (strcmp(arg, "--timeout") == 0 && i + 1 < argc) {
+			if (parse_duration_ms(argv[++i], &o.timeout_ms) < 0 || o.timeout_ms == 0)
+				return bad_usage("--timeout wants a duration such as 10s, not '%s'", argv[i]);
+		} else if (arg[0] == '-') {
+			return bad_usage("unknown option '%s' for test", arg);
+		} else if (!o.plugin) {
+			o.plugin = arg;
+		} else if (strchr(arg, '=')) {
+			keys[o.nkeys++] = argv[i];
+		} else {
+			return bad_usage("'%s' is not key=value", arg);
+		}
+	}
+	if (!o.plugin)
+		return bad_usage("%s", "test needs a PLUGIN.so");
+	o.keys = keys;
+	if (describe) {
+		free(keys);
+		return probe_describe(o.plugin, PROBE_TIMEOUT_MS, stdout) == 0 ? 0 : 1;
+	}
+	struct test_result r;
+	int rc = tester_run(&o, &r);
+	if (rc == 0)
+		tester_print(&o, &r, stdout, json);
+	bool ok = rc == 0 && r.ok;
+	test_result_free(&r);
+	free(keys);
+	return ok ? 0 : 1;
+}
+
 static int cmd_logs(const struct args *a)
 {
 	if (!a->name)
@@ -242,10 +284,8 @@ int main(int argc, char **argv)
 			return bad_usage(strcmp(cmd, "reload") == 0 ? "%s takes no worker names" : "%s needs at least one worker NAME", cmd);
 		return cmd_control(cmd, nnames, names, &a);
 	}
-	if (strcmp(cmd, "test") == 0) {
-		fprintf(stderr, "ward: 'test' is not available in this version of ward yet\n");
-		return 1;
-	}
+	if (strcmp(cmd, "test") == 0)
+		return cmd_test(argc - 2, argv + 2);
 	int rc = parse_args(argc - 1, argv + 1, &a, named);
 	if (rc)
 		return rc;

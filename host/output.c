@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include "output.h"
+#include "tester.h"
 #include "util.h"
 
 #include <errno.h>
@@ -75,14 +76,11 @@ static void take_end(struct instance *in, const char *payload, size_t len)
 static size_t take_frames(struct instance *in, const char *data, size_t len)
 {
 	size_t used = 0;
-	while (len - used >= sizeof(struct frame_hdr)) {
-		struct frame_hdr hdr;
-		memcpy(&hdr, data + used, sizeof(hdr));
-		if (hdr.len > FRAME_MAX - sizeof(hdr))
-			return (size_t)-1;
-		if (len - used < sizeof(hdr) + hdr.len)
-			break;
-		const char *payload = data + used + sizeof(hdr);
+	struct frame_hdr hdr;
+	const char *payload;
+	long n;
+	while ((n = frame_next(data + used, len - used, &hdr, &payload)) > 0) {
+		struct tester *test = in->worker->host->test;
 		switch (hdr.type) {
 		case FRAME_LOG:
 			log_line(&in->worker->log, hdr.at_ms, in->index, in->pid,
@@ -94,12 +92,15 @@ static size_t take_frames(struct instance *in, const char *data, size_t len)
 		case FRAME_END:
 			take_end(in, payload, hdr.len);
 			break;
-		default:
-			return (size_t)-1;
+		case FRAME_PHASE:
+		case FRAME_CYCLE:
+			if (test)
+				tester_take_frame(test, &hdr, payload);
+			break;
 		}
-		used += sizeof(hdr) + hdr.len;
+		used += (size_t)n;
 	}
-	return used;
+	return n < 0 ? (size_t)-1 : used;
 }
 
 static void close_watch(struct instance *in, struct watch *w, struct pending *rest)

@@ -6,6 +6,7 @@
 #include "probe.h"
 #include "child.h"
 #include "loader.h"
+#include "options.h"
 #include "util.h"
 
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,19 +34,56 @@ static void run_probe(const char *path, int fd)
 	}
 	struct probe_result r = {0};
 	struct ward_plugin p;
+	FILE *out = fdopen(fd, "w");
+	if (!out)
+		_exit(1);
 	if (loader_open(path, &p, &r.why) == 0) {
 		r.ok = true;
 		copy_str(r.name, sizeof(r.name), p.name);
 		copy_str(r.version, sizeof(r.version), p.version);
+		copy_str(r.description, sizeof(r.description), p.description);
 	}
-	if (write_all(fd, &r, sizeof(r)) < 0)
-		_exit(1);
-	_exit(0);
+	fwrite(&r, sizeof(r), 1, out);
+	if (r.ok)
+		options_write(p.options, out);
+	_exit(fclose(out) == 0 ? 0 : 1);
 }
 
-int probe_plugin(const char *path, uint64_t timeout_ms, struct probe_result *out)
+/* Reads everything the probe writes, until it closes the pipe or time is up. */
+static size_t read_probe(int fd, uint64_t timeout_ms, char **text)
+{
+	size_t len = 0, cap = 4096;
+	char *buf = xmalloc(cap);
+	int64_t deadline = mono_ns() + (int64_t)timeout_ms * NS_PER_MS;
+	for (;;) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int64_t left = (deadline - mono_ns()) / NS_PER_MS;
+		if (left <= 0)
+			break;
+		int ready = poll(&pfd, 1, (int)left);
+		if (ready < 0 && errno == EINTR)
+			continue;
+		if (ready <= 0)
+			break;
+		if (len + 4096 > cap)
+			buf = xrealloc(buf, cap *= 2);
+		ssize_t n = read(fd, buf + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	*text = buf;
+	return len;
+}
+
+int probe_plugin(const char *path, uint64_t timeout_ms, struct probe_result *out, struct option_table *options)
 {
 	*out = (struct probe_result){0};
+	if (options)
+		*options = (struct option_table){0};
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -1;
@@ -59,42 +98,54 @@ int probe_plugin(const char *path, uint64_t timeout_ms, struct probe_result *out
 		run_probe(path, p[1]);
 	}
 	close(p[1]);
-	struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-	int ready;
-	do
-		ready = poll(&pfd, 1, (int)timeout_ms);
-	while (ready < 0 && errno == EINTR);
-	size_t got = 0;
-	if (ready > 0) {
-		ssize_t n;
-		while (got < sizeof(*out) && (n = read(p[0], (char *)out + got, sizeof(*out) - got)) != 0) {
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0)
-				break;
-			got += (size_t)n;
-		}
-	} else {
-		kill(pid, SIGKILL);
-	}
+	char *text;
+	size_t got = read_probe(p[0], timeout_ms, &text);
 	close(p[0]);
+	kill(pid, SIGKILL); /* harmless if it already exited; ends a hung constructor */
 	int status = 0;
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
-	if (got == sizeof(*out))
+	if (got >= sizeof(*out)) {
+		memcpy(out, text, sizeof(*out));
+		if (out->ok && options)
+			options_read(text + sizeof(*out), options);
+		free(text);
 		return 0;
+	}
+	free(text);
 	out->ok = false;
 	out->why.reason = REASON_LOAD_FAILED;
 	char sig[32];
-	if (ready == 0)
-		snprintf(out->why.message, sizeof(out->why.message),
-			 "loading did not finish within %llu ms (a constructor hangs?)", (unsigned long long)timeout_ms);
-	else if (WIFSIGNALED(status))
+	if (WIFSIGNALED(status) && WTERMSIG(status) != SIGKILL)
 		snprintf(out->why.message, sizeof(out->why.message),
 			 "killed by %s while loading the plugin (a constructor crashed)",
 			 signal_name(WTERMSIG(status), sig, sizeof(sig)));
+	else if (WIFSIGNALED(status))
+		snprintf(out->why.message, sizeof(out->why.message),
+			 "loading did not finish within %llu ms (a constructor hangs?)", (unsigned long long)timeout_ms);
 	else
 		snprintf(out->why.message, sizeof(out->why.message), "the probe process exited with %d while loading",
 			 WEXITSTATUS(status));
+	return 0;
+}
+
+int probe_describe(const char *path, uint64_t timeout_ms, FILE *out)
+{
+	struct probe_result r;
+	struct option_table t;
+	if (probe_plugin(path, timeout_ms, &r, &t) < 0) {
+		fprintf(stderr, "ward: unable to probe %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (!r.ok) {
+		fprintf(stderr, "ward: %s: %s: %s\n", path, reason_name(r.why.reason), r.why.message);
+		return -1;
+	}
+	fprintf(out, "%s %s (ward plugin ABI %d)\n", r.name[0] ? r.name : "(no name)", r.version[0] ? r.version : "(no version)",
+		WARD_ABI_VERSION);
+	if (r.description[0])
+		fprintf(out, "%s\n", r.description);
+	options_print(&t, out);
+	options_free(&t);
 	return 0;
 }

@@ -8,6 +8,8 @@
 #define WARD_PROTO_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /*
@@ -20,6 +22,21 @@ enum frame_type {
 	FRAME_LOG = 1,   /* level + text: a ward_log line */
 	FRAME_READY = 2, /* init returned 0 */
 	FRAME_END = 3,   /* struct frame_end + text: why the process is about to exit */
+	/* Only under `ward test` and the harness, which ask for a report: */
+	FRAME_PHASE = 4, /* struct frame_timing (what = enum phase) + text */
+	FRAME_CYCLE = 5, /* struct frame_timing (what = the cycle's result) */
+};
+
+struct frame_timing {
+	int32_t what;
+	int32_t pad;
+	int64_t ns;
+};
+
+/* What `ward test` asks of the runtime on top of a normal run. */
+struct test_request {
+	uint64_t max_cycles; /* stop after this many cycles; 0: no limit */
+	bool report;         /* send FRAME_PHASE and FRAME_CYCLE */
 };
 
 struct frame_hdr {
@@ -34,6 +51,21 @@ struct frame_end {
 	int32_t reason; /* enum reason */
 	int32_t code;   /* exit code the process will use, or init's return value */
 };
+
+/* Splits the next frame off data: returns the bytes it takes (header and
+ * payload), 0 when data holds only part of it, -1 when data is not a frame. */
+static inline long frame_next(const char *data, size_t len, struct frame_hdr *hdr, const char **payload)
+{
+	if (len < sizeof(*hdr))
+		return 0;
+	__builtin_memcpy(hdr, data, sizeof(*hdr));
+	if (hdr->len > 4096 - sizeof(*hdr) || hdr->type < FRAME_LOG || hdr->type > FRAME_CYCLE)
+		return -1;
+	if (len < sizeof(*hdr) + hdr->len)
+		return 0;
+	*payload = data + sizeof(*hdr);
+	return (long)(sizeof(*hdr) + hdr->len);
+}
 
 #define FRAME_MAX 4096 /* == PIPE_BUF on Linux: writes up to this size are atomic */
 #define FRAME_TEXT_MAX (FRAME_MAX - (int)sizeof(struct frame_hdr) - (int)sizeof(struct frame_end))

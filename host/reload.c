@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include "control.h"
 #include "dependency.h"
+#include "options.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -131,7 +132,7 @@ int reload_apply(struct host *h, FILE *out)
 		return -1;
 	}
 	struct config *next = xcalloc(1, sizeof(*next));
-	if (config_load(h->cfg.dir, next) < 0)
+	if (config_load(h->cfg.dir, next) < 0 || (options_check_all(next, NULL), next->errors.n))
 		return refuse_reload(next, out, NULL);
 	if (strcmp(next->state_dir, h->cfg.state_dir) != 0 || strcmp(next->log_dir, h->cfg.log_dir) != 0)
 		return refuse_reload(next, out, "state_dir and log_dir cannot change while the host runs: restart the host for that");

@@ -125,6 +125,18 @@ void runtime_send_ready(ward_ctx *ctx)
 		send_frame(ctx, FRAME_READY, 0, NULL, 0, NULL, 0);
 }
 
+void runtime_report_phase(ward_ctx *ctx, enum phase phase, int64_t ns, const char *note)
+{
+	struct frame_timing t = {.what = phase, .ns = ns};
+	send_frame(ctx, FRAME_PHASE, 0, &t, sizeof(t), note ? note : "", note ? strlen(note) : 0);
+}
+
+static void report_cycle(ward_ctx *ctx, int result, int64_t ns)
+{
+	struct frame_timing t = {.what = result, .ns = ns};
+	send_frame(ctx, FRAME_CYCLE, 0, &t, sizeof(t), NULL, 0);
+}
+
 void runtime_send_end(ward_ctx *ctx, enum reason reason, int code, const char *fmt, ...)
 {
 	char text[FRAME_TEXT_MAX];
@@ -267,23 +279,31 @@ static void end_with(struct exit_info *out, enum reason reason, int code)
 
 /* Runs cycles until one says stop, or a stop is requested. */
 static void cycle_loop(ward_ctx *ctx, const struct ward_plugin *plugin, void *state,
-		       uint64_t interval_ms, struct exit_info *out)
+		       uint64_t interval_ms, const struct test_request *test, struct exit_info *out)
 {
 	int (*cycle)(ward_ctx *, void *) = plugin->cycle;
 	struct slot *slot = ctx->slot;
 	uint64_t n = 0;
+	uint64_t limit = test && test->max_cycles ? test->max_cycles : UINT64_MAX;
+	bool report = test && test->report;
 	bool after_wait = true;
 	for (;;) {
-		if (stop_requested) {
+		if (stop_requested || n >= limit) {
 			end_with(out, REASON_STOPPED, 0);
+			if (n >= limit)
+				snprintf(out->message, sizeof(out->message), "stopped after %llu cycles, as asked",
+					 (unsigned long long)n);
 			return;
 		}
 		set_phase(ctx, PHASE_CYCLE);
 		int r;
-		if (after_wait || n % TIMED_EVERY == 0) {
+		if (after_wait || report || n % TIMED_EVERY == 0) {
 			int64_t t0 = mono_ns();
 			r = cycle(ctx, state);
-			atomic_store_explicit(&slot->last_cycle_ns, mono_ns() - t0, memory_order_relaxed);
+			int64_t took = mono_ns() - t0;
+			atomic_store_explicit(&slot->last_cycle_ns, took, memory_order_relaxed);
+			if (report)
+				report_cycle(ctx, r, took);
 		} else {
 			r = cycle(ctx, state);
 		}
@@ -310,22 +330,32 @@ static void cycle_loop(ward_ctx *ctx, const struct ward_plugin *plugin, void *st
 }
 
 void runtime_run(ward_ctx *ctx, const struct ward_plugin *plugin, uint64_t interval_ms,
-		 struct exit_info *out)
+		 const struct test_request *test, struct exit_info *out)
 {
+	bool report = test && test->report;
 	*out = (struct exit_info){0};
 	void *state = NULL;
 	set_phase(ctx, PHASE_INIT);
 	int64_t t0 = mono_ns();
 	int rc = plugin->init ? plugin->init(ctx, &state) : 0;
-	atomic_store_explicit(&ctx->slot->init_ns, mono_ns() - t0, memory_order_relaxed);
+	int64_t init_ns = mono_ns() - t0;
+	atomic_store_explicit(&ctx->slot->init_ns, init_ns, memory_order_relaxed);
+	if (report) {
+		char note[32];
+		snprintf(note, sizeof(note), "%d", rc);
+		runtime_report_phase(ctx, PHASE_INIT, init_ns, note);
+	}
 	if (rc < 0) {
 		end_with(out, REASON_INIT_FAILED, 1);
 		snprintf(out->message, sizeof(out->message), "init returned %d", rc);
 		return;
 	}
 	runtime_send_ready(ctx);
-	cycle_loop(ctx, plugin, state, interval_ms, out);
+	cycle_loop(ctx, plugin, state, interval_ms, test, out);
 	set_phase(ctx, PHASE_SHUTDOWN);
+	t0 = mono_ns();
 	if (plugin->shutdown)
 		plugin->shutdown(ctx, state);
+	if (report)
+		runtime_report_phase(ctx, PHASE_SHUTDOWN, mono_ns() - t0, plugin->shutdown ? "" : "none");
 }

@@ -40,7 +40,9 @@ void runtime_log(ward_ctx *ctx, int level, const char *fmt, ...) __attribute__((
  * SPEC §2 describes, and returns how it ended (the caller exits with
  * out->code). interval_ms is the wait after WARD_IDLE. */
 void runtime_run(ward_ctx *ctx, const struct ward_plugin *plugin, uint64_t interval_ms,
-		 struct exit_info *out);
+		 const struct test_request *test, struct exit_info *out);
+/* Under test: one phase's duration (and a note, e.g. the plugin's identity). */
+void runtime_report_phase(ward_ctx *ctx, enum phase phase, int64_t ns, const char *note);
 
 /* The signal the kernel sends a worker when its host dies (PR_SET_PDEATHSIG). */
 #define HOST_DEATH_SIGNAL SIGRTMAX

@@ -8,6 +8,7 @@
 #include "child.h"
 #include "output.h"
 #include "slot.h"
+#include "tester.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +34,7 @@ int spawn_process(struct instance *in)
 		w->listen_fds[i] = w->listeners[i].watch.fd;
 	struct child_spec spec = {
 		.listen_fds = w->listen_fds,
+		.test = w->host->test ? tester_request(w->host->test) : NULL,
 		.nlisten = (int)w->nlisteners,
 		.conf = w->conf,
 		.instance = in->index,

@@ -110,10 +110,12 @@ struct host {
 	bool ready_told;         /* systemd was told READY=1 */
 	char told_status[128];   /* the last STATUS= sent */
 	struct timer notify_timer; /* WATCHDOG=1 for systemd, when it asks for it */
+	struct timer test_timer;   /* `ward test --timeout` */
 	int64_t notify_period;
 	struct timer flush_timer;
 	struct timer tick_timer;
 	int64_t tick_ns;         /* period of the progress check; 0: none needed */
+	struct tester *test;     /* `ward test`: the run being reported, else NULL */
 	struct config **old_configs; /* replaced by reloads, kept while a worker refers to them */
 	size_t nold;
 	char scratch[64 * 1024]; /* read buffer shared by every pipe */

@@ -1,0 +1,43 @@
+/*
+ * options.h - a plugin's declared keys (its .options table): written as text
+ * by the probe process that loaded the plugin, read back by the host side,
+ * printed by `ward test --describe`, and checked against worker sections
+ * (unknown keys with the nearest suggestion, wrong types, missing required
+ * keys) by `ward check`, `ward run` and reload.
+ */
+#ifndef WARD_OPTIONS_H
+#define WARD_OPTIONS_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <ward.h>
+
+#include "config.h"
+
+struct option_decl {
+	char *name, *dflt, *help, *choices; /* owned; dflt, help, choices may be NULL */
+	enum ward_option_type type;
+	bool required;
+};
+
+struct option_table {
+	bool declared; /* the plugin has an .options table (possibly empty) */
+	struct option_decl *v;
+	size_t n;
+};
+
+/* In the probe process: the table as text, one option per line. */
+void options_write(const struct ward_option *opts, FILE *out);
+/* In the host: parses what options_write wrote. */
+void options_read(const char *text, struct option_table *t);
+void options_free(struct option_table *t);
+void options_print(const struct option_table *t, FILE *out);
+/* Adds an error to cfg for every key of w that the table refuses. */
+void options_check(struct config *cfg, const struct worker_conf *w, const struct option_table *t);
+/* Probes every distinct plugin of cfg (one process each) and checks its
+ * workers' keys. A plugin that does not load is left to fail when started,
+ * unless load_errors is given: then "plugin PATH (worker NAME): REASON: MSG"
+ * lines are added there. Returns how many plugins did not load. */
+size_t options_check_all(struct config *cfg, struct strv *load_errors);
+
+#endif

@@ -1,0 +1,71 @@
+/*
+ * tester.h - `ward test` and the plugin test harness: run one plugin the way
+ * the host runs it (same fork, same child set-up, same runtime and watchdog,
+ * on a throw-away configuration) and report every phase with its timing,
+ * every cycle's result, the plugin's log lines, and how it ended. On
+ * request it runs the plugin inside the calling process instead (no fork:
+ * for valgrind and gdb), through the same runtime.
+ */
+#ifndef WARD_TESTER_H
+#define WARD_TESTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "proto.h"
+#include "reason.h"
+#include "util.h"
+
+struct worker;
+
+struct tester_options {
+	const char *plugin;     /* path of the .so */
+	char *const *keys;      /* "key=value": plugin keys and worker keys (interval, watchdog...) */
+	size_t nkeys;
+	uint64_t cycles;        /* stop after this many cycles; 0: run until it ends */
+	uint64_t timeout_ms;    /* the longest the run may take */
+	bool in_process;        /* no fork: the plugin runs in this process */
+};
+
+struct test_phase {
+	bool seen;
+	int64_t ns;
+	char note[256];
+};
+
+struct test_cycle {
+	int result;
+	int64_t ns;
+};
+
+struct test_result {
+	struct test_phase load, init, shutdown;
+	int init_rc;
+	struct test_cycle *cycles; /* owned */
+	size_t ncycles, cap;
+	struct strv log;           /* the worker's log lines */
+	struct exit_info end;
+	bool timed_out;
+	bool config_error;         /* a key=value was refused; see log */
+	bool ok;                   /* the plugin behaved */
+};
+
+struct tester; /* one run in progress */
+
+/* Runs the plugin; fills *r (free with test_result_free). 0, or -1 when the
+ * run could not be set up at all (reported on stderr). */
+int tester_run(const struct tester_options *o, struct test_result *r);
+void test_result_free(struct test_result *r);
+/* Human-readable (or JSON) report of a run. */
+void tester_print(const struct tester_options *o, const struct test_result *r, FILE *out, bool json);
+const char *cycle_result_name(int result);
+
+/* For the host running a test (host.c, spawn.c, output.c). */
+const struct test_request *tester_request(struct tester *t);
+int64_t tester_timeout_ns(const struct tester *t);
+void tester_take_frame(struct tester *t, const struct frame_hdr *hdr, const char *payload);
+void tester_timed_out(struct tester *t);
+void tester_collect(struct tester *t, const struct worker *w);
+
+#endif

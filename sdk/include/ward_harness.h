@@ -1,0 +1,78 @@
+/*
+ * ward_harness.h - test a ward plugin from C (Criterion or any framework),
+ * run exactly as the ward host runs it: the same fork, the same process
+ * set-up, the same runtime and watchdog, on a throw-away configuration. A
+ * crash in the plugin ends its own process, never the test. On request the
+ * plugin runs inside the test process instead, for valgrind and gdb.
+ *
+ *     ward_harness *h = ward_harness_new("build/myplugin.so");
+ *     ward_harness_set(h, "greeting", "hello");   // any key of the worker's section
+ *     ward_harness_cycles(h, 3);                  // stop after 3 cycles
+ *     cr_assert_eq(ward_harness_run(h), 0);       // 0: the plugin behaved
+ *     cr_assert_eq(ward_harness_cycle_result(h, 0), WARD_IDLE);
+ *     cr_assert(ward_harness_log_contains(h, "hello"));
+ *     ward_harness_free(h);
+ *
+ * Link with the `ward::harness` CMake target or `pkg-config --libs ward`:
+ * the test program must export the ward_* runtime symbols to the plugin
+ * (both do it with --export-dynamic).
+ */
+#ifndef WARD_HARNESS_H
+#define WARD_HARNESS_H
+
+#include <stddef.h>
+#include <ward.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ward_harness ward_harness;
+
+ward_harness *ward_harness_new(const char *plugin_path);
+void ward_harness_free(ward_harness *h);
+
+/* Any key of the worker's section: the plugin's own keys and ward's
+ * (interval, watchdog, init_timeout, env.NAME...). */
+void ward_harness_set(ward_harness *h, const char *key, const char *value);
+/* Stop (as on a stop request) after this many cycles; 0 (default): run until
+ * the plugin finishes or the timeout. */
+void ward_harness_cycles(ward_harness *h, unsigned long n);
+/* The longest the run may take (default 30 s); reaching it is a failure. */
+void ward_harness_timeout_ms(ward_harness *h, unsigned long ms);
+/* Nonzero: run the plugin in this process (no fork, no timeout). */
+void ward_harness_in_process(ward_harness *h, int yes);
+
+/* Runs the plugin. 0 when it behaved (loaded, init returned 0, ended done or
+ * stopped with its shutdown run, in time), 1 when it did not, -1 when the run
+ * could not be set up. The results below are there in both of the first cases. */
+int ward_harness_run(ward_harness *h);
+
+/* How it ended: "done", "stopped", "signal", "exit", "error", "init-failed",
+ * "load-failed", "abi-mismatch", "hung", "init-timeout", "stop-timeout". */
+const char *ward_harness_reason(const ward_harness *h);
+const char *ward_harness_message(const ward_harness *h);
+int ward_harness_exit_code(const ward_harness *h);
+int ward_harness_signal(const ward_harness *h);  /* 0 when not killed by a signal */
+int ward_harness_timed_out(const ward_harness *h);
+
+int ward_harness_init_result(const ward_harness *h);
+int ward_harness_shutdown_ran(const ward_harness *h);
+double ward_harness_load_ms(const ward_harness *h);
+double ward_harness_init_ms(const ward_harness *h);
+double ward_harness_shutdown_ms(const ward_harness *h);
+
+size_t ward_harness_cycle_count(const ward_harness *h);
+int ward_harness_cycle_result(const ward_harness *h, size_t i); /* a ward_result; -99 out of range */
+double ward_harness_cycle_ms(const ward_harness *h, size_t i);
+
+/* The worker's log: ward_log lines, stdout/stderr lines and ward's own. */
+size_t ward_harness_log_count(const ward_harness *h);
+const char *ward_harness_log_line(const ward_harness *h, size_t i);
+int ward_harness_log_contains(const ward_harness *h, const char *needle);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
