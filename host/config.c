@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_NAME_LEN 64
 
@@ -839,6 +840,50 @@ static void check_worker_refs(struct config *cfg, struct worker_conf *w, const s
 		w->restart_delay_max_ms = w->restart_delay_ms;
 }
 
+/* strict_permissions: a path others could write to, or owned by a user who is
+ * neither root nor the host's, could put code into a worker. NULL when fine. */
+static const char *unsafe_path(const char *path, char *why, size_t size)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return NULL; /* missing files are reported elsewhere */
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		snprintf(why, size, "%s is writable by %s: run `chmod go-w %s`", path,
+			 st.st_mode & S_IWOTH ? "everyone" : "its group", path);
+		return why;
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		snprintf(why, size, "%s is owned by uid %u, neither root nor the host's user: run `chown root %s`",
+			 path, (unsigned)st.st_uid, path);
+		return why;
+	}
+	return NULL;
+}
+
+/* The plugin file and every directory above it, symlinks resolved. */
+static void check_plugin_permissions(struct config *cfg, const struct worker_conf *w)
+{
+	char real[PATH_MAX], why[PATH_MAX + 160];
+	if (!realpath(w->plugin, real))
+		return;
+	if (unsafe_path(real, why, sizeof(why)))
+		add_error(cfg, w->where, w->name, "plugin", "refused by strict_permissions: %s", why);
+	for (char *slash = strrchr(real, '/'); slash; slash = strrchr(real, '/')) {
+		*slash = '\0';
+		const char *dir = real[0] ? real : "/";
+		/* A sticky world-writable directory such as /tmp cannot have its
+		 * entries replaced by others: it is no hole. */
+		struct stat st;
+		bool sticky = stat(dir, &st) == 0 && (st.st_mode & S_ISVTX);
+		if (!sticky && unsafe_path(dir, why, sizeof(why))) {
+			add_error(cfg, w->where, w->name, "plugin", "refused by strict_permissions: %s", why);
+			break;
+		}
+		if (!real[0])
+			break;
+	}
+}
+
 /* Depth-first search for a cycle in `requires`; reports each one found once. */
 static bool requires_cycle_from(struct config *cfg, size_t i, unsigned char *color, size_t *stack,
 				size_t depth)
@@ -965,8 +1010,11 @@ int config_load(const char *dir, struct config *cfg)
 			free_worker(w);
 	}
 	strv_free(&names);
-	for (size_t i = 0; i < cfg->nworkers; i++)
+	for (size_t i = 0; i < cfg->nworkers; i++) {
 		check_worker_refs(cfg, &cfg->workers[i], &e);
+		if (cfg->strict_permissions)
+			check_plugin_permissions(cfg, &cfg->workers[i]);
+	}
 	check_requires_cycles(cfg);
 
 	for (size_t i = 0; i < e.n; i++)

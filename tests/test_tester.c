@@ -7,6 +7,7 @@
 #include "support.h"
 
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <ward_harness.h>
@@ -183,4 +184,31 @@ Test(tester, a_plugin_built_with_an_older_header_keeps_loading)
 	cr_expect_eq(ward_harness_run(h), 0, "%s: %s", ward_harness_reason(h), ward_harness_message(h));
 	cr_expect(ward_harness_log_contains(h, "old plugin cycling"));
 	ward_harness_free(h);
+}
+
+Test(tester, strict_permissions_refuses_plugins_others_could_replace_symlinks_resolved)
+{
+	wt_setup(&wt, "");
+	char dir[200], cmd[9000];
+	snprintf(dir, sizeof(dir), "%s/p", wt.dir);
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s/real && cp %s/idle.so %s/real/idle.so && chmod 755 %s %s/real && "
+		 "chmod 644 %s/real/idle.so && ln -s real/idle.so %s/link.so", dir, FIXTURE_DIR, dir, dir, dir, dir, dir);
+	cr_assert(system(cmd) == 0);
+	char ini[3000];
+	snprintf(ini, sizeof(ini), "[ward]\nstrict_permissions = yes\n[w]\nplugin = %s/link.so\n", dir);
+	wt_write_conf(&wt, "zz.ini", ini);
+	chmod(wt.dir, 0755);
+	char *out, *err;
+	cr_expect_eq(wt_cli(&wt, &out, &err, "check"), 0, "a safe plugin was refused: %s", err);
+	snprintf(cmd, sizeof(cmd), "%s/real/idle.so", dir);
+	chmod(cmd, 0666);
+	cr_expect_eq(wt_cli(&wt, &out, &err, "check"), 1);
+	cr_expect(strstr(err, "zz.ini:3: [w] plugin: refused by strict_permissions:") && strstr(err, "real/idle.so is writable by everyone: run `chmod go-w"),
+		  "the symlink's target must be checked: %s", err);
+	chmod(cmd, 0644);
+	snprintf(cmd, sizeof(cmd), "%s/real", dir);
+	chmod(cmd, 0775);
+	cr_expect_eq(wt_cli(&wt, &out, &err, "check"), 1);
+	cr_expect(strstr(err, "real is writable by its group"), "%s", err);
+	cr_expect_eq(wt_cli(&wt, &out, &err, "run"), 1, "ward run must refuse it too");
 }
