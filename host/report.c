@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "report.h"
 #include "host.h"
+#include "json.h"
 #include "reason.h"
 #include "units.h"
 #include "util.h"
@@ -16,30 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static void json_string(FILE *f, const char *s)
-{
-	if (!s) {
-		fputs("null", f);
-		return;
-	}
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		switch (*p) {
-		case '"': fputs("\\\"", f); break;
-		case '\\': fputs("\\\\", f); break;
-		case '\n': fputs("\\n", f); break;
-		case '\t': fputs("\\t", f); break;
-		case '\r': fputs("\\r", f); break;
-		default:
-			if (*p < 0x20)
-				fprintf(f, "\\u%04x", *p);
-			else
-				fputc(*p, f);
-		}
-	}
-	fputc('"', f);
-}
 
 static void json_time(FILE *f, sqlite3_stmt *st, int col)
 {
@@ -58,6 +35,16 @@ static void json_int_or_null(FILE *f, sqlite3_stmt *st, int col)
 		fputs("null", f);
 	else
 		fprintf(f, "%lld", (long long)sqlite3_column_int64(st, col));
+}
+
+/* A signal number column as its name ("SIGSEGV"), or null. */
+static void json_signal(FILE *f, sqlite3_stmt *st, int col)
+{
+	char sig[32];
+	if (sqlite3_column_type(st, col) == SQLITE_NULL)
+		fputs("null", f);
+	else
+		json_string(f, signal_name(sqlite3_column_int(st, col), sig, sizeof(sig)));
 }
 
 static const char *col_text(sqlite3_stmt *st, int col)
@@ -173,12 +160,7 @@ static void print_json_worker(sqlite3 *db, sqlite3_stmt *w, bool first)
 			printf(", \"code\": ");
 			json_int_or_null(stdout, le, 1);
 			printf(", \"signal\": ");
-			if (sqlite3_column_type(le, 2) == SQLITE_NULL) {
-				fputs("null", stdout);
-			} else {
-				char sig[32];
-				json_string(stdout, signal_name(sqlite3_column_int(le, 2), sig, sizeof(sig)));
-			}
+			json_signal(stdout, le, 2);
 			printf(", \"core\": %s, \"at\": ", sqlite3_column_int(le, 3) ? "true" : "false");
 			json_time(stdout, le, 4);
 			printf(", \"message\": ");
@@ -399,12 +381,7 @@ int report_history(const struct report_opts *o)
 			printf(", \"code\": ");
 			json_int_or_null(stdout, st, 9);
 			printf(", \"signal\": ");
-			if (sqlite3_column_type(st, 10) == SQLITE_NULL) {
-				fputs("null", stdout);
-			} else {
-				char sig[32];
-				json_string(stdout, signal_name(sqlite3_column_int(st, 10), sig, sizeof(sig)));
-			}
+			json_signal(stdout, st, 10);
 			printf(", \"core\": %s, \"message\": ", sqlite3_column_int(st, 11) ? "true" : "false");
 			json_string(stdout, col_text(st, 12));
 			printf(", \"cycles\": ");

@@ -111,14 +111,6 @@ static void log_v(ward_ctx *ctx, int level, const char *fmt, va_list ap)
 	send_frame(ctx, FRAME_LOG, (uint8_t)(level < 0 ? 0 : level > 3 ? 3 : level), NULL, 0, text, len);
 }
 
-void runtime_log(ward_ctx *ctx, int level, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	log_v(ctx, level, fmt, ap);
-	va_end(ap);
-}
-
 void runtime_send_ready(ward_ctx *ctx)
 {
 	if (ctx->frame_fd >= 0)

@@ -34,7 +34,6 @@ bool runtime_stop_requested(void);
 void runtime_send_ready(ward_ctx *ctx);
 void runtime_send_end(ward_ctx *ctx, enum reason reason, int code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-void runtime_log(ward_ctx *ctx, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Runs init, the cycle loop and shutdown of an already loaded plugin, as
  * SPEC §2 describes, and returns how it ended (the caller exits with

@@ -9,6 +9,7 @@
 #include "tester.h"
 #include "child.h"
 #include "host.h"
+#include "json.h"
 #include "loader.h"
 #include "log.h"
 #include "runtime.h"
@@ -271,25 +272,11 @@ void test_result_free(struct test_result *r)
 
 /* ---- the report ---- */
 
-static void json_str(FILE *out, const char *s)
-{
-	fputc('"', out);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(out, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(out, "\\u%04x", (unsigned char)*s);
-		else
-			fputc(*s, out);
-	}
-	fputc('"', out);
-}
-
 static void print_json(const struct tester_options *o, const struct test_result *r, FILE *out)
 {
 	char sig[32];
 	fprintf(out, "{\"plugin\": ");
-	json_str(out, o->plugin);
+	json_string(out, o->plugin);
 	fprintf(out, ", \"ok\": %s, \"phases\": [", r->ok ? "true" : "false");
 	const struct test_phase *ph[] = {&r->load, &r->init, &r->shutdown};
 	const char *names[] = {"load", "init", "shutdown"};
@@ -298,7 +285,7 @@ static void print_json(const struct tester_options *o, const struct test_result 
 		if (!ph[i]->seen)
 			continue;
 		fprintf(out, "%s{\"phase\": \"%s\", \"ms\": %.3f, \"note\": ", first ? "" : ", ", names[i], ph[i]->ns / 1e6);
-		json_str(out, ph[i]->note);
+		json_string(out, ph[i]->note);
 		fprintf(out, "}");
 		first = false;
 	}
@@ -309,15 +296,15 @@ static void print_json(const struct tester_options *o, const struct test_result 
 	fprintf(out, "], \"log\": [");
 	for (size_t i = 0; i < r->log.n; i++) {
 		fprintf(out, "%s", i ? ", " : "");
-		json_str(out, r->log.v[i]);
+		json_string(out, r->log.v[i]);
 	}
 	fprintf(out, "], \"end\": {\"reason\": \"%s\", \"code\": %d, \"signal\": ", reason_name(r->end.reason), r->end.code);
 	if (r->end.signal)
-		json_str(out, signal_name(r->end.signal, sig, sizeof(sig)));
+		json_string(out, signal_name(r->end.signal, sig, sizeof(sig)));
 	else
 		fputs("null", out);
 	fprintf(out, ", \"message\": ");
-	json_str(out, r->end.message);
+	json_string(out, r->end.message);
 	fprintf(out, "}, \"timed_out\": %s}\n", r->timed_out ? "true" : "false");
 }
 
