@@ -115,9 +115,11 @@ static void build_environment(struct setup *s, const struct passwd *pw)
 			saved[i] = v ? xstrdup(v) : NULL;
 		}
 		clearenv();
-		for (size_t i = 0; i < ARRAY_SIZE(kept); i++)
+		for (size_t i = 0; i < ARRAY_SIZE(kept); i++) {
 			if (saved[i])
 				set_env_or_fail(s, kept[i], saved[i]);
+			free(saved[i]);
+		}
 		if (!getenv("PATH"))
 			set_env_or_fail(s, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
 	} else {

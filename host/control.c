@@ -22,6 +22,7 @@
 #define MAX_CLIENTS 32
 #define MAX_ARGS 256
 #define REQUEST_TIMEOUT_NS (5 * NS_PER_SEC)
+#define RESUME_AFTER_NS (250 * NS_PER_MS)
 
 struct client {
 	struct watch watch;
@@ -36,6 +37,8 @@ struct client {
 
 struct control {
 	struct watch listen;
+	struct timer resume;   /* out of descriptors: accept again after a pause */
+	bool starved;          /* reported; recovery is reported once too */
 	struct host *host;
 	char *path;
 	struct client *clients;
@@ -249,16 +252,38 @@ static bool peer_allowed(int fd)
 	return cred.uid == 0 || cred.uid == geteuid();
 }
 
+static void resume_accepting(struct timer *t)
+{
+	struct control *ctl = container_of(t, struct control, resume);
+	if (loop_watch(ctl->host->loop, &ctl->listen, EPOLLIN) < 0)
+		timer_arm(ctl->host->loop, t, mono_ns() + RESUME_AFTER_NS);
+}
+
 static void on_accept(struct watch *w, uint32_t events)
 {
 	(void)events;
 	struct control *ctl = container_of(w, struct control, listen);
 	for (;;) {
 		int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
+			/* The client stays queued and the socket stays readable: stop
+			 * watching it for a moment instead of spinning on it. */
+			if (!ctl->starved)
+				host_log(HOST_ERR, "control socket: unable to accept a client: %s; clients wait until descriptors are free again",
+					 strerror(errno));
+			ctl->starved = true;
+			if (loop_unwatch(ctl->host->loop, w) == 0)
+				timer_arm(ctl->host->loop, &ctl->resume, mono_ns() + RESUME_AFTER_NS);
+			return;
+		}
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 				host_log(HOST_WARN, "control socket: unable to accept a client: %s", strerror(errno));
 			return;
+		}
+		if (ctl->starved) {
+			host_log(HOST_INFO, "control socket: accepting clients again");
+			ctl->starved = false;
 		}
 		struct client *c = xcalloc(1, sizeof(*c));
 		c->ctl = ctl;
@@ -285,6 +310,7 @@ int control_open(struct host *h)
 	ctl->host = h;
 	ctl->path = xasprintf("%s/ward.sock", h->cfg.state_dir);
 	ctl->listen = (struct watch){.fd = -1, .fn = on_accept};
+	ctl->resume.fn = resume_accepting;
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	if (strlen(ctl->path) >= sizeof(sa.sun_path)) {
 		host_log(HOST_ERR, "control socket path %s is too long: use a shorter state_dir", ctl->path);
@@ -318,6 +344,7 @@ void control_close(struct host *h)
 		return;
 	while (ctl->clients)
 		drop_client(ctl->clients);
+	timer_cancel(h->loop, &ctl->resume);
 	loop_close(h->loop, &ctl->listen);
 	unlink(ctl->path);
 	free(ctl->path);

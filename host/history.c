@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define MAX_QUEUE 200000
 #define MAX_VALUES 10
@@ -87,6 +88,9 @@ struct op {
 struct history {
 	char *path;
 	sqlite3 *db;
+	dev_t dev;      /* the file opened, to notice it was deleted or replaced */
+	ino_t ino;
+	bool recreated; /* opened anew after that: the caller records the live state again */
 	sqlite3_stmt *stmt[ST_COUNT];
 	struct op *queue;
 	size_t head, len, cap; /* ring buffer */
@@ -176,6 +180,11 @@ static int open_db(struct history *h)
 	if (sqlite3_step(max) == SQLITE_ROW && sqlite3_column_int64(max, 0) >= h->next_run)
 		h->next_run = sqlite3_column_int64(max, 0) + 1;
 	sqlite3_finalize(max);
+	struct stat st;
+	if (stat(h->path, &st) == 0) {
+		h->dev = st.st_dev;
+		h->ino = st.st_ino;
+	}
 	return 0;
 fail:
 	report(h, "open");
@@ -227,10 +236,31 @@ static int run_op(struct history *h, const struct op *op)
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
 }
 
+/* The database file was deleted or replaced under the host: writing on into
+ * the old, unlinked file would lose everything. Open the path again. */
+static void reopen_if_replaced(struct history *h)
+{
+	struct stat st;
+	if (!h->db || (stat(h->path, &st) == 0 && st.st_dev == h->dev && st.st_ino == h->ino))
+		return;
+	host_log(HOST_WARN, "history database %s was deleted or replaced: creating it again", h->path);
+	close_db(h);
+	if (open_db(h) == 0)
+		h->recreated = true;
+}
+
+bool history_take_recreated(struct history *h)
+{
+	bool r = h->recreated;
+	h->recreated = false;
+	return r;
+}
+
 int history_flush(struct history *h)
 {
 	if (h->len == 0)
 		return 0;
+	reopen_if_replaced(h);
 	if (!h->db && open_db(h) < 0)
 		return -1;
 	if (sqlite3_exec(h->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {

@@ -53,6 +53,9 @@ void history_forget_worker(struct history *h, const char *worker);
 void history_reset_states(struct history *h);
 
 bool history_pending(const struct history *h);
+/* True once after the database file was created again (it had been deleted):
+ * the caller should record the live state anew. */
+bool history_take_recreated(struct history *h);
 void history_set_keep(struct history *h, long keep_runs);
 /* Commits everything queued. 0, or -1 when it must be retried later. */
 int history_flush(struct history *h);

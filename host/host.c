@@ -111,11 +111,20 @@ void host_forget_pid(struct host *h, struct instance *in)
 
 /* ---- history batching ---- */
 
+static void record_host(struct host *h, const char *dir);
+
 static void flush_history(struct timer *t)
 {
 	struct host *h = container_of(t, struct host, flush_timer);
-	if (history_flush(h->history) < 0)
+	if (history_flush(h->history) < 0) {
 		timer_arm(h->loop, &h->flush_timer, mono_ns() + FLUSH_RETRY_NS);
+	} else if (history_take_recreated(h->history)) {
+		/* A fresh database: tell it who is running, right away. */
+		record_host(h, h->cfg.dir);
+		for (size_t i = 0; i < h->nworkers; i++)
+			worker_record_all(h->workers[i]);
+		timer_arm(h->loop, &h->flush_timer, mono_ns() + FLUSH_DELAY_NS);
+	}
 }
 
 void host_history_changed(struct host *h)
@@ -302,6 +311,7 @@ static int setup_signals(struct signal_watch *sw, struct loop *loop)
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
 		return -1;
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN); /* a file size limit makes writes fail (EFBIG), not the host die */
 	sw->watch.fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	sw->watch.fn = on_signal;
 	if (sw->watch.fd < 0)

@@ -149,6 +149,10 @@ void log_flush(struct log_file *lf)
 		lf->dropped += lf->buf[i] == '\n';
 	lf->len = 0;
 	if (lf->fd >= 0) {
+		/* A write cut short (disk full) leaves part of a line: remove it, so the
+		 * next line written does not merge with it. The host is the only writer. */
+		if (ftruncate(lf->fd, (off_t)lf->size) < 0 && errno != EFBIG)
+			lf->size = 0; /* unknown now: the next open measures again */
 		close(lf->fd);
 		lf->fd = -1;
 	}

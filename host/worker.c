@@ -79,6 +79,13 @@ static void record_state(struct instance *in, const char *detail)
 	worker_record(w);
 }
 
+void worker_record_all(struct worker *w)
+{
+	for (int i = 0; i < w->ninst; i++)
+		record_instance(&w->inst[i]);
+	worker_record(w);
+}
+
 void worker_record_live(struct worker *w)
 {
 	for (int i = 0; i < w->ninst; i++)

@@ -141,6 +141,8 @@ void instance_check_progress(struct instance *in, int64_t now);
 void worker_record(struct worker *w);
 /* Also the live figures (cycles, progress) of every instance with a process. */
 void worker_record_live(struct worker *w);
+/* Every instance, with a process or not (a history database created anew). */
+void worker_record_all(struct worker *w);
 const char *istate_name(enum istate s);
 /* The worker's state as one word: its instances' state when they agree, else the most telling one. */
 const char *worker_state(const struct worker *w);
