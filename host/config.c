@@ -315,6 +315,8 @@ static struct section_run find_section(const struct entries *e, const char *sect
 	size_t end = lo;
 	while (end < e->n && strcmp(e->v[end].section, section) == 0)
 		end++;
+	if (end == lo) /* also: no entries at all, and e->v is NULL */
+		return (struct section_run){NULL, 0};
 	return (struct section_run){e->v + lo, end - lo};
 }
 
