@@ -44,6 +44,6 @@ void runtime_run(ward_ctx *ctx, const struct ward_plugin *plugin, uint64_t inter
 void runtime_report_phase(ward_ctx *ctx, enum phase phase, int64_t ns, const char *note);
 
 /* The signal the kernel sends a worker when its host dies (PR_SET_PDEATHSIG). */
-#define HOST_DEATH_SIGNAL SIGRTMAX
+#define HOST_DEATH_SIGNAL (SIGRTMAX - 1) /* SIGRTMAX itself is taken by valgrind */
 
 #endif

@@ -36,7 +36,7 @@
  *     ward_heartbeat() so the watchdog knows it is making progress.
  *   - Threads and child processes the plugin creates belong to the worker
  *     and die with it. Plugins must not change the disposition of SIGTERM
- *     (it is how a stop is requested) nor block SIGRTMAX (it is how the
+ *     (it is how a stop is requested) nor block SIGRTMAX-1 (it is how the
  *     runtime learns that the host died).
  */
 #ifndef WARD_H
