@@ -322,3 +322,16 @@ Test(lifecycle, a_worker_runs_as_its_configured_user_and_group)
 	}
 	wt_stop(&wt, 5000);
 }
+
+Test(lifecycle, nice_and_limits_apply_to_the_worker_and_no_new_privs_is_set)
+{
+	wt_setup(&wt, "[w]\nplugin = env_dump\nnice = 7\nlimit.nofile = 64\nlimit.core = 0\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'done' FROM workers WHERE name = 'w'"));
+	char path[1200];
+	snprintf(path, sizeof(path), "%s/workers/w/env-0.txt", wt.state);
+	char *env = wt_read(path);
+	cr_assert(env);
+	cr_expect(strstr(env, "nice=7 nofile=64 core=0 no_new_privs=1\n"), "%s", env);
+	wt_stop(&wt, 5000);
+}
