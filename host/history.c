@@ -28,7 +28,7 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS runs(id INTEGER PRIMARY KEY, worker TEXT NOT NULL,"
 	" instance INTEGER NOT NULL, pid INTEGER, activation TEXT, started_at INTEGER,"
 	" ready_at INTEGER, init_ms INTEGER, ended_at INTEGER, reason TEXT, code INTEGER,"
-	" signal INTEGER, core INTEGER, message TEXT, cycles INTEGER);"
+	" signal INTEGER, core INTEGER, message TEXT, cycles INTEGER, last_cycle_ms INTEGER);"
 	"CREATE INDEX IF NOT EXISTS runs_by_worker ON runs(worker, id);"
 	"CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY, at INTEGER, worker TEXT,"
 	" instance INTEGER, event TEXT, detail TEXT);"
@@ -50,7 +50,7 @@ static const char *const sql[ST_COUNT] = {
 			 " VALUES(?,?,?,?,?,?)",
 	[ST_RUN_READY] = "UPDATE runs SET ready_at=?, init_ms=? WHERE id=?",
 	[ST_RUN_END] = "UPDATE runs SET ended_at=?, reason=?, code=?, signal=?, core=?, message=?,"
-		       " cycles=? WHERE id=?",
+		       " cycles=?, last_cycle_ms=? WHERE id=?",
 	[ST_EVENT] = "INSERT INTO events(at, worker, instance, event, detail) VALUES(?,?,?,?,?)",
 	[ST_WORKER] = "INSERT INTO workers(name, plugin, state, instances, restarts, updated_at, listen, on_demand)"
 		      " VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET plugin=excluded.plugin,"
@@ -171,6 +171,8 @@ static int open_db(struct history *h)
 	if (sqlite3_open_v2(h->path, &h->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
 	    sqlite3_exec(h->db, schema, NULL, NULL, NULL) != SQLITE_OK)
 		goto fail;
+	/* Columns added since a database was created; "duplicate column" otherwise. */
+	sqlite3_exec(h->db, "ALTER TABLE runs ADD COLUMN last_cycle_ms INTEGER", NULL, NULL, NULL);
 	for (int i = 0; i < ST_COUNT; i++)
 		if (sqlite3_prepare_v3(h->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &h->stmt[i], NULL) != SQLITE_OK)
 			goto fail;
@@ -324,12 +326,13 @@ void history_ready(struct history *h, int64_t run, int64_t ready_ms, int64_t ini
 	ENQUEUE(h, ST_RUN_READY, I(ready_ms), I(init_ms), I(run));
 }
 
-void history_end(struct history *h, int64_t run, const struct exit_info *e, uint64_t cycles)
+void history_end(struct history *h, int64_t run, const struct exit_info *e, uint64_t cycles,
+		 int64_t last_cycle_ms)
 {
 	bool exited = e->reason != REASON_SIGNAL && e->signal == 0;
 	ENQUEUE(h, ST_RUN_END, I(e->at_ms), T(reason_name(e->reason)), exited ? I(e->code) : NUL(),
 		e->signal ? I(e->signal) : NUL(), I(e->core), e->message[0] ? T(e->message) : NUL(),
-		I((int64_t)cycles), I(run));
+		I((int64_t)cycles), cycles ? I(last_cycle_ms) : NUL(), I(run));
 }
 
 void history_event(struct history *h, const char *worker, int instance, const char *event,

@@ -25,7 +25,8 @@ void history_close(struct history *h); /* flushes first */
 int64_t history_begin(struct history *h, const char *worker, int instance, pid_t pid,
 		      int64_t started_ms, const char *activation);
 void history_ready(struct history *h, int64_t run, int64_t ready_ms, int64_t init_ms);
-void history_end(struct history *h, int64_t run, const struct exit_info *e, uint64_t cycles);
+void history_end(struct history *h, int64_t run, const struct exit_info *e, uint64_t cycles,
+		 int64_t last_cycle_ms);
 void history_event(struct history *h, const char *worker, int instance, const char *event,
 		   const char *detail);
 /* listen: the worker's sockets, comma-separated, or NULL; on_demand: what the

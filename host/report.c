@@ -340,7 +340,7 @@ int report_history(const struct report_opts *o)
 		return 1;
 	sqlite3_stmt *st = prepare(db,
 		"SELECT id, worker, instance, pid, activation, started_at, ready_at, ended_at, reason, code,"
-		" signal, core, message, cycles FROM (SELECT * FROM runs WHERE ?1 IS NULL OR worker = ?1"
+		" signal, core, message, cycles, init_ms, last_cycle_ms FROM (SELECT * FROM runs WHERE ?1 IS NULL OR worker = ?1"
 		" ORDER BY id DESC LIMIT ?2) ORDER BY id");
 	if (!st) {
 		sqlite3_close(db);
@@ -386,6 +386,10 @@ int report_history(const struct report_opts *o)
 			json_string(stdout, col_text(st, 12));
 			printf(", \"cycles\": ");
 			json_int_or_null(stdout, st, 13);
+			printf(", \"init_ms\": ");
+			json_int_or_null(stdout, st, 14);
+			printf(", \"last_cycle_ms\": ");
+			json_int_or_null(stdout, st, 15);
 			printf("}");
 		} else {
 			char started[32], ran[32] = "-", exitdesc[512] = "(running)";

@@ -392,7 +392,8 @@ static void process_ended(struct instance *in)
 	timer_cancel(h->loop, &in->timer);
 	struct exit_info e = classify(in);
 	in->last_exit = e;
-	history_end(h->history, in->run, &e, slot_cycles(in));
+	history_end(h->history, in->run, &e, slot_cycles(in),
+		    atomic_load_explicit(&in->slot->last_cycle_ns, memory_order_relaxed) / NS_PER_MS);
 	char desc[512];
 	exit_describe(&e, desc, sizeof(desc));
 	wlog(in, "exited: %s", desc);

@@ -108,3 +108,19 @@ Test(history, a_locked_database_never_stops_supervision_and_is_reported_once)
 	cr_expect(strstr(wt_host_stderr(&wt), "works again"), "recovery was not reported");
 	wt_stop(&wt, 5000);
 }
+
+Test(history, history_json_has_init_time_and_last_cycle_duration_per_run)
+{
+	wt_setup(&wt, "[w]\nplugin = init_slow\ninit_ms = 200\ninterval = 50ms\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'running' FROM workers WHERE name = 'w'"));
+	sleep_ms(200);
+	wt_stop(&wt, 5000);
+	char *out, *err;
+	cr_assert_eq(wt_cli(&wt, &out, &err, "history --json"), 0, "%s", err);
+	char *at = strstr(out, "\"init_ms\": ");
+	cr_assert(at, "%s", out);
+	long init_ms = atol(at + 11);
+	cr_expect(init_ms >= 200 && init_ms < 2000, "init took 200 ms, history says %ld: %s", init_ms, out);
+	cr_expect(strstr(out, "\"last_cycle_ms\": 0"), "%s", out);
+}
