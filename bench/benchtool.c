@@ -23,8 +23,11 @@
  *                                      "RESTARTS MEDIAN_NS P90_NS"
  *   benchtool mem TOP PID              "SUP_RSS_KB SUP_PSS_KB SUP_PROCS
  *                                       WORKER_RSS_KB WORKER_PSS_KB WORKERS"
- *   benchtool usage TOP PID SECONDS    CPU time and context switches of the
- *                                      supervisor side over SECONDS: "CPU_MS CTXSW"
+ *   benchtool usage TOP PID SECONDS    CPU time (schedstat) and context switches
+ *                                      of the supervisor side over SECONDS:
+ *                                      "CPU_MS CTXSW PROCS"
+ *   benchtool count TOP                "ALL WORKERS": live processes naming TOP
+ *                                      (as cleanup finds them), and the workers
  *   benchtool workers TOP              number of live workers
  *   benchtool waitgone TOP MS [CMD...] run CMD (not waited for), then poll
  *                                      until no worker is left or MS passed;
@@ -33,10 +36,13 @@
  *                                      holds MARKER; prints "FOUND_NS" or "timeout"
  *   benchtool timecmd MS CMD...        run CMD (stdout to /dev/null), kill it
  *                                      after MS; prints "ELAPSED_MS STATUS"
+ *   benchtool ask SOCKET MS            connect to a unix socket, send "PING\n",
+ *                                      read one line; prints "ELAPSED_MS REPLY"
+ *                                      (connect -> reply), or "ELAPSED_MS -"
  *   benchtool cleanup TOP              SIGKILL every process whose executable,
  *                                      working directory or command line names
  *                                      TOP (not this one nor its ancestors);
- *                                      prints how many were left after 5 s (0)
+ *                                      prints how many were left after 60 s (0)
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -49,8 +55,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <poll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -136,6 +145,16 @@ static long status_field(int pid, const char *file, const char *field)
 		}
 	fclose(f);
 	return v;
+}
+
+/* Time on a CPU in ns (/proc/PID/schedstat), or -1. */
+static long long cpu_ns(int pid)
+{
+	char path[64], buf[128];
+	snprintf(path, sizeof(path), "/proc/%d/schedstat", pid);
+	if (read_text(path, buf, sizeof(buf)) < 0)
+		return -1;
+	return atoll(buf);
 }
 
 static long ctx_switches(int pid)
@@ -244,6 +263,37 @@ static int count_workers(const char *top)
 			w++;
 	free(v);
 	return w;
+}
+
+/* This process and its ancestors, whose command lines may name TOP: never counted nor killed. */
+static int mine[64], nmine;
+
+static void find_mine(struct proc *v, int n)
+{
+	nmine = 0;
+	for (int p = getpid(); p > 1 && nmine < 64;) {
+		mine[nmine++] = p;
+		int next = 0;
+		for (int i = 0; i < n; i++)
+			if (v[i].pid == p)
+				next = v[i].ppid;
+		p = next;
+	}
+}
+
+static int is_mine(int pid)
+{
+	for (int k = 0; k < nmine; k++)
+		if (mine[k] == pid)
+			return 1;
+	return 0;
+}
+
+static int names_top(int pid, const char *top)
+{
+	char buf[PATH_MAX];
+	return link_under(pid, "exe", top, buf, sizeof(buf)) || link_under(pid, "cwd", top, buf, sizeof(buf)) ||
+	       cmdline_names(pid, top);
 }
 
 /* ---- commands ---- */
@@ -419,37 +469,53 @@ static int cmd_usage(char **argv)
 	int n;
 	struct proc *v = all_procs(&n);
 	char *in = descendants(v, n, atoi(argv[1]));
-	int *pids = malloc(sizeof(int) * (size_t)n);
-	unsigned long long t0 = 0;
+	int *pids = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
+	long long t0 = 0;
 	long c0 = 0;
 	int m = 0;
 	for (int i = 0; i < n; i++)
 		if (in[i] && v[i].state != 'Z' && !is_worker(v[i].pid, top)) {
 			long c = ctx_switches(v[i].pid);
-			if (c < 0)
+			long long t = cpu_ns(v[i].pid);
+			if (c < 0 || t < 0)
 				continue;
 			pids[m++] = v[i].pid;
-			t0 += v[i].ticks;
+			t0 += t;
 			c0 += c;
 		}
 	nap_us(atol(argv[2]) * 1000000L);
-	unsigned long long t1 = 0;
+	long long t1 = 0;
 	long c1 = 0;
 	int lost = 0;
 	for (int i = 0; i < m; i++) {
-		struct proc p;
 		long c = ctx_switches(pids[i]);
-		if (read_stat(pids[i], &p) < 0 || c < 0) {
+		long long t = cpu_ns(pids[i]);
+		if (c < 0 || t < 0) {
 			lost++;
 			continue;
 		}
-		t1 += p.ticks;
+		t1 += t;
 		c1 += c;
 	}
 	if (lost)
 		fprintf(stderr, "bench: %d supervisor process(es) ended during the idle measurement\n", lost);
-	long hz = sysconf(_SC_CLK_TCK);
-	printf("%.1f %ld %d\n", (double)(t1 - t0) * 1000.0 / (double)hz, c1 - c0, m);
+	printf("%.2f %ld %d\n", (double)(t1 - t0) / 1e6, c1 - c0, m);
+	return 0;
+}
+
+/* "ALL WORKERS": live processes naming TOP (see cleanup), and how many are workers. */
+static int cmd_count(const char *top)
+{
+	int n, all = 0, w = 0;
+	struct proc *v = all_procs(&n);
+	find_mine(v, n);
+	for (int i = 0; i < n; i++)
+		if (v[i].state != 'Z' && !is_mine(v[i].pid) && names_top(v[i].pid, top)) {
+			all++;
+			w += is_worker(v[i].pid, top);
+		}
+	free(v);
+	printf("%d %d\n", all, w);
 	return 0;
 }
 
@@ -553,39 +619,53 @@ static int cmd_timecmd(char **argv)
 	return 0;
 }
 
+static int cmd_ask(char **argv)
+{
+	long long t0 = mono_ns(), deadline = t0 + atol(argv[1]) * 1000000LL;
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", argv[0]);
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	char reply[128] = "-";
+	size_t n = 0;
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 && write(fd, "PING\n", 5) == 5) {
+		while (n < sizeof(reply) - 1) {
+			long long left = (deadline - mono_ns()) / 1000000;
+			struct pollfd p = {.fd = fd, .events = POLLIN};
+			if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+				break;
+			ssize_t r = read(fd, reply + n, 1);
+			if (r <= 0 || reply[n] == '\n')
+				break;
+			n++;
+		}
+		reply[n] = 0;
+		if (n == 0)
+			snprintf(reply, sizeof(reply), "-");
+		if (write(fd, "QUIT\n", 5) < 0)
+			n = 0;
+	}
+	long long t1 = mono_ns();
+	if (fd >= 0)
+		close(fd);
+	printf("%.2f %s\n", (t1 - t0) / 1e6, reply);
+	return 0;
+}
+
 static int cmd_cleanup(char **argv)
 {
 	const char *top = argv[0];
 	int left = 0;
-	long long deadline = mono_ns() + 5000000000LL;
+	long long deadline = mono_ns() + 60000000000LL; /* 10,000 processes take a while to die */
 	do {
 		int n;
 		struct proc *v = all_procs(&n);
-		/* never this process nor its ancestors (their command lines may name TOP) */
-		int *mine = malloc(sizeof(int) * 64), nm = 0;
-		for (int p = getpid(); p > 1 && nm < 64;) {
-			mine[nm++] = p;
-			int next = 0;
-			for (int i = 0; i < n; i++)
-				if (v[i].pid == p)
-					next = v[i].ppid;
-			p = next;
-		}
+		find_mine(v, n);
 		left = 0;
-		for (int i = 0; i < n; i++) {
-			int skip = v[i].state == 'Z';
-			for (int k = 0; k < nm && !skip; k++)
-				skip = v[i].pid == mine[k];
-			if (skip)
-				continue;
-			char buf[PATH_MAX];
-			if (link_under(v[i].pid, "exe", top, buf, sizeof(buf)) ||
-			    link_under(v[i].pid, "cwd", top, buf, sizeof(buf)) || cmdline_names(v[i].pid, top)) {
+		for (int i = 0; i < n; i++)
+			if (v[i].state != 'Z' && !is_mine(v[i].pid) && names_top(v[i].pid, top)) {
 				kill(v[i].pid, SIGKILL);
 				left++;
 			}
-		}
-		free(mine);
 		free(v);
 		if (left)
 			nap_us(20000);
@@ -628,6 +708,10 @@ int main(int argc, char **argv)
 		return cmd_waitlog(a);
 	if (!strcmp(c, "timecmd") && n >= 2)
 		return cmd_timecmd(a);
+	if (!strcmp(c, "ask") && n == 2)
+		return cmd_ask(a);
+	if (!strcmp(c, "count") && n == 1)
+		return cmd_count(a[0]);
 	if (!strcmp(c, "cleanup") && n == 1)
 		return cmd_cleanup(a);
 usage:

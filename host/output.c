@@ -170,6 +170,11 @@ void output_attach(struct instance *in, int out_fd, int frame_fd)
 			 in->worker->conf->name, in->index, strerror(errno));
 }
 
+void output_read_pending(struct instance *in)
+{
+	pump(in, &in->frames, &in->frame_rest, true, false);
+}
+
 void output_drain(struct instance *in)
 {
 	pump(in, &in->frames, &in->frame_rest, true, true);

@@ -10,6 +10,8 @@
 #include "worker.h"
 
 void output_attach(struct instance *in, int out_fd, int frame_fd);
+/* Reads what the process has written so far (it is still running). */
+void output_read_pending(struct instance *in);
 /* Reads everything the process left in its pipes (it has exited), then closes them. */
 void output_drain(struct instance *in);
 void output_detach(struct instance *in);

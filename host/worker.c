@@ -221,6 +221,11 @@ static void stop_timed_out(struct instance *in)
 
 static void init_timed_out(struct instance *in)
 {
+	/* A busy host (a big boot) may reach this deadline before reading a READY
+	 * the worker sent in time: read what it sent first, and judge then. */
+	output_read_pending(in);
+	if (in->state != IS_STARTING)
+		return;
 	char d[32];
 	format_duration_ms(in->worker->conf->init_timeout_ms, d, sizeof(d));
 	wlog(in, "init did not return within %s: killing its process group", d);
