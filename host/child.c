@@ -26,6 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -206,6 +208,53 @@ static void switch_identity(struct setup *s, const struct passwd *pw)
 		fail_setup(s, "identity switch to uid %u gid %u did not hold", (unsigned)uid, (unsigned)gid);
 }
 
+/* A worker is a fork of the host, so it starts with a copy of everything the
+ * host holds: wipe what other workers were given (environment values and
+ * plugin keys, where secrets live). */
+static void wipe_other_workers(const struct child_spec *spec)
+{
+	for (size_t c = 0; c < spec->nconfigs; c++) {
+		const struct config *cfg = spec->configs[c];
+		for (size_t i = 0; i < cfg->nworkers; i++) {
+			const struct worker_conf *w = &cfg->workers[i];
+			if (w == spec->conf)
+				continue;
+			for (size_t k = 0; k < w->env.n; k++)
+				explicit_bzero(w->env.v[k], strlen(w->env.v[k]));
+			for (size_t k = 0; k < w->plugin_keys.n; k++)
+				explicit_bzero(w->plugin_keys.v[k], strlen(w->plugin_keys.v[k]));
+		}
+	}
+}
+
+/* The host's shared memory (every worker's progress slot, SQLite's WAL index)
+ * is mapped in this fork too. Keep a mapping of the page that holds our own
+ * slot and unmap every other shared mapping, so plugin code cannot write
+ * into another worker's slot or the host's database index. (The other slots
+ * of our page stay: a page holds 64.) */
+static void keep_only_own_slot(struct setup *s)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	uintptr_t at = (uintptr_t)s->ctx.slot & ~(uintptr_t)(page - 1);
+	char *own = mremap((void *)at, 0, (size_t)page, MREMAP_MAYMOVE); /* a second view of the same page */
+	if (own == MAP_FAILED)
+		fail_setup(s, "unable to map the progress slot: %s", strerror(errno));
+	s->ctx.slot = (struct slot *)(own + ((uintptr_t)s->ctx.slot - at));
+	FILE *maps = fopen("/proc/self/maps", "re");
+	if (!maps)
+		fail_setup(s, "unable to read /proc/self/maps: %s", strerror(errno));
+	uintptr_t lo[256], hi[256];
+	size_t n = 0;
+	char line[512], perms[8];
+	while (n < 256 && fgets(line, sizeof(line), maps))
+		if (sscanf(line, "%lx-%lx %7s", &lo[n], &hi[n], perms) == 3 && perms[3] == 's' && lo[n] != (uintptr_t)own)
+			n++;
+	fclose(maps);
+	for (size_t i = 0; i < n; i++)
+		if (munmap((void *)lo[i], hi[i] - lo[i]) < 0)
+			fail_setup(s, "unable to unmap the host's shared memory: %s", strerror(errno));
+}
+
 static void tie_to_host(struct setup *s)
 {
 	/* Set after the identity switch: changing credentials clears it. */
@@ -235,6 +284,8 @@ static void prepare_process(struct setup *s, int *listen_fds)
 	apply_limits(s);
 	switch_identity(s, pw);
 	tie_to_host(s);
+	wipe_other_workers(spec);
+	keep_only_own_slot(s);
 	const char *dir = w->workdir ? w->workdir : spec->state_dir;
 	if (chdir(dir) < 0)
 		fail_setup(s, "unable to enter working directory %s: %s", dir, strerror(errno));
@@ -262,7 +313,7 @@ noreturn void child_main(const struct child_spec *spec)
 	s.ctx.nlisten = spec->nlisten;
 	prepare_process(&s, listen_fds);
 
-	atomic_store(&spec->slot->phase, PHASE_LOAD);
+	atomic_store(&s.ctx.slot->phase, PHASE_LOAD);
 	struct ward_plugin plugin;
 	struct exit_info end = {0};
 	int64_t t0 = mono_ns();

@@ -21,6 +21,10 @@ struct child_spec {
 	int out_fd;            /* write end of the stdout/stderr pipe */
 	int frame_fd;          /* write end of the runtime pipe */
 	const struct test_request *test; /* NULL outside `ward test` */
+	/* Every configuration the host holds (its current one and those a reload
+	 * replaced): other workers' secrets in them are wiped in this process. */
+	struct config *const *configs;
+	size_t nconfigs;
 	const int *listen_fds; /* the worker's sockets, in configuration order */
 	int nlisten;
 	struct slot *slot;

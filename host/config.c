@@ -241,6 +241,8 @@ static void read_file(struct config *cfg, struct entries *entries, const char *p
 		add_error(cfg, (struct origin){r.file, r.line}, NULL, NULL, "read error: %s",
 			  strerror(errno));
 	fclose(r.fp);
+	if (r.buf)
+		explicit_bzero(r.buf, r.bufsize);
 	free(r.buf);
 }
 
@@ -278,11 +280,21 @@ static int entry_cmp(const void *pa, const void *pb)
 	return c;
 }
 
+/* Values may be secrets (env.*, plugin keys): wiped before their memory is
+ * reused, because every worker is a fork of the host's memory. */
+static void free_secret(char *s)
+{
+	if (s) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
 static void free_entry(struct entry *e)
 {
 	free(e->section);
 	free(e->key);
-	free(e->value);
+	free_secret(e->value);
 }
 
 /* Sorts by (section, key) and keeps only the last occurrence of each. */
@@ -910,10 +922,13 @@ static bool requires_cycle_from(struct config *cfg, size_t i, unsigned char *col
 			if (len < sizeof(path))
 				snprintf(path + len, sizeof(path) - len, "%s", dep->name);
 			add_error(cfg, w->requires_at, w->name, "requires", "dependency cycle: %s", path);
+			color[i] = 2; /* finished: a later search must not walk back through it */
 			return true;
 		}
-		if (color[j] == 0 && requires_cycle_from(cfg, j, color, stack, depth + 1))
+		if (color[j] == 0 && requires_cycle_from(cfg, j, color, stack, depth + 1)) {
+			color[i] = 2;
 			return true;
+		}
 	}
 	color[i] = 2;
 	return false;

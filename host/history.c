@@ -9,6 +9,7 @@
 #include "log.h"
 #include "util.h"
 
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,6 +172,10 @@ static int open_db(struct history *h)
 	if (sqlite3_open_v2(h->path, &h->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
 	    sqlite3_exec(h->db, schema, NULL, NULL, NULL) != SQLITE_OK)
 		goto fail;
+	/* History is the host's user's business only (SQLite creates -wal and
+	 * -shm with the database's mode). */
+	if (chmod(h->path, 0600) < 0)
+		host_log(HOST_WARN, "unable to make %s private (chmod 0600): %s", h->path, strerror(errno));
 	/* Columns added since a database was created; "duplicate column" otherwise. */
 	sqlite3_exec(h->db, "ALTER TABLE runs ADD COLUMN last_cycle_ms INTEGER", NULL, NULL, NULL);
 	for (int i = 0; i < ST_COUNT; i++)

@@ -123,10 +123,25 @@ static void rotate(struct log_file *lf)
 		report_failure(lf, errno);
 }
 
+/* The file was deleted (or replaced) under the host: writing on into the
+ * unlinked file would lose every line. Start a new one at the path. */
+static void reopen_if_gone(struct log_file *lf)
+{
+	struct stat at_path, open_file;
+	if (lf->fd < 0 || fstat(lf->fd, &open_file) < 0)
+		return;
+	if (stat(lf->path, &at_path) == 0 && at_path.st_ino == open_file.st_ino && at_path.st_dev == open_file.st_dev)
+		return;
+	close(lf->fd);
+	lf->fd = -1;
+	host_log(HOST_WARN, "[%s] log %s was deleted or replaced: writing a new one", lf->name, lf->path);
+}
+
 void log_flush(struct log_file *lf)
 {
 	if (lf->len == 0)
 		return;
+	reopen_if_gone(lf);
 	if (lf->fd < 0 && open_file(lf) < 0) {
 		report_failure(lf, errno);
 	} else if (write_all(lf->fd, lf->buf, lf->len) < 0) {
@@ -188,6 +203,11 @@ void log_line(struct log_file *lf, int64_t at_ms, int instance, pid_t pid, const
 	int n = snprintf(p, need, "%s [%s:%d] pid=%d %s ", stamp, lf->name, instance, (int)pid, level);
 	p += n;
 	memcpy(p, text, len);
+	/* One line per line: a newline inside ward_log text must not forge a
+	 * second line (a fake WARD line, say) in the worker's log. */
+	for (size_t i = 0; i < len; i++)
+		if (p[i] == '\n' || p[i] == '\r')
+			p[i] = ' ';
 	p[len] = '\n';
 	lf->len += (size_t)n + len + 1;
 	if (lf->len >= LOG_BUF_FLUSH)

@@ -13,6 +13,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+
+#include "util.h"
 #include <unistd.h>
 
 static void close_pair(int p[2])
@@ -23,8 +25,25 @@ static void close_pair(int p[2])
 		close(p[1]);
 }
 
+/* The host's current configuration and the ones reloads replaced. */
+static struct config *const *spawn_configs(struct host *h, size_t *n)
+{
+	static struct config **all;
+	static size_t cap;
+	if (cap < h->nold + 1) {
+		cap = h->nold + 1;
+		all = xrealloc(all, cap * sizeof(*all));
+	}
+	all[0] = &h->cfg;
+	for (size_t i = 0; i < h->nold; i++)
+		all[i + 1] = h->old_configs[i];
+	*n = h->nold + 1;
+	return all;
+}
+
 int spawn_process(struct instance *in)
 {
+	size_t nconfigs;
 	struct worker *w = in->worker;
 	int out[2] = {-1, -1}, frames[2] = {-1, -1};
 	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(frames, O_CLOEXEC) < 0)
@@ -35,6 +54,8 @@ int spawn_process(struct instance *in)
 	struct child_spec spec = {
 		.listen_fds = w->listen_fds,
 		.test = w->host->test ? tester_request(w->host->test) : NULL,
+		.configs = spawn_configs(w->host, &nconfigs),
+		.nconfigs = nconfigs,
 		.nlisten = (int)w->nlisteners,
 		.conf = w->conf,
 		.instance = in->index,

@@ -335,3 +335,18 @@ Test(lifecycle, nice_and_limits_apply_to_the_worker_and_no_new_privs_is_set)
 	cr_expect(strstr(env, "nice=7 nofile=64 core=0 no_new_privs=1\n"), "%s", env);
 	wt_stop(&wt, 5000);
 }
+
+Test(lifecycle, a_worker_holds_neither_other_workers_secrets_nor_the_hosts_shared_memory)
+{
+	/* The needle is split in the configuration so that only a's section holds it whole. */
+	wt_setup(&wt, "[a]\nplugin = idle\nenv.TOKEN = s3cr3t-hunter2-token\napi_key = s3cr3t-hunter2-key\n"
+		      "[b]\nplugin = memscan\nneedle = s3cr3t-hunter2\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_log(&wt, 5000, "b", "shared mappings:"), "%s", wt_log(&wt, "b"));
+	char *log = wt_log(&wt, "b");
+	/* One shared mapping: its own slot page. One region holding the needle:
+	 * its own `needle` key (the string it searches with). */
+	cr_expect(strstr(log, "shared mappings: 1; copies of the needle: 1"),
+		  "b can see what belongs to a or to the host:\n%s", log);
+	wt_stop(&wt, 5000);
+}
