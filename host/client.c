@@ -20,19 +20,6 @@
 
 #define CLIENT_TIMEOUT_MS 30000
 
-static int wait_fd(int fd, short events, int64_t deadline_ns)
-{
-	struct pollfd p = {.fd = fd, .events = events};
-	for (;;) {
-		int64_t left = (deadline_ns - mono_ns()) / NS_PER_MS;
-		if (left <= 0)
-			return 0;
-		int r = poll(&p, 1, (int)left);
-		if (r >= 0 || errno != EINTR)
-			return r;
-	}
-}
-
 static enum client_result explain_connect(const char *path, int err)
 {
 	if (err == ENOENT || err == ECONNREFUSED)
@@ -69,7 +56,7 @@ enum client_result client_request(const char *state_dir, const char *request, bo
 	enum client_result result = CLIENT_FAILED;
 	int64_t deadline = mono_ns() + (int64_t)CLIENT_TIMEOUT_MS * NS_PER_MS;
 	char *reply = NULL;
-	size_t len = 0, cap = 0;
+	size_t len = 0;
 	int fd = -1;
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		fprintf(stderr, "ward: control socket path %s is too long\n", path);
@@ -88,26 +75,10 @@ enum client_result client_request(const char *state_dir, const char *request, bo
 		fprintf(stderr, "ward: unable to send the request to %s: %s\n", path, strerror(errno));
 		goto out;
 	}
-	for (;;) {
-		if (len + 4096 + 1 > cap) {
-			cap = cap ? cap * 2 : 8192;
-			reply = xrealloc(reply, cap);
-		}
-		int ready = wait_fd(fd, POLLIN, deadline);
-		if (ready <= 0) {
-			fprintf(stderr, "ward: the host at %s did not answer within %d s\n", path, CLIENT_TIMEOUT_MS / 1000);
-			goto out;
-		}
-		ssize_t n = read(fd, reply + len, cap - len - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t)n;
+	if (!read_until_eof(fd, deadline, &reply, &len)) {
+		fprintf(stderr, "ward: the host at %s did not answer within %d s\n", path, CLIENT_TIMEOUT_MS / 1000);
+		goto out;
 	}
-	if (!reply)
-		reply = xstrdup("");
-	reply[len] = '\0';
 	result = print_reply(reply, quiet);
 out:
 	if (fd >= 0)

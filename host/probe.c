@@ -49,36 +49,6 @@ static void run_probe(const char *path, int fd)
 	_exit(fclose(out) == 0 ? 0 : 1);
 }
 
-/* Reads everything the probe writes, until it closes the pipe or time is up. */
-static size_t read_probe(int fd, uint64_t timeout_ms, char **text)
-{
-	size_t len = 0, cap = 4096;
-	char *buf = xmalloc(cap);
-	int64_t deadline = mono_ns() + (int64_t)timeout_ms * NS_PER_MS;
-	for (;;) {
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		int64_t left = (deadline - mono_ns()) / NS_PER_MS;
-		if (left <= 0)
-			break;
-		int ready = poll(&pfd, 1, (int)left);
-		if (ready < 0 && errno == EINTR)
-			continue;
-		if (ready <= 0)
-			break;
-		if (len + 4096 > cap)
-			buf = xrealloc(buf, cap *= 2);
-		ssize_t n = read(fd, buf + len, cap - len - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	buf[len] = '\0';
-	*text = buf;
-	return len;
-}
-
 int probe_plugin(const char *path, uint64_t timeout_ms, struct probe_result *out, struct option_table *options)
 {
 	*out = (struct probe_result){0};
@@ -99,7 +69,8 @@ int probe_plugin(const char *path, uint64_t timeout_ms, struct probe_result *out
 	}
 	close(p[1]);
 	char *text;
-	size_t got = read_probe(p[0], timeout_ms, &text);
+	size_t got;
+	read_until_eof(p[0], mono_ns() + (int64_t)timeout_ms * NS_PER_MS, &text, &got);
 	close(p[0]);
 	kill(pid, SIGKILL); /* harmless if it already exited; ends a hung constructor */
 	int status = 0;

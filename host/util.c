@@ -6,6 +6,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +124,36 @@ int write_all(int fd, const void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+int read_until_eof(int fd, int64_t deadline_ns, char **out, size_t *len)
+{
+	size_t cap = 8192;
+	char *buf = xmalloc(cap);
+	int eof = 0;
+	*len = 0;
+	for (;;) {
+		int64_t left = (deadline_ns - mono_ns()) / NS_PER_MS;
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int ready = left > 0 ? poll(&p, 1, (int)left) : 0;
+		if (ready < 0 && errno == EINTR)
+			continue;
+		if (ready <= 0)
+			break; /* the deadline (or a poll failure: nothing more will come) */
+		if (*len + 4096 + 1 > cap)
+			buf = xrealloc(buf, cap *= 2);
+		ssize_t n = read(fd, buf + *len, cap - *len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			eof = 1;
+			break;
+		}
+		*len += (size_t)n;
+	}
+	buf[*len] = '\0';
+	*out = buf;
+	return eof;
 }
 
 int mkdir_p(const char *path, unsigned mode)

@@ -42,6 +42,11 @@ void strv_free(struct strv *sv);
 /* Write all of buf, retrying on EINTR and short writes. 0 or -1 (errno set). */
 int write_all(int fd, const void *buf, size_t len);
 
+/* Reads fd until end of file or the CLOCK_MONOTONIC deadline (ns). *out
+ * gets what arrived, NUL-terminated (owned by the caller), *len its size.
+ * Returns 1 at end of file, 0 when the deadline came first. */
+int read_until_eof(int fd, int64_t deadline_ns, char **out, size_t *len);
+
 /* mkdir -p with the given mode for created components. 0 or -1 (errno set). */
 int mkdir_p(const char *path, unsigned mode);
 

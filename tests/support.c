@@ -269,7 +269,7 @@ char *wt_sql_text(struct wt *t, const char *fmt, ...)
 }
 
 /* A file's contents, owned by the caller. */
-static char *read_raw(const char *path)
+char *wt_read_raw(const char *path)
 {
 	FILE *f = fopen(path, "r");
 	if (!f)
@@ -288,7 +288,7 @@ static char *read_raw(const char *path)
 
 char *wt_read(const char *path)
 {
-	return own(read_raw(path));
+	return own(wt_read_raw(path));
 }
 
 char *wt_log(struct wt *t, const char *worker)
@@ -311,7 +311,7 @@ bool wt_wait_log(struct wt *t, int timeout_ms, const char *worker, const char *n
 	char path[1024];
 	snprintf(path, sizeof(path), "%s/logs/%s.log", t->state, worker);
 	do {
-		char *log = read_raw(path);
+		char *log = wt_read_raw(path);
 		bool found = log && strstr(log, needle) != NULL;
 		free(log);
 		if (found)
@@ -340,7 +340,7 @@ bool pid_alive(pid_t pid)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	char *s = read_raw(path);
+	char *s = wt_read_raw(path);
 	if (!s)
 		return false;
 	char *end = strrchr(s, ')');

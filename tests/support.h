@@ -44,6 +44,8 @@ char *wt_sql_text(struct wt *t, const char *sql_fmt, ...) __attribute__((format(
 /* Takes ownership of a malloc'd string until the test's teardown, and returns it. */
 char *wt_keep(char *s);
 
+/* A file's contents, NUL-terminated, owned by the caller (for polling loops), or NULL. */
+char *wt_read_raw(const char *path);
 /* A file's contents (NUL-terminated, freed at teardown), or NULL. */
 char *wt_read(const char *path);
 char *wt_log(struct wt *t, const char *worker);

@@ -57,29 +57,12 @@ TestSuite(chaos, .fini = chaos_fini);
 
 /* ---- what /proc says ---- */
 
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return NULL;
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&buf, &len);
-	char chunk[4096];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		fwrite(chunk, 1, n, m);
-	fclose(f);
-	fclose(m);
-	return buf;
-}
-
 /* State letter and parent of a process; 0 when it is gone. */
 static char proc_state(pid_t pid, pid_t *ppid)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	char *s = slurp(path);
+	char *s = wt_read_raw(path);
 	if (!s)
 		return 0;
 	char *end = strrchr(s, ')');
@@ -140,7 +123,7 @@ static int host_children(pid_t host, pid_t *out, int max)
 			continue;
 		char file[300];
 		snprintf(file, sizeof(file), "/proc/%d/task/%s/children", (int)host, e->d_name);
-		char *s = slurp(file);
+		char *s = wt_read_raw(file);
 		if (!s)
 			continue;
 		char *p = s, *end;
@@ -171,7 +154,7 @@ static long rss_kb(pid_t pid)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	char *s = slurp(path);
+	char *s = wt_read_raw(path);
 	long kb = -1;
 	char *line = s ? strstr(s, "\nVmRSS:") : NULL;
 	if (line)
@@ -413,12 +396,12 @@ static int count_in_logs(const char *worker, const char *needle)
 {
 	char path[1200];
 	snprintf(path, sizeof(path), "%s/logs/%s.log", wt.state, worker);
-	char *s = slurp(path);
+	char *s = wt_read_raw(path);
 	int n = s ? count_in(s, needle) : 0;
 	free(s);
 	for (int k = 1; k <= 1000; k++) {
 		snprintf(path, sizeof(path), "%s/logs/%s.log.%d", wt.state, worker, k);
-		if (!(s = slurp(path)))
+		if (!(s = wt_read_raw(path)))
 			break;
 		n += count_in(s, needle);
 		free(s);

@@ -74,28 +74,10 @@ static int count_lines(const char *text, const char *needle)
 	return n;
 }
 
-/* A file's contents, owned by the caller (polling loops free what they read). */
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return NULL;
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&buf, &len);
-	char chunk[65536];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		fwrite(chunk, 1, n, m);
-	fclose(f);
-	fclose(m);
-	return buf;
-}
-
 /* Lines of the host's stderr that contain every one of up to two needles. */
 static int host_lines(const char *a, const char *b)
 {
-	char *err = slurp(wt.errfile);
+	char *err = wt_read_raw(wt.errfile);
 	if (!err)
 		return 0;
 	int n = 0;
@@ -200,7 +182,7 @@ static int log_starts(const char *worker)
 {
 	char path[600];
 	snprintf(path, sizeof(path), "%s/logs/%s.log", wt.state, worker);
-	char *log = slurp(path);
+	char *log = wt_read_raw(path);
 	int n = log ? count_lines(log, " WARD started (") : 0;
 	free(log);
 	return n;
