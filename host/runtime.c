@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,11 +43,71 @@ static void on_stop_signal(int sig)
 	errno = saved;
 }
 
+/* Kills every pid listed in one /proc/self/task/<tid>/children file. Only
+ * async-signal-safe calls: this runs in a signal handler. */
+static void kill_listed(int dirfd, const char *tid)
+{
+	char path[64];
+	size_t n = 0;
+	while (tid[n] && n < 40) {
+		path[n] = tid[n];
+		n++;
+	}
+	const char *tail = "/children";
+	for (size_t k = 0; tail[k]; k++)
+		path[n++] = tail[k];
+	path[n] = '\0';
+	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	char buf[4096];
+	ssize_t len = read(fd, buf, sizeof(buf));
+	close(fd);
+	pid_t pid = 0;
+	for (ssize_t i = 0; i < len; i++) {
+		if (buf[i] >= '0' && buf[i] <= '9') {
+			pid = pid * 10 + (buf[i] - '0');
+		} else if (pid > 0) {
+			kill(pid, SIGKILL);
+			pid = 0;
+		}
+	}
+}
+
+/* Every child of every thread of this process. */
+static void kill_children(void)
+{
+	int dirfd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return;
+	char buf[4096];
+	long len;
+	while ((len = syscall(SYS_getdents64, dirfd, buf, sizeof(buf))) > 0) {
+		for (long off = 0; off < len;) {
+			struct linux_dirent64 {
+				uint64_t ino;
+				int64_t off;
+				unsigned short reclen;
+				unsigned char type;
+				char name[];
+			} *d = (void *)(buf + off);
+			if (d->name[0] >= '0' && d->name[0] <= '9')
+				kill_listed(dirfd, d->name);
+			off += d->reclen;
+		}
+	}
+	close(dirfd);
+}
+
 /* The host is gone: nobody supervises this worker any more, so the worker
- * takes its whole process group (its own children included) down at once. */
+ * takes everything it started down, then itself. Its process group holds
+ * most of it; its children that left the group with setsid() are killed
+ * one by one first. (Deeper descendants that left the group are out of
+ * reach once the host, their subreaper, is gone: that takes cgroups.) */
 static void on_host_death(int sig)
 {
 	(void)sig;
+	kill_children();
 	kill(0, SIGKILL);
 }
 
