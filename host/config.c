@@ -1094,12 +1094,3 @@ bool config_worker_equal(const struct worker_conf *a, const struct worker_conf *
 	       same_limit(a->limit_core, b->limit_core) && same_strv(&a->plugin_keys, &b->plugin_keys);
 }
 
-const char *restart_policy_name(enum restart_policy p)
-{
-	switch (p) {
-	case RESTART_ALWAYS: return "always";
-	case RESTART_NEVER: return "never";
-	case RESTART_ON_FAILURE: break;
-	}
-	return "on-failure";
-}

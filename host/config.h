@@ -80,8 +80,5 @@ const char *config_nearest_worker_key(const char *key);
 /* Same settings (where they were written does not matter): a reload leaves such a worker alone. */
 bool config_worker_equal(const struct worker_conf *a, const struct worker_conf *b);
 
-/* Host-level reads without a full load (used by clients such as `ward status`
- * to find state_dir even when the worker table has errors). */
-const char *restart_policy_name(enum restart_policy p);
 
 #endif

@@ -305,11 +305,6 @@ void history_set_keep(struct history *h, long keep_runs)
 	h->keep_runs = keep_runs;
 }
 
-bool history_pending(const struct history *h)
-{
-	return h->len > 0;
-}
-
 /* ---- records ---- */
 
 int64_t history_begin(struct history *h, const char *worker, int instance, pid_t pid,

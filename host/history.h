@@ -53,7 +53,6 @@ void history_forget_worker(struct history *h, const char *worker);
 /* Forgets the previous host's worker table (at boot). */
 void history_reset_states(struct history *h);
 
-bool history_pending(const struct history *h);
 /* True once after the database file was created again (it had been deleted):
  * the caller should record the live state anew. */
 bool history_take_recreated(struct history *h);

@@ -24,7 +24,6 @@ struct loop {
 	int64_t armed_for; /* deadline the timerfd is set to; 0: disarmed */
 	struct timer **heap;
 	size_t n, cap;
-	uint64_t wakeups;
 };
 
 static void heap_swap(struct loop *l, size_t a, size_t b)
@@ -193,7 +192,6 @@ int loop_run_once(struct loop *l)
 	int n = epoll_wait(l->epfd, events, (int)ARRAY_SIZE(events), -1);
 	if (n < 0)
 		return errno == EINTR ? 0 : -1;
-	l->wakeups++;
 	for (int i = 0; i < n; i++) {
 		struct watch *w = events[i].data.ptr;
 		if (w->fd >= 0) /* closed by an earlier callback of this batch */
@@ -202,7 +200,3 @@ int loop_run_once(struct loop *l)
 	return 0;
 }
 
-uint64_t loop_wakeups(const struct loop *l)
-{
-	return l->wakeups;
-}

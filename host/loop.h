@@ -44,7 +44,5 @@ static inline bool timer_armed(const struct timer *t) { return t->index != 0; }
 
 /* Waits for the next events or deadline and dispatches them. 0 or -1. */
 int loop_run_once(struct loop *loop);
-/* Number of event-loop wakeups so far (for benchmarks and tests). */
-uint64_t loop_wakeups(const struct loop *loop);
 
 #endif

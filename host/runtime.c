@@ -124,11 +124,6 @@ int runtime_install_signals(void)
 	return sigaction(HOST_DEATH_SIGNAL, &sa, NULL);
 }
 
-bool runtime_stop_requested(void)
-{
-	return stop_requested != 0;
-}
-
 /* ---- frames to the host ---- */
 
 static void send_frame(ward_ctx *ctx, uint8_t type, uint8_t level, const void *a, size_t alen,

@@ -29,7 +29,6 @@ struct ward_ctx {
 /* SIGTERM becomes a stop request; the host-death signal takes the worker's
  * whole process group down. Call once, before plugin code runs. 0 or -1. */
 int runtime_install_signals(void);
-bool runtime_stop_requested(void);
 
 void runtime_send_ready(ward_ctx *ctx);
 void runtime_send_end(ward_ctx *ctx, enum reason reason, int code, const char *fmt, ...)
