@@ -14,11 +14,18 @@ TestSuite(lifecycle, .fini = wt_teardown, .timeout = 60);
 
 #define LAST_RUN(col, worker) "SELECT " col " FROM runs WHERE worker = '" worker "' AND ended_at IS NOT NULL ORDER BY id DESC LIMIT 1"
 
+/* Runs the configuration (worker `w`) until w reaches `state`. */
+static void run_until(const char *ini, const char *state)
+{
+	wt_setup(&wt, ini);
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = '%s' FROM workers WHERE name = 'w'", state),
+		  "w never became %s; its log:\n%s", state, wt_log(&wt, "w"));
+}
+
 Test(lifecycle, a_finished_worker_is_done_and_not_restarted)
 {
-	wt_setup(&wt, "[w]\nplugin = done_after\ncycles = 2\n");
-	wt_start(&wt);
-	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'done' FROM workers WHERE name = 'w'"));
+	run_until("[w]\nplugin = done_after\ncycles = 2\n", "done");
 	cr_expect_str_eq(wt_sql_text(&wt, LAST_RUN("reason", "w")), "done");
 	cr_expect_eq(wt_sql_int(&wt, LAST_RUN("cycles", "w")), 3);
 	sleep_ms(300);
@@ -55,9 +62,7 @@ Test(lifecycle, a_crash_by_signal_is_recorded_with_its_signal_and_restarted)
 
 Test(lifecycle, an_init_failure_is_init_failed_with_the_plugins_own_words_in_the_log)
 {
-	wt_setup(&wt, "[w]\nplugin = init_fail\nrestart = never\n");
-	wt_start(&wt);
-	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'failed' FROM workers WHERE name = 'w'"));
+	run_until("[w]\nplugin = init_fail\nrestart = never\n", "failed");
 	cr_expect_str_eq(wt_sql_text(&wt, LAST_RUN("reason", "w")), "init-failed");
 	cr_expect(wt_wait_log(&wt, 2000, "w", "ERROR cannot open the thing"));
 	wt_stop(&wt, 5000);
@@ -65,9 +70,7 @@ Test(lifecycle, an_init_failure_is_init_failed_with_the_plugins_own_words_in_the
 
 Test(lifecycle, exit_called_by_plugin_code_is_exit_with_its_code)
 {
-	wt_setup(&wt, "[w]\nplugin = exit_code\ncode = 7\nrestart = never\n");
-	wt_start(&wt);
-	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'failed' FROM workers WHERE name = 'w'"));
+	run_until("[w]\nplugin = exit_code\ncode = 7\nrestart = never\n", "failed");
 	cr_expect_str_eq(wt_sql_text(&wt, LAST_RUN("reason", "w")), "exit");
 	cr_expect_eq(wt_sql_int(&wt, LAST_RUN("code", "w")), 7);
 	wt_stop(&wt, 5000);
@@ -75,9 +78,7 @@ Test(lifecycle, exit_called_by_plugin_code_is_exit_with_its_code)
 
 Test(lifecycle, abort_is_a_signal_SIGABRT)
 {
-	wt_setup(&wt, "[w]\nplugin = abort_cycle\nrestart = never\nlimit.core = 0\n");
-	wt_start(&wt);
-	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'failed' FROM workers WHERE name = 'w'"));
+	run_until("[w]\nplugin = abort_cycle\nrestart = never\nlimit.core = 0\n", "failed");
 	cr_expect_str_eq(wt_sql_text(&wt, LAST_RUN("reason", "w")), "signal");
 	cr_expect_eq(wt_sql_int(&wt, LAST_RUN("signal", "w")), 6);
 	wt_stop(&wt, 5000);
@@ -126,9 +127,7 @@ Test(lifecycle, restart_delay_stops_doubling_at_restart_delay_max)
 
 Test(lifecycle, more_than_max_restarts_within_the_window_puts_the_worker_in_failed)
 {
-	wt_setup(&wt, "[w]\nplugin = crash_after\nrestart_delay = 10ms\nmax_restarts = 2\nrestart_window = 60s\nlimit.core = 0\n");
-	wt_start(&wt);
-	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'failed' FROM workers WHERE name = 'w'"));
+	run_until("[w]\nplugin = crash_after\nrestart_delay = 10ms\nmax_restarts = 2\nrestart_window = 60s\nlimit.core = 0\n", "failed");
 	cr_expect_eq(wt_sql_int(&wt, "SELECT count(*) FROM runs WHERE worker = 'w'"), 3, "max_restarts = 2 allows 3 runs");
 	cr_expect_eq(wt_sql_int(&wt, "SELECT restarts FROM workers WHERE name = 'w'"), 2);
 	sleep_ms(300);
@@ -143,9 +142,7 @@ Test(lifecycle, more_than_max_restarts_within_the_window_puts_the_worker_in_fail
 
 Test(lifecycle, restart_never_leaves_a_crashed_worker_failed)
 {
-	wt_setup(&wt, "[w]\nplugin = crash_after\nrestart = never\nlimit.core = 0\n");
-	wt_start(&wt);
-	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'failed' FROM workers WHERE name = 'w'"));
+	run_until("[w]\nplugin = crash_after\nrestart = never\nlimit.core = 0\n", "failed");
 	sleep_ms(200);
 	cr_expect_eq(wt_sql_int(&wt, "SELECT count(*) FROM runs WHERE worker = 'w'"), 1);
 	wt_stop(&wt, 5000);
@@ -161,9 +158,7 @@ Test(lifecycle, restart_always_restarts_even_a_worker_that_finished)
 
 Test(lifecycle, an_init_that_does_not_return_in_time_is_init_timeout)
 {
-	wt_setup(&wt, "[w]\nplugin = init_hang\ninit_timeout = 200ms\nrestart = never\n");
-	wt_start(&wt);
-	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'failed' FROM workers WHERE name = 'w'"));
+	run_until("[w]\nplugin = init_hang\ninit_timeout = 200ms\nrestart = never\n", "failed");
 	cr_expect_str_eq(wt_sql_text(&wt, LAST_RUN("reason", "w")), "init-timeout");
 	long long ran = wt_sql_int(&wt, LAST_RUN("ended_at - started_at", "w"));
 	cr_expect(ran >= 200 && ran < 3000, "killed after %lld ms for a 200 ms init_timeout", ran);
@@ -172,9 +167,7 @@ Test(lifecycle, an_init_that_does_not_return_in_time_is_init_timeout)
 
 Test(lifecycle, stdout_stderr_and_ward_log_all_land_in_the_worker_log_with_level_and_pid)
 {
-	wt_setup(&wt, "[w]\nplugin = log_stdout\ncycles = 3\n");
-	wt_start(&wt);
-	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'done' FROM workers WHERE name = 'w'"));
+	run_until("[w]\nplugin = log_stdout\ncycles = 3\n", "done");
 	long long pid = wt_sql_int(&wt, LAST_RUN("pid", "w"));
 	char *log = wt_log(&wt, "w");
 	char want[128];
@@ -189,9 +182,7 @@ Test(lifecycle, stdout_stderr_and_ward_log_all_land_in_the_worker_log_with_level
 Test(lifecycle, a_worker_gets_a_clean_environment_its_state_dir_as_cwd_and_only_its_own_fds)
 {
 	setenv("WARD_TEST_HOST_SECRET", "leak", 1);
-	wt_setup(&wt, "[w]\nplugin = env_dump\nenv.GREETING = hello world\n");
-	wt_start(&wt);
-	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'done' FROM workers WHERE name = 'w'"));
+	run_until("[w]\nplugin = env_dump\nenv.GREETING = hello world\n", "done");
 	char path[1200];
 	snprintf(path, sizeof(path), "%s/workers/w/env-0.txt", wt.state);
 	char *env = wt_read(path);
@@ -211,9 +202,7 @@ Test(lifecycle, a_worker_gets_a_clean_environment_its_state_dir_as_cwd_and_only_
 Test(lifecycle, inherit_env_passes_the_hosts_environment)
 {
 	setenv("WARD_TEST_HOST_VALUE", "shared", 1);
-	wt_setup(&wt, "[w]\nplugin = env_dump\ninherit_env = yes\n");
-	wt_start(&wt);
-	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'done' FROM workers WHERE name = 'w'"));
+	run_until("[w]\nplugin = env_dump\ninherit_env = yes\n", "done");
 	char path[1200];
 	snprintf(path, sizeof(path), "%s/workers/w/env-0.txt", wt.state);
 	char *env = wt_read(path);
@@ -225,9 +214,7 @@ Test(lifecycle, inherit_env_passes_the_hosts_environment)
 
 Test(lifecycle, each_instance_is_its_own_process_numbered_from_0)
 {
-	wt_setup(&wt, "[w]\nplugin = env_dump\ninstances = 3\n");
-	wt_start(&wt);
-	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'done' FROM workers WHERE name = 'w'"));
+	run_until("[w]\nplugin = env_dump\ninstances = 3\n", "done");
 	cr_expect_eq(wt_sql_int(&wt, "SELECT count(DISTINCT pid) FROM runs WHERE worker = 'w'"), 3);
 	for (int i = 0; i < 3; i++) {
 		char path[1200], want[32];
@@ -242,9 +229,7 @@ Test(lifecycle, each_instance_is_its_own_process_numbered_from_0)
 
 Test(lifecycle, plugin_keys_reach_the_plugin_through_ward_conf)
 {
-	wt_setup(&wt, "[defaults]\ncount = 42\n[w]\nplugin = conf_echo\ngreeting = hi there\nflag = yes\ndelay = 2s\n");
-	wt_start(&wt);
-	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'done' FROM workers WHERE name = 'w'"));
+	run_until("[defaults]\ncount = 42\n[w]\nplugin = conf_echo\ngreeting = hi there\nflag = yes\ndelay = 2s\n", "done");
 	char *log = wt_log(&wt, "w");
 	cr_expect(strstr(log, "greeting=hi there"), "%s", log);
 	cr_expect(strstr(log, "count=42"), "[defaults] plugin key missing:\n%s", log);
@@ -325,9 +310,7 @@ Test(lifecycle, a_worker_runs_as_its_configured_user_and_group)
 
 Test(lifecycle, nice_and_limits_apply_to_the_worker_and_no_new_privs_is_set)
 {
-	wt_setup(&wt, "[w]\nplugin = env_dump\nnice = 7\nlimit.nofile = 64\nlimit.core = 0\n");
-	wt_start(&wt);
-	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'done' FROM workers WHERE name = 'w'"));
+	run_until("[w]\nplugin = env_dump\nnice = 7\nlimit.nofile = 64\nlimit.core = 0\n", "done");
 	char path[1200];
 	snprintf(path, sizeof(path), "%s/workers/w/env-0.txt", wt.state);
 	char *env = wt_read(path);
