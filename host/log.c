@@ -124,13 +124,23 @@ static void rotate(struct log_file *lf)
 }
 
 /* The file was deleted (or replaced) under the host: writing on into the
- * unlinked file would lose every line. Start a new one at the path. */
+ * unlinked file would lose every line. Start a new one at the path.
+ * Deletion is caught at every flush (one fstat: no link left); a file
+ * replaced at the path is looked for once a second, since flushing is the
+ * hot path of a chatty worker. */
 static void reopen_if_gone(struct log_file *lf)
 {
-	struct stat at_path, open_file;
+	struct stat open_file, at_path;
 	if (lf->fd < 0 || fstat(lf->fd, &open_file) < 0)
 		return;
-	if (stat(lf->path, &at_path) == 0 && at_path.st_ino == open_file.st_ino && at_path.st_dev == open_file.st_dev)
+	bool gone = open_file.st_nlink == 0;
+	int64_t now = mono_ns();
+	if (!gone && now - lf->checked_ns >= NS_PER_SEC) {
+		lf->checked_ns = now;
+		gone = stat(lf->path, &at_path) < 0 || at_path.st_ino != open_file.st_ino ||
+		       at_path.st_dev != open_file.st_dev;
+	}
+	if (!gone)
 		return;
 	close(lf->fd);
 	lf->fd = -1;
