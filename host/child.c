@@ -15,6 +15,7 @@
 #include "child.h"
 #include "loader.h"
 #include "runtime.h"
+#include "slot.h"
 #include "util.h"
 
 #include <errno.h>
@@ -39,6 +40,7 @@
 struct setup {
 	const struct child_spec *spec;
 	ward_ctx ctx;
+	uintptr_t own_slot_page;
 };
 
 static noreturn void fail_setup(struct setup *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -208,38 +210,44 @@ static void switch_identity(struct setup *s, const struct passwd *pw)
 		fail_setup(s, "identity switch to uid %u gid %u did not hold", (unsigned)uid, (unsigned)gid);
 }
 
-/* A worker is a fork of the host, so it starts with a copy of everything the
- * host holds: wipe what other workers were given (environment values and
+/* A process the host forked itself starts with a copy of everything the host holds: wipe what other workers were given (environment values and
  * plugin keys, where secrets live). */
-static void wipe_other_workers(const struct child_spec *spec)
+static void wipe_config(const struct config *cfg, const struct worker_conf *own)
 {
-	for (size_t c = 0; c < spec->nconfigs; c++) {
-		const struct config *cfg = spec->configs[c];
-		for (size_t i = 0; i < cfg->nworkers; i++) {
-			const struct worker_conf *w = &cfg->workers[i];
-			if (w == spec->conf)
-				continue;
-			for (size_t k = 0; k < w->env.n; k++)
-				explicit_bzero(w->env.v[k], strlen(w->env.v[k]));
-			for (size_t k = 0; k < w->plugin_keys.n; k++)
-				explicit_bzero(w->plugin_keys.v[k], strlen(w->plugin_keys.v[k]));
-		}
+	for (size_t i = 0; i < cfg->nworkers; i++) {
+		const struct worker_conf *w = &cfg->workers[i];
+		if (w == own)
+			continue;
+		for (size_t k = 0; k < w->env.n; k++)
+			explicit_bzero(w->env.v[k], strlen(w->env.v[k]));
+		for (size_t k = 0; k < w->plugin_keys.n; k++)
+			explicit_bzero(w->plugin_keys.v[k], strlen(w->plugin_keys.v[k]));
 	}
 }
 
-/* The host's shared memory (every worker's progress slot, SQLite's WAL index)
- * is mapped in this fork too. Keep a mapping of the page that holds our own
- * slot and unmap every other shared mapping, so plugin code cannot write
- * into another worker's slot or the host's database index. (The other slots
- * of our page stay: a page holds 64.) */
-static void keep_only_own_slot(struct setup *s)
+static void wipe_other_workers(const struct child_spec *spec)
 {
-	long page = sysconf(_SC_PAGESIZE);
-	uintptr_t at = (uintptr_t)s->ctx.slot & ~(uintptr_t)(page - 1);
-	char *own = mremap((void *)at, 0, (size_t)page, MREMAP_MAYMOVE); /* a second view of the same page */
-	if (own == MAP_FAILED)
+	wipe_config(spec->host_config, spec->conf);
+	for (size_t c = 0; c < spec->nold; c++)
+		wipe_config(spec->old_configs[c], spec->conf);
+}
+
+/* Maps the page that holds our own progress slot. First, while the
+ * descriptor it comes from is still open. */
+static void map_own_slot(struct setup *s)
+{
+	s->ctx.slot = slot_map(s->spec->slot_fd, s->spec->slot_offset);
+	if (!s->ctx.slot)
 		fail_setup(s, "unable to map the progress slot: %s", strerror(errno));
-	s->ctx.slot = (struct slot *)(own + ((uintptr_t)s->ctx.slot - at));
+	s->own_slot_page = (uintptr_t)s->ctx.slot & ~(uintptr_t)(sysconf(_SC_PAGESIZE) - 1);
+}
+
+/* A process the host forked itself has the host's shared memory mapped
+ * (every worker's progress slot, SQLite's WAL index): unmap all of it but our
+ * own slot's page, so plugin code cannot write into another worker's slot or
+ * the host's database index. (The other slots of our page stay: a page holds 64.) */
+static void unmap_host_memory(struct setup *s)
+{
 	FILE *maps = fopen("/proc/self/maps", "re");
 	if (!maps)
 		fail_setup(s, "unable to read /proc/self/maps: %s", strerror(errno));
@@ -247,7 +255,7 @@ static void keep_only_own_slot(struct setup *s)
 	size_t n = 0;
 	char line[512], perms[8];
 	while (n < 256 && fgets(line, sizeof(line), maps))
-		if (sscanf(line, "%lx-%lx %7s", &lo[n], &hi[n], perms) == 3 && perms[3] == 's' && lo[n] != (uintptr_t)own)
+		if (sscanf(line, "%lx-%lx %7s", &lo[n], &hi[n], perms) == 3 && perms[3] == 's' && lo[n] != s->own_slot_page)
 			n++;
 	fclose(maps);
 	for (size_t i = 0; i < n; i++)
@@ -272,6 +280,7 @@ static void prepare_process(struct setup *s, int *listen_fds)
 	const struct worker_conf *w = spec->conf;
 	if (setpgid(0, 0) < 0)
 		fail_setup(s, "unable to create a process group: %s", strerror(errno));
+	map_own_slot(s);
 	child_reset_signals();
 	wire_descriptors(s, listen_fds);
 	struct passwd *pw = NULL;
@@ -284,8 +293,10 @@ static void prepare_process(struct setup *s, int *listen_fds)
 	apply_limits(s);
 	switch_identity(s, pw);
 	tie_to_host(s);
-	wipe_other_workers(spec);
-	keep_only_own_slot(s);
+	if (spec->host_config) {
+		wipe_other_workers(spec);
+		unmap_host_memory(s);
+	}
 	const char *dir = w->workdir ? w->workdir : spec->state_dir;
 	if (chdir(dir) < 0)
 		fail_setup(s, "unable to enter working directory %s: %s", dir, strerror(errno));
@@ -306,7 +317,6 @@ noreturn void child_main(const struct child_spec *spec)
 		.conf = w->plugin_keys.v,
 		.nconf = w->plugin_keys.n,
 		.frame_fd = spec->frame_fd,
-		.slot = spec->slot,
 	};
 	int listen_fds[spec->nlisten > 0 ? spec->nlisten : 1];
 	s.ctx.listen_fds = listen_fds;

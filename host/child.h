@@ -15,20 +15,26 @@
 #include "proto.h"
 
 struct child_spec {
+	/* The settings the process uses: name, plugin, interval, user, group, env,
+	 * inherit_env, workdir, nice, limits and plugin keys. */
 	const struct worker_conf *conf;
 	int instance;
 	const char *state_dir; /* the worker's private directory, absolute */
 	int out_fd;            /* write end of the stdout/stderr pipe */
-	int frame_fd;          /* write end of the runtime pipe */
+	int frame_fd;          /* the runtime channel of the worker's user */
+	int slot_fd;           /* the memory holding the progress slot, at slot_offset */
+	off_t slot_offset;
 	const struct test_request *test; /* NULL outside `ward test` */
-	/* Every configuration the host holds (its current one and those a reload
-	 * replaced): other workers' secrets in them are wiped in this process. */
-	struct config *const *configs;
-	size_t nconfigs;
 	const int *listen_fds; /* the worker's sockets, in configuration order */
 	int nlisten;
-	struct slot *slot;
 	pid_t host_pid;
+	/* Set when the host forked the process itself, which then starts with a
+	 * copy of the host's memory: every configuration the host holds (where
+	 * other workers' secrets are wiped) and its shared mappings (unmapped).
+	 * NULL when the spawner forked it: it never held any of that. */
+	const struct config *host_config;
+	struct config *const *old_configs;
+	size_t nold;
 };
 
 noreturn void child_main(const struct child_spec *spec);

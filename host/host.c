@@ -19,6 +19,7 @@
 #include "options.h"
 #include "loop.h"
 #include "output.h"
+#include "spawner.h"
 #include "tester.h"
 #include "worker.h"
 #include "util.h"
@@ -99,6 +100,13 @@ void host_note_pid(struct host *h, struct instance *in)
 	if (pids[j].pid == 0)
 		pids_used++;
 	pids[j] = (struct pid_entry){in->pid, in};
+}
+
+struct instance *host_instance_of(struct host *h, pid_t pid)
+{
+	(void)h;
+	struct pid_entry *e = pid > 0 ? pid_find(pid) : NULL;
+	return e ? e->in : NULL;
 }
 
 void host_forget_pid(struct host *h, struct instance *in)
@@ -197,7 +205,7 @@ static void kill_strays(struct host *h)
 		return;
 	int pid;
 	while (fscanf(f, "%d", &pid) == 1)
-		if (pid > 0 && !pid_find(pid))
+		if (pid > 0 && !pid_find(pid) && !spawner_is(h, pid))
 			kill(pid, SIGKILL);
 	fclose(f);
 }
@@ -218,9 +226,12 @@ static void reap_children(struct host *h)
 		struct pid_entry *e = pid_find(pid);
 		struct instance *in = e ? e->in : NULL;
 		/* The leader is a zombie, so its pid still names its group: kill the
-		 * group before reaping, then nothing of the worker outlives it. */
-		if (in)
+		 * group before reaping, then nothing of the worker outlives it. Its
+		 * last frames are read while its pid still names it, too. */
+		if (in) {
 			kill(-pid, SIGKILL);
+			output_read_frames(h);
+		}
 		int status;
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
@@ -228,6 +239,8 @@ static void reap_children(struct host *h)
 			output_drain(in);
 			instance_exited(in, status);
 			worker_died = true;
+		} else {
+			spawner_reaped(h, pid, status);
 		}
 	}
 	if (worker_died)
@@ -319,7 +332,7 @@ static int setup_signals(struct signal_watch *sw, struct loop *loop)
 	return loop_watch(loop, &sw->watch, EPOLLIN);
 }
 
-/* One worker per 3 descriptors or so: make room for thousands. */
+/* One descriptor per worker process, and a few: make room for thousands. */
 static void raise_fd_limit(void)
 {
 	struct rlimit rl;
@@ -558,11 +571,14 @@ static int host_main(const char *config_dir, struct tester *test)
 {
 	struct host *h = xcalloc(1, sizeof(*h));
 	h->test = test;
+	h->spawner.sock = -1;
 	struct signal_watch sw = {.watch.fd = -1, .host = h};
 	int status = 1, lock_fd = -1;
 	h->pid = getpid();
 	if (!test)
 		notify_open(); /* first: no worker may inherit NOTIFY_SOCKET */
+	raise_fd_limit(); /* before the spawner: workers inherit its limit, as they always did */
+	spawner_open(h);
 	if (config_load(config_dir, &h->cfg) < 0 || (options_check_all(&h->cfg, NULL), h->cfg.errors.n)) {
 		print_config_problems(&h->cfg);
 		if (!test)
@@ -573,7 +589,6 @@ static int host_main(const char *config_dir, struct tester *test)
 	print_config_problems(&h->cfg);
 	if (prepare_dirs(&h->cfg) < 0 || (lock_fd = take_lock(h->cfg.state_dir)) < 0)
 		goto out;
-	raise_fd_limit();
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		host_log(HOST_WARN, "unable to become a child subreaper: %s; descendants that leave their worker's process group may survive it",
 			 strerror(errno));
@@ -624,6 +639,7 @@ static int host_main(const char *config_dir, struct tester *test)
 	status = 0;
 out:
 	kill_survivors(h);
+	spawner_close(h);
 	control_close(h);
 	if (test && h->nworkers)
 		tester_collect(test, h->workers[0]);
@@ -637,6 +653,7 @@ out:
 		free(h->old_configs[i]);
 	}
 	free(h->old_configs);
+	output_close_channels(h);
 	history_close(h->history);
 	if (sw.watch.fd >= 0)
 		close(sw.watch.fd);

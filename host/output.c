@@ -1,10 +1,13 @@
 /*
- * output.c - turns a worker's pipes into log lines and events.
+ * output.c - turns what worker processes write into log lines and events.
  *
- * Both pipes are read into the host's one scratch buffer; a line or frame
- * split across reads is carried in the instance's `pending` (allocated only
- * when that happens). A frame is never larger than PIPE_BUF, a line longer
- * than the scratch buffer is cut into pieces: nothing is dropped.
+ * A process's stdout/stderr is a pipe of its own, read into the host's one
+ * scratch buffer; a line split across reads is carried in the instance's
+ * `pending` (allocated only when that happens), a line longer than the
+ * buffer is cut into pieces: nothing is dropped. Runtime frames (ward_log
+ * lines, ready, end) travel on a datagram channel shared by every process
+ * of one user, so the host holds one descriptor per process, not two: 10,000
+ * workers fit in a 20,000-descriptor limit.
  */
 #define _GNU_SOURCE
 #include "output.h"
@@ -15,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define READS_PER_WAKEUP 4
@@ -103,16 +107,163 @@ static size_t take_frames(struct instance *in, const char *data, size_t len)
 	return n < 0 ? (size_t)-1 : used;
 }
 
+/* ---- runtime channels: one datagram socket per user that workers run as ---- */
+
+/* One datagram is one frame; the kernel stamps it with the sender's pid, which
+ * names the instance. Only processes of the same user share a channel: they
+ * could signal each other anyway, so sharing gives none of them a new power. */
+struct frame_channel {
+	struct watch watch;  /* the host's end */
+	int worker_end;      /* what every process of `user` writes to */
+	char *user;          /* NULL: the host's own user */
+	struct host *host;
+};
+
+#define FRAME_BATCH (64 * 1024 / FRAME_MAX) /* datagrams per recvmmsg: the scratch buffer's worth */
+/* A channel serves many processes: read about as many frames per wakeup as
+ * the four 64 KiB reads a pipe gets would hold. */
+#define BATCHES_PER_WAKEUP 64
+
+static struct instance *sender_of(struct host *h, struct msghdr *m)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
+			struct ucred cred;
+			memcpy(&cred, CMSG_DATA(c), sizeof(cred));
+			return host_instance_of(h, cred.pid);
+		}
+	return NULL;
+}
+
+static void take_datagram(struct instance *in, struct msghdr *m, size_t len)
+{
+	const char *data = m->msg_iov->iov_base;
+	if (!(m->msg_flags & MSG_TRUNC) && take_frames(in, data, len) == len)
+		return;
+	in->frames_ignored = true;
+	log_printf(&in->worker->log, in->index, in->pid, "WARD",
+		   "garbage on the runtime channel (its descriptor written by plugin code?): ignoring it from now on");
+}
+
+/* Reads up to BATCHES_PER_WAKEUP batches of datagrams, or until empty when draining.
+ * A datagram from a pid that is no instance (a worker's own child, or a process
+ * already reaped) is dropped: frames speak only for the process that sent them. */
+static void read_channel(struct frame_channel *c, bool drain)
+{
+	struct host *h = c->host;
+	struct mmsghdr msgs[FRAME_BATCH];
+	struct iovec iov[FRAME_BATCH];
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(struct ucred))];
+	} ctl[FRAME_BATCH];
+	for (int round = 0; drain || round < BATCHES_PER_WAKEUP; round++) {
+		for (int i = 0; i < FRAME_BATCH; i++) {
+			iov[i] = (struct iovec){.iov_base = h->scratch + i * FRAME_MAX, .iov_len = FRAME_MAX};
+			msgs[i].msg_hdr = (struct msghdr){.msg_iov = &iov[i], .msg_iovlen = 1,
+							  .msg_control = ctl[i].buf, .msg_controllen = sizeof(ctl[i].buf)};
+		}
+		int n = recvmmsg(c->watch.fd, msgs, FRAME_BATCH, MSG_DONTWAIT, NULL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break; /* EAGAIN: empty for now */
+		struct worker *last = NULL;
+		for (int i = 0; i < n; i++) {
+			struct instance *in = sender_of(h, &msgs[i].msg_hdr);
+			if (!in || in->frames_ignored)
+				continue;
+			if (last && last != in->worker)
+				log_flush(&last->log);
+			last = in->worker;
+			take_datagram(in, &msgs[i].msg_hdr, msgs[i].msg_len);
+		}
+		if (last)
+			log_flush(&last->log);
+		if (n < FRAME_BATCH)
+			break;
+	}
+}
+
+static void on_frames(struct watch *w, uint32_t events)
+{
+	(void)events;
+	read_channel(container_of(w, struct frame_channel, watch), false);
+}
+
+static bool same_user(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static struct frame_channel *open_channel(struct host *h, const char *user)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return NULL;
+	int on = 1, sndbuf = 4 << 20;
+	if (setsockopt(sv[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return NULL;
+	}
+	/* Room for bursts from many processes; the kernel caps it at wmem_max. */
+	if (setsockopt(sv[1], SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0)
+		(void)setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	struct frame_channel *c = xcalloc(1, sizeof(*c));
+	*c = (struct frame_channel){.watch = {.fd = sv[0], .fn = on_frames}, .worker_end = sv[1],
+				    .user = user ? xstrdup(user) : NULL, .host = h};
+	if (loop_watch(h->loop, &c->watch, EPOLLIN) < 0)
+		host_log(HOST_ERR, "unable to watch a runtime channel: %s; frames are read when processes exit",
+			 strerror(errno));
+	h->channels = xrealloc(h->channels, (h->nchannels + 1) * sizeof(*h->channels));
+	h->channels[h->nchannels++] = c;
+	return c;
+}
+
+int output_channel_for(struct host *h, const char *user)
+{
+	for (size_t i = 0; i < h->nchannels; i++)
+		if (same_user(h->channels[i]->user, user))
+			return h->channels[i]->worker_end;
+	struct frame_channel *c = open_channel(h, user);
+	return c ? c->worker_end : -1;
+}
+
+void output_read_frames(struct host *h)
+{
+	for (size_t i = 0; i < h->nchannels; i++)
+		read_channel(h->channels[i], true);
+}
+
+void output_close_channels(struct host *h)
+{
+	for (size_t i = 0; i < h->nchannels; i++) {
+		struct frame_channel *c = h->channels[i];
+		loop_close(h->loop, &c->watch);
+		close(c->worker_end);
+		free(c->user);
+		free(c);
+	}
+	free(h->channels);
+	h->channels = NULL;
+	h->nchannels = 0;
+}
+
+/* ---- stdout/stderr: one pipe per process ---- */
+
 static void close_watch(struct instance *in, struct watch *w, struct pending *rest)
 {
 	loop_close(in->worker->host->loop, w);
 	keep_pending(rest, NULL, 0);
 }
 
-/* Reads one pipe: `rounds` reads at most, or until empty when draining. */
-static void pump(struct instance *in, struct watch *w, struct pending *rest, bool frames, bool drain)
+/* Reads the stdout/stderr pipe: `rounds` reads at most, or until empty when draining. */
+static void pump(struct instance *in, bool drain)
 {
 	struct host *h = in->worker->host;
+	struct watch *w = &in->out;
+	struct pending *rest = &in->out_rest;
 	char *buf = h->scratch;
 	for (int round = 0; w->fd >= 0 && (drain || round < READS_PER_WAKEUP); round++) {
 		size_t have = rest->len;
@@ -123,18 +274,7 @@ static void pump(struct instance *in, struct watch *w, struct pending *rest, boo
 			continue;
 		bool eof = n == 0 || (n < 0 && errno != EAGAIN);
 		size_t len = have + (n > 0 ? (size_t)n : 0);
-		size_t used;
-		if (frames) {
-			used = take_frames(in, buf, len);
-			if (used == (size_t)-1) {
-				log_printf(&in->worker->log, in->index, in->pid, "WARD",
-					   "garbage on the runtime pipe (fd 3 written by plugin code?): ignoring it from now on");
-				close_watch(in, w, rest);
-				break;
-			}
-		} else {
-			used = take_lines(in, buf, len, eof || len == sizeof(h->scratch));
-		}
+		size_t used = take_lines(in, buf, len, eof || len == sizeof(h->scratch));
 		keep_pending(rest, buf + used, len - used);
 		if (eof) {
 			close_watch(in, w, rest);
@@ -149,41 +289,25 @@ static void pump(struct instance *in, struct watch *w, struct pending *rest, boo
 static void on_out(struct watch *w, uint32_t events)
 {
 	(void)events;
-	struct instance *in = container_of(w, struct instance, out);
-	pump(in, w, &in->out_rest, false, false);
+	pump(container_of(w, struct instance, out), false);
 }
 
-static void on_frames(struct watch *w, uint32_t events)
+void output_attach(struct instance *in, int out_fd)
 {
-	(void)events;
-	struct instance *in = container_of(w, struct instance, frames);
-	pump(in, w, &in->frame_rest, true, false);
-}
-
-void output_attach(struct instance *in, int out_fd, int frame_fd)
-{
-	struct loop *loop = in->worker->host->loop;
 	in->out = (struct watch){.fd = out_fd, .fn = on_out};
-	in->frames = (struct watch){.fd = frame_fd, .fn = on_frames};
-	if (loop_watch(loop, &in->out, EPOLLIN) < 0 || loop_watch(loop, &in->frames, EPOLLIN) < 0)
-		host_log(HOST_ERR, "[%s:%d] unable to watch the process's pipes: %s; its output will be read when it exits",
+	in->frames_ignored = false;
+	if (loop_watch(in->worker->host->loop, &in->out, EPOLLIN) < 0)
+		host_log(HOST_ERR, "[%s:%d] unable to watch the process's output: %s; it will be read when it exits",
 			 in->worker->conf->name, in->index, strerror(errno));
-}
-
-void output_read_pending(struct instance *in)
-{
-	pump(in, &in->frames, &in->frame_rest, true, false);
 }
 
 void output_drain(struct instance *in)
 {
-	pump(in, &in->frames, &in->frame_rest, true, true);
-	pump(in, &in->out, &in->out_rest, false, true);
+	pump(in, true);
 	output_detach(in);
 }
 
 void output_detach(struct instance *in)
 {
 	close_watch(in, &in->out, &in->out_rest);
-	close_watch(in, &in->frames, &in->frame_rest);
 }

@@ -74,7 +74,7 @@ static void release_old_configs(struct host *h)
 		} else {
 			config_free(old);
 			free(old);
-		}
+				}
 	}
 	h->nold = kept;
 }

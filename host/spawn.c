@@ -1,13 +1,16 @@
 /*
  * spawn.c - the host side of starting a worker process. The child gets the
- * write ends of two pipes (stdout/stderr and runtime frames) and its slot;
- * everything else about the child's set-up happens in child.c.
+ * write end of its stdout/stderr pipe, its user's runtime channel, its listen
+ * sockets and its slot; the spawner (spawner.c) forks it, or the host itself
+ * when no spawner can run. Everything about the child's set-up happens in
+ * child.c, whichever process forked it.
  */
 #define _GNU_SOURCE
 #include "spawn.h"
 #include "child.h"
 #include "output.h"
 #include "slot.h"
+#include "spawner.h"
 #include "tester.h"
 
 #include <errno.h>
@@ -17,75 +20,63 @@
 #include "util.h"
 #include <unistd.h>
 
-static void close_pair(int p[2])
+static pid_t fork_child(struct host *h, struct child_spec *spec)
 {
-	if (p[0] >= 0)
-		close(p[0]);
-	if (p[1] >= 0)
-		close(p[1]);
-}
-
-/* The host's current configuration and the ones reloads replaced. */
-static struct config *const *spawn_configs(struct host *h, size_t *n)
-{
-	static struct config **all;
-	static size_t cap;
-	if (cap < h->nold + 1) {
-		cap = h->nold + 1;
-		all = xrealloc(all, cap * sizeof(*all));
-	}
-	all[0] = &h->cfg;
-	for (size_t i = 0; i < h->nold; i++)
-		all[i + 1] = h->old_configs[i];
-	*n = h->nold + 1;
-	return all;
+	pid_t pid;
+	int rc = spawner_start(h, spec, &pid);
+	if (rc <= 0)
+		return rc == 0 ? pid : -1;
+	/* No spawner: the child starts as a copy of the host and must wipe it. */
+	spec->host_config = &h->cfg;
+	spec->old_configs = h->old_configs;
+	spec->nold = h->nold;
+	pid = fork();
+	if (pid == 0)
+		child_main(spec);
+	return pid;
 }
 
 int spawn_process(struct instance *in)
 {
-	size_t nconfigs;
 	struct worker *w = in->worker;
-	int out[2] = {-1, -1}, frames[2] = {-1, -1};
-	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(frames, O_CLOEXEC) < 0)
-		goto fail;
+	struct host *h = w->host;
+	int out[2] = {-1, -1}, slot_fd;
+	off_t slot_offset;
+	int frame_fd = output_channel_for(h, w->conf->user);
+	if (frame_fd < 0 || slot_locate(in->slot, &slot_fd, &slot_offset) < 0 || pipe2(out, O_CLOEXEC) < 0)
+		return -1;
 	slot_reset(in->slot);
 	for (size_t i = 0; i < w->nlisteners; i++)
 		w->listen_fds[i] = w->listeners[i].watch.fd;
 	struct child_spec spec = {
 		.listen_fds = w->listen_fds,
-		.test = w->host->test ? tester_request(w->host->test) : NULL,
-		.configs = spawn_configs(w->host, &nconfigs),
-		.nconfigs = nconfigs,
+		.test = h->test ? tester_request(h->test) : NULL,
 		.nlisten = (int)w->nlisteners,
 		.conf = w->conf,
 		.instance = in->index,
 		.state_dir = w->state_dir,
 		.out_fd = out[1],
-		.frame_fd = frames[1],
-		.slot = in->slot,
-		.host_pid = w->host->pid,
+		.frame_fd = frame_fd,
+		.slot_fd = slot_fd,
+		.slot_offset = slot_offset,
+		.host_pid = h->pid,
 	};
-	pid_t pid = fork();
-	if (pid < 0)
-		goto fail;
-	if (pid == 0)
-		child_main(&spec);
+	pid_t pid = fork_child(h, &spec);
+	int saved = errno;
 	close(out[1]);
-	close(frames[1]);
-	/* The host must never block on a worker: read ends are non-blocking. */
-	if (fcntl(out[0], F_SETFL, O_NONBLOCK) < 0 || fcntl(frames[0], F_SETFL, O_NONBLOCK) < 0)
-		host_log(HOST_ERR, "[%s:%d] unable to make its pipes non-blocking: %s", w->conf->name,
-			 in->index, strerror(errno));
+	if (pid < 0) {
+		close(out[0]);
+		errno = saved;
+		return -1;
+	}
+	/* The host must never block on a worker: the read end is non-blocking. */
+	if (fcntl(out[0], F_SETFL, O_NONBLOCK) < 0)
+		host_log(HOST_ERR, "[%s:%d] unable to make its pipe non-blocking: %s", w->conf->name, in->index,
+			 strerror(errno));
 	/* Also done by the child: whichever runs first, the group exists before
 	 * anyone could signal it. ESRCH/EACCES mean the child got there first. */
 	setpgid(pid, pid);
 	in->pid = pid;
-	output_attach(in, out[0], frames[0]);
+	output_attach(in, out[0]);
 	return 0;
-fail:;
-	int saved = errno;
-	close_pair(out);
-	close_pair(frames);
-	errno = saved;
-	return -1;
 }

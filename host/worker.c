@@ -223,7 +223,7 @@ static void init_timed_out(struct instance *in)
 {
 	/* A busy host (a big boot) may reach this deadline before reading a READY
 	 * the worker sent in time: read what it sent first, and judge then. */
-	output_read_pending(in);
+	output_read_frames(in->worker->host);
 	if (in->state != IS_STARTING)
 		return;
 	char d[32];
@@ -592,7 +592,7 @@ int worker_init(struct worker *w, struct host *h, const struct worker_conf *conf
 		in->worker = w;
 		in->index = i;
 		in->state = IS_STOPPED;
-		in->out.fd = in->frames.fd = -1;
+		in->out.fd = -1;
 		in->timer.fn = on_timer;
 		in->slot = slot_alloc();
 		if (!in->slot) {

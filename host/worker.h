@@ -19,6 +19,7 @@
 #include "loop.h"
 #include "proto.h"
 #include "reason.h"
+#include "spawner.h"
 
 enum istate { IS_STOPPED, IS_STARTING, IS_RUNNING, IS_STOPPING, IS_BACKOFF, IS_FAILED, IS_DONE, IS_COUNT };
 
@@ -36,8 +37,8 @@ struct instance {
 	enum istate state;
 	pid_t pid;             /* > 0 while a process exists (until reaped) */
 	struct watch out;      /* the process's stdout/stderr pipe */
-	struct watch frames;   /* the runtime pipe */
-	struct pending out_rest, frame_rest;
+	struct pending out_rest;
+	bool frames_ignored;   /* it sent garbage on its runtime channel */
 	struct timer timer;    /* the one deadline of the current state */
 	struct slot *slot;     /* shared with the process; owned by the slot pool */
 
@@ -119,6 +120,9 @@ struct host {
 	struct config **old_configs; /* replaced by reloads, kept while a worker refers to them */
 	size_t nold;
 	char scratch[64 * 1024]; /* read buffer shared by every pipe */
+	struct frame_channel **channels; /* runtime channels, one per user (output.c) */
+	size_t nchannels;
+	struct spawner spawner;
 };
 
 int worker_init(struct worker *w, struct host *h, const struct worker_conf *conf);
@@ -152,6 +156,7 @@ bool worker_is_active(const struct worker *w);  /* starting, running, in backoff
 /* Provided by host.c: */
 void host_note_pid(struct host *h, struct instance *in);    /* a process now exists */
 void host_forget_pid(struct host *h, struct instance *in);
+struct instance *host_instance_of(struct host *h, pid_t pid); /* NULL: no instance has that process */
 void host_history_changed(struct host *h);
 void host_state_changed(struct host *h);
 

@@ -349,6 +349,26 @@ bool pid_alive(pid_t pid)
 	return alive;
 }
 
+pid_t wt_spawner(pid_t host)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)host, (int)host);
+	char *kids = wt_read_raw(path);
+	pid_t found = 0;
+	for (char *p = kids, *end; p && !found; p = end) {
+		long pid = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+		char *comm = wt_read_raw(path);
+		if (comm && strcmp(comm, "ward-spawner\n") == 0)
+			found = (pid_t)pid;
+		free(comm);
+	}
+	free(kids);
+	return found;
+}
+
 bool wait_pid_gone(pid_t pid, int timeout_ms)
 {
 	long long deadline = now_ms() + timeout_ms;

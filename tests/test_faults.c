@@ -326,6 +326,7 @@ static void remove_cgroup(void)
 /* A pids cgroup holding the host, so its forks can be made to fail: as root,
  * RLIMIT_NPROC does not apply, but pids.max does. false when the machine has
  * no usable pids controller. */
+/* Moves the host and its spawner (which forks the workers) into a new pids cgroup. */
 static bool host_into_pids_cgroup(pid_t host)
 {
 	static const char *const roots[] = {"/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"};
@@ -344,7 +345,13 @@ static bool host_into_pids_cgroup(pid_t host)
 		path_in(max, sizeof(max), cgroup_dir, "pids.max");
 		path_in(procs, sizeof(procs), cgroup_dir, "cgroup.procs");
 		int fd = open(procs, O_WRONLY);
+		pid_t spawner = wt_spawner(host);
 		bool ok = access(max, W_OK) == 0 && fd >= 0 && dprintf(fd, "%d", (int)host) > 0;
+		if (fd >= 0)
+			ok = close(fd) == 0 && ok;
+		fd = spawner > 0 ? open(procs, O_WRONLY) : -1;
+		if (spawner > 0)
+			ok = ok && fd >= 0 && dprintf(fd, "%d", (int)spawner) > 0;
 		if (fd >= 0)
 			ok = close(fd) == 0 && ok;
 		if (ok)
@@ -768,7 +775,7 @@ Test(faults, when_fork_fails_the_host_retries_says_so_once_and_recovers)
 		cr_skip_test("no writable pids cgroup on this machine: cannot make fork() fail for a root host");
 	char max[600];
 	path_in(max, sizeof(max), cgroup_dir, "pids.max");
-	write_text(max, "1"); /* the host itself: every fork fails with EAGAIN */
+	write_text(max, "1"); /* fewer than the host and its spawner: every fork fails with EAGAIN */
 	cr_assert(wait_host_line(5000, "unable to start a process", NULL), "the failing fork was not reported:\n%s",
 		  host_said());
 	cr_expect(wt_wait_sql(&wt, 5000, "SELECT count(*) FROM events WHERE worker = 'w' AND event = 'backoff'"

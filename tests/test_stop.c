@@ -154,6 +154,8 @@ Test(stop, a_host_killed_with_sigkill_leaves_no_worker_process_behind)
 	wt_start(&wt);
 	pid_t w = running_pid("w"), busy = running_pid("busy"), hung = running_pid("hung");
 	pid_t child = read_pidfile(pidfile);
+	pid_t spawner = wt_spawner(wt.pid);
+	cr_assert(spawner > 0, "the host has no spawner process");
 	kill(wt.pid, SIGKILL);
 	waitpid(wt.pid, NULL, 0);
 	wt.pid = 0;
@@ -161,4 +163,5 @@ Test(stop, a_host_killed_with_sigkill_leaves_no_worker_process_behind)
 	cr_expect(wait_pid_gone(busy, 2000), "a busy worker survived its host");
 	cr_expect(wait_pid_gone(hung, 2000), "a hung worker survived its host");
 	cr_expect(wait_pid_gone(child, 2000), "a worker's child survived the host");
+	cr_expect(wait_pid_gone(spawner, 2000), "the spawner survived the host");
 }

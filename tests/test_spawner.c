@@ -1,0 +1,123 @@
+/*
+ * test_spawner.c - how worker processes are made: by the host's spawner, yet
+ * each one is the host's own child and an ordinary forked process to plugin
+ * code; the host holds one descriptor per process, so thousands fit; a dead
+ * spawner is replaced without touching running workers; and nothing of it
+ * outlives the host.
+ */
+#include "support.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+
+TestSuite(spawner, .fini = wt_teardown, .timeout = 60);
+
+static pid_t running_pid(const char *worker)
+{
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT count(*) = 0 FROM instances WHERE worker = '%s' AND state != 'running'",
+			      worker),
+		  "%s never became running; host said:\n%s", worker, wt_host_stderr(&wt));
+	return (pid_t)wt_sql_int(&wt, "SELECT pid FROM runs WHERE worker = '%s' ORDER BY id DESC LIMIT 1", worker);
+}
+
+static int open_descriptors(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(path);
+	cr_assert(d, "cannot list %s", path);
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static int count_of(const char *hay, const char *needle)
+{
+	int n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* The number after `key=` in the worker's procinfo line, or -99. */
+static int procinfo(const char *worker, const char *key)
+{
+	cr_assert(wt_wait_log(&wt, 5000, worker, "procinfo "), "no procinfo line in %s's log", worker);
+	char *log = wt_log(&wt, worker);
+	char needle[64];
+	snprintf(needle, sizeof(needle), " %s=", key);
+	const char *at = strstr(strstr(log, "procinfo "), needle);
+	return at ? atoi(at + strlen(needle)) : -99;
+}
+
+Test(spawner, a_worker_is_the_hosts_child_and_an_ordinary_forked_process_to_glibc)
+{
+	wt_setup(&wt, "[w]\nplugin = procinfo\n");
+	wt_start(&wt);
+	running_pid("w");
+	cr_expect(wt_spawner(wt.pid) > 0, "the host has no spawner process");
+	cr_expect_eq(procinfo("w", "ppid"), wt.pid, "the worker's parent is not the host");
+	/* Both fail with ESRCH when glibc holds a wrong thread id for the process. */
+	cr_expect_eq(procinfo("w", "sigqueue_self"), 0);
+	cr_expect_eq(procinfo("w", "pthread_kill_main"), 0);
+	/* stdin/out/err, the runtime channel and the runtime's eventfd: nothing else. */
+	cr_expect_eq(procinfo("w", "fds"), 5, "the worker holds %d descriptors", procinfo("w", "fds"));
+	cr_expect(!strstr(wt_host_stderr(&wt), "spawner"), "the host said:\n%s", wt_host_stderr(&wt));
+}
+
+Test(spawner, the_host_holds_one_descriptor_per_worker_process)
+{
+	wt_setup(&wt, "[a]\nplugin = idle\n[many]\nplugin = idle\ninstances = 40\nautostart = no\n");
+	wt_start(&wt);
+	running_pid("a");
+	int before = open_descriptors(wt.pid);
+	char *out, *err;
+	cr_assert_eq(wt_cli(&wt, &out, &err, "start many"), 0, "%s%s", out, err);
+	running_pid("many");
+	int after = open_descriptors(wt.pid);
+	/* 40 stdout pipes, and the log file of `many` */
+	cr_expect(after - before >= 40 && after - before <= 41, "40 more processes cost the host %d descriptors",
+		  after - before);
+}
+
+Test(spawner, after_the_spawner_is_killed_the_host_forks_workers_itself_and_says_so)
+{
+	wt_setup(&wt, "[a]\nplugin = idle\n[c]\nplugin = crash_after\ncycles = 20\ninterval = 10ms\n"
+		      "restart_delay = 10ms\nrestart_delay_max = 20ms\nmax_restarts = unlimited\n[m]\nplugin = memscan\nneedle = s3cr3t-of-m\n"
+		      "autostart = no\n[n]\nplugin = idle\nsecret = s3cr3t-of-m-value\n");
+	wt_start(&wt);
+	pid_t a = running_pid("a");
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT count(*) >= 2 FROM runs WHERE worker = 'c'"));
+	pid_t spawner = wt_spawner(wt.pid);
+	cr_assert(spawner > 0, "the host has no spawner process");
+	kill(spawner, SIGKILL);
+	/* Said once, when the host reaps it or when a start finds it gone. */
+	const char *said = "; the host forks workers itself from now on";
+	long long deadline = now_ms() + 5000;
+	while (!strstr(wt_host_stderr(&wt), said) && now_ms() < deadline)
+		sleep_ms(20);
+	char *host = wt_host_stderr(&wt);
+	cr_expect(strstr(host, "the spawner process died: killed by signal 9") ||
+			  strstr(host, "the spawner process failed: it did not answer"),
+		  "the spawner's death was not reported:\n%s", host);
+	long long runs = wt_sql_int(&wt, "SELECT count(*) FROM runs WHERE worker = 'c'");
+	cr_expect(wt_wait_sql(&wt, 5000, "SELECT count(*) >= %lld FROM runs WHERE worker = 'c'", runs + 3),
+		  "the crashing worker was not restarted after the spawner died:\n%s", wt_host_stderr(&wt));
+	cr_expect(pid_alive(a), "a running worker died with the spawner");
+	cr_expect_eq(wt_sql_int(&wt, "SELECT pid FROM instances WHERE worker = 'a'"), a);
+	/* Forked from the host now, a worker still holds no other worker's secret
+	 * and none of the host's shared memory but its own slot's page. */
+	char *out, *err;
+	cr_assert_eq(wt_cli(&wt, &out, &err, "start m"), 0, "%s%s", out, err);
+	cr_expect(wt_wait_log(&wt, 5000, "m", "shared mappings: 1; copies of the needle: 1"), "m's log:\n%s",
+		  wt_log(&wt, "m"));
+	host = wt_host_stderr(&wt);
+	cr_expect_eq(count_of(host, said), 1, "not said exactly once:\n%s", host);
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
