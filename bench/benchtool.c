@@ -6,10 +6,10 @@
  * TOP: the worker binary is TOP/bin/worker, and each supervisor's files are
  * below TOP. A *worker* is a live (not zombie) process whose executable is
  * TOP/bin/worker, or whose working directory is below TOP and contains
- * "/state/workers/" (a ward worker: a fork of the host, which does not exec).
+ * "/state/workers/" (a ward worker: a fork of ward, which does not exec).
  * A supervisor's *side* is its top process and every descendant that is not
  * a worker (runsvdir + runsv, s6-svscan + s6-supervise, supervisord, the ward
- * host).
+ * host and its spawner).
  *
  *   benchtool reaper CMD...            run CMD as a child subreaper: reap
  *                                      orphans, and SIGKILL whatever is left

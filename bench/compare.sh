@@ -34,7 +34,7 @@ fi
 N=100 # workers in the idle and stop scenarios
 
 ulimit -c 0 # no core files from the crash scenario
-# 10,000 ward workers need about 2 descriptors each in the host: raise the
+# 10,000 ward workers need a descriptor each in the host: raise the
 # hard limit where allowed (a container may forbid it), and the soft one to it
 ulimit -Hn 65536 2>/dev/null
 ulimit -n "$(ulimit -Hn)"
@@ -265,7 +265,7 @@ scen_boot() {
 	for sv in $SUPS; do CELL[$sv]=${mem[$sv]%|*} NUM[$sv]=${mem[$sv]#*|}; done
 	row "memory after booting $n: every supervisor-side process (RSS; PSS shares libraries fairly)"
 	for sv in $SUPS; do CELL[$sv]=${wmem[$sv]%|*} NUM[$sv]=${wmem[$sv]#*|}; done
-	row "memory of those $n workers themselves (PSS; ward's are forks of the host running the plugin runtime, the others a small C program)"
+	row "memory of those $n workers themselves (PSS; ward's are forks of ward (its spawner) running the plugin runtime, the others a small C program)"
 }
 
 idle_one() { # SV: sets IDLE_CPU IDLE_WAKE

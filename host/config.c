@@ -236,11 +236,17 @@ static void read_file(struct config *cfg, struct entries *entries, const char *p
 		add_error(cfg, (struct origin){r.file, 0}, NULL, NULL, "unable to read: %s", strerror(errno));
 		return;
 	}
+	/* stdio's own buffer would hold the file's text (its secrets) after
+	 * fclose: read through one we wipe. */
+	char *iobuf = xmalloc(BUFSIZ);
+	setvbuf(r.fp, iobuf, _IOFBF, BUFSIZ);
 	ini_parse_stream(read_line, &r, on_entry, &r);
 	if (ferror(r.fp))
 		add_error(cfg, (struct origin){r.file, r.line}, NULL, NULL, "read error: %s",
 			  strerror(errno));
 	fclose(r.fp);
+	explicit_bzero(iobuf, BUFSIZ);
+	free(iobuf);
 	if (r.buf)
 		explicit_bzero(r.buf, r.bufsize);
 	free(r.buf);

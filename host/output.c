@@ -119,10 +119,13 @@ struct frame_channel {
 	struct host *host;
 };
 
-#define FRAME_BATCH (64 * 1024 / FRAME_MAX) /* datagrams per recvmmsg: the scratch buffer's worth */
+#define FRAME_BATCH 16 /* datagrams per recvmmsg */
 /* A channel serves many processes: read about as many frames per wakeup as
  * the four 64 KiB reads a pipe gets would hold. */
 #define BATCHES_PER_WAKEUP 64
+
+/* Datagrams land here: a batch's worth, each up to a whole frame. */
+static char datagrams[FRAME_BATCH][FRAME_MAX];
 
 static struct instance *sender_of(struct host *h, struct msghdr *m)
 {
@@ -159,7 +162,7 @@ static void read_channel(struct frame_channel *c, bool drain)
 	} ctl[FRAME_BATCH];
 	for (int round = 0; drain || round < BATCHES_PER_WAKEUP; round++) {
 		for (int i = 0; i < FRAME_BATCH; i++) {
-			iov[i] = (struct iovec){.iov_base = h->scratch + i * FRAME_MAX, .iov_len = FRAME_MAX};
+			iov[i] = (struct iovec){.iov_base = datagrams[i], .iov_len = FRAME_MAX};
 			msgs[i].msg_hdr = (struct msghdr){.msg_iov = &iov[i], .msg_iovlen = 1,
 							  .msg_control = ctl[i].buf, .msg_controllen = sizeof(ctl[i].buf)};
 		}
@@ -201,15 +204,15 @@ static struct frame_channel *open_channel(struct host *h, const char *user)
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return NULL;
-	int on = 1, sndbuf = 4 << 20;
+	/* The default send buffer (a few hundred frames) is kept: like a pipe's,
+	 * it makes a process wait for the host rather than run far ahead of
+	 * its own log. */
+	int on = 1;
 	if (setsockopt(sv[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) < 0) {
 		close(sv[0]);
 		close(sv[1]);
 		return NULL;
 	}
-	/* Room for bursts from many processes; the kernel caps it at wmem_max. */
-	if (setsockopt(sv[1], SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0)
-		(void)setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	struct frame_channel *c = xcalloc(1, sizeof(*c));
 	*c = (struct frame_channel){.watch = {.fd = sv[0], .fn = on_frames}, .worker_end = sv[1],
 				    .user = user ? xstrdup(user) : NULL, .host = h};

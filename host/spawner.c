@@ -230,13 +230,13 @@ static noreturn void spawner_main(int sock, pid_t host_pid)
 	char comm[16] = "";
 	prctl(PR_GET_NAME, comm);
 	prctl(PR_SET_NAME, "ward-spawner");
-	long len = 0;
+	size_t len = 0;
 	int err = 0;
 	if (prctl(PR_GET_TID_ADDRESS, &glibc_fork.tid_address) < 0 || !glibc_fork.tid_address)
 		err = errno ? errno : ENOSYS;
 	else if (syscall(SYS_get_robust_list, 0, &glibc_fork.robust_head, &len) < 0)
 		err = errno;
-	glibc_fork.robust_len = (size_t)len;
+	glibc_fork.robust_len = len;
 	if (send_reply(sock, err ? 0 : getpid(), err) < 0 || err)
 		_exit(1);
 	serve(sock, comm);
@@ -364,7 +364,8 @@ static int send_request(struct spawner *s, const struct child_spec *spec, const 
 	c->cmsg_type = SCM_RIGHTS;
 	c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
 	int fds[MAX_FDS] = {spec->out_fd, spec->frame_fd, spec->slot_fd};
-	memcpy(fds + FIXED_FDS, spec->listen_fds, (size_t)spec->nlisten * sizeof(int));
+	for (int i = 0; i < spec->nlisten; i++)
+		fds[FIXED_FDS + i] = spec->listen_fds[i];
 	memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
 	ssize_t n;
 	while ((n = sendmsg(s->sock, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
@@ -380,11 +381,18 @@ int spawner_start(struct host *h, const struct child_spec *spec, pid_t *pid)
 	if (s->disabled || FIXED_FDS + spec->nlisten > MAX_FDS || !(len = encode(spec, buf, sizeof(buf))))
 		return 1;
 	struct reply r;
-	if (send_request(s, spec, buf, len) < 0 || await_reply(s, &r) < 0) {
+	int sent = send_request(s, spec, buf, len);
+	explicit_bzero(buf, len); /* the worker's secrets: not for a process the host forks later */
+	if (sent < 0 || await_reply(s, &r) < 0) {
 		char why[128];
 		snprintf(why, sizeof(why), "it did not answer (%s)", strerror(errno));
 		kill(s->pid, SIGKILL);
 		disable(h, "the spawner process failed", why);
+		return 1;
+	}
+	if (r.pid <= 0 && r.err != EAGAIN && r.err != ENOMEM) {
+		/* Not short of resources: this kernel or sandbox refuses the clone. */
+		disable(h, "the spawner process cannot fork workers here", strerror(r.err));
 		return 1;
 	}
 	if (r.pid <= 0) {

@@ -349,6 +349,14 @@ bool pid_alive(pid_t pid)
 	return alive;
 }
 
+int wt_count(const char *hay, const char *needle)
+{
+	int n = 0;
+	for (const char *p = hay; p && (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
 pid_t wt_spawner(pid_t host)
 {
 	char path[64];

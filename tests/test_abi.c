@@ -221,6 +221,7 @@ Test(abi, check_refuses_a_file_that_is_not_elf_with_the_dynamic_loaders_words)
 	char *junk = make_junk(&wt), *ini;
 	cr_assert(asprintf(&ini, "[w]\nplugin = %s\n", junk) > 0);
 	wt_write_conf(&wt, "junk.ini", ini);
+	free(ini);
 	char *msg = check_refuses("w", junk, "load-failed");
 	cr_expect(says_not_elf(msg), "the dynamic loader's message is missing: %s", msg);
 	cr_expect(strstr(msg, junk), "the message does not name the file: %s", msg);
@@ -232,6 +233,7 @@ Test(abi, run_records_a_file_that_is_not_elf_as_load_failed)
 	char *junk = make_junk(&wt), *ini;
 	cr_assert(asprintf(&ini, "[w]\nplugin = %s\nrestart = never\n", junk) > 0);
 	wt_write_conf(&wt, "junk.ini", ini);
+	free(ini);
 	wt_start(&wt);
 	char *msg = run_refuses("w", "load-failed");
 	cr_expect(says_not_elf(msg), "the dynamic loader's message is missing: %s", msg);

@@ -383,27 +383,19 @@ static void sample_host(struct sample *s, long long t0)
 	s->rss = rss_kb(wt.pid);
 }
 
-static int count_in(const char *hay, const char *needle)
-{
-	int n = 0;
-	for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
-		n++;
-	return n;
-}
-
 /* How many times a worker's log (all rotated files included) says `needle`. */
 static int count_in_logs(const char *worker, const char *needle)
 {
 	char path[1200];
 	snprintf(path, sizeof(path), "%s/logs/%s.log", wt.state, worker);
 	char *s = wt_read_raw(path);
-	int n = s ? count_in(s, needle) : 0;
+	int n = s ? wt_count(s, needle) : 0;
 	free(s);
 	for (int k = 1; k <= 1000; k++) {
 		snprintf(path, sizeof(path), "%s/logs/%s.log.%d", wt.state, worker, k);
 		if (!(s = wt_read_raw(path)))
 			break;
-		n += count_in(s, needle);
+		n += wt_count(s, needle);
 		free(s);
 	}
 	return n;
