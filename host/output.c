@@ -133,7 +133,13 @@ static struct instance *sender_of(struct host *h, struct msghdr *m)
 		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
 			struct ucred cred;
 			memcpy(&cred, CMSG_DATA(c), sizeof(cred));
-			return host_instance_of(h, cred.pid);
+			struct instance *in = host_instance_of(h, cred.pid);
+			if (in)
+				return in;
+			/* A child the plugin forked speaks for the worker while it
+			 * stays in the worker's process group (named by its leader). */
+			pid_t group = getpgid(cred.pid);
+			return group > 0 ? host_instance_of(h, group) : NULL;
 		}
 	return NULL;
 }
@@ -148,9 +154,10 @@ static void take_datagram(struct instance *in, struct msghdr *m, size_t len)
 		   "garbage on the runtime channel (its descriptor written by plugin code?): ignoring it from now on");
 }
 
-/* Reads up to BATCHES_PER_WAKEUP batches of datagrams, or until empty when draining.
- * A datagram from a pid that is no instance (a worker's own child, or a process
- * already reaped) is dropped: frames speak only for the process that sent them. */
+/* Reads up to BATCHES_PER_WAKEUP batches of datagrams, or until empty when
+ * draining. A datagram from a process that is neither an instance nor in an
+ * instance's process group (a child that left it with setsid(), a process
+ * already gone) is dropped. */
 static void read_channel(struct frame_channel *c, bool drain)
 {
 	struct host *h = c->host;

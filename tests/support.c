@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "support.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -347,6 +348,21 @@ bool pid_alive(pid_t pid)
 	bool alive = end && end[1] == ' ' && end[2] != 'Z' && end[2] != 'X';
 	free(s);
 	return alive;
+}
+
+int wt_fd_count(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
 }
 
 int wt_count(const char *hay, const char *needle)

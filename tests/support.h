@@ -58,6 +58,8 @@ bool wt_wait_log(struct wt *t, int timeout_ms, const char *worker, const char *n
 int wt_cli(struct wt *t, char **out, char **err, const char *args);
 
 bool pid_alive(pid_t pid); /* exists and is not a zombie */
+/* Open descriptors of pid, or -1. */
+int wt_fd_count(pid_t pid);
 /* How many times needle occurs in hay (NULL: 0). */
 int wt_count(const char *hay, const char *needle);
 /* The host's spawner process (the one that forks its workers), or 0. */

@@ -135,21 +135,6 @@ static int host_children(pid_t host, pid_t *out, int max)
 	return n;
 }
 
-static int fd_count(pid_t pid)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	DIR *d = opendir(path);
-	if (!d)
-		return -1;
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
 static long rss_kb(pid_t pid)
 {
 	char path[64];
@@ -379,7 +364,7 @@ struct sample {
 static void sample_host(struct sample *s, long long t0)
 {
 	s->at = now_ms() - t0;
-	s->fds = fd_count(wt.pid);
+	s->fds = wt_fd_count(wt.pid);
 	s->rss = rss_kb(wt.pid);
 }
 

@@ -7,7 +7,6 @@
  */
 #include "support.h"
 
-#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,20 +20,6 @@ static pid_t running_pid(const char *worker)
 			      worker),
 		  "%s never became running; host said:\n%s", worker, wt_host_stderr(&wt));
 	return (pid_t)wt_sql_int(&wt, "SELECT pid FROM runs WHERE worker = '%s' ORDER BY id DESC LIMIT 1", worker);
-}
-
-static int open_descriptors(pid_t pid)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	DIR *d = opendir(path);
-	cr_assert(d, "cannot list %s", path);
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
 }
 
 /* The number after `key=` in the worker's procinfo line, or -99. */
@@ -68,11 +53,12 @@ Test(spawner, the_host_holds_one_descriptor_per_worker_process)
 	wt_setup(&wt, "[a]\nplugin = idle\n[many]\nplugin = idle\ninstances = 40\nautostart = no\n");
 	wt_start(&wt);
 	running_pid("a");
-	int before = open_descriptors(wt.pid);
+	int before = wt_fd_count(wt.pid);
+	cr_assert(before > 0);
 	char *out, *err;
 	cr_assert_eq(wt_cli(&wt, &out, &err, "start many"), 0, "%s%s", out, err);
 	running_pid("many");
-	int after = open_descriptors(wt.pid);
+	int after = wt_fd_count(wt.pid);
 	/* 40 stdout pipes, and the log file of `many` */
 	cr_expect(after - before >= 40 && after - before <= 41, "40 more processes cost the host %d descriptors",
 		  after - before);
@@ -112,5 +98,18 @@ Test(spawner, after_the_spawner_is_killed_the_host_forks_workers_itself_and_says
 	cr_expect(wt_wait_log(&wt, 0, "m", "followed by '-': 0"), "m holds n's secret:\n%s", wt_log(&wt, "m"));
 	host = wt_host_stderr(&wt);
 	cr_expect_eq(wt_count(host, said), 1, "not said exactly once:\n%s", host);
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
+
+Test(spawner, ward_log_from_a_child_the_plugin_forked_lands_in_the_workers_log)
+{
+	wt_setup(&wt, "[w]\nplugin = spawn_child\n[e]\nplugin = spawn_child\nescape = yes\n");
+	wt_start(&wt);
+	running_pid("w");
+	running_pid("e");
+	cr_expect(wt_wait_log(&wt, 5000, "w", "INFO hello from the child"), "w's log:\n%s", wt_log(&wt, "w"));
+	/* A child that left the worker's process group no longer speaks for it. */
+	cr_expect(wt_wait_log(&wt, 5000, "e", "child pid"), "e's log:\n%s", wt_log(&wt, "e"));
+	cr_expect(!strstr(wt_log(&wt, "e"), "hello from the child"), "e's log:\n%s", wt_log(&wt, "e"));
 	cr_expect_eq(wt_stop(&wt, 10000), 0);
 }
