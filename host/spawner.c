@@ -325,16 +325,26 @@ static bool put_string(char *buf, size_t size, size_t *at, const char *s)
 static size_t encode(const struct child_spec *spec, char *buf, size_t size)
 {
 	const struct worker_conf *c = spec->conf;
-	struct request r = {
-		.instance = spec->instance, .nlisten = spec->nlisten, .slot_offset = spec->slot_offset,
-		.interval_ms = c->interval_ms,
-		.limits = {c->limit_nofile, c->limit_memory, c->limit_cpu, c->limit_core},
-		.nice = c->nice, .nenv = (uint32_t)c->env.n, .nkeys = (uint32_t)c->plugin_keys.n,
-		.inherit_env = c->inherit_env, .nice_set = c->nice_set, .has_test = spec->test != NULL,
-		.present = (c->user ? HAS_USER : 0) | (c->group ? HAS_GROUP : 0) | (c->workdir ? HAS_WORKDIR : 0),
-		.test = spec->test ? *spec->test : (struct test_request){0},
-		.host_pid = spec->host_pid,
-	};
+	struct request r;
+	memset(&r, 0, sizeof(r)); /* padding too: every byte sent is defined */
+	r.instance = spec->instance;
+	r.nlisten = spec->nlisten;
+	r.slot_offset = spec->slot_offset;
+	r.interval_ms = c->interval_ms;
+	r.limits[0] = c->limit_nofile;
+	r.limits[1] = c->limit_memory;
+	r.limits[2] = c->limit_cpu;
+	r.limits[3] = c->limit_core;
+	r.nice = c->nice;
+	r.nenv = (uint32_t)c->env.n;
+	r.nkeys = (uint32_t)c->plugin_keys.n;
+	r.inherit_env = c->inherit_env;
+	r.nice_set = c->nice_set;
+	r.present = (c->user ? HAS_USER : 0) | (c->group ? HAS_GROUP : 0) | (c->workdir ? HAS_WORKDIR : 0);
+	r.has_test = spec->test != NULL;
+	if (spec->test)
+		r.test = *spec->test;
+	r.host_pid = spec->host_pid;
 	memcpy(buf, &r, sizeof(r));
 	size_t at = sizeof(r);
 	bool fits = put_string(buf, size, &at, c->name) && put_string(buf, size, &at, c->plugin) &&
@@ -356,6 +366,7 @@ static int send_request(struct spawner *s, const struct child_spec *spec, const 
 		struct cmsghdr align;
 		char buf[CMSG_SPACE(MAX_FDS * sizeof(int))];
 	} ctl;
+	memset(ctl.buf, 0, CMSG_SPACE((size_t)nfds * sizeof(int)));
 	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
 	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
 			   .msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int))};
