@@ -195,8 +195,9 @@ void host_progress_tick_needed(struct host *h)
 /* ---- children ---- */
 
 /* Kills children of the host that are not worker leaders: descendants of a
- * dead worker that had left its process group (we are their subreaper). */
-static void kill_strays(struct host *h)
+ * dead worker that had left its process group (we are their subreaper), or
+ * a process a failing spawner forked without telling. */
+void host_kill_strays(struct host *h)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)h->pid);
@@ -244,7 +245,7 @@ static void reap_children(struct host *h)
 		}
 	}
 	if (worker_died)
-		kill_strays(h);
+		host_kill_strays(h);
 }
 
 /* ---- boot and shutdown ---- */

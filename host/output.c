@@ -127,21 +127,31 @@ struct frame_channel {
 /* Datagrams land here: a batch's worth, each up to a whole frame. */
 static char datagrams[FRAME_BATCH][FRAME_MAX];
 
-static struct instance *sender_of(struct host *h, struct msghdr *m)
+/* The sender's pid, as the kernel stamped it; 0 when missing. */
+static pid_t sender_pid(struct msghdr *m)
 {
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c))
 		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
 			struct ucred cred;
 			memcpy(&cred, CMSG_DATA(c), sizeof(cred));
-			struct instance *in = host_instance_of(h, cred.pid);
-			if (in)
-				return in;
-			/* A child the plugin forked speaks for the worker while it
-			 * stays in the worker's process group (named by its leader). */
-			pid_t group = getpgid(cred.pid);
-			return group > 0 ? host_instance_of(h, group) : NULL;
+			return cred.pid;
 		}
-	return NULL;
+	return 0;
+}
+
+/* The instance a datagram speaks for: its sender, or the worker process the
+ * frame names as its leader when the sender is a child that plugin code
+ * forked. Only instances given this channel count: a process cannot speak for
+ * a worker of another user. */
+static struct instance *speaker_of(struct frame_channel *c, pid_t pid, const char *data, size_t len)
+{
+	struct instance *in = host_instance_of(c->host, pid);
+	struct frame_hdr hdr;
+	if (!in && len >= sizeof(hdr)) {
+		memcpy(&hdr, data, sizeof(hdr));
+		in = host_instance_of(c->host, hdr.leader);
+	}
+	return in && in->channel_fd == c->worker_end ? in : NULL;
 }
 
 static void take_datagram(struct instance *in, struct msghdr *m, size_t len)
@@ -154,11 +164,17 @@ static void take_datagram(struct instance *in, struct msghdr *m, size_t len)
 		   "garbage on the runtime channel (its descriptor written by plugin code?): ignoring it from now on");
 }
 
-/* Reads up to BATCHES_PER_WAKEUP batches of datagrams, or until empty when
- * draining. A datagram from a process that is neither an instance nor in an
- * instance's process group (a child that left it with setsid(), a process
- * already gone) is dropped. */
-static void read_channel(struct frame_channel *c, bool drain)
+enum reading {
+	READ_SOME,         /* a wakeup's worth */
+	READ_TO_MARKER,    /* everything queued before the host's own empty datagram */
+};
+
+#define MAX_DRAIN_BATCHES 4096 /* a bound even if the marker got lost */
+
+/* Reads datagrams from the channel: a wakeup's worth, or up to the marker.
+ * A datagram from a process that is no instance of this channel's user and
+ * names none as its leader is dropped. */
+static void read_channel(struct frame_channel *c, enum reading how)
 {
 	struct host *h = c->host;
 	struct mmsghdr msgs[FRAME_BATCH];
@@ -167,7 +183,9 @@ static void read_channel(struct frame_channel *c, bool drain)
 		struct cmsghdr align;
 		char buf[CMSG_SPACE(sizeof(struct ucred))];
 	} ctl[FRAME_BATCH];
-	for (int round = 0; drain || round < BATCHES_PER_WAKEUP; round++) {
+	int rounds = how == READ_TO_MARKER ? MAX_DRAIN_BATCHES : BATCHES_PER_WAKEUP;
+	bool marker_seen = false;
+	for (int round = 0; round < rounds && !marker_seen; round++) {
 		for (int i = 0; i < FRAME_BATCH; i++) {
 			iov[i] = (struct iovec){.iov_base = datagrams[i], .iov_len = FRAME_MAX};
 			msgs[i].msg_hdr = (struct msghdr){.msg_iov = &iov[i], .msg_iovlen = 1,
@@ -180,7 +198,12 @@ static void read_channel(struct frame_channel *c, bool drain)
 			break; /* EAGAIN: empty for now */
 		struct worker *last = NULL;
 		for (int i = 0; i < n; i++) {
-			struct instance *in = sender_of(h, &msgs[i].msg_hdr);
+			pid_t pid = sender_pid(&msgs[i].msg_hdr);
+			if (pid == h->pid && msgs[i].msg_len == 0) {
+				marker_seen = true; /* frames after it are taken too: harmless */
+				continue;
+			}
+			struct instance *in = speaker_of(c, pid, datagrams[i], msgs[i].msg_len);
 			if (!in || in->frames_ignored)
 				continue;
 			if (last && last != in->worker)
@@ -190,7 +213,7 @@ static void read_channel(struct frame_channel *c, bool drain)
 		}
 		if (last)
 			log_flush(&last->log);
-		if (n < FRAME_BATCH)
+		if (n < FRAME_BATCH && how != READ_TO_MARKER)
 			break;
 	}
 }
@@ -198,7 +221,7 @@ static void read_channel(struct frame_channel *c, bool drain)
 static void on_frames(struct watch *w, uint32_t events)
 {
 	(void)events;
-	read_channel(container_of(w, struct frame_channel, watch), false);
+	read_channel(container_of(w, struct frame_channel, watch), READ_SOME);
 }
 
 static bool same_user(const char *a, const char *b)
@@ -242,8 +265,13 @@ int output_channel_for(struct host *h, const char *user)
 
 void output_read_frames(struct host *h)
 {
-	for (size_t i = 0; i < h->nchannels; i++)
-		read_channel(h->channels[i], true);
+	/* Processes may keep sending while the host reads: an empty datagram of
+	 * the host's own marks where "sent so far" ends, so reading stops there. */
+	for (size_t i = 0; i < h->nchannels; i++) {
+		struct frame_channel *c = h->channels[i];
+		bool marked = send(c->worker_end, "", 0, MSG_DONTWAIT | MSG_NOSIGNAL) == 0;
+		read_channel(c, marked ? READ_TO_MARKER : READ_SOME);
+	}
 }
 
 void output_close_channels(struct host *h)

@@ -130,7 +130,7 @@ static void send_frame(ward_ctx *ctx, uint8_t type, uint8_t level, const void *a
 		       const char *text, size_t tlen)
 {
 	char buf[FRAME_MAX];
-	struct frame_hdr hdr = {.type = type, .level = level, .at_ms = wall_ms()};
+	struct frame_hdr hdr = {.type = type, .level = level, .leader = ctx->leader, .at_ms = wall_ms()};
 	if (tlen > FRAME_MAX - sizeof(hdr) - alen)
 		tlen = FRAME_MAX - sizeof(hdr) - alen;
 	hdr.len = (uint16_t)(alen + tlen);
@@ -139,10 +139,19 @@ static void send_frame(ward_ctx *ctx, uint8_t type, uint8_t level, const void *a
 		memcpy(buf + sizeof(hdr), a, alen);
 	if (tlen)
 		memcpy(buf + sizeof(hdr) + alen, text, tlen);
-	/* One write: atomic (<= PIPE_BUF), and in the kernel once it returns.
-	 * A failure means the host is gone; the death signal handles that. */
-	if (write_all(ctx->frame_fd, buf, sizeof(hdr) + alen + tlen) < 0)
-		return;
+	/* One write: one datagram (atomic), in the kernel once it returns. The
+	 * descriptor is shared with other workers of the same user, so one of
+	 * them may have made it non-blocking: then wait for room. Any other
+	 * failure means the host is gone; the death signal handles that. */
+	size_t len = sizeof(hdr) + alen + tlen;
+	ssize_t n;
+	while ((n = write(ctx->frame_fd, buf, len)) < 0) {
+		struct pollfd room = {.fd = ctx->frame_fd, .events = POLLOUT};
+		if (errno == EAGAIN && poll(&room, 1, -1) >= 0)
+			continue;
+		if (errno != EINTR && errno != EAGAIN)
+			return;
+	}
 }
 
 static const char *level_name(int level)

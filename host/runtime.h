@@ -11,6 +11,7 @@
 #include <ward.h>
 
 #include "proto.h"
+#include <sys/types.h>
 #include "reason.h"
 
 struct ward_ctx {
@@ -20,7 +21,8 @@ struct ward_ctx {
 	char *const *conf;   /* "key=value", owned by the caller, lives as long as the process */
 	size_t nconf;
 	const struct ward_option *options; /* the plugin's declared keys, or NULL */
-	int frame_fd;        /* runtime pipe to the host; -1 writes log lines to stderr */
+	int frame_fd;        /* runtime channel to the host; -1 writes log lines to stderr */
+	pid_t leader;        /* the worker process (put in every frame) */
 	struct slot *slot;   /* progress slot shared with the host; never NULL */
 	const int *listen_fds;
 	int nlisten;

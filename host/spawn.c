@@ -77,6 +77,7 @@ int spawn_process(struct instance *in)
 	 * anyone could signal it. ESRCH/EACCES mean the child got there first. */
 	setpgid(pid, pid);
 	in->pid = pid;
+	in->channel_fd = frame_fd;
 	output_attach(in, out[0]);
 	return 0;
 }

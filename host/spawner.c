@@ -136,7 +136,9 @@ static char *next_string(char **at, char *end)
 
 static bool decode_strings(char **at, char *end, struct strv *sv, uint32_t n)
 {
-	sv->v = xcalloc(n + 1, sizeof(char *));
+	if ((size_t)n > (size_t)(end - *at)) /* each string takes a byte at least */
+		return false;
+	sv->v = xcalloc((size_t)n + 1, sizeof(char *));
 	sv->n = sv->cap = n;
 	for (uint32_t i = 0; i < n; i++)
 		if (!(sv->v[i] = next_string(at, end)))
@@ -232,6 +234,7 @@ static noreturn void spawner_main(int sock, pid_t host_pid)
 	prctl(PR_SET_NAME, "ward-spawner");
 	size_t len = 0;
 	int err = 0;
+	errno = 0;
 	if (prctl(PR_GET_TID_ADDRESS, &glibc_fork.tid_address) < 0 || !glibc_fork.tid_address)
 		err = errno ? errno : ENOSYS;
 	else if (syscall(SYS_get_robust_list, 0, &glibc_fork.robust_head, &len) < 0)
@@ -248,7 +251,7 @@ static noreturn void spawner_main(int sock, pid_t host_pid)
 static void retire(struct host *h)
 {
 	struct spawner *s = &h->spawner;
-	if (s->pid > 0)
+	if (s->sock >= 0)
 		close(s->sock); /* the spawner reads EOF and exits; reaped like any child */
 	s->sock = -1;
 	s->pid = 0;
@@ -393,12 +396,18 @@ int spawner_start(struct host *h, const struct child_spec *spec, pid_t *pid)
 		return 1;
 	struct reply r;
 	int sent = send_request(s, spec, buf, len);
+	int send_errno = errno;
 	explicit_bzero(buf, len); /* the worker's secrets: not for a process the host forks later */
+	if (sent < 0 && send_errno == EMSGSIZE)
+		return 1; /* too big for this socket: the host forks this one itself */
 	if (sent < 0 || await_reply(s, &r) < 0) {
 		char why[128];
-		snprintf(why, sizeof(why), "it did not answer (%s)", strerror(errno));
+		snprintf(why, sizeof(why), "it did not answer (%s)", strerror(sent < 0 ? send_errno : errno));
 		kill(s->pid, SIGKILL);
 		disable(h, "the spawner process failed", why);
+		/* It may have forked the process before it stopped answering: a
+		 * child of the host that no instance knows. */
+		host_kill_strays(h);
 		return 1;
 	}
 	if (r.pid <= 0 && r.err != EAGAIN && r.err != ENOMEM) {

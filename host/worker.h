@@ -39,6 +39,7 @@ struct instance {
 	struct watch out;      /* the process's stdout/stderr pipe */
 	struct pending out_rest;
 	bool frames_ignored;   /* it sent garbage on its runtime channel */
+	int channel_fd;        /* the runtime channel it was given (output.c) */
 	struct timer timer;    /* the one deadline of the current state */
 	struct slot *slot;     /* shared with the process; owned by the slot pool */
 
@@ -157,6 +158,7 @@ bool worker_is_active(const struct worker *w);  /* starting, running, in backoff
 void host_note_pid(struct host *h, struct instance *in);    /* a process now exists */
 void host_forget_pid(struct host *h, struct instance *in);
 struct instance *host_instance_of(struct host *h, pid_t pid); /* NULL: no instance has that process */
+void host_kill_strays(struct host *h); /* SIGKILLs children of the host that are no instance's process */
 void host_history_changed(struct host *h);
 void host_state_changed(struct host *h);
 

@@ -10,7 +10,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 TestSuite(spawner, .fini = wt_teardown, .timeout = 60);
 
@@ -107,9 +109,48 @@ Test(spawner, ward_log_from_a_child_the_plugin_forked_lands_in_the_workers_log)
 	wt_start(&wt);
 	running_pid("w");
 	running_pid("e");
-	cr_expect(wt_wait_log(&wt, 5000, "w", "INFO hello from the child"), "w's log:\n%s", wt_log(&wt, "w"));
-	/* A child that left the worker's process group no longer speaks for it. */
-	cr_expect(wt_wait_log(&wt, 5000, "e", "child pid"), "e's log:\n%s", wt_log(&wt, "e"));
-	cr_expect(!strstr(wt_log(&wt, "e"), "hello from the child"), "e's log:\n%s", wt_log(&wt, "e"));
+	/* In the worker's process group, or out of it with setsid(). */
+	cr_expect(wt_wait_log(&wt, 5000, "w", "INFO hello from the child\n"), "w's log:\n%s", wt_log(&wt, "w"));
+	cr_expect(wt_wait_log(&wt, 5000, "e", "INFO hello from the child after setsid"), "e's log:\n%s",
+		  wt_log(&wt, "e"));
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
+
+/* Runs forge (as `user`, or the host's user when NULL) naming b's process as
+ * its leader; returns b's log once forge has logged through its channel. */
+static char *forge_against_b(const char *user)
+{
+	char f[256];
+	snprintf(f, sizeof(f), "[f]\nplugin = forge\nautostart = no\n%s%s%s", user ? "user = " : "",
+		 user ? user : "", user ? "\n" : "");
+	wt_setup(&wt, "[b]\nplugin = idle\n");
+	wt_write_conf(&wt, "f.ini", f);
+	chmod(wt.dir, 0711); /* mkdtemp made it 0700: let another user reach the state dir */
+	wt_start(&wt);
+	pid_t b = running_pid("b");
+	snprintf(f + strlen(f), sizeof(f) - strlen(f), "victim = %d\n", (int)b);
+	wt_write_conf(&wt, "f.ini", f);
+	char *out, *err;
+	cr_assert_eq(wt_cli(&wt, &out, &err, "reload"), 0, "%s%s", out, err);
+	cr_assert_eq(wt_cli(&wt, &out, &err, "start f"), 0, "%s%s", out, err);
+	cr_assert(wt_wait_log(&wt, 5000, "f", "forge sent (child status 0)"), "f's log:\n%s", wt_log(&wt, "f"));
+	return wt_log(&wt, "b");
+}
+
+Test(spawner, a_worker_cannot_speak_for_a_worker_of_another_user)
+{
+	if (geteuid() != 0)
+		cr_skip_test("needs root to run a worker as another user");
+	char *b_log = forge_against_b("nobody");
+	cr_expect(!strstr(b_log, "forged line"), "a frame from nobody's worker landed in b's log:\n%s", b_log);
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
+
+Test(spawner, a_frame_naming_a_worker_of_the_same_user_is_taken_as_its_own)
+{
+	/* What the leader field is for (children plugin code forked); workers of
+	 * one user trust each other anyway: they can signal each other. */
+	char *b_log = forge_against_b(NULL);
+	cr_expect(wt_wait_log(&wt, 2000, "b", "INFO forged line"), "b's log:\n%s", b_log);
 	cr_expect_eq(wt_stop(&wt, 10000), 0);
 }
