@@ -1,6 +1,6 @@
 /*
  * proto.h - everything a worker process and the host share, apart from the
- * SDK header: the frames a worker writes on its runtime pipe, and the
+ * SDK header: the frames a worker writes on its runtime channel, and the
  * progress slot it updates in shared memory. Both sides include this file;
  * nothing else crosses the fork.
  */
@@ -13,10 +13,10 @@
 #include <stdint.h>
 
 /*
- * The runtime pipe carries frames, each written with one write() of at most
- * PIPE_BUF bytes, so frames from several plugin threads never interleave and
- * a frame is in the kernel (and so reaches the host) the moment write()
- * returns, even if the process crashes right after.
+ * The runtime channel carries frames, each one datagram written with one
+ * write() of at most FRAME_MAX bytes, so frames from several plugin threads
+ * never interleave and a frame is in the kernel (and so reaches the host) the
+ * moment write() returns, even if the process crashes right after.
  */
 enum frame_type {
 	FRAME_LOG = 1,   /* level + text: a ward_log line */
@@ -69,7 +69,7 @@ static inline long frame_next(const char *data, size_t len, struct frame_hdr *hd
 	return (long)(sizeof(*hdr) + hdr->len);
 }
 
-#define FRAME_MAX 4096 /* == PIPE_BUF on Linux: writes up to this size are atomic */
+#define FRAME_MAX 4096 /* the largest frame: one datagram, one write */
 #define FRAME_TEXT_MAX (FRAME_MAX - (int)sizeof(struct frame_hdr) - (int)sizeof(struct frame_end))
 
 /* Where a worker process is in its life; the host reads it to explain a death
