@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -34,7 +35,7 @@
 #include <unistd.h>
 
 /* Descriptors in a worker: 0-2 stdio, 3.. the listen sockets (the systemd
- * LISTEN_FDS convention), then the runtime pipe, then the runtime's eventfd. */
+ * LISTEN_FDS convention), then the runtime channel, then the runtime's eventfd. */
 #define FIRST_LISTEN_FD 3
 
 struct setup {
@@ -274,6 +275,37 @@ static void tie_to_host(struct setup *s)
 		fail_setup(s, "unable to set no_new_privs: %s", strerror(errno));
 }
 
+/* A process plugin code forks from the worker's main thread dies the moment
+ * the worker does (a crash included), without waiting for the host to reap
+ * the worker and kill its group: a host killed in between can no longer
+ * leave it behind. Only the main thread's forks: the kernel ties the signal
+ * to the forking thread, which for other threads may end long before the
+ * worker. (posix_spawn() and system() children bypass fork handlers: the
+ * host's group kill covers them.) */
+static pid_t worker_pid;
+static __thread bool forking_from_main;
+
+static void before_fork(void)
+{
+	forking_from_main = gettid() == worker_pid;
+}
+
+static void in_forked_child(void)
+{
+	if (!forking_from_main)
+		return;
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != worker_pid)
+		raise(SIGKILL); /* the worker is already gone, or we cannot be tied to it */
+}
+
+static void tie_children_to_worker(struct setup *s)
+{
+	worker_pid = getpid();
+	int rc = pthread_atfork(before_fork, NULL, in_forked_child);
+	if (rc != 0)
+		fail_setup(s, "unable to register fork handlers: %s", strerror(rc));
+}
+
 static void prepare_process(struct setup *s, int *listen_fds)
 {
 	const struct child_spec *spec = s->spec;
@@ -293,6 +325,7 @@ static void prepare_process(struct setup *s, int *listen_fds)
 	apply_limits(s);
 	switch_identity(s, pw);
 	tie_to_host(s);
+	tie_children_to_worker(s);
 	if (spec->host_config) {
 		wipe_other_workers(spec);
 		unmap_host_memory(s);

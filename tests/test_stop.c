@@ -165,3 +165,28 @@ Test(stop, a_host_killed_with_sigkill_leaves_no_worker_process_behind)
 	cr_expect(wait_pid_gone(child, 2000), "a worker's child survived the host");
 	cr_expect(wait_pid_gone(spawner, 2000), "the spawner survived the host");
 }
+
+Test(stop, a_child_forked_by_a_worker_dies_with_it_even_while_the_host_cannot_reap)
+{
+	/* The host is stopped (SIGSTOP) when the worker dies: it can neither reap
+	 * the worker nor kill its group. Were it SIGKILLed now instead, these
+	 * children would be left behind if they waited for it. */
+	char in_group[1100], escaped[1100], ini[2400];
+	wt_setup(&wt, "");
+	snprintf(in_group, sizeof(in_group), "%s/in-group.pid", wt.dir);
+	snprintf(escaped, sizeof(escaped), "%s/escaped.pid", wt.dir);
+	snprintf(ini, sizeof(ini), "[w]\nplugin = spawn_child\npidfile = %s\n[e]\nplugin = spawn_child\npidfile = %s\nescape = yes\n",
+		 in_group, escaped);
+	wt_write_conf(&wt, "w.ini", ini);
+	wt_start(&wt);
+	pid_t w = running_pid("w"), e = running_pid("e");
+	pid_t w_child = read_pidfile(in_group), e_child = read_pidfile(escaped);
+	kill(wt.pid, SIGSTOP);
+	kill(w, SIGKILL);
+	kill(e, SIGKILL);
+	bool w_gone = wait_pid_gone(w_child, 2000), e_gone = wait_pid_gone(e_child, 2000);
+	kill(wt.pid, SIGCONT);
+	cr_expect(w_gone, "a child in the worker's group outlived it while the host was stopped");
+	cr_expect(e_gone, "a child that left the group with setsid() outlived the worker while the host was stopped");
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
