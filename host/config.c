@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #define MAX_NAME_LEN 64
+#define CONFIG_MAX_LINE 16384 /* characters in a line: values of 4096 and more fit */
 
 /* One key = value line as read. Strings are owned; file points into cfg->files. */
 struct entry {
@@ -155,10 +156,16 @@ static void check_line_syntax(struct reader *r, const char *s)
 		return;
 	if (*s == '[') {
 		const char *end = strchr(s, ']');
-		if (!end)
+		if (!end) {
 			add_error(r->cfg, at, NULL, NULL, "section header has no closing ']'");
-		else
-			note_header(r->entries, xstrndup(s + 1, (size_t)(end - s - 1)), at);
+			return;
+		}
+		note_header(r->entries, xstrndup(s + 1, (size_t)(end - s - 1)), at);
+		/* inih ignores the rest of the line: "[a] b" would quietly be [a]. */
+		const char *rest = end + 1 + strspn(end + 1, " \t");
+		if (*rest && *rest != ';')
+			add_error(r->cfg, at, NULL, NULL,
+				  "text after ']' in a section header: \"%.40s\" (only a ; comment may follow it)", rest);
 		return;
 	}
 	if (!strpbrk(s, "=:"))
@@ -176,10 +183,14 @@ static char *read_line(char *str, int num, void *stream)
 {
 	struct reader *r = stream;
 	ssize_t len = getline(&r->buf, &r->bufsize, r->fp);
-	if (len < 0)
+	if (len < 0) {
+		explicit_bzero(str, (size_t)num); /* inih's buffer held the last line: it may be a secret */
 		return NULL;
+	}
 	r->line++;
 	char *s = r->buf;
+	if (r->line == 1 && strncmp(s, "\xef\xbb\xbf", 3) == 0)
+		s += 3; /* a UTF-8 byte order mark, as some editors write */
 	while (*s == ' ' || *s == '\t')
 		s++;
 	size_t n = strlen(s);
@@ -240,6 +251,13 @@ static void read_file(struct config *cfg, struct entries *entries, const char *p
 	 * fclose: read through one we wipe. */
 	char *iobuf = xmalloc(BUFSIZ);
 	setvbuf(r.fp, iobuf, _IOFBF, BUFSIZ);
+#ifdef WARD_INIH_RUNTIME_LIMITS
+	/* Debian's libinih makes its line buffer a run-time setting: raised
+	 * (on the heap) so DSNs, tokens and long commands fit. */
+	ini_use_stack = false;
+	ini_allow_realloc = false;
+	ini_initial_alloc = ini_max_line = CONFIG_MAX_LINE + 2; /* + "\n" and NUL */
+#endif
 	ini_parse_stream(read_line, &r, on_entry, &r);
 	if (ferror(r.fp))
 		add_error(cfg, (struct origin){r.file, r.line}, NULL, NULL, "read error: %s",

@@ -16,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#include <ward_harness.h>
 
 #include "config.h"
 
@@ -904,3 +906,92 @@ Test(check, run_with_an_invalid_configuration_exits_1_and_starts_nothing)
 	cr_expect(strstr(err, "nothing was started"), "stderr:\n%s", err);
 	cr_expect_neq(access(wt.state, F_OK), 0, "the state directory was created: something was started");
 }
+
+/* ---- long values, byte order marks, section headers ---- */
+
+static char *repeat(char c, size_t n)
+{
+	char *s = malloc(n + 1);
+	cr_assert(s);
+	memset(s, c, n);
+	s[n] = '\0';
+	return s;
+}
+
+Test(config, a_value_of_4096_characters_is_read_whole)
+{
+	char *value = repeat('v', 4096), *ini;
+	cr_assert(asprintf(&ini, "[ward]\nautoload = no\n[w]\nplugin = p\ntoken = %s\nenv.TOKEN = %s\n", value, value) > 0);
+	write_file("ward.ini", ini);
+	fake_plugin("plugins/p.so");
+	load_valid();
+	struct worker_conf *w = worker("w");
+	cr_assert_eq(w->plugin_keys.n, 1);
+	cr_expect_eq(strlen(w->plugin_keys.v[0]), strlen("token=") + 4096);
+	cr_expect_eq(strcmp(w->plugin_keys.v[0] + strlen("token="), value), 0, "the value was changed");
+	cr_assert_eq(w->env.n, 1);
+	cr_expect_eq(strlen(w->env.v[0]), strlen("TOKEN=") + 4096);
+	free(value);
+	free(ini);
+}
+
+Test(config, a_line_longer_than_the_limit_is_an_error_naming_file_and_line)
+{
+	char *value = repeat('v', 20000), *ini;
+	cr_assert(asprintf(&ini, "[ward]\nautoload = no\n[w]\nplugin = p\ntoken = %s\ncolor = blue\n", value) > 0);
+	write_file("ward.ini", ini);
+	fake_plugin("plugins/p.so");
+	load_expecting_error("ward.ini", 5, "", "line is longer than 16384 characters");
+	cr_expect_eq(cfg.errors.n, 1, "errors:\n%s", all_of(&cfg.errors));
+	struct worker_conf *w = worker("w");
+	cr_expect(has(&w->plugin_keys, "color=blue"), "the line after the long one was lost:\n%s", all_of(&w->plugin_keys));
+	free(value);
+	free(ini);
+}
+
+Test(config, a_byte_order_mark_at_the_start_of_a_file_is_accepted)
+{
+	write_file("10-a.ini", "\xef\xbb\xbf[ward]\nautoload = no\n");
+	write_file("20-b.ini", "\xef\xbb\xbf; written by an editor that adds a BOM\n[w]\nplugin = p\n");
+	write_file("30-c.ini", "\xef\xbb\xbfinstances = 3\n");
+	fake_plugin("plugins/p.so");
+	/* 30-c.ini's key is outside any section: the error names the key without the BOM */
+	load_expecting_error("30-c.ini", 1, "instances: ", "outside any section");
+	cr_expect_eq(cfg.errors.n, 1, "errors:\n%s", all_of(&cfg.errors));
+	cr_expect_not(cfg.autoload, "10-a.ini's [ward] after its BOM was not read");
+	cr_expect_not_null(config_find_worker(&cfg, "w"), "20-b.ini's [w] was not read");
+}
+
+Test(config, text_after_the_closing_bracket_of_a_section_header_is_an_error)
+{
+	write_file("ward.ini",
+		   "[ward]\n"                      /* 1 */
+		   "autoload = no\n"               /* 2 */
+		   "[alpha] junk\n"                /* 3 */
+		   "plugin = p\n"                  /* 4 */
+		   "[beta]][gamma]\n"              /* 5 */
+		   "plugin = p\n"                  /* 6 */
+		   "[delta]   ; a comment is fine\n" /* 7 */
+		   "plugin = p\n");                /* 8 */
+	fake_plugin("plugins/p.so");
+	load_expecting_error("ward.ini", 3, "text after ']'", "\"junk\"");
+	load_expecting_error("ward.ini", 5, "text after ']'", "\"][gamma]\"");
+	cr_expect_eq(cfg.errors.n, 2, "errors:\n%s", all_of(&cfg.errors));
+}
+
+/* ---- the same, as `ward check` and `ward run` show it ---- */
+
+Test(check, a_value_of_4096_characters_reaches_the_plugin_whole)
+{
+	char value[4097];
+	memset(value, 'd', 4096 - 12);
+	memcpy(value + 4096 - 12, "-END-OF-DSN-", 13);
+	cr_assert_eq(strlen(value), 4096);
+	ward_harness *h = ward_harness_new(FIXTURE_DIR "/cfg_declares.so");
+	ward_harness_set(h, "dsn", value);
+	cr_expect_eq(ward_harness_run(h), 0, "%s: %s", ward_harness_reason(h), ward_harness_message(h));
+	cr_expect(ward_harness_log_contains(h, "dsn_length=4096 dsn_tail=-END-OF-DSN-"), "log: %s",
+		  ward_harness_log_count(h) ? ward_harness_log_line(h, 0) : "(none)");
+	ward_harness_free(h);
+}
+
