@@ -15,6 +15,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <arpa/inet.h>
 #include <ini.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -845,12 +846,19 @@ static const char *check_unix_path(const char *addr)
 	return NULL; /* a missing directory is created by the host */
 }
 
+/* Where the worker's value of key was written: its own section, else
+ * [defaults], else (a built-in default) its section header. */
+static struct origin key_origin(const struct entries *e, const struct worker_conf *w, const char *key)
+{
+	const struct entry *en = find_key(find_section(e, w->name), key);
+	if (!en)
+		en = find_key(find_section(e, "defaults"), key);
+	return en ? en->at : w->where;
+}
+
 static void check_worker_refs(struct config *cfg, struct worker_conf *w, const struct entries *e)
 {
-	const struct entry *req = find_key(find_section(e, w->name), "requires");
-	if (!req)
-		req = find_key(find_section(e, "defaults"), "requires");
-	struct origin at = req ? req->at : w->where;
+	struct origin at = key_origin(e, w, "requires");
 	w->requires_at = at;
 	for (size_t i = 0; i < w->requires.n; i++) {
 		const char *dep = w->requires.v[i];
@@ -859,6 +867,7 @@ static void check_worker_refs(struct config *cfg, struct worker_conf *w, const s
 		else if (!config_find_worker(cfg, dep))
 			add_error(cfg, at, w->name, "requires", "no enabled worker named '%s'", dep);
 	}
+	at = key_origin(e, w, "listen");
 	for (size_t i = 0; i < w->listen.n; i++) {
 		const char *why = check_listen_address(w->listen.v[i]);
 		if (why) {
@@ -876,6 +885,150 @@ static void check_worker_refs(struct config *cfg, struct worker_conf *w, const s
 	}
 	if (w->restart_delay_max_ms < w->restart_delay_ms)
 		w->restart_delay_max_ms = w->restart_delay_ms;
+}
+
+/* ---- listen addresses: one worker each ---- */
+
+/* One listen address of one worker, reduced to what bind() sees. */
+struct listen_use {
+	const struct worker_conf *w;
+	const char *address; /* as configured (unix paths made absolute) */
+	struct origin at;
+	bool tcp, any;       /* tcp: any is a wildcard host (*, 0.0.0.0, [::]) */
+	long port;
+	char *key;           /* unix: the normalised path; tcp: the normalised host */
+	size_t seq;          /* among equal addresses, the one written first is "first" */
+};
+
+/* path with "//", "/./" and "/x/../" taken out, and its directory's
+ * symbolic links resolved when it exists. */
+static char *normal_path(const char *path)
+{
+	char *out = xmalloc(strlen(path) + 2), *o = out;
+	for (const char *p = path; *p;) {
+		size_t n = strcspn(p, "/");
+		if ((n == 1 && p[0] == '.') || n == 0) {
+			/* nothing to add */
+		} else if (n == 2 && p[0] == '.' && p[1] == '.') {
+			while (o > out && *--o != '/')
+				;
+		} else {
+			*o++ = '/';
+			memcpy(o, p, n);
+			o += n;
+		}
+		p += n + (p[n] == '/');
+	}
+	*o = '\0';
+	char *slash = strrchr(out, '/'), real[PATH_MAX];
+	if (!slash)
+		return out;
+	*slash = '\0';
+	if (!realpath(out[0] ? out : "/", real)) {
+		*slash = '/';
+		return out;
+	}
+	char *resolved = xasprintf("%s/%s", strcmp(real, "/") ? real : "", slash + 1);
+	free(out);
+	return resolved;
+}
+
+/* tcp:HOST:PORT (already checked): numeric hosts in one spelling, names in lower case. */
+static void normal_tcp(const char *address, struct listen_use *u)
+{
+	const char *spec = address + 4, *colon = strrchr(spec, ':');
+	parse_long(colon + 1, &u->port);
+	char *host = xstrndup(spec, (size_t)(colon - spec)), *h = host;
+	size_t n = strlen(h);
+	if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+		h[n - 1] = '\0';
+		h++;
+	}
+	unsigned char bin[16];
+	char text[INET6_ADDRSTRLEN];
+	int family = inet_pton(AF_INET, h, bin) == 1 ? AF_INET : inet_pton(AF_INET6, h, bin) == 1 ? AF_INET6 : 0;
+	static const unsigned char zero[16];
+	u->any = strcmp(h, "*") == 0 || (family && memcmp(bin, zero, family == AF_INET ? 4 : 16) == 0);
+	if (family && inet_ntop(family, bin, text, sizeof(text))) {
+		u->key = xstrdup(text);
+	} else {
+		u->key = xstrdup(h);
+		for (char *c = u->key; *c; c++)
+			*c = (char)tolower((unsigned char)*c);
+	}
+	free(host);
+}
+
+/* Unix paths first; tcp by port, a wildcard host first among equal ports. */
+static int listen_use_cmp(const void *pa, const void *pb)
+{
+	const struct listen_use *a = pa, *b = pb;
+	if (a->tcp != b->tcp)
+		return a->tcp ? 1 : -1;
+	if (a->tcp && a->port != b->port)
+		return a->port < b->port ? -1 : 1;
+	if (a->any != b->any)
+		return a->any ? -1 : 1;
+	int c = strcmp(a->key, b->key);
+	if (c == 0) /* files are read in the lexical order of their paths */
+		c = strcmp(a->at.file, b->at.file);
+	if (c == 0)
+		c = a->at.line != b->at.line ? (a->at.line < b->at.line ? -1 : 1) : a->seq < b->seq ? -1 : 1;
+	return c;
+}
+
+static void report_clash(struct config *cfg, const struct listen_use *u, const struct listen_use *first)
+{
+	if (first->w == u->w)
+		add_error(cfg, u->at, u->w->name, "listen", "\"%s\": listed twice%s%s%s", u->address,
+			  strcmp(first->address, u->address) ? " (also as \"" : "",
+			  strcmp(first->address, u->address) ? first->address : "",
+			  strcmp(first->address, u->address) ? "\")" : "");
+	else
+		add_error(cfg, u->at, u->w->name, "listen",
+			  "\"%s\": worker '%s' listens there too, with \"%s\" (%s:%d); an address can belong to one worker only",
+			  u->address, first->w->name, first->address, first->at.file, first->at.line);
+}
+
+/* Two workers bound to one address would fail at run time, the second
+ * blaming "another process": refused here, naming both. */
+static void check_listen_clashes(struct config *cfg, const struct entries *e)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < cfg->nworkers; i++)
+		n += cfg->workers[i].listen.n;
+	struct listen_use *uses = xcalloc(n ? n : 1, sizeof(*uses));
+	n = 0;
+	for (size_t i = 0; i < cfg->nworkers; i++) {
+		const struct worker_conf *w = &cfg->workers[i];
+		for (size_t k = 0; k < w->listen.n; k++) {
+			const char *a = w->listen.v[k];
+			if (check_listen_address(a))
+				continue; /* reported already */
+			struct listen_use *u = &uses[n++];
+			*u = (struct listen_use){.w = w, .address = a, .at = key_origin(e, w, "listen"),
+						 .tcp = strncmp(a, "tcp:", 4) == 0, .seq = n - 1};
+			if (u->tcp)
+				normal_tcp(a, u);
+			else
+				u->key = normal_path(a + 5);
+		}
+	}
+	if (n > 1)
+		qsort(uses, n, sizeof(*uses), listen_use_cmp);
+	for (size_t i = 1, first = 0; i < n; i++) {
+		bool same_port = uses[i].tcp && uses[first].tcp && uses[i].port == uses[first].port;
+		if (same_port && uses[first].any)
+			report_clash(cfg, &uses[i], &uses[first]);
+		else if (uses[i].tcp == uses[first].tcp && (!uses[i].tcp || same_port) &&
+			 strcmp(uses[i].key, uses[first].key) == 0)
+			report_clash(cfg, &uses[i], &uses[first]);
+		else
+			first = i;
+	}
+	for (size_t i = 0; i < n; i++)
+		free(uses[i].key);
+	free(uses);
 }
 
 /* strict_permissions: a path others could write to, or owned by a user who is
@@ -1056,6 +1209,7 @@ int config_load(const char *dir, struct config *cfg)
 		if (cfg->strict_permissions)
 			check_plugin_permissions(cfg, &cfg->workers[i]);
 	}
+	check_listen_clashes(cfg, &e);
 	check_requires_cycles(cfg);
 
 	for (size_t i = 0; i < e.n; i++)

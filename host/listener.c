@@ -51,7 +51,10 @@ static int clear_unix_path(const struct worker *w, const char *address, const ch
 	if (probe >= 0)
 		close(probe);
 	if (live) {
-		host_log(HOST_ERR, "[%s] listen address %s: another process is listening on %s", w->conf->name, address, path);
+		/* The configuration refuses two workers on one address: this is
+		 * someone else, or a worker that a reload is still stopping. */
+		host_log(HOST_ERR, "[%s] listen address %s: something already listens on %s: another program, another ward host, "
+			 "or a worker of this host that a reload is removing", w->conf->name, address, path);
 		return -1;
 	}
 	if (unlink(path) < 0)

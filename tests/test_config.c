@@ -907,6 +907,116 @@ Test(check, run_with_an_invalid_configuration_exits_1_and_starts_nothing)
 	cr_expect_neq(access(wt.state, F_OK), 0, "the state directory was created: something was started");
 }
 
+/* ---- listen addresses belong to one worker ---- */
+
+Test(config, an_invalid_listen_address_is_an_error_at_the_listen_line)
+{
+	write_file("ward.ini",
+		   "[ward]\n"              /* 1 */
+		   "autoload = no\n"       /* 2 */
+		   "[w]\n"                 /* 3 */
+		   "plugin = p\n"          /* 4 */
+		   "requires = x\n"        /* 5 */
+		   "listen = bogus\n"      /* 6 */
+		   "[x]\n"                 /* 7 */
+		   "plugin = p\n");        /* 8 */
+	fake_plugin("plugins/p.so");
+	load_expecting_error("ward.ini", 6, "[w] listen: ", "expected unix:PATH or tcp:HOST:PORT");
+	cr_expect_eq(cfg.errors.n, 1, "errors:\n%s", all_of(&cfg.errors));
+}
+
+Test(config, two_workers_on_one_unix_path_are_an_error_naming_both)
+{
+	write_file("ward.ini",
+		   "[ward]\n"                         /* 1 */
+		   "autoload = no\n"                  /* 2 */
+		   "[a]\n"                            /* 3 */
+		   "plugin = p\n"                     /* 4 */
+		   "listen = unix:run/a.sock\n"       /* 5 */
+		   "[b]\n"                            /* 6 */
+		   "plugin = p\n"                     /* 7 */
+		   "listen = unix:./run//x/../a.sock\n"); /* 8: the same file, written another way */
+	fake_plugin("plugins/p.so");
+	const char *e = load_expecting_error("ward.ini", 8, "[b] listen: ", "worker 'a' listens there too");
+	char *a_at;
+	cr_assert(asprintf(&a_at, "%s/ward.ini:5", dir) > 0);
+	cr_expect(strstr(e, a_at), "the error should say where worker a's listen line is: %s", e);
+	free(a_at);
+	cr_expect_eq(cfg.errors.n, 1, "one clash, one error:\n%s", all_of(&cfg.errors));
+}
+
+Test(config, a_relative_and_an_absolute_unix_path_to_one_file_clash)
+{
+	char *ini;
+	cr_assert(asprintf(&ini,
+			   "[ward]\n"                     /* 1 */
+			   "autoload = no\n"              /* 2 */
+			   "[a]\n"                        /* 3 */
+			   "plugin = p\n"                 /* 4 */
+			   "listen = unix:s.sock\n"       /* 5 */
+			   "[b]\n"                        /* 6 */
+			   "plugin = p\n"                 /* 7 */
+			   "listen = unix:%s/s.sock\n",   /* 8 */
+			   dir) > 0);
+	write_file("ward.ini", ini);
+	free(ini);
+	fake_plugin("plugins/p.so");
+	load_expecting_error("ward.ini", 8, "[b] listen: ", "worker 'a' listens there too");
+}
+
+Test(config, tcp_addresses_clash_on_one_port_when_hosts_are_equal_or_one_is_every_address)
+{
+	write_file("ward.ini",
+		   "[ward]\n"                            /* 1 */
+		   "autoload = no\n"                     /* 2 */
+		   "[any]\n"                             /* 3 */
+		   "plugin = p\n"                        /* 4 */
+		   "listen = tcp:*:8080\n"               /* 5 */
+		   "[local]\n"                           /* 6 */
+		   "plugin = p\n"                        /* 7 */
+		   "listen = tcp:127.0.0.1:8080\n"       /* 8: inside *:8080 */
+		   "[six]\n"                             /* 9 */
+		   "plugin = p\n"                        /* 10 */
+		   "listen = tcp:[::1]:9000\n"           /* 11 */
+		   "[six2]\n"                            /* 12 */
+		   "plugin = p\n"                        /* 13 */
+		   "listen = tcp:[0:0::1]:09000\n"       /* 14: the same address and port */
+		   "[other]\n"                           /* 15 */
+		   "plugin = p\n"                        /* 16 */
+		   "listen = tcp:127.0.0.1:8081, tcp:127.0.0.2:9000, tcp:[::1]:8081\n"); /* 17: no clash */
+	fake_plugin("plugins/p.so");
+	load_expecting_error("ward.ini", 8, "[local] listen: ", "worker 'any' listens there too, with \"tcp:*:8080\"");
+	load_expecting_error("ward.ini", 14, "[six2] listen: ", "worker 'six' listens there too");
+	cr_expect_eq(cfg.errors.n, 2, "errors:\n%s", all_of(&cfg.errors));
+}
+
+Test(config, one_address_listed_twice_by_one_worker_is_an_error)
+{
+	write_file("ward.ini",
+		   "[ward]\n"                                  /* 1 */
+		   "autoload = no\n"                           /* 2 */
+		   "[w]\n"                                     /* 3 */
+		   "plugin = p\n"                              /* 4 */
+		   "listen = tcp:localhost:80, tcp:LocalHost:80\n"); /* 5 */
+	fake_plugin("plugins/p.so");
+	load_expecting_error("ward.ini", 5, "[w] listen: ", "listed twice");
+}
+
+Test(config, different_listen_addresses_are_fine)
+{
+	write_file("ward.ini",
+		   "[ward]\n"
+		   "autoload = no\n"
+		   "[a]\n"
+		   "plugin = p\n"
+		   "listen = unix:a.sock, tcp:127.0.0.1:8080\n"
+		   "[b]\n"
+		   "plugin = p\n"
+		   "listen = unix:b.sock, tcp:127.0.0.2:8080, tcp:127.0.0.1:8081\n");
+	fake_plugin("plugins/p.so");
+	load_valid();
+}
+
 /* ---- long values, byte order marks, section headers ---- */
 
 static char *repeat(char c, size_t n)
@@ -980,6 +1090,27 @@ Test(config, text_after_the_closing_bracket_of_a_section_header_is_an_error)
 }
 
 /* ---- the same, as `ward check` and `ward run` show it ---- */
+
+Test(check, two_workers_with_one_listen_address_fail_check_naming_both)
+{
+	wt_setup(&wt, "");
+	wt_write_conf(&wt, "workers.ini",
+		      "[web]\n"                          /* 1 */
+		      "plugin = idle\n"                  /* 2 */
+		      "listen = tcp:127.0.0.1:18080\n"   /* 3 */
+		      "[admin]\n"                        /* 4 */
+		      "plugin = idle\n"                  /* 5 */
+		      "autostart = no\n"                 /* 6 */
+		      "listen = tcp:127.0.0.1:18080\n"); /* 7 */
+	char *out, *err;
+	cr_expect_eq(wt_cli(&wt, &out, &err, "check"), 1, "stdout:\n%s\nstderr:\n%s", out, err);
+	cr_expect(strstr(err, "workers.ini:7: [admin] listen: \"tcp:127.0.0.1:18080\": worker 'web' listens there too, with "
+			      "\"tcp:127.0.0.1:18080\" (") && strstr(err, "workers.ini:3); an address can belong to one worker only"),
+		  "the error belongs to the line written last, and names the other worker and its line:\n%s", err);
+	cr_expect_eq(count_lines_with(err, "ward: error: "), 1, "stderr:\n%s", err);
+	cr_expect_eq(wt_cli(&wt, &out, &err, "run"), 1, "ward run must refuse it too: %s", err);
+	cr_expect(strstr(err, "listens there too"), "stderr:\n%s", err);
+}
 
 Test(check, a_value_of_4096_characters_reaches_the_plugin_whole)
 {
