@@ -425,7 +425,7 @@ static const struct key_def host_keys[] = {
 	{"state_dir", K_PATH, "state", H(state_dir), 0, 0},
 	{"log_dir", K_PATH, NULL, H(log_dir), 0, 0},
 	{"autoload", K_BOOL, "yes", H(autoload), 0, 0},
-	{"strict_permissions", K_BOOL, "no", H(strict_permissions), 0, 0},
+	{"strict_permissions", K_BOOL, "yes", H(strict_permissions), 0, 0},
 	{"log_max_size", K_SIZE, "10M", H(log_max_size), 0, 0},
 	{"log_keep", K_LONG, "5", H(log_keep), 0, 1000},
 	{"history_keep", K_LONG, "10000", H(history_keep), 1, 1000000000},

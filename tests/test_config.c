@@ -205,7 +205,7 @@ Test(config, every_host_setting_has_its_documented_default)
 	cr_expect_str_eq(cfg.log_dir, logs);
 	cr_expect(cfg.autoload, "autoload defaults to yes");
 	cr_expect_eq(cfg.nworkers, 1, "with autoload, plugins/w.so is a worker");
-	cr_expect_not(cfg.strict_permissions);
+	cr_expect(cfg.strict_permissions, "strict_permissions defaults to yes (SPEC §4)");
 	cr_expect_eq(cfg.log_max_size, 10ULL << 20);
 	cr_expect_eq(cfg.log_keep, 5);
 	cr_expect_eq(cfg.history_keep, 10000);
@@ -1017,6 +1017,22 @@ Test(config, different_listen_addresses_are_fine)
 	load_valid();
 }
 
+/* ---- strict_permissions is on by default ---- */
+
+Test(config, strict_permissions_is_on_by_default_and_refuses_a_world_writable_plugin_dir)
+{
+	write_file("ward.ini", "[ward]\nautoload = no\n[w]\nplugin = p\n");
+	fake_plugin("plugins/p.so");
+	char *plugins = path_in_dir("plugins");
+	cr_assert(chmod(plugins, 0777) == 0);
+	const char *e = load_expecting_error("ward.ini", 3, "[w] plugin: ", "refused by strict_permissions");
+	cr_expect(strstr(e, "plugins is writable by everyone: run `chmod go-w "), "%s", e);
+
+	write_file("zz.ini", "[ward]\nstrict_permissions = no\n");
+	load_valid(); /* what an operator who really wants it can still say */
+	free(plugins);
+}
+
 /* ---- long values, byte order marks, section headers ---- */
 
 static char *repeat(char c, size_t n)
@@ -1110,6 +1126,37 @@ Test(check, two_workers_with_one_listen_address_fail_check_naming_both)
 	cr_expect_eq(count_lines_with(err, "ward: error: "), 1, "stderr:\n%s", err);
 	cr_expect_eq(wt_cli(&wt, &out, &err, "run"), 1, "ward run must refuse it too: %s", err);
 	cr_expect(strstr(err, "listens there too"), "stderr:\n%s", err);
+}
+
+Test(check, by_default_a_plugin_in_a_world_writable_directory_is_refused)
+{
+	wt_setup(&wt, "[w]\nplugin = ../open/idle.so\n"); /* relative to conf/ */
+	char cmd[1200];
+	snprintf(cmd, sizeof(cmd), "mkdir %s/open && cp %s/idle.so %s/open/ && chmod 644 %s/open/idle.so && chmod 777 %s/open",
+		 wt.dir, FIXTURE_DIR, wt.dir, wt.dir, wt.dir);
+	cr_assert(system(cmd) == 0);
+	char *out, *err;
+	cr_expect_eq(wt_cli(&wt, &out, &err, "check"), 1, "a plugin anyone could replace was accepted:\n%s%s", out, err);
+	cr_expect(strstr(err, "[w] plugin: refused by strict_permissions: ") &&
+			  strstr(err, "/open is writable by everyone: run `chmod go-w "),
+		  "stderr:\n%s", err);
+	cr_expect_eq(wt_cli(&wt, &out, &err, "run"), 1, "ward run must refuse it too:\n%s", err);
+	cr_expect_neq(access(wt.state, F_OK), 0, "ward run started something");
+	snprintf(cmd, sizeof(cmd), "%s/open", wt.dir);
+	cr_assert(chmod(cmd, 0755) == 0);
+	cr_expect_eq(wt_cli(&wt, &out, &err, "check"), 0, "the fix the message gave did not help:\n%s", err);
+}
+
+Test(check, the_example_configuration_passes_check_with_the_default_strict_permissions)
+{
+	wt_setup(&wt, "");
+	char cmd[1200], errfile[400];
+	snprintf(errfile, sizeof(errfile), "%s/example.err", wt.dir);
+	snprintf(cmd, sizeof(cmd), "timeout 20 %s check -c %s/conf.d >/dev/null 2>%s", WARD_BIN, SOURCE_DIR, errfile);
+	int status = system(cmd);
+	char *err = wt_read(errfile);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "ward check -c conf.d failed:\n%s", err);
+	cr_expect_null(strstr(err ? err : "", "strict_permissions"), "%s", err);
 }
 
 Test(check, a_value_of_4096_characters_reaches_the_plugin_whole)
