@@ -57,15 +57,19 @@ static void add_error_v(struct config *cfg, struct origin at, const char *sectio
 	if (vasprintf(&why, fmt, ap) < 0)
 		why = NULL;
 	char *where = at.line > 0 ? xasprintf("%s:%d", at.file, at.line) : xstrdup(at.file);
-	char *msg;
+	char *raw;
 	if (section && key)
-		msg = xasprintf("%s: [%s] %s: %s", where, section, key, why ? why : "?");
+		raw = xasprintf("%s: [%s] %s: %s", where, section, key, why ? why : "?");
 	else if (section)
-		msg = xasprintf("%s: [%s]: %s", where, section, why ? why : "?");
+		raw = xasprintf("%s: [%s]: %s", where, section, why ? why : "?");
 	else if (key)
-		msg = xasprintf("%s: %s: %s", where, key, why ? why : "?");
+		raw = xasprintf("%s: %s: %s", where, key, why ? why : "?");
 	else
-		msg = xasprintf("%s: %s", where, why ? why : "?");
+		raw = xasprintf("%s: %s", where, why ? why : "?");
+	/* Names and values come from the file: a stray ESC or byte order mark
+	 * must show as such, not act on the terminal or hide. */
+	char *msg = escape_invisible(raw);
+	free(raw);
 	/* A bad [defaults] value reaches every worker: say it once. */
 	bool seen = false;
 	for (size_t i = 0; i < cfg->errors.n && !seen; i++)
@@ -477,6 +481,15 @@ static void split_list(const char *value, struct strv *out)
 	}
 }
 
+/* "expected a whole number from MIN to MAX", plus `more`. The text lives
+ * until the next call: every caller reports it at once. */
+static const char *out_of_range(const struct key_def *def, const char *more)
+{
+	static char why[128];
+	snprintf(why, sizeof(why), "expected a whole number from %ld to %ld%s", def->min, def->max, more);
+	return why;
+}
+
 /* Parses one value into base+def->offset. Returns NULL or the reason it is invalid. */
 static const char *apply_value(const struct config *cfg, void *base, const struct key_def *def,
 			       const char *value)
@@ -494,7 +507,7 @@ static const char *apply_value(const struct config *cfg, void *base, const struc
 	case K_INT:
 	case K_LONG:
 		if (parse_long(value, &l) < 0 || l < def->min || l > def->max)
-			return "expected a whole number in the allowed range (see docs/configuration.md)";
+			return out_of_range(def, "");
 		if (def->kind == K_INT)
 			*(int *)field = (int)l;
 		else
@@ -526,7 +539,7 @@ static const char *apply_value(const struct config *cfg, void *base, const struc
 			return NULL;
 		}
 		if (parse_long(value, &l) < 0 || l < def->min || l > def->max)
-			return "expected a whole number of restarts or 'unlimited'";
+			return out_of_range(def, ", or 'unlimited'");
 		*(long *)field = l;
 		return NULL;
 	case K_LIST:
@@ -696,7 +709,9 @@ static void resolve_plugin(struct config *cfg, struct worker_conf *w, const stru
 		w->plugin = xasprintf("%s/%s.so", cfg->plugin_dir, spec);
 	struct origin at = pe ? pe->at : w->where;
 	struct stat st;
-	if (stat(w->plugin, &st) < 0)
+	if (pe && n == 0)
+		add_error(cfg, at, w->name, "plugin", "invalid value \"\": expected a value: a plugin file stem or a path");
+	else if (stat(w->plugin, &st) < 0)
 		add_error(cfg, at, w->name, "plugin", "unable to find plugin file %s: %s (check plugin_dir, or set plugin = STEM or a path)",
 			  w->plugin, strerror(errno));
 	else if (!S_ISREG(st.st_mode))
@@ -812,10 +827,12 @@ static void warn_near_misses(struct config *cfg, const struct entries *e)
 		    strncmp(en->key, "env.", 4) == 0)
 			continue;
 		const char *near = nearest_key(worker_keys, ARRAY_SIZE(worker_keys), en->key);
-		if (near)
-			strv_push(&cfg->warnings,
-				  xasprintf("%s:%d: [%s] %s: not a ward key, so it is passed to the plugin; did you mean '%s'?",
-					    en->at.file, en->at.line, en->section, en->key, near));
+		if (!near)
+			continue;
+		char *raw = xasprintf("%s:%d: [%s] %s: not a ward key, so it is passed to the plugin; did you mean '%s'?",
+				      en->at.file, en->at.line, en->section, en->key, near);
+		strv_push(&cfg->warnings, escape_invisible(raw));
+		free(raw);
 	}
 }
 

@@ -187,3 +187,52 @@ int mkdir_p(const char *path, unsigned mode)
 	errno = saved_errno;
 	return rc;
 }
+
+/* The length of the valid UTF-8 character at s, its code point in *cp; 0
+ * for a byte that does not start one (overlong forms and surrogates included). */
+static size_t utf8_char(const unsigned char *s, uint32_t *cp)
+{
+	static const uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
+	size_t n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc0 ? 2 : 0;
+	if (n == 0 || s[0] > 0xf4)
+		return 0;
+	uint32_t c = s[0] & (0x7fu >> n);
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80) /* also stops at the terminating NUL */
+			return 0;
+		c = c << 6 | (s[i] & 0x3fu);
+	}
+	if (c < least[n] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return n;
+}
+
+/* Characters a terminal does not show as themselves: controls, and the
+ * invisible ones (zero-width, direction overrides, a byte order mark). */
+static bool invisible(uint32_t c)
+{
+	return c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0xad || (c >= 0x200b && c <= 0x200f) ||
+	       (c >= 0x2028 && c <= 0x202e) || (c >= 0x2060 && c <= 0x206f) || c == 0xfeff;
+}
+
+char *escape_invisible(const char *s)
+{
+	char *out = xmalloc(strlen(s) * 4 + 1), *o = out;
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		uint32_t c = *p;
+		size_t n = c < 0x80 ? 1 : utf8_char(p, &c);
+		if (n > 0 && !invisible(c)) {
+			memcpy(o, p, n);
+			o += n;
+		} else {
+			n = n ? n : 1; /* a byte that is not UTF-8 is escaped on its own */
+			for (size_t i = 0; i < n; i++)
+				o += sprintf(o, "\\x%02x", p[i]);
+		}
+		p += n;
+	}
+	*o = '\0';
+	return out;
+}

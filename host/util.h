@@ -50,4 +50,10 @@ int read_until_eof(int fd, int64_t deadline_ns, char **out, size_t *len);
 /* mkdir -p with the given mode for created components. 0 or -1 (errno set). */
 int mkdir_p(const char *path, unsigned mode);
 
+/* A copy of s (owned by the caller) that shows what a terminal would hide:
+ * control characters, invisible characters such as a byte order mark, and
+ * bytes that are not UTF-8 become \xNN, one per byte. For text read from
+ * files or clients that ends up in a message. */
+char *escape_invisible(const char *s);
+
 #endif

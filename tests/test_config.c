@@ -1105,6 +1105,80 @@ Test(config, text_after_the_closing_bracket_of_a_section_header_is_an_error)
 	cr_expect_eq(cfg.errors.n, 2, "errors:\n%s", all_of(&cfg.errors));
 }
 
+/* ---- messages ---- */
+
+Test(config, range_errors_name_the_range)
+{
+	write_file("ward.ini",
+		   "[ward]\n"               /* 1 */
+		   "autoload = no\n"        /* 2 */
+		   "log_keep = 5000\n"      /* 3 */
+		   "[w]\n"                  /* 4 */
+		   "plugin = p\n"           /* 5 */
+		   "instances = 0\n"        /* 6 */
+		   "max_restarts = -3\n"    /* 7 */
+		   "nice = 40\n");          /* 8 */
+	fake_plugin("plugins/p.so");
+	load_expecting_error("ward.ini", 3, "[ward] log_keep: ", "invalid value \"5000\": expected a whole number from 0 to 1000");
+	load_expecting_error("ward.ini", 6, "[w] instances: ", "invalid value \"0\": expected a whole number from 1 to 1024");
+	load_expecting_error("ward.ini", 7, "[w] max_restarts: ", "expected a whole number from 0 to 1000000, or 'unlimited'");
+	load_expecting_error("ward.ini", 8, "[w] nice: ", "expected a whole number from -20 to 19");
+}
+
+Test(config, an_empty_plugin_value_says_a_value_is_expected)
+{
+	write_file("ward.ini",
+		   "[ward]\n"              /* 1 */
+		   "autoload = no\n"       /* 2 */
+		   "[w]\n"                 /* 3 */
+		   "plugin =\n");          /* 4 */
+	load_expecting_error("ward.ini", 4, "[w] plugin: ", "expected a value");
+	cr_expect_eq(cfg.errors.n, 1, "one mistake, one error:\n%s", all_of(&cfg.errors));
+}
+
+static bool any_raw_byte(const struct strv *sv, unsigned char c)
+{
+	for (size_t i = 0; i < sv->n; i++)
+		if (strchr(sv->v[i], c))
+			return true;
+	return false;
+}
+
+Test(config, control_and_invisible_characters_from_a_file_are_escaped_in_messages)
+{
+	write_file("ward.ini",
+		   "[ward]\n"                          /* 1 */
+		   "autoload = no\n"                   /* 2 */
+		   "\x1b[31mred = 1\n"                 /* 3: an unknown host setting named with an ESC */
+		   "[w]\n"                             /* 4 */
+		   "plugin = p\n"                      /* 5 */
+		   "interval = 5\x07s\n"               /* 6: a BEL in a value */
+		   "\xef\xbb\xbf[x]\n"                 /* 7: a byte order mark in the middle of a file */
+		   "inherit_en\x1b = x\n"              /* 8: a near miss of inherit_env: a warning */
+		   "instances = 2\xff\n"               /* 9: not UTF-8 */
+		   "a \xe2\x80\xae line\n");            /* 10: a right-to-left override */
+	fake_plugin("plugins/p.so");
+	load_expecting_error("ward.ini", 3, "[ward] \\x1b[31mred: ", "unknown host setting");
+	load_expecting_error("ward.ini", 6, "[w] interval: ", "invalid value \"5\\x07s\"");
+	load_expecting_error("ward.ini", 7, "", "found \"\\xef\\xbb\\xbf[x]\"");
+	load_expecting_error("ward.ini", 9, "[w] instances: ", "invalid value \"2\\xff\"");
+	load_expecting_error("ward.ini", 10, "", "found \"a \\xe2\\x80\\xae line\"");
+	cr_expect_not(any_raw_byte(&cfg.errors, 0x1b) || any_raw_byte(&cfg.errors, 0x07) ||
+			      any_raw_byte(&cfg.errors, 0xef) || any_raw_byte(&cfg.errors, 0xff) ||
+			      any_raw_byte(&cfg.errors, 0xe2),
+		      "a raw control or invisible byte reached a message:\n%s", all_of(&cfg.errors));
+	cr_assert_eq(cfg.warnings.n, 1, "warnings:\n%s", all_of(&cfg.warnings));
+	cr_expect(strstr(cfg.warnings.v[0], "ward.ini:8: [w] inherit_en\\x1b: not a ward key"), "%s", cfg.warnings.v[0]);
+	cr_expect_not(any_raw_byte(&cfg.warnings, 0x1b), "warnings:\n%s", all_of(&cfg.warnings));
+}
+
+Test(config, printable_utf8_in_messages_is_kept_as_it_is)
+{
+	write_file("ward.ini", "[ward]\nautoload = no\n[w]\nplugin = p\ninterval = fünf\n");
+	fake_plugin("plugins/p.so");
+	load_expecting_error("ward.ini", 5, "[w] interval: ", "invalid value \"fünf\"");
+}
+
 /* ---- the same, as `ward check` and `ward run` show it ---- */
 
 Test(check, two_workers_with_one_listen_address_fail_check_naming_both)
@@ -1173,3 +1247,12 @@ Test(check, a_value_of_4096_characters_reaches_the_plugin_whole)
 	ward_harness_free(h);
 }
 
+Test(check, check_output_carries_no_raw_control_bytes_from_the_file)
+{
+	wt_setup(&wt, "[w]\nplugin = idle\ninterval = \x1b]0;owned\x07\n");
+	char *out, *err;
+	cr_expect_eq(wt_cli(&wt, &out, &err, "check"), 1, "stdout:\n%s\nstderr:\n%s", out, err);
+	cr_expect(strstr(err, "invalid value \"\\x1b]0;owned\\x07\""), "stderr:\n%s", err);
+	cr_expect_null(strchr(err, '\x1b'), "a raw ESC reached the terminal:\n%s", err);
+	cr_expect_null(strchr(err, '\x07'), "a raw BEL reached the terminal:\n%s", err);
+}
