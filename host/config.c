@@ -720,7 +720,7 @@ static void resolve_plugin(struct config *cfg, struct worker_conf *w, const stru
 
 /* A key of [defaults] or of the worker's section that is not a ward key:
  * env.NAME becomes environment, anything else is the plugin's. */
-static void add_extra_key(struct config *cfg, struct worker_conf *w, const struct entry *en)
+static void add_extra_key(struct config *cfg, struct worker_conf *w, const struct entry *en, int shared)
 {
 	if (strncmp(en->key, "env.", 4) == 0) {
 		const char *var = en->key + 4;
@@ -734,12 +734,17 @@ static void add_extra_key(struct config *cfg, struct worker_conf *w, const struc
 	}
 	w->plugin_key_at = xrealloc(w->plugin_key_at, (w->plugin_keys.n + 1) * sizeof(*w->plugin_key_at));
 	w->plugin_key_at[w->plugin_keys.n] = en->at;
+	w->plugin_key_shared = xrealloc(w->plugin_key_shared, (w->plugin_keys.n + 1) * sizeof(*w->plugin_key_shared));
+	w->plugin_key_shared[w->plugin_keys.n] = shared;
+	if (shared >= 0)
+		cfg->shared_keys[shared].takers++;
 	strv_push(&w->plugin_keys, xasprintf("%s=%s", en->key, en->value));
 }
 
-void config_forget_warning(struct config *cfg, struct origin at, const char *section, const char *key)
+void config_forget_warning(struct config *cfg, struct origin at)
 {
-	char *prefix = xasprintf("%s:%d: [%s] %s: ", at.file, at.line, section, key);
+	char *raw = xasprintf("%s:%d: ", at.file, at.line), *prefix = escape_invisible(raw);
+	free(raw);
 	size_t kept = 0;
 	for (size_t i = 0; i < cfg->warnings.n; i++) {
 		if (strncmp(cfg->warnings.v[i], prefix, strlen(prefix)) == 0)
@@ -810,10 +815,10 @@ static bool load_worker(struct config *cfg, const struct entries *e, const char 
 
 	for (size_t i = 0; i < defs.n; i++)
 		if (!is_worker_key(defs.v[i].key) && !find_key(own, defs.v[i].key))
-			add_extra_key(cfg, w, &defs.v[i]);
+			add_extra_key(cfg, w, &defs.v[i], (int)i);
 	for (size_t i = 0; i < own.n; i++)
 		if (!is_worker_key(own.v[i].key))
-			add_extra_key(cfg, w, &own.v[i]);
+			add_extra_key(cfg, w, &own.v[i], -1);
 	return true;
 }
 
@@ -1167,6 +1172,17 @@ static void free_worker(struct worker_conf *w)
 	free(w->workdir);
 	strv_free(&w->plugin_keys);
 	free(w->plugin_key_at);
+	free(w->plugin_key_shared);
+}
+
+/* One shared_key per key of [defaults] (indexed like its sorted run). */
+static void note_shared_keys(struct config *cfg, const struct entries *e)
+{
+	struct section_run defs = find_section(e, "defaults");
+	cfg->shared_keys = xcalloc(defs.n ? defs.n : 1, sizeof(*cfg->shared_keys));
+	cfg->nshared_keys = defs.n;
+	for (size_t i = 0; i < defs.n; i++)
+		cfg->shared_keys[i] = (struct shared_key){.key = xstrdup(defs.v[i].key), .at = defs.v[i].at};
 }
 
 /* Parses every ward key of [defaults] into a scratch worker, for its errors only. */
@@ -1213,6 +1229,7 @@ int config_load(const char *dir, struct config *cfg)
 	/* [defaults] is checked once on its own, so its errors show even with no
 	 * workers; the same errors found again per worker are dropped as repeats. */
 	check_defaults(cfg, &e);
+	note_shared_keys(cfg, &e);
 	for (size_t i = 0; i < names.n; i++) {
 		struct worker_conf *w = &cfg->workers[cfg->nworkers];
 		if (load_worker(cfg, &e, names.v[i], w))
@@ -1250,6 +1267,9 @@ void config_free(struct config *cfg)
 	strv_free(&cfg->errors);
 	strv_free(&cfg->warnings);
 	strv_free(&cfg->files);
+	for (size_t i = 0; i < cfg->nshared_keys; i++)
+		free(cfg->shared_keys[i].key);
+	free(cfg->shared_keys);
 	*cfg = (struct config){0};
 }
 

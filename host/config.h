@@ -46,8 +46,18 @@ struct worker_conf {
 	struct limit_conf limit_nofile, limit_memory, limit_cpu, limit_core;
 	struct strv plugin_keys; /* "key=value" for every key that is not ward's */
 	struct origin *plugin_key_at; /* where each plugin key was written; owned */
+	int *plugin_key_shared;  /* each plugin key's index in config.shared_keys, or -1: the worker's own */
 	struct origin where;     /* the section's [header] line, or the plugin dir when autoloaded */
 	struct origin requires_at; /* the requires line, for dependency messages */
+};
+
+/* A plugin key of [defaults]: every worker that does not set it itself gets
+ * it, except those whose plugin declares .options without it. */
+struct shared_key {
+	char *key;
+	struct origin at;
+	size_t takers;  /* workers that kept it */
+	size_t refused; /* workers whose plugin does not declare it (options_check) */
 };
 
 struct config {
@@ -61,6 +71,8 @@ struct config {
 	struct strv errors;   /* one line each: "FILE:LINE: [section] key: reason" */
 	struct strv warnings;
 	struct strv files;    /* the files read, owning the names origins point to */
+	struct shared_key *shared_keys; /* one per key of [defaults], in its sorted order */
+	size_t nshared_keys;
 };
 
 /* Reads DIR. Returns 0 when the configuration is valid; otherwise -1 with
@@ -72,8 +84,9 @@ struct worker_conf *config_find_worker(const struct config *cfg, const char *nam
 void config_error(struct config *cfg, struct origin at, const char *section, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 size_t config_edit_distance(const char *a, const char *b);
-/* Drops the near-miss warning about a key that turned out to be a declared plugin option. */
-void config_forget_warning(struct config *cfg, struct origin at, const char *section, const char *key);
+/* Drops the near-miss warning about the key at `at`: it turned out to be a
+ * declared plugin option, or an error about it says more. */
+void config_forget_warning(struct config *cfg, struct origin at);
 /* The ward worker key one or two letters away from key, or NULL. */
 const char *config_nearest_worker_key(const char *key);
 

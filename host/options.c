@@ -172,31 +172,83 @@ static const char *suggest(const struct option_table *t, const char *key, size_t
 	return best ? best : host;
 }
 
-void options_check(struct config *cfg, const struct worker_conf *w, const struct option_table *t)
+/* Takes plugin key i away from w: a [defaults] key its plugin does not declare. */
+static void drop_plugin_key(struct config *cfg, struct worker_conf *w, size_t i)
+{
+	int shared = w->plugin_key_shared[i];
+	cfg->shared_keys[shared].takers--;
+	cfg->shared_keys[shared].refused++;
+	explicit_bzero(w->plugin_keys.v[i], strlen(w->plugin_keys.v[i])); /* a value may be a secret */
+	free(w->plugin_keys.v[i]);
+	size_t rest = w->plugin_keys.n - i - 1;
+	memmove(&w->plugin_keys.v[i], &w->plugin_keys.v[i + 1], rest * sizeof(*w->plugin_keys.v));
+	memmove(&w->plugin_key_at[i], &w->plugin_key_at[i + 1], rest * sizeof(*w->plugin_key_at));
+	memmove(&w->plugin_key_shared[i], &w->plugin_key_shared[i + 1], rest * sizeof(*w->plugin_key_shared));
+	w->plugin_keys.n--;
+}
+
+/* A key the plugin does not declare, from the worker's own section: one
+ * error (it replaces the near-miss warning about the same line). */
+static void refuse_own_key(struct config *cfg, const struct worker_conf *w, size_t i, const char *key,
+			   const struct option_table *t)
+{
+	struct origin at = w->plugin_key_at[i];
+	const char *near = suggest(t, key, strlen(key));
+	config_forget_warning(cfg, at);
+	if (near)
+		config_error(cfg, at, w->name, key, "not an option of this plugin; did you mean '%s'?", near);
+	else
+		config_error(cfg, at, w->name, key, "not an option of this plugin (`ward test --describe %s` lists them)", w->plugin);
+}
+
+void options_check(struct config *cfg, struct worker_conf *w, const struct option_table *t)
 {
 	if (!t->declared)
 		return;
-	for (size_t i = 0; i < w->plugin_keys.n; i++) {
+	for (size_t i = 0; i < w->plugin_keys.n;) {
 		const char *kv = w->plugin_keys.v[i], *eq = strchr(kv, '=');
 		size_t len = (size_t)(eq - kv);
 		char *key = xstrndup(kv, len);
 		const struct option_decl *o = find_option(t, kv, len);
-		const char *near, *why;
+		bool shared = w->plugin_key_shared[i] >= 0;
+		const char *why;
 		if (o)
-			config_forget_warning(cfg, w->plugin_key_at[i], w->name, key);
-		if (!o && (near = suggest(t, kv, len)))
-			config_error(cfg, w->plugin_key_at[i], w->name, key, "not an option of this plugin; did you mean '%s'?", near);
-		else if (!o)
-			config_error(cfg, w->plugin_key_at[i], w->name, key, "not an option of this plugin (`ward test --describe %s` lists them)", w->plugin);
+			config_forget_warning(cfg, w->plugin_key_at[i]);
+		if (!o && shared) {
+			/* [defaults] is for every plugin that takes the key, not an error for the others */
+			drop_plugin_key(cfg, w, i);
+			free(key);
+			continue;
+		}
+		if (!o)
+			refuse_own_key(cfg, w, i, key, t);
 		else if ((why = type_mismatch(o, eq + 1)))
-			config_error(cfg, w->plugin_key_at[i], w->name, key, "invalid value \"%s\": expected %s%s%s", eq + 1, why,
+			config_error(cfg, w->plugin_key_at[i], shared ? "defaults" : w->name, key,
+				     "invalid value \"%s\": expected %s%s%s", eq + 1, why,
 				     o->type == WARD_OPT_ENUM ? ": " : "", o->type == WARD_OPT_ENUM ? o->choices : "");
 		free(key);
+		i++;
 	}
 	for (size_t i = 0; i < t->n; i++)
 		if (t->v[i].required && !find_option_in_keys(w, t->v[i].name))
 			config_error(cfg, w->where, w->name, t->v[i].name, "required by the plugin but not set%s%s",
 				     t->v[i].help ? ": " : "", t->v[i].help ? t->v[i].help : "");
+}
+
+/* After every plugin was checked: a [defaults] key that every plugin which
+ * saw it turned down, one or two letters from a ward key, is that ward key
+ * misspelt. One error, instead of the warning config_load gave. */
+static void check_shared_keys(struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->nshared_keys; i++) {
+		const struct shared_key *k = &cfg->shared_keys[i];
+		const char *near = k->refused && !k->takers ? config_nearest_worker_key(k->key) : NULL;
+		if (!near)
+			continue;
+		config_forget_warning(cfg, k->at);
+		config_error(cfg, k->at, "defaults", k->key, "not a ward key, and no worker's plugin declares it; did you mean '%s'?",
+			     near);
+	}
 }
 
 size_t options_check_all(struct config *cfg, struct strv *load_errors)
@@ -224,5 +276,6 @@ size_t options_check_all(struct config *cfg, struct strv *load_errors)
 				options_check(cfg, &cfg->workers[k], &t);
 		options_free(&t);
 	}
+	check_shared_keys(cfg);
 	return failed;
 }

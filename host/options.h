@@ -32,8 +32,9 @@ void options_write(const struct ward_option *opts, FILE *out);
 void options_read(const char *text, struct option_table *t);
 void options_free(struct option_table *t);
 void options_print(const struct option_table *t, FILE *out);
-/* Adds an error to cfg for every key of w that the table refuses. */
-void options_check(struct config *cfg, const struct worker_conf *w, const struct option_table *t);
+/* Adds an error to cfg for every key of w that the table refuses. A key of
+ * [defaults] the table does not declare is no error: it is taken out of w. */
+void options_check(struct config *cfg, struct worker_conf *w, const struct option_table *t);
 /* Probes every distinct plugin of cfg (one process each) and checks its
  * workers' keys. A plugin that does not load is left to fail when started,
  * unless load_errors is given: then "plugin PATH (worker NAME): REASON: MSG"

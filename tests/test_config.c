@@ -1247,6 +1247,76 @@ Test(check, a_value_of_4096_characters_reaches_the_plugin_whole)
 	ward_harness_free(h);
 }
 
+Test(check, a_plugin_key_in_defaults_goes_to_the_plugins_that_take_it_and_is_no_error_for_others)
+{
+	wt_setup(&wt, "[defaults]\ngreeting = hi\nname = shared\n"
+		      "[declares]\nplugin = cfg_declares\n"
+		      "[echo]\nplugin = conf_echo\n");
+	char *out, *err;
+	cr_expect_eq(wt_cli(&wt, &out, &err, "check"), 0, "stdout:\n%s\nstderr:\n%s", out, err);
+	cr_expect_null(strstr(err, "greeting"), "stderr:\n%s", err);
+	cr_expect_null(strstr(err, "name"), "stderr:\n%s", err);
+	wt_start(&wt);
+	cr_expect(wt_wait_log(&wt, 10000, "declares", "name=shared greeting=(null)"),
+		  "a declared [defaults] key must reach the plugin, an undeclared one must not:\n%s", wt_log(&wt, "declares"));
+	cr_expect(wt_wait_log(&wt, 10000, "echo", "greeting=hi"), "a plugin without .options takes every key:\n%s",
+		  wt_log(&wt, "echo"));
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
+
+Test(check, a_misspelt_host_key_for_a_plugin_with_options_is_one_error)
+{
+	wt_setup(&wt, "[w]\n"              /* 6 (support's [ward] takes lines 1-5) */
+		      "plugin = cfg_declares\n" /* 7 */
+		      "intervall = 2s\n");  /* 8 */
+	char *out, *err;
+	cr_expect_eq(wt_cli(&wt, &out, &err, "check"), 1, "stdout:\n%s\nstderr:\n%s", out, err);
+	cr_expect(strstr(err, "ward: error: ") && strstr(err, "ward.ini:8: [w] intervall: not an option of this plugin; did you mean 'interval'?"),
+		  "stderr:\n%s", err);
+	cr_expect_eq(count_lines_with(err, "intervall"), 1, "one mistake, one message:\n%s", err);
+	cr_expect_null(strstr(err, "warning"), "stderr:\n%s", err);
+}
+
+Test(check, a_misspelt_host_key_in_defaults_that_no_plugin_takes_is_one_error)
+{
+	wt_setup(&wt, "[defaults]\n"           /* 6 */
+		      "restart_dealy = 5s\n"  /* 7 */
+		      "[a]\nplugin = cfg_declares\n"
+		      "[b]\nplugin = options_demo\nname = b\n");
+	char *out, *err;
+	cr_expect_eq(wt_cli(&wt, &out, &err, "check"), 1, "stdout:\n%s\nstderr:\n%s", out, err);
+	cr_expect(strstr(err, "ward.ini:7: [defaults] restart_dealy: not a ward key, and no worker's plugin declares it; did you mean 'restart_delay'?"),
+		  "stderr:\n%s", err);
+	cr_expect_eq(count_lines_with(err, "restart_dealy"), 1, "one mistake, one message:\n%s", err);
+	cr_expect_eq(count_lines_with(err, "ward: error: "), 1, "stderr:\n%s", err);
+}
+
+Test(check, a_near_miss_in_defaults_that_a_plugin_without_options_takes_stays_one_warning)
+{
+	wt_setup(&wt, "[defaults]\n"           /* 6 */
+		      "restart_dealy = 5s\n"  /* 7 */
+		      "[a]\nplugin = cfg_declares\n"
+		      "[b]\nplugin = conf_echo\n");
+	char *out, *err;
+	cr_expect_eq(wt_cli(&wt, &out, &err, "check"), 0, "stdout:\n%s\nstderr:\n%s", out, err);
+	cr_expect(strstr(err, "ward: warning: ") && strstr(err, "ward.ini:7: [defaults] restart_dealy: not a ward key, so it is passed to the plugin; did you mean 'restart_delay'?"),
+		  "stderr:\n%s", err);
+	cr_expect_eq(count_lines_with(err, "restart_dealy"), 1, "stderr:\n%s", err);
+}
+
+Test(check, a_bad_value_in_defaults_for_declared_options_is_reported_once)
+{
+	wt_setup(&wt, "[defaults]\n"           /* 6 */
+		      "count = many\n"        /* 7 */
+		      "name = x\n"
+		      "[a]\nplugin = options_demo\n"
+		      "[b]\nplugin = options_demo\n");
+	char *out, *err;
+	cr_expect_eq(wt_cli(&wt, &out, &err, "check"), 1, "stdout:\n%s\nstderr:\n%s", out, err);
+	cr_expect(strstr(err, "ward.ini:7: [defaults] count: invalid value \"many\": expected a whole number"), "stderr:\n%s", err);
+	cr_expect_eq(count_lines_with(err, "ward: error: "), 1, "stderr:\n%s", err);
+}
+
 Test(check, check_output_carries_no_raw_control_bytes_from_the_file)
 {
 	wt_setup(&wt, "[w]\nplugin = idle\ninterval = \x1b]0;owned\x07\n");
