@@ -12,10 +12,10 @@
 #include "config.h"
 #include "units.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <arpa/inet.h>
 #include <ini.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -1001,11 +1001,11 @@ static int listen_use_cmp(const void *pa, const void *pb)
 
 static void report_clash(struct config *cfg, const struct listen_use *u, const struct listen_use *first)
 {
-	if (first->w == u->w)
-		add_error(cfg, u->at, u->w->name, "listen", "\"%s\": listed twice%s%s%s", u->address,
-			  strcmp(first->address, u->address) ? " (also as \"" : "",
-			  strcmp(first->address, u->address) ? first->address : "",
-			  strcmp(first->address, u->address) ? "\")" : "");
+	if (first->w == u->w && strcmp(first->address, u->address) == 0)
+		add_error(cfg, u->at, u->w->name, "listen", "\"%s\": listed twice", u->address);
+	else if (first->w == u->w)
+		add_error(cfg, u->at, u->w->name, "listen", "\"%s\": listed twice (also as \"%s\")", u->address,
+			  first->address);
 	else
 		add_error(cfg, u->at, u->w->name, "listen",
 			  "\"%s\": worker '%s' listens there too, with \"%s\" (%s:%d); an address can belong to one worker only",
@@ -1027,9 +1027,9 @@ static void check_listen_clashes(struct config *cfg, const struct entries *e)
 			const char *a = w->listen.v[k];
 			if (check_listen_address(a))
 				continue; /* reported already */
-			struct listen_use *u = &uses[n++];
+			struct listen_use *u = &uses[n];
 			*u = (struct listen_use){.w = w, .address = a, .at = key_origin(e, w, "listen"),
-						 .tcp = strncmp(a, "tcp:", 4) == 0, .seq = n - 1};
+						 .tcp = strncmp(a, "tcp:", 4) == 0, .seq = n++};
 			if (u->tcp)
 				normal_tcp(a, u);
 			else
