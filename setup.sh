@@ -18,9 +18,11 @@ if [ -n "$missing" ]; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing
 fi
 # strict_permissions (on by default) refuses plugins in directories others
-# may write to: build/ and its plugins must not be group-writable, whatever
-# umask the caller has (002 is common for users with a group of their own).
+# may write to: the checkout, build/ and its plugins (what conf.d/ loads)
+# must not be group-writable, whatever umask the caller has (002 is common
+# for users with a group of their own).
 umask 022
 cmake -S . -B build ${WARD_CMAKE_FLAGS:-}
 cmake --build build -j "$(nproc)"
+chmod go-w .
 chmod -R go-w build
