@@ -241,10 +241,10 @@ Test(ondemand, an_address_that_cannot_be_bound_names_the_worker_and_the_address)
 
 Test(ondemand, a_malformed_address_is_a_configuration_error_with_worker_and_key)
 {
-	wt_setup(&wt, "[w]\nplugin = echo_server\nlisten = tcp:localhost\n");
+	wt_setup(&wt, "[w]\nplugin = echo_server\nlisten = tcp:localhost\n"); /* lines 6 to 8 */
 	char *err;
 	cr_expect_eq(wt_cli(&wt, NULL, &err, "check"), 1);
-	cr_expect(strstr(err, "ward.ini:6: [w] listen: \"tcp:localhost\": expected tcp:HOST:PORT"), "%s", err);
+	cr_expect(strstr(err, "ward.ini:8: [w] listen: \"tcp:localhost\": expected tcp:HOST:PORT"), "%s", err);
 }
 
 Test(ondemand, start_by_requires_works_on_a_socket_worker)
