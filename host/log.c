@@ -147,32 +147,43 @@ static void reopen_if_gone(struct log_file *lf)
 	host_log(HOST_WARN, "[%s] log %s was deleted or replaced: writing a new one", lf->name, lf->path);
 }
 
-void log_flush(struct log_file *lf)
+/* How much of the pending lines from `off` on goes into the current file:
+ * up to the end of the line with which it reaches max_size, so a file is
+ * rotated at that line and not a whole batch (up to 128 KiB) later. */
+static size_t part_for_file(const struct log_file *lf, size_t off)
 {
-	if (lf->len == 0)
-		return;
+	size_t rest = lf->len - off;
+	if (!lf->max_size || lf->size + rest < lf->max_size)
+		return rest;
+	size_t room = lf->size < lf->max_size ? (size_t)(lf->max_size - lf->size) : 1;
+	const char *nl = memchr(lf->buf + off + room - 1, '\n', rest - (room - 1));
+	return nl ? (size_t)(nl - (lf->buf + off)) + 1 : rest;
+}
+
+/* Writes n bytes to the file, opening it first when needed; -1 when they
+ * could not be written (reported). */
+static int write_part(struct log_file *lf, const char *part, size_t n)
+{
 	reopen_if_gone(lf);
-	if (lf->fd < 0 && open_file(lf) < 0) {
+	if ((lf->fd < 0 && open_file(lf) < 0) || write_all(lf->fd, part, n) < 0) {
 		report_failure(lf, errno);
-	} else if (write_all(lf->fd, lf->buf, lf->len) < 0) {
-		report_failure(lf, errno);
-	} else {
-		lf->size += lf->len;
-		if (lf->failing) {
-			host_log(HOST_INFO, "[%s] log %s is writable again; %llu lines were dropped",
-				 lf->name, lf->path, (unsigned long long)lf->dropped);
-			lf->failing = 0;
-			lf->dropped = 0;
-		}
-		lf->len = 0;
-		if (lf->max_size && lf->size >= lf->max_size)
-			rotate(lf);
-		return;
+		return -1;
 	}
-	/* Count what is lost and start again: a log must never grow the host without bound. */
-	for (size_t i = 0; i < lf->len; i++)
+	lf->size += n;
+	if (lf->failing) {
+		host_log(HOST_INFO, "[%s] log %s is writable again; %llu lines were dropped", lf->name, lf->path,
+			 (unsigned long long)lf->dropped);
+		lf->failing = 0;
+		lf->dropped = 0;
+	}
+	return 0;
+}
+
+/* Counts what is lost from `off` on: a log must never grow the host without bound. */
+static void drop_unwritten(struct log_file *lf, size_t off)
+{
+	for (size_t i = off; i < lf->len; i++)
 		lf->dropped += lf->buf[i] == '\n';
-	lf->len = 0;
 	if (lf->fd >= 0) {
 		/* A write cut short (disk full) leaves part of a line: remove it, so the
 		 * next line written does not merge with it. The host is the only writer. */
@@ -181,6 +192,22 @@ void log_flush(struct log_file *lf)
 		close(lf->fd);
 		lf->fd = -1;
 	}
+}
+
+void log_flush(struct log_file *lf)
+{
+	size_t off = 0;
+	while (off < lf->len) {
+		size_t n = part_for_file(lf, off);
+		if (write_part(lf, lf->buf + off, n) < 0) {
+			drop_unwritten(lf, off);
+			break;
+		}
+		off += n;
+		if (lf->max_size && lf->size >= lf->max_size)
+			rotate(lf);
+	}
+	lf->len = 0;
 }
 
 /* "2026-11-23T15:45:28.123Z", recomputing the calendar part once a second. */
