@@ -123,6 +123,27 @@ static void rotate(struct log_file *lf)
 		report_failure(lf, errno);
 }
 
+/* Whether the path no longer names the open file. Only a missing path
+ * (ENOENT, or ENOTDIR: its directory replaced by a file) or another file
+ * there says so. Any other error (EACCES: the directory's permissions
+ * changed) proves nothing, and the open file keeps working: said once. */
+static bool path_lost(struct log_file *lf, const struct stat *open_file)
+{
+	struct stat at_path;
+	if (stat(lf->path, &at_path) == 0) {
+		lf->check_failing = 0;
+		return at_path.st_ino != open_file->st_ino || at_path.st_dev != open_file->st_dev;
+	}
+	if (errno == ENOENT || errno == ENOTDIR)
+		return true;
+	if (lf->check_failing != errno) {
+		lf->check_failing = errno;
+		host_log(HOST_WARN, "[%s] unable to check that log %s is still there: %s; writing on to the open file",
+			 lf->name, lf->path, strerror(errno));
+	}
+	return false;
+}
+
 /* The file was deleted (or replaced) under the host: writing on into the
  * unlinked file would lose every line. Start a new one at the path.
  * Deletion is caught at every flush (one fstat: no link left); a file
@@ -130,15 +151,14 @@ static void rotate(struct log_file *lf)
  * hot path of a chatty worker. */
 static void reopen_if_gone(struct log_file *lf)
 {
-	struct stat open_file, at_path;
+	struct stat open_file;
 	if (lf->fd < 0 || fstat(lf->fd, &open_file) < 0)
 		return;
 	bool gone = open_file.st_nlink == 0;
 	int64_t now = mono_ns();
 	if (!gone && now - lf->checked_ns >= NS_PER_SEC) {
 		lf->checked_ns = now;
-		gone = stat(lf->path, &at_path) < 0 || at_path.st_ino != open_file.st_ino ||
-		       at_path.st_dev != open_file.st_dev;
+		gone = path_lost(lf, &open_file);
 	}
 	if (!gone)
 		return;

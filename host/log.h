@@ -27,6 +27,7 @@ struct log_file {
 	uint64_t dropped;  /* lines lost while the file could not be written */
 	int failing;       /* errno of the failure being reported, 0 when healthy */
 	int64_t checked_ns; /* when the file was last compared with its path */
+	int check_failing;  /* errno of a failed comparison being reported, 0 when none */
 };
 
 int log_open(struct log_file *lf, const char *dir, const char *name, uint64_t max_size, int keep);
