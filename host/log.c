@@ -25,13 +25,27 @@ void host_log_quiet(bool q)
 	quiet = q;
 }
 
+/* systemd connects stderr to the journal and names that stream in
+ * JOURNAL_STREAM ("DEVICE:INODE"). A stderr redirected since (by a shell, a
+ * wrapper script) keeps the variable but is another file: plain lines then. */
+static bool stderr_is_journal(void)
+{
+	const char *v = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	char extra;
+	struct stat st;
+	if (!v || sscanf(v, "%llu:%llu%c", &dev, &ino, &extra) != 2 || fstat(STDERR_FILENO, &st) < 0)
+		return false;
+	return st.st_dev == dev && st.st_ino == ino;
+}
+
 void host_log(enum host_level level, const char *fmt, ...)
 {
 	if (quiet)
 		return;
 	static int journal = -1;
 	if (journal < 0)
-		journal = getenv("JOURNAL_STREAM") != NULL;
+		journal = stderr_is_journal();
 	char msg[2048];
 	va_list ap;
 	va_start(ap, fmt);
