@@ -181,6 +181,20 @@ static void reopen_if_gone(struct log_file *lf)
 	host_log(HOST_WARN, "[%s] log %s was deleted or replaced: writing a new one", lf->name, lf->path);
 }
 
+int log_reopen(struct log_file *lf)
+{
+	log_flush(lf); /* lines read before the signal belong to the old file */
+	if (lf->fd >= 0)
+		close(lf->fd);
+	lf->fd = -1;
+	lf->checked_ns = mono_ns();
+	if (open_file(lf) < 0) {
+		report_failure(lf, errno);
+		return -1;
+	}
+	return 0;
+}
+
 /* How much of the pending lines from `off` on goes into the current file:
  * up to the end of the line with which it reaches max_size, so a file is
  * rotated at that line and not a whole batch (up to 128 KiB) later. */

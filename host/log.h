@@ -32,6 +32,10 @@ struct log_file {
 
 int log_open(struct log_file *lf, const char *dir, const char *name, uint64_t max_size, int keep);
 void log_close(struct log_file *lf);
+/* Writes what is pending, closes the file and opens its path again: after an
+ * external logrotate renamed it, new lines go to a new file of that name.
+ * Returns -1 (reported) when the path cannot be opened; writing retries. */
+int log_reopen(struct log_file *lf);
 /* New rotation settings (a reload); applied from the next write. */
 void log_settings(struct log_file *lf, uint64_t max_size, int keep);
 
