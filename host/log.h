@@ -39,8 +39,9 @@ int log_reopen(struct log_file *lf);
 /* New rotation settings (a reload); applied from the next write. */
 void log_settings(struct log_file *lf, uint64_t max_size, int keep);
 
-/* Appends one line (text without its newline). Lines are buffered until
- * log_flush, which the host calls after each batch it read. */
+/* Appends one line (text without its newline), stamped at_ms: the host's
+ * clock when it read the line, never a time the worker supplied. Lines are
+ * buffered until log_flush, which the host calls after each batch it read. */
 void log_line(struct log_file *lf, int64_t at_ms, int instance, pid_t pid, const char *level,
 	      const char *text, size_t len);
 void log_printf(struct log_file *lf, int instance, pid_t pid, const char *level, const char *fmt, ...)
