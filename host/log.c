@@ -245,15 +245,20 @@ static void drop_unwritten(struct log_file *lf, size_t off)
 void log_flush(struct log_file *lf)
 {
 	size_t off = 0;
+	bool split = true;
 	while (off < lf->len) {
-		size_t n = part_for_file(lf, off);
+		size_t n = split ? part_for_file(lf, off) : lf->len - off;
 		if (write_part(lf, lf->buf + off, n) < 0) {
 			drop_unwritten(lf, off);
 			break;
 		}
 		off += n;
-		if (lf->max_size && lf->size >= lf->max_size)
+		if (lf->max_size && lf->size >= lf->max_size) {
 			rotate(lf);
+			/* A rotation that failed (reported) left the same full file
+			 * open: write the rest at once, not one failed rename a line. */
+			split = lf->size < lf->max_size;
+		}
 	}
 	lf->len = 0;
 }
