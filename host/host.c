@@ -17,6 +17,7 @@
 #include "log.h"
 #include "notify.h"
 #include "options.h"
+#include "reason.h"
 #include "loop.h"
 #include "output.h"
 #include "spawner.h"
@@ -288,12 +289,55 @@ static void reload_from_signal(struct host *h)
 struct signal_watch {
 	struct watch watch;
 	struct host *host;
+	bool told[NSIG]; /* an ignored signal is reported the first time only */
 };
+
+/* Signals whose default action would end the host but that ask nothing of it:
+ * a stray one (a logrotate script's USR2, a timer's ALRM, a keyboard's QUIT)
+ * must not end supervision. They are read from the signalfd, reported once
+ * and ignored. Faults (SEGV, BUS, ILL, FPE, TRAP, SYS) and ABRT keep their
+ * default: the host itself is broken, or systemd's watchdog wants a core. */
+static const int ignored_signals[] = {SIGQUIT, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF,
+				      SIGIO,   SIGPWR,  SIGSTKFLT, SIGXCPU};
+
+static void add_ignored_signals(sigset_t *set)
+{
+	for (size_t i = 0; i < sizeof(ignored_signals) / sizeof(ignored_signals[0]); i++)
+		sigaddset(set, ignored_signals[i]);
+	/* Real-time signals end a process by default too; sigaddset refuses
+	 * those glibc (or valgrind) keeps for itself, which is what we want. */
+	for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+		sigaddset(set, sig);
+}
+
+static void report_ignored(struct signal_watch *sw, const struct signalfd_siginfo *si)
+{
+	int sig = (int)si->ssi_signo;
+	if (sig <= 0 || sig >= NSIG || sw->told[sig])
+		return;
+	sw->told[sig] = true;
+	char name[32], from[64] = "from the kernel";
+	signal_name(sig, name, sizeof(name));
+	if (si->ssi_code == SI_USER || si->ssi_code == SI_QUEUE || si->ssi_code == SI_TKILL)
+		snprintf(from, sizeof(from), "from pid %u (uid %u)", si->ssi_pid, si->ssi_uid);
+	host_log(HOST_WARN, "%s %s ignored (SIGTERM or SIGINT stops the host, SIGHUP reloads, SIGUSR1 reopens the logs); "
+			    "any further %s is ignored silently", name, from, name);
+}
+
+/* SIGUSR1: an external logrotate renamed the logs; new lines go to new files. */
+static void reopen_logs(struct host *h)
+{
+	size_t reopened = 0;
+	for (size_t i = 0; i < h->nworkers; i++)
+		reopened += log_reopen(&h->workers[i]->log) == 0;
+	host_log(HOST_INFO, "SIGUSR1: reopened %zu of %zu worker logs", reopened, h->nworkers);
+}
 
 static void on_signal(struct watch *w, uint32_t events)
 {
 	(void)events;
-	struct host *h = container_of(w, struct signal_watch, watch)->host;
+	struct signal_watch *sw = container_of(w, struct signal_watch, watch);
+	struct host *h = sw->host;
 	struct signalfd_siginfo si;
 	bool reap = false;
 	while (read(w->fd, &si, sizeof(si)) == sizeof(si)) {
@@ -308,12 +352,21 @@ static void on_signal(struct watch *w, uint32_t events)
 		case SIGHUP:
 			reload_from_signal(h);
 			break;
+		case SIGUSR1:
+			reopen_logs(h);
+			break;
+		default:
+			report_ignored(sw, &si);
+			break;
 		}
 	}
 	if (reap)
 		reap_children(h);
 }
 
+/* Every signal the host acts on, or that must not end it, arrives on one
+ * signalfd, so it is blocked; workers start with an empty mask and default
+ * actions all the same (child_reset_signals). */
 static int setup_signals(struct signal_watch *sw, struct loop *loop)
 {
 	sigset_t set;
@@ -322,6 +375,8 @@ static int setup_signals(struct signal_watch *sw, struct loop *loop)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	add_ignored_signals(&set);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
 		return -1;
 	signal(SIGPIPE, SIG_IGN);

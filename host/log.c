@@ -25,13 +25,27 @@ void host_log_quiet(bool q)
 	quiet = q;
 }
 
+/* systemd connects stderr to the journal and names that stream in
+ * JOURNAL_STREAM ("DEVICE:INODE"). A stderr redirected since (by a shell, a
+ * wrapper script) keeps the variable but is another file: plain lines then. */
+static bool stderr_is_journal(void)
+{
+	const char *v = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	char extra;
+	struct stat st;
+	if (!v || sscanf(v, "%llu:%llu%c", &dev, &ino, &extra) != 2 || fstat(STDERR_FILENO, &st) < 0)
+		return false;
+	return st.st_dev == dev && st.st_ino == ino;
+}
+
 void host_log(enum host_level level, const char *fmt, ...)
 {
 	if (quiet)
 		return;
 	static int journal = -1;
 	if (journal < 0)
-		journal = getenv("JOURNAL_STREAM") != NULL;
+		journal = stderr_is_journal();
 	char msg[2048];
 	va_list ap;
 	va_start(ap, fmt);
@@ -123,6 +137,27 @@ static void rotate(struct log_file *lf)
 		report_failure(lf, errno);
 }
 
+/* Whether the path no longer names the open file. Only a missing path
+ * (ENOENT, or ENOTDIR: its directory replaced by a file) or another file
+ * there says so. Any other error (EACCES: the directory's permissions
+ * changed) proves nothing, and the open file keeps working: said once. */
+static bool path_lost(struct log_file *lf, const struct stat *open_file)
+{
+	struct stat at_path;
+	if (stat(lf->path, &at_path) == 0) {
+		lf->check_failing = 0;
+		return at_path.st_ino != open_file->st_ino || at_path.st_dev != open_file->st_dev;
+	}
+	if (errno == ENOENT || errno == ENOTDIR)
+		return true;
+	if (lf->check_failing != errno) {
+		lf->check_failing = errno;
+		host_log(HOST_WARN, "[%s] unable to check that log %s is still there: %s; writing on to the open file",
+			 lf->name, lf->path, strerror(errno));
+	}
+	return false;
+}
+
 /* The file was deleted (or replaced) under the host: writing on into the
  * unlinked file would lose every line. Start a new one at the path.
  * Deletion is caught at every flush (one fstat: no link left); a file
@@ -130,15 +165,14 @@ static void rotate(struct log_file *lf)
  * hot path of a chatty worker. */
 static void reopen_if_gone(struct log_file *lf)
 {
-	struct stat open_file, at_path;
+	struct stat open_file;
 	if (lf->fd < 0 || fstat(lf->fd, &open_file) < 0)
 		return;
 	bool gone = open_file.st_nlink == 0;
 	int64_t now = mono_ns();
 	if (!gone && now - lf->checked_ns >= NS_PER_SEC) {
 		lf->checked_ns = now;
-		gone = stat(lf->path, &at_path) < 0 || at_path.st_ino != open_file.st_ino ||
-		       at_path.st_dev != open_file.st_dev;
+		gone = path_lost(lf, &open_file);
 	}
 	if (!gone)
 		return;
@@ -147,32 +181,57 @@ static void reopen_if_gone(struct log_file *lf)
 	host_log(HOST_WARN, "[%s] log %s was deleted or replaced: writing a new one", lf->name, lf->path);
 }
 
-void log_flush(struct log_file *lf)
+int log_reopen(struct log_file *lf)
 {
-	if (lf->len == 0)
-		return;
-	reopen_if_gone(lf);
-	if (lf->fd < 0 && open_file(lf) < 0) {
+	log_flush(lf); /* lines read before the signal belong to the old file */
+	if (lf->fd >= 0)
+		close(lf->fd);
+	lf->fd = -1;
+	lf->checked_ns = mono_ns();
+	if (open_file(lf) < 0) {
 		report_failure(lf, errno);
-	} else if (write_all(lf->fd, lf->buf, lf->len) < 0) {
-		report_failure(lf, errno);
-	} else {
-		lf->size += lf->len;
-		if (lf->failing) {
-			host_log(HOST_INFO, "[%s] log %s is writable again; %llu lines were dropped",
-				 lf->name, lf->path, (unsigned long long)lf->dropped);
-			lf->failing = 0;
-			lf->dropped = 0;
-		}
-		lf->len = 0;
-		if (lf->max_size && lf->size >= lf->max_size)
-			rotate(lf);
-		return;
+		return -1;
 	}
-	/* Count what is lost and start again: a log must never grow the host without bound. */
-	for (size_t i = 0; i < lf->len; i++)
+	return 0;
+}
+
+/* How much of the pending lines from `off` on goes into the current file:
+ * up to the end of the line with which it reaches max_size, so a file is
+ * rotated at that line and not a whole batch (up to 128 KiB) later. */
+static size_t part_for_file(const struct log_file *lf, size_t off)
+{
+	size_t rest = lf->len - off;
+	if (!lf->max_size || lf->size + rest < lf->max_size)
+		return rest;
+	size_t room = lf->size < lf->max_size ? (size_t)(lf->max_size - lf->size) : 1;
+	const char *nl = memchr(lf->buf + off + room - 1, '\n', rest - (room - 1));
+	return nl ? (size_t)(nl - (lf->buf + off)) + 1 : rest;
+}
+
+/* Writes n bytes to the file, opening it first when needed; -1 when they
+ * could not be written (reported). */
+static int write_part(struct log_file *lf, const char *part, size_t n)
+{
+	reopen_if_gone(lf);
+	if ((lf->fd < 0 && open_file(lf) < 0) || write_all(lf->fd, part, n) < 0) {
+		report_failure(lf, errno);
+		return -1;
+	}
+	lf->size += n;
+	if (lf->failing) {
+		host_log(HOST_INFO, "[%s] log %s is writable again; %llu lines were dropped", lf->name, lf->path,
+			 (unsigned long long)lf->dropped);
+		lf->failing = 0;
+		lf->dropped = 0;
+	}
+	return 0;
+}
+
+/* Counts what is lost from `off` on: a log must never grow the host without bound. */
+static void drop_unwritten(struct log_file *lf, size_t off)
+{
+	for (size_t i = off; i < lf->len; i++)
 		lf->dropped += lf->buf[i] == '\n';
-	lf->len = 0;
 	if (lf->fd >= 0) {
 		/* A write cut short (disk full) leaves part of a line: remove it, so the
 		 * next line written does not merge with it. The host is the only writer. */
@@ -181,6 +240,27 @@ void log_flush(struct log_file *lf)
 		close(lf->fd);
 		lf->fd = -1;
 	}
+}
+
+void log_flush(struct log_file *lf)
+{
+	size_t off = 0;
+	bool split = true;
+	while (off < lf->len) {
+		size_t n = split ? part_for_file(lf, off) : lf->len - off;
+		if (write_part(lf, lf->buf + off, n) < 0) {
+			drop_unwritten(lf, off);
+			break;
+		}
+		off += n;
+		if (lf->max_size && lf->size >= lf->max_size) {
+			rotate(lf);
+			/* A rotation that failed (reported) left the same full file
+			 * open: write the rest at once, not one failed rename a line. */
+			split = lf->size < lf->max_size;
+		}
+	}
+	lf->len = 0;
 }
 
 /* "2026-11-23T15:45:28.123Z", recomputing the calendar part once a second. */

@@ -27,15 +27,21 @@ struct log_file {
 	uint64_t dropped;  /* lines lost while the file could not be written */
 	int failing;       /* errno of the failure being reported, 0 when healthy */
 	int64_t checked_ns; /* when the file was last compared with its path */
+	int check_failing;  /* errno of a failed comparison being reported, 0 when none */
 };
 
 int log_open(struct log_file *lf, const char *dir, const char *name, uint64_t max_size, int keep);
 void log_close(struct log_file *lf);
+/* Writes what is pending, closes the file and opens its path again: after an
+ * external logrotate renamed it, new lines go to a new file of that name.
+ * Returns -1 (reported) when the path cannot be opened; writing retries. */
+int log_reopen(struct log_file *lf);
 /* New rotation settings (a reload); applied from the next write. */
 void log_settings(struct log_file *lf, uint64_t max_size, int keep);
 
-/* Appends one line (text without its newline). Lines are buffered until
- * log_flush, which the host calls after each batch it read. */
+/* Appends one line (text without its newline), stamped at_ms: the host's
+ * clock when it read the line, never a time the worker supplied. Lines are
+ * buffered until log_flush, which the host calls after each batch it read. */
 void log_line(struct log_file *lf, int64_t at_ms, int instance, pid_t pid, const char *level,
 	      const char *text, size_t len);
 void log_printf(struct log_file *lf, int instance, pid_t pid, const char *level, const char *fmt, ...)

@@ -37,12 +37,65 @@ static off_t tail_offset(int fd, off_t size, long lines)
 	return 0;
 }
 
+/* A log holds whatever bytes a worker wrote, and a terminal obeys ESC and
+ * OSC sequences (titles, cursor moves, some even answered as if typed). So
+ * control characters other than tab and newline - C0, DEL, and C1
+ * (U+0080..U+009F, 0xC2 0x80..0x9F in UTF-8) - are printed as \xHH, to a
+ * pipe or a file too: `ward logs` prints the same text wherever it goes. */
+#define CHUNK 65536
+
+static bool held_c2; /* a 0xC2 not printed yet: the next byte may make it a C1 control */
+
+static size_t put_hex(char *out, unsigned char c)
+{
+	static const char digits[] = "0123456789abcdef";
+	out[0] = '\\';
+	out[1] = 'x';
+	out[2] = digits[c >> 4];
+	out[3] = digits[c & 15];
+	return 4;
+}
+
+static size_t escape(const unsigned char *in, size_t n, char *out)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = in[i];
+		if (held_c2) {
+			held_c2 = false;
+			if (c >= 0x80 && c <= 0x9f) {
+				o += put_hex(out + o, 0xc2);
+				o += put_hex(out + o, c);
+				continue;
+			}
+			out[o++] = (char)0xc2;
+		}
+		if (c == 0xc2)
+			held_c2 = true;
+		else if ((c < 0x20 && c != '\t' && c != '\n') || c == 0x7f)
+			o += put_hex(out + o, c);
+		else
+			out[o++] = (char)c;
+	}
+	return o;
+}
+
+/* A 0xC2 still held at the end is a character cut short: print it as it is. */
+static int release_held(void)
+{
+	if (!held_c2)
+		return 0;
+	held_c2 = false;
+	return write_all(1, "\xc2", 1);
+}
+
 static int copy_from(int fd, off_t *pos)
 {
-	char buf[65536];
+	static unsigned char buf[CHUNK];
+	static char out[4 * CHUNK + 8]; /* four bytes out for each in, a held 0xC2 */
 	ssize_t n;
 	while ((n = pread(fd, buf, sizeof(buf), *pos)) > 0) {
-		if (write_all(1, buf, (size_t)n) < 0)
+		if (write_all(1, out, escape(buf, (size_t)n, out)) < 0)
 			return -1;
 		*pos += n;
 	}
@@ -128,6 +181,8 @@ int logview_show(const char *log_dir, const char *name, long lines, bool follow_
 		rc = follow(path, fd, pos); /* returns only on an error: ended by a signal */
 	else
 		close(fd);
+	if (rc == 0)
+		rc = release_held();
 	free(path);
 	return rc == 0 ? 0 : 1;
 }

@@ -87,7 +87,7 @@ static size_t take_frames(struct instance *in, const char *data, size_t len)
 		struct tester *test = in->worker->host->test;
 		switch (hdr.type) {
 		case FRAME_LOG:
-			log_line(&in->worker->log, hdr.at_ms, in->index, in->pid,
+			log_line(&in->worker->log, wall_ms(), in->index, in->pid,
 				 level_names[hdr.level <= 3 ? hdr.level : 2], payload, hdr.len);
 			break;
 		case FRAME_READY:
