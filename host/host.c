@@ -608,7 +608,11 @@ int host_run_test(const char *config_dir, struct tester *test)
 /* `ward test`: once the worker has ended for good, so has the test. */
 static void end_test_when_settled(struct host *h)
 {
-	if (!h->test || h->shutting_down)
+	if (!h->test)
+		return;
+	if (tester_take_stop(h->test)) /* --cycles N were run: a real stop ends the run */
+		worker_stop(h->workers[0]);
+	if (h->shutting_down)
 		return;
 	for (size_t i = 0; i < h->nworkers; i++)
 		if (!worker_is_settled(h->workers[i]) || h->workers[i]->pending_start)
@@ -616,10 +620,22 @@ static void end_test_when_settled(struct host *h)
 	h->shutting_down = true;
 }
 
+/* --timeout: stop the plugin. Its stop gets a short grace rather than
+ * stop_timeout (a stop already under way too), so the run ends soon after. */
 static void test_timed_out(struct timer *t)
 {
 	struct host *h = container_of(t, struct host, test_timer);
+	int64_t grace_end = mono_ns() + TEST_STOP_GRACE_MS * NS_PER_MS;
 	tester_timed_out(h->test);
+	for (size_t i = 0; i < h->cfg.nworkers; i++)
+		if (h->cfg.workers[i].stop_timeout_ms > TEST_STOP_GRACE_MS)
+			h->cfg.workers[i].stop_timeout_ms = TEST_STOP_GRACE_MS;
+	for (size_t i = 0; i < h->nworkers; i++)
+		for (int k = 0; k < h->workers[i]->ninst; k++) {
+			struct instance *in = &h->workers[i]->inst[k];
+			if (in->state == IS_STOPPING && timer_armed(&in->timer) && in->timer.deadline > grace_end)
+				timer_arm(h->loop, &in->timer, grace_end);
+		}
 	begin_shutdown(h, SIGTERM);
 }
 
@@ -636,13 +652,19 @@ static int host_main(const char *config_dir, struct tester *test)
 	raise_fd_limit(); /* before the spawner: workers inherit its limit, as they always did */
 	spawner_open(h);
 	if (config_load(config_dir, &h->cfg) < 0 || (options_check_all(&h->cfg, NULL), h->cfg.errors.n)) {
-		print_config_problems(&h->cfg);
+		if (test) /* the report names what the user typed, not the generated file */
+			tester_take_config(test, &h->cfg);
+		else
+			print_config_problems(&h->cfg);
 		if (!test)
 			fprintf(stderr, "ward: %zu configuration error%s; nothing was started (`ward check -c %s` lists them too)\n",
 				h->cfg.errors.n, h->cfg.errors.n == 1 ? "" : "s", config_dir);
 		goto out;
 	}
-	print_config_problems(&h->cfg);
+	if (test)
+		tester_take_config(test, &h->cfg);
+	else
+		print_config_problems(&h->cfg);
 	if (prepare_dirs(&h->cfg) < 0 || (lock_fd = take_lock(h->cfg.state_dir)) < 0)
 		goto out;
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)

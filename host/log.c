@@ -19,6 +19,7 @@
 #define LOG_BUF_FLUSH (64 * 1024)
 
 static bool quiet;
+static struct strv *collected_errors;
 
 void host_log_quiet(bool q)
 {
@@ -39,9 +40,15 @@ static bool stderr_is_journal(void)
 	return st.st_dev == dev && st.st_ino == ino;
 }
 
+void host_log_collect_errors(struct strv *errors)
+{
+	collected_errors = errors;
+}
+
 void host_log(enum host_level level, const char *fmt, ...)
 {
-	if (quiet)
+	bool collect = collected_errors && level <= HOST_ERR;
+	if (quiet && !collect)
 		return;
 	static int journal = -1;
 	if (journal < 0)
@@ -51,6 +58,10 @@ void host_log(enum host_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (collect) {
+		strv_push(collected_errors, xstrdup(msg));
+		return;
+	}
 	static const char *names[] = {[HOST_ERR] = "error", [HOST_WARN] = "warning",
 				      [HOST_INFO] = "info", [HOST_DEBUG] = "debug"};
 	if (journal) {

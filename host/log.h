@@ -53,5 +53,9 @@ enum host_level { HOST_ERR = 3, HOST_WARN = 4, HOST_INFO = 6, HOST_DEBUG = 7 };
 void host_log(enum host_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* `ward test` reports everything itself: the host's own lines are left out. */
 void host_log_quiet(bool quiet);
+/* `ward test` and the harness: the host's error lines go into *errors (for
+ * the report) instead of stderr, until called again with NULL. */
+struct strv;
+void host_log_collect_errors(struct strv *errors);
 
 #endif

@@ -6,7 +6,6 @@
 #include "client.h"
 #include "config.h"
 #include "host.h"
-#include "probe.h"
 #include "options.h"
 #include "report.h"
 #include "tester.h"
@@ -38,7 +37,10 @@ static const char usage[] =
 	"  reload [-c DIR]                     re-read the configuration: start added workers, stop\n"
 	"                                      removed ones, restart changed ones, leave the rest alone\n"
 	"  test PLUGIN.so [key=value...] [--cycles N] [--timeout DUR] [--json] [--in-process]\n"
-	"                                      run one plugin as the host would and report each phase\n"
+	"                                      run one plugin as the host would and report each phase;\n"
+	"                                      after --cycles N it is stopped with SIGTERM as the host\n"
+	"                                      stops it; after --timeout (default 30s) too, and killed\n"
+	"                                      " TEST_STOP_GRACE_TEXT " later if it is still there\n"
 	"  test --describe PLUGIN.so           the plugin's name, version, ABI and options\n"
 	"  version                             ward's version and plugin ABI version\n"
 	"\n"
@@ -205,7 +207,11 @@ static int cmd_test(int argc, char **argv)
 	long n;
 	for (int i = 0; i < argc; i++) {
 		const char *arg = argv[i];
-		if (strcmp(arg, "--json") == 0) {
+		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+			fputs(usage, stdout);
+			free(keys);
+			return 0;
+		} else if (strcmp(arg, "--json") == 0) {
 			json = true;
 		} else if (strcmp(arg, "--in-process") == 0) {
 			o.in_process = true;
@@ -233,7 +239,7 @@ static int cmd_test(int argc, char **argv)
 	o.keys = keys;
 	if (describe) {
 		free(keys);
-		return probe_describe(o.plugin, PROBE_TIMEOUT_MS, stdout) == 0 ? 0 : 1;
+		return tester_describe(o.plugin, PROBE_TIMEOUT_MS, stdout) == 0 ? 0 : 1;
 	}
 	struct test_result r;
 	int rc = tester_run(&o, &r);

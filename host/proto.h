@@ -37,7 +37,11 @@ struct frame_timing {
 struct test_request {
 	uint64_t max_cycles; /* stop after this many cycles; 0: no limit */
 	bool report;         /* send FRAME_PHASE and FRAME_CYCLE */
+	uint32_t self_stop_ms; /* after max_cycles: 0, wait for the host's SIGTERM; else no host
+				* will send one (in-process): send it yourself, wait this long */
 };
+/* How `ward test` reports a process the stop handler never reached. */
+#define TEST_SIGTERM_UNHEARD "did not stop on SIGTERM: is SIGTERM blocked or ignored?"
 
 struct frame_hdr {
 	uint16_t len;  /* payload bytes after this header */

@@ -113,6 +113,9 @@ static void on_host_death(int sig)
 
 int runtime_install_signals(void)
 {
+	stop_requested = 0; /* an in-process test may run plugins one after another */
+	if (wake_fd >= 0)
+		close(wake_fd);
 	wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (wake_fd < 0)
 		return -1;
@@ -334,6 +337,24 @@ static void end_with(struct exit_info *out, enum reason reason, int code)
  * TIMED_EVERY of back-to-back WARD_OK cycles, so the hot loop reads no clock. */
 #define TIMED_EVERY 1024
 
+/* `ward test --cycles N` ends the run the way every real stop ends one: with
+ * SIGTERM to the process, which must reach the runtime's handler. So a
+ * plugin that blocks or ignores SIGTERM fails the test instead of passing it.
+ * The host sends the signal once it has seen the N-th cycle; in process no
+ * host does, and the process sends it to itself. Meanwhile no cycle runs: the
+ * process waits as between cycles. False when the stop never came through. */
+static bool await_test_stop(ward_ctx *ctx, const struct test_request *test)
+{
+	if (test->self_stop_ms && kill(getpid(), SIGTERM) < 0)
+		return false;
+	int64_t deadline = mono_ns() + (int64_t)test->self_stop_ms * NS_PER_MS;
+	set_phase(ctx, PHASE_IDLE);
+	while (!ward_sleep(ctx, 100))
+		if (test->self_stop_ms && mono_ns() >= deadline)
+			return false;
+	return true;
+}
+
 /* Runs cycles until one says stop, or a stop is requested. */
 static void cycle_loop(ward_ctx *ctx, const struct ward_plugin *plugin, void *state,
 		       uint64_t interval_ms, const struct test_request *test, struct exit_info *out)
@@ -346,6 +367,11 @@ static void cycle_loop(ward_ctx *ctx, const struct ward_plugin *plugin, void *st
 	bool after_wait = true;
 	for (;;) {
 		if (stop_requested || n >= limit) {
+			if (!stop_requested && !await_test_stop(ctx, test)) {
+				end_with(out, REASON_STOP_TIMEOUT, 1);
+				snprintf(out->message, sizeof(out->message), "%s", TEST_SIGTERM_UNHEARD);
+				return;
+			}
 			end_with(out, REASON_STOPPED, 0);
 			if (n >= limit)
 				snprintf(out->message, sizeof(out->message), "stopped after %llu cycles, as asked",
@@ -409,6 +435,8 @@ void runtime_run(ward_ctx *ctx, const struct ward_plugin *plugin, uint64_t inter
 	}
 	runtime_send_ready(ctx);
 	cycle_loop(ctx, plugin, state, interval_ms, test, out);
+	if (out->reason == REASON_STOP_TIMEOUT)
+		return; /* the host would have killed it: no shutdown */
 	set_phase(ctx, PHASE_SHUTDOWN);
 	t0 = mono_ns();
 	if (plugin->shutdown)

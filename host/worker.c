@@ -10,6 +10,7 @@
 #include "output.h"
 #include "slot.h"
 #include "spawn.h"
+#include "tester.h"
 #include "units.h"
 #include "util.h"
 
@@ -213,6 +214,8 @@ static void terminate(struct instance *in)
 
 static void stop_timed_out(struct instance *in)
 {
+	if (in->worker->host->test) /* `ward test` says why, while /proc still shows it */
+		tester_stop_overdue(in->worker->host->test, in);
 	char d[32];
 	format_duration_ms(in->worker->conf->stop_timeout_ms, d, sizeof(d));
 	wlog(in, "still running %s after SIGTERM: killing its process group", d);

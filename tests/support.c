@@ -403,3 +403,19 @@ bool wait_pid_gone(pid_t pid, int timeout_ms)
 	}
 	return true;
 }
+
+int wt_ward_in(const char *cwd, char **out, char **err, const char *args)
+{
+	char o[64], e[64], *cmd;
+	snprintf(o, sizeof(o), "/tmp/ward-cli-%d.out", (int)getpid()); /* tests may run in parallel */
+	snprintf(e, sizeof(e), "/tmp/ward-cli-%d.err", (int)getpid());
+	cr_assert(asprintf(&cmd, "cd '%s' && timeout 60 %s %s >%s 2>%s", cwd ? cwd : ".", WARD_BIN, args, o, e) > 0);
+	int status = system(cmd);
+	free(cmd);
+	*out = wt_read(o);
+	*err = wt_read(e);
+	cr_assert(*out && *err, "could not run ward %s", args);
+	unlink(o);
+	unlink(e);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}

@@ -57,6 +57,10 @@ bool wt_wait_log(struct wt *t, int timeout_ms, const char *worker, const char *n
  * point at the same buffer). Returns the exit code. */
 int wt_cli(struct wt *t, char **out, char **err, const char *args);
 
+/* Runs `ward ARGS` (no -c) in directory cwd (NULL: the current one), with
+ * stdout and stderr captured (freed at teardown). Returns the exit code. */
+int wt_ward_in(const char *cwd, char **out, char **err, const char *args);
+
 bool pid_alive(pid_t pid); /* exists and is not a zombie */
 /* Open descriptors of pid, or -1. */
 int wt_fd_count(pid_t pid);

@@ -32,6 +32,12 @@ ward_harness *ward_harness_new(const char *plugin_path)
 {
 	ward_harness *h = xcalloc(1, sizeof(*h));
 	h->plugin = xstrdup(plugin_path);
+	/* Relative to the directory the test is in now, whatever it does later. */
+	char *absolute = realpath(plugin_path, NULL);
+	if (absolute) {
+		free(h->plugin);
+		h->plugin = absolute;
+	}
 	h->timeout_ms = 30000;
 	return h;
 }
@@ -68,6 +74,10 @@ static void send_report(FILE *out, const struct test_result *r)
 		fprintf(out, "C %d %lld\n", r->cycles[i].result, (long long)r->cycles[i].ns);
 	for (size_t i = 0; i < r->log.n; i++)
 		fprintf(out, "L %s\n", r->log.v[i]);
+	for (size_t i = 0; i < r->errors.n; i++)
+		fprintf(out, "X %s\n", r->errors.v[i]);
+	for (size_t i = 0; i < r->warnings.n; i++)
+		fprintf(out, "W %s\n", r->warnings.v[i]);
 	fprintf(out, "E %d %d %d %d %d %d %d %s\n", (int)r->end.reason, r->end.code, r->end.signal, (int)r->end.core,
 		r->timed_out, r->config_error, r->ok, r->end.message);
 }
@@ -91,6 +101,10 @@ static void take_line(struct test_result *r, char *line)
 		r->cycles[r->ncycles++] = (struct test_cycle){a, ns};
 	} else if (strncmp(line, "L ", 2) == 0) {
 		strv_push(&r->log, xstrdup(line + 2));
+	} else if (strncmp(line, "X ", 2) == 0) {
+		strv_push(&r->errors, xstrdup(line + 2));
+	} else if (strncmp(line, "W ", 2) == 0) {
+		strv_push(&r->warnings, xstrdup(line + 2));
 	} else if (sscanf(line, "E %d %d %d %d %d %d %d %n", &a, &b, &c, &d, &e, &f, &g, &n) == 7) {
 		r->end.reason = (enum reason)a;
 		r->end.code = b;
@@ -146,13 +160,14 @@ int ward_harness_run(ward_harness *h)
 {
 	test_result_free(&h->r);
 	struct tester_options o = {.plugin = h->plugin, .keys = h->keys.v, .nkeys = h->keys.n,
-				   .cycles = h->cycles, .timeout_ms = h->timeout_ms, .in_process = h->in_process};
+				   .cycles = h->cycles, .timeout_ms = h->timeout_ms, .in_process = h->in_process,
+				   .from_harness = true};
 	int rc = h->in_process ? tester_run(&o, &h->r) : run_in_helper(h, &o);
 	h->ran = rc == 0;
 	return rc < 0 ? -1 : h->r.ok ? 0 : 1;
 }
 
-const char *ward_harness_reason(const ward_harness *h) { return reason_name(h->r.end.reason); }
+const char *ward_harness_reason(const ward_harness *h) { return test_result_reason(&h->r); }
 const char *ward_harness_message(const ward_harness *h) { return h->r.end.message; }
 int ward_harness_exit_code(const ward_harness *h) { return h->r.end.code; }
 int ward_harness_signal(const ward_harness *h) { return h->r.end.signal; }

@@ -29,18 +29,23 @@ extern "C" {
 
 typedef struct ward_harness ward_harness;
 
+/* plugin_path may be relative to the current directory (at this call). */
 ward_harness *ward_harness_new(const char *plugin_path);
 void ward_harness_free(ward_harness *h);
 
 /* Any key of the worker's section: the plugin's own keys and ward's
  * (interval, watchdog, init_timeout, env.NAME...). */
 void ward_harness_set(ward_harness *h, const char *key, const char *value);
-/* Stop (as on a stop request) after this many cycles; 0 (default): run until
- * the plugin finishes or the timeout. */
+/* After this many cycles, stop the plugin as the host stops a worker:
+ * SIGTERM, then SIGKILL after stop_timeout. A plugin that blocks or ignores
+ * SIGTERM fails ("stop-timeout"). 0 (default): run until the plugin
+ * finishes or the timeout. */
 void ward_harness_cycles(ward_harness *h, unsigned long n);
-/* The longest the run may take (default 30 s); reaching it is a failure. */
+/* The longest the run may take (default 30 s); reaching it is a failure.
+ * Then the plugin gets SIGTERM, and SIGKILL 2 s later if still there. */
 void ward_harness_timeout_ms(ward_harness *h, unsigned long ms);
-/* Nonzero: run the plugin in this process (no fork, no timeout). */
+/* Nonzero: run the plugin in this process (no fork, no timeout). The
+ * process gets its SIGTERM disposition and signal mask back afterwards. */
 void ward_harness_in_process(ward_harness *h, int yes);
 
 /* Runs the plugin. 0 when it behaved (loaded, init returned 0, ended done or
@@ -49,7 +54,12 @@ void ward_harness_in_process(ward_harness *h, int yes);
 int ward_harness_run(ward_harness *h);
 
 /* How it ended: "done", "stopped", "signal", "exit", "error", "init-failed",
- * "load-failed", "abi-mismatch", "hung", "init-timeout", "stop-timeout". */
+ * "load-failed", "abi-mismatch", "hung", "init-timeout", "stop-timeout";
+ * or "config-error": it never started, because a key given with
+ * ward_harness_set() was refused, the plugin file was not found, or what
+ * the configuration asks for could not be set up (a listen address in
+ * use). ward_harness_message() then names the call, e.g.
+ * ward_harness_set(h, "interval", "abc"): invalid value "abc": ... */
 const char *ward_harness_reason(const ward_harness *h);
 const char *ward_harness_message(const ward_harness *h);
 int ward_harness_exit_code(const ward_harness *h);
