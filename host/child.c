@@ -106,31 +106,89 @@ static void set_env_or_fail(struct setup *s, const char *name, const char *value
 		fail_setup(s, "unable to set environment variable %s: %s", name, strerror(errno));
 }
 
-/* SPEC §4: without inherit_env, only PATH, LANG, TZ, HOME, env.* and WARD_*. */
+static const char *const kept_env[] = {"PATH", "LANG", "TZ", "HOME"};
+static const char *const host_only_env[] = {"NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID",
+					    "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID"};
+
+static bool named_in(const char *entry, const char *const *names, size_t n)
+{
+	size_t len = strcspn(entry, "=");
+	for (size_t i = 0; i < n; i++)
+		if (strlen(names[i]) == len && strncmp(entry, names[i], len) == 0)
+			return true;
+	return false;
+}
+
+/* SPEC §4: without inherit_env, only PATH, LANG, TZ and HOME of the host's
+ * variables; with it, all but those meant for the host alone. */
+const char **child_inherited_env(const struct worker_conf *w)
+{
+	size_t n = 0;
+	for (char **e = environ; e && *e; e++)
+		n++;
+	const char **out = xcalloc(n + 1, sizeof(*out));
+	n = 0;
+	for (char **e = environ; e && *e; e++)
+		if (w->inherit_env ? !named_in(*e, host_only_env, ARRAY_SIZE(host_only_env))
+				   : named_in(*e, kept_env, ARRAY_SIZE(kept_env)))
+			out[n++] = *e;
+	return out;
+}
+
+/* The exec-time environment strings sit on the initial stack, which a
+ * forked process inherits whatever environ says: zero them. (A worker the
+ * spawner forked finds none there: the spawner was executed with an empty
+ * environment. A process forked from the host finds all of the host's.) */
+void child_wipe_initial_environment(void)
+{
+	char buf[1024];
+	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	char *p = n > 0 ? (buf[n] = '\0', strrchr(buf, ')')) : NULL;
+	unsigned long start = 0, end = 0;
+	/* After the command's ')': fields 3 to 49, then env_start and env_end. */
+	for (int field = 3; p && field <= 51; field++) {
+		p = strchr(p + 1, ' ');
+		if (p && field == 50)
+			start = strtoul(p + 1, NULL, 10);
+		if (p && field == 51)
+			end = strtoul(p + 1, NULL, 10);
+	}
+	if (start && end > start)
+		explicit_bzero((void *)start, end - start);
+}
+
+/* The host's variables the host passed on (never this process's own
+ * environment), once the strings inherited on the stack are gone. */
+static void start_from_host_env(struct setup *s)
+{
+	size_t n = 0;
+	while (s->spec->base_env && s->spec->base_env[n])
+		n++;
+	char **base = xcalloc(n + 1, sizeof(*base)); /* copies: the originals may be wiped below */
+	for (size_t i = 0; i < n; i++)
+		base[i] = xstrdup(s->spec->base_env[i]);
+	clearenv();
+	child_wipe_initial_environment();
+	for (size_t i = 0; i < n; i++) {
+		char *eq = strchr(base[i], '=');
+		if (eq) {
+			*eq = '\0';
+			set_env_or_fail(s, base[i], eq + 1);
+		}
+		free(base[i]);
+	}
+	free(base);
+}
+
 static void build_environment(struct setup *s, const struct passwd *pw)
 {
 	const struct worker_conf *w = s->spec->conf;
-	static const char *const kept[] = {"PATH", "LANG", "TZ", "HOME"};
-	static const char *const host_only[] = {"NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID",
-						"LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID"};
-	if (!w->inherit_env) {
-		char *saved[ARRAY_SIZE(kept)];
-		for (size_t i = 0; i < ARRAY_SIZE(kept); i++) {
-			const char *v = getenv(kept[i]);
-			saved[i] = v ? xstrdup(v) : NULL;
-		}
-		clearenv();
-		for (size_t i = 0; i < ARRAY_SIZE(kept); i++) {
-			if (saved[i])
-				set_env_or_fail(s, kept[i], saved[i]);
-			free(saved[i]);
-		}
-		if (!getenv("PATH"))
-			set_env_or_fail(s, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-	} else {
-		for (size_t i = 0; i < ARRAY_SIZE(host_only); i++)
-			unsetenv(host_only[i]);
-	}
+	start_from_host_env(s);
+	if (!w->inherit_env && !getenv("PATH"))
+		set_env_or_fail(s, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
 	if (pw)
 		set_env_or_fail(s, "HOME", pw->pw_dir);
 	for (size_t i = 0; i < w->env.n; i++) {

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
@@ -61,8 +62,11 @@ int spawn_process(struct instance *in)
 		.slot_offset = slot_offset,
 		.host_pid = h->pid,
 	};
+	const char **base_env = child_inherited_env(w->conf);
+	spec.base_env = base_env;
 	pid_t pid = fork_child(h, &spec);
 	int saved = errno;
+	free(base_env);
 	close(out[1]);
 	if (pid < 0) {
 		close(out[0]);

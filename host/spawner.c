@@ -27,6 +27,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/sched.h>
 #include <poll.h>
 #include <sched.h>
@@ -49,14 +50,15 @@
 
 /* A request: this, then NUL-terminated strings: name, plugin, state_dir,
  * user, group, workdir (each present only when its bit is in `present`),
- * then nenv env entries and nkeys plugin keys. */
+ * then nenv env entries, nkeys plugin keys and nbase variables of the
+ * host's environment. */
 struct request {
 	int32_t instance, nlisten;
 	int64_t slot_offset;
 	uint64_t interval_ms;
 	struct limit_conf limits[4]; /* nofile, memory, cpu, core */
 	int64_t nice;
-	uint32_t nenv, nkeys;
+	uint32_t nenv, nkeys, nbase;
 	uint8_t inherit_env, nice_set, has_test, present;
 	struct test_request test;
 	pid_t host_pid;
@@ -148,7 +150,7 @@ static bool decode_strings(char **at, char *end, struct strv *sv, uint32_t n)
 
 /* Rebuilds the spec from a request of len bytes in buf (strings stay in buf). */
 static bool decode(char *buf, size_t len, const int *fds, int nfds, struct worker_conf *conf,
-		   struct child_spec *spec, struct test_request *test)
+		   struct strv *base_env, struct child_spec *spec, struct test_request *test)
 {
 	struct request r;
 	if (len < sizeof(r))
@@ -172,14 +174,31 @@ static bool decode(char *buf, size_t len, const int *fds, int nfds, struct worke
 		conf->workdir = next_string(&at, end);
 	if (!conf->name || !conf->plugin || !state_dir || ((r.present & HAS_USER) && !conf->user) ||
 	    ((r.present & HAS_GROUP) && !conf->group) || ((r.present & HAS_WORKDIR) && !conf->workdir) ||
-	    !decode_strings(&at, end, &conf->env, r.nenv) || !decode_strings(&at, end, &conf->plugin_keys, r.nkeys))
+	    !decode_strings(&at, end, &conf->env, r.nenv) || !decode_strings(&at, end, &conf->plugin_keys, r.nkeys) ||
+	    !decode_strings(&at, end, base_env, r.nbase))
 		return false;
 	*test = r.test;
 	*spec = (struct child_spec){.conf = conf, .instance = r.instance, .state_dir = state_dir,
 				    .out_fd = fds[0], .frame_fd = fds[1], .slot_fd = fds[2],
 				    .slot_offset = (off_t)r.slot_offset, .test = r.has_test ? test : NULL,
-				    .listen_fds = fds + FIXED_FDS, .nlisten = r.nlisten, .host_pid = r.host_pid};
+				    .listen_fds = fds + FIXED_FDS, .nlisten = r.nlisten, .host_pid = r.host_pid,
+				    .base_env = (const char *const *)base_env->v};
 	return true;
+}
+
+/* The spawner's argument strings, which `ps` shows as a process's command
+ * line: each worker writes its own name over its copy. */
+static struct {
+	char *at;
+	size_t len;
+} args_area;
+
+static void name_worker(const struct child_spec *spec, const char *worker_comm)
+{
+	if (!args_area.at)
+		return;
+	memset(args_area.at, 0, args_area.len);
+	snprintf(args_area.at, args_area.len, "%s worker %s:%d", worker_comm, spec->conf->name, spec->instance);
 }
 
 static void serve(int sock, const char *worker_comm)
@@ -189,14 +208,16 @@ static void serve(int sock, const char *worker_comm)
 	ssize_t len;
 	while ((len = receive_request(sock, buf, sizeof(buf), fds, &nfds)) != 0) {
 		struct worker_conf conf = {0};
+		struct strv base_env = {0};
 		struct child_spec spec;
 		struct test_request test;
-		bool whole = len > 0 && decode(buf, (size_t)len, fds, nfds, &conf, &spec, &test);
+		bool whole = len > 0 && decode(buf, (size_t)len, fds, nfds, &conf, &base_env, &spec, &test);
 		pid_t pid = -1;
 		if (whole) {
 			pid = clone_as_host_child();
 			if (pid == 0) {
 				prctl(PR_SET_NAME, worker_comm);
+				name_worker(&spec, worker_comm);
 				child_main(&spec);
 			}
 		}
@@ -206,6 +227,7 @@ static void serve(int sock, const char *worker_comm)
 			explicit_bzero(buf, (size_t)len);
 		free(conf.env.v);
 		free(conf.plugin_keys.v);
+		free(base_env.v);
 		for (int i = 0; i < nfds; i++)
 			close(fds[i]);
 		if (send_reply(sock, pid, err) < 0)
@@ -214,23 +236,14 @@ static void serve(int sock, const char *worker_comm)
 	_exit(0);
 }
 
-/* The spawner's life: drop what the host holds, say whether it can serve, serve. */
-static noreturn void spawner_main(int sock, pid_t host_pid)
+/* The spawner's life once it holds nothing of the host's: say whether it
+ * can serve (and whether it had to stay a copy of the host: exec_errno),
+ * then serve. */
+static noreturn void spawner_main(pid_t host_pid, const char *worker_comm, int exec_errno)
 {
-	/* Only the host ends it (EOF, or the parent-death SIGKILL): not a Ctrl-C
-	 * sent to the terminal's process group. Workers reset the mask. */
-	sigset_t all;
-	sigfillset(&all);
-	sigprocmask(SIG_BLOCK, &all, NULL);
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != host_pid)
+	int sock = REQUEST_FD;
+	if (getppid() != host_pid)
 		_exit(1);
-	if (dup2(sock, REQUEST_FD) < 0 || close_range(REQUEST_FD + 1, ~0U, 0) < 0) {
-		send_reply(sock, 0, errno);
-		_exit(1);
-	}
-	sock = REQUEST_FD;
-	char comm[16] = "";
-	prctl(PR_GET_NAME, comm);
 	prctl(PR_SET_NAME, "ward-spawner");
 	size_t len = 0;
 	int err = 0;
@@ -240,10 +253,69 @@ static noreturn void spawner_main(int sock, pid_t host_pid)
 	else if (syscall(SYS_get_robust_list, 0, &glibc_fork.robust_head, &len) < 0)
 		err = errno;
 	glibc_fork.robust_len = len;
-	if (send_reply(sock, err ? 0 : getpid(), err) < 0 || err)
+	if (send_reply(sock, err ? 0 : getpid(), err ? err : exec_errno) < 0 || err)
 		_exit(1);
-	serve(sock, comm);
+	serve(sock, worker_comm);
 	_exit(0);
+}
+
+/* The spawner is this program executed again, so that nothing of the host
+ * is in its memory: neither its heap nor the environment strings on its
+ * initial stack, which every process it forks would inherit. argv says it,
+ * the environment is empty, the request socket is REQUEST_FD. */
+#define SPAWNER_ARGV0 "ward-spawner"
+#define SPAWNER_FLAG "--serve-host-pid"
+#define ROOM_FOR_NAMES "                                                               " /* argv[4] */
+
+/* Runs before main() in every program that links the host (ward, and test
+ * programs using the harness): glibc hands ELF constructors argc, argv and
+ * envp. Only a spawner started by become_spawner() matches. */
+__attribute__((constructor)) static void serve_if_spawner(int argc, char **argv, char **envp)
+{
+	int type = 0;
+	socklen_t tlen = sizeof(type);
+	if (argc != 5 || strcmp(argv[0], SPAWNER_ARGV0) != 0 || strcmp(argv[1], SPAWNER_FLAG) != 0 || !envp ||
+	    envp[0] || getsockopt(REQUEST_FD, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 || type != SOCK_SEQPACKET)
+		return;
+	static char comm[16]; /* argv[3] is overwritten in each worker */
+	snprintf(comm, sizeof(comm), "%s", argv[3]);
+	args_area.at = argv[0];
+	args_area.len = (size_t)(argv[4] + strlen(argv[4]) - argv[0]);
+	spawner_main((pid_t)atoi(argv[2]), comm, 0);
+}
+
+/* In the host's fresh fork: ties itself to the host, keeps only the request
+ * socket, and executes the program again: the very file the host runs, even
+ * if it was replaced on disk since. (Opened, not executed by its /proc
+ * name: valgrind, which would be executed instead, redirects the open.) */
+static noreturn void become_spawner(int sock, pid_t host_pid)
+{
+	/* Only the host ends it (EOF, or the parent-death SIGKILL): not a Ctrl-C
+	 * sent to the terminal's process group. Workers reset the mask. Both
+	 * survive the exec. */
+	sigset_t all;
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, NULL);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != host_pid)
+		_exit(1);
+	int moved = sock == REQUEST_FD ? fcntl(sock, F_SETFD, 0) : dup2(sock, REQUEST_FD);
+	if (moved < 0 || close_range(REQUEST_FD + 1, ~0U, 0) < 0) {
+		send_reply(sock, 0, errno);
+		_exit(1);
+	}
+	char comm[16] = "", pid[16];
+	prctl(PR_GET_NAME, comm);
+	snprintf(pid, sizeof(pid), "%d", (int)host_pid);
+	char *argv[] = {SPAWNER_ARGV0, SPAWNER_FLAG, pid, comm, ROOM_FOR_NAMES, NULL};
+	char *envp[] = {NULL};
+	int exe = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	if (exe >= 0)
+		execveat(exe, "", argv, envp, AT_EMPTY_PATH);
+	/* No /proc, or no exec allowed: serve from this copy of the host, with
+	 * the environment strings it inherited wiped at least. */
+	int err = errno;
+	child_wipe_initial_environment();
+	spawner_main(host_pid, comm, err);
 }
 
 /* ---- in the host ---- */
@@ -301,7 +373,7 @@ void spawner_open(struct host *h)
 	}
 	if (pid == 0) {
 		close(sv[0]);
-		spawner_main(sv[1], h->pid);
+		become_spawner(sv[1], h->pid);
 	}
 	close(sv[1]);
 	*s = (struct spawner){.pid = pid, .sock = sv[0]};
@@ -310,6 +382,9 @@ void spawner_open(struct host *h)
 		const char *why = strerror(hello.pid == 0 && hello.err ? hello.err : errno);
 		kill(pid, SIGKILL);
 		disable(h, "the spawner process cannot fork workers here", why);
+	} else if (hello.err) {
+		host_log(HOST_WARN, "unable to execute ward again for the spawner process (%s): it forks workers from a copy of the host, whose environment strings it wiped",
+			 strerror(hello.err));
 	}
 }
 
@@ -341,6 +416,8 @@ static size_t encode(const struct child_spec *spec, char *buf, size_t size)
 	r.nice = c->nice;
 	r.nenv = (uint32_t)c->env.n;
 	r.nkeys = (uint32_t)c->plugin_keys.n;
+	while (spec->base_env && spec->base_env[r.nbase])
+		r.nbase++;
 	r.inherit_env = c->inherit_env;
 	r.nice_set = c->nice_set;
 	r.present = (c->user ? HAS_USER : 0) | (c->group ? HAS_GROUP : 0) | (c->workdir ? HAS_WORKDIR : 0);
@@ -359,6 +436,8 @@ static size_t encode(const struct child_spec *spec, char *buf, size_t size)
 		fits = put_string(buf, size, &at, c->env.v[i]);
 	for (size_t i = 0; fits && i < c->plugin_keys.n; i++)
 		fits = put_string(buf, size, &at, c->plugin_keys.v[i]);
+	for (uint32_t i = 0; fits && i < r.nbase; i++)
+		fits = put_string(buf, size, &at, spec->base_env[i]);
 	return fits ? at : 0;
 }
 

@@ -1,0 +1,77 @@
+/*
+ * test_iso.c - isolation between workers and from the host: a worker reads
+ * nothing of the host's environment, reaches no progress slot but its own,
+ * cannot break another worker's runtime channel; plugins are probed the way
+ * workers are started (identity, descriptors, environment), without holding
+ * up the host's loop; a stopped spawner does not freeze the host.
+ */
+#define _GNU_SOURCE
+#include "support.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+TestSuite(iso, .fini = wt_teardown, .timeout = 90);
+
+static __attribute__((unused)) pid_t running_pid(const char *worker)
+{
+	cr_assert(wt_wait_sql(&wt, 10000, "SELECT count(*) = 0 FROM instances WHERE worker = '%s' AND state != 'running'",
+			      worker),
+		  "%s never became running; host said:\n%s\nits log:\n%s", worker, wt_host_stderr(&wt), wt_log(&wt, worker));
+	return (pid_t)wt_sql_int(&wt, "SELECT pid FROM runs WHERE worker = '%s' ORDER BY id DESC LIMIT 1", worker);
+}
+
+static void need_root(void)
+{
+	if (geteuid() != 0)
+		cr_skip_test("needs root to run a worker as another user");
+}
+
+/* ---- item: the host's environment ---- */
+
+#define HOST_SECRET "iso-host-s3cr3t-7d41"
+
+/* iso_memscan counts the copies of its needle followed by '-': the host's
+ * variable holds the needle and more, the worker's own key only the needle. */
+Test(iso, no_worker_can_read_the_hosts_environment_root_or_nobody)
+{
+	need_root();
+	wt_setup(&wt, "[r]\nplugin = iso_memscan\nneedle = " HOST_SECRET "\n"
+		      "[n]\nplugin = iso_memscan\nneedle = " HOST_SECRET "\nuser = nobody\n");
+	chmod(wt.dir, 0711); /* mkdtemp made it 0700: let nobody reach its state dir */
+	setenv("HOST_SECRET", HOST_SECRET "-value", 1);
+	wt_start(&wt);
+	unsetenv("HOST_SECRET");
+	const char *names[] = {"r", "n"};
+	for (int i = 0; i < 2; i++) {
+		cr_assert(wt_wait_log(&wt, 10000, names[i], "copies of the needle:"), "%s's log:\n%s", names[i],
+			  wt_log(&wt, names[i]));
+		cr_expect(wt_wait_log(&wt, 0, names[i], "followed by '-': 0"),
+			  "worker %s can read the host's environment:\n%s", names[i], wt_log(&wt, names[i]));
+	}
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
+
+Test(iso, a_worker_the_host_forks_itself_cannot_read_the_hosts_environment_either)
+{
+	wt_setup(&wt, "[a]\nplugin = idle\n[m]\nplugin = iso_memscan\nneedle = " HOST_SECRET "\nautostart = no\n");
+	setenv("HOST_SECRET", HOST_SECRET "-value", 1);
+	wt_start(&wt);
+	unsetenv("HOST_SECRET");
+	running_pid("a");
+	pid_t spawner = wt_spawner(wt.pid);
+	cr_assert(spawner > 0, "the host has no spawner process");
+	kill(spawner, SIGKILL);
+	cr_assert(wait_pid_gone(spawner, 5000));
+	char *out, *err;
+	cr_assert_eq(wt_cli(&wt, &out, &err, "start m"), 0, "%s%s", out, err);
+	cr_assert(wt_wait_log(&wt, 10000, "m", "copies of the needle:"), "m's log:\n%s", wt_log(&wt, "m"));
+	cr_expect(wt_wait_log(&wt, 0, "m", "followed by '-': 0"), "a worker the host forked can read the host's environment:\n%s",
+		  wt_log(&wt, "m"));
+	cr_expect(strstr(wt_host_stderr(&wt), "the host forks workers itself"), "%s", wt_host_stderr(&wt));
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
