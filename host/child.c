@@ -295,31 +295,43 @@ static void wipe_other_workers(const struct child_spec *spec)
  * descriptor it comes from is still open. */
 static void map_own_slot(struct setup *s)
 {
-	s->ctx.slot = slot_map(s->spec->slot_fd, s->spec->slot_offset);
+	s->ctx.slot = slot_map(s->spec->slot_fd);
 	if (!s->ctx.slot)
 		fail_setup(s, "unable to map the progress slot: %s", strerror(errno));
 	s->own_slot_page = (uintptr_t)s->ctx.slot & ~(uintptr_t)(sysconf(_SC_PAGESIZE) - 1);
 }
 
-/* A process the host forked itself has the host's shared memory mapped
- * (every worker's progress slot, SQLite's WAL index): unmap all of it but our
- * own slot's page, so plugin code cannot write into another worker's slot or
- * the host's database index. (The other slots of our page stay: a page holds 64.) */
-static void unmap_host_memory(struct setup *s)
+/* Up to 256 shared mappings other than our own slot's page, read from
+ * /proc/self/maps into lo/hi; -1 when the file cannot be read. */
+static int list_foreign_shared(uintptr_t own, uintptr_t *lo, uintptr_t *hi)
 {
 	FILE *maps = fopen("/proc/self/maps", "re");
 	if (!maps)
-		fail_setup(s, "unable to read /proc/self/maps: %s", strerror(errno));
-	uintptr_t lo[256], hi[256];
-	size_t n = 0;
+		return -1;
+	int n = 0;
 	char line[512], perms[8];
 	while (n < 256 && fgets(line, sizeof(line), maps))
-		if (sscanf(line, "%lx-%lx %7s", &lo[n], &hi[n], perms) == 3 && perms[3] == 's' && lo[n] != s->own_slot_page)
+		if (sscanf(line, "%lx-%lx %7s", &lo[n], &hi[n], perms) == 3 && perms[3] == 's' && lo[n] != own)
 			n++;
 	fclose(maps);
-	for (size_t i = 0; i < n; i++)
-		if (munmap((void *)lo[i], hi[i] - lo[i]) < 0)
-			fail_setup(s, "unable to unmap the host's shared memory: %s", strerror(errno));
+	return n;
+}
+
+/* A process the host forked itself has the host's shared memory mapped
+ * (every worker's progress slot, a page each; SQLite's WAL index): unmap all
+ * of it but our own slot's page, so plugin code cannot write into another
+ * worker's slot or the host's database index. */
+static void unmap_host_memory(struct setup *s)
+{
+	uintptr_t lo[256], hi[256];
+	int n;
+	do {
+		if ((n = list_foreign_shared(s->own_slot_page, lo, hi)) < 0)
+			fail_setup(s, "unable to read /proc/self/maps: %s", strerror(errno));
+		for (int i = 0; i < n; i++)
+			if (munmap((void *)lo[i], hi[i] - lo[i]) < 0)
+				fail_setup(s, "unable to unmap the host's shared memory: %s", strerror(errno));
+	} while (n == 256); /* a full list: there may be more */
 }
 
 static void tie_to_host(struct setup *s)

@@ -22,8 +22,7 @@ struct child_spec {
 	const char *state_dir; /* the worker's private directory, absolute */
 	int out_fd;            /* write end of the stdout/stderr pipe */
 	int frame_fd;          /* the runtime channel of the worker's user */
-	int slot_fd;           /* the memory holding the progress slot, at slot_offset */
-	off_t slot_offset;
+	int slot_fd;           /* the one-page memory file of its progress slot */
 	const struct test_request *test; /* NULL outside `ward test` */
 	/* The host's variables the process starts its environment from
 	 * (child_inherited_env), NULL-terminated; its own are added to them. */

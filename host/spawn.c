@@ -41,12 +41,18 @@ int spawn_process(struct instance *in)
 {
 	struct worker *w = in->worker;
 	struct host *h = w->host;
-	int out[2] = {-1, -1}, slot_fd;
-	off_t slot_offset;
+	int out[2] = {-1, -1};
 	int frame_fd = output_channel_for(h, w->conf->user);
-	if (frame_fd < 0 || slot_locate(in->slot, &slot_fd, &slot_offset) < 0 || pipe2(out, O_CLOEXEC) < 0)
+	if (frame_fd < 0 || pipe2(out, O_CLOEXEC) < 0)
 		return -1;
-	slot_reset(in->slot);
+	int slot_fd = slot_renew(in->slot);
+	if (slot_fd < 0) {
+		int saved = errno;
+		close(out[0]);
+		close(out[1]);
+		errno = saved;
+		return -1;
+	}
 	for (size_t i = 0; i < w->nlisteners; i++)
 		w->listen_fds[i] = w->listeners[i].watch.fd;
 	struct child_spec spec = {
@@ -59,7 +65,6 @@ int spawn_process(struct instance *in)
 		.out_fd = out[1],
 		.frame_fd = frame_fd,
 		.slot_fd = slot_fd,
-		.slot_offset = slot_offset,
 		.host_pid = h->pid,
 	};
 	const char **base_env = child_inherited_env(w->conf);
@@ -68,6 +73,7 @@ int spawn_process(struct instance *in)
 	int saved = errno;
 	free(base_env);
 	close(out[1]);
+	close(slot_fd);
 	if (pid < 0) {
 		close(out[0]);
 		errno = saved;

@@ -54,7 +54,6 @@
  * host's environment. */
 struct request {
 	int32_t instance, nlisten;
-	int64_t slot_offset;
 	uint64_t interval_ms;
 	struct limit_conf limits[4]; /* nofile, memory, cpu, core */
 	int64_t nice;
@@ -180,7 +179,7 @@ static bool decode(char *buf, size_t len, const int *fds, int nfds, struct worke
 	*test = r.test;
 	*spec = (struct child_spec){.conf = conf, .instance = r.instance, .state_dir = state_dir,
 				    .out_fd = fds[0], .frame_fd = fds[1], .slot_fd = fds[2],
-				    .slot_offset = (off_t)r.slot_offset, .test = r.has_test ? test : NULL,
+				    .test = r.has_test ? test : NULL,
 				    .listen_fds = fds + FIXED_FDS, .nlisten = r.nlisten, .host_pid = r.host_pid,
 				    .base_env = (const char *const *)base_env->v};
 	return true;
@@ -407,7 +406,6 @@ static size_t encode(const struct child_spec *spec, char *buf, size_t size)
 	memset(&r, 0, sizeof(r)); /* padding too: every byte sent is defined */
 	r.instance = spec->instance;
 	r.nlisten = spec->nlisten;
-	r.slot_offset = spec->slot_offset;
 	r.interval_ms = c->interval_ms;
 	r.limits[0] = c->limit_nofile;
 	r.limits[1] = c->limit_memory;

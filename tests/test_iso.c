@@ -75,3 +75,25 @@ Test(iso, a_worker_the_host_forks_itself_cannot_read_the_hosts_environment_eithe
 	cr_expect(strstr(wt_host_stderr(&wt), "the host forks workers itself"), "%s", wt_host_stderr(&wt));
 	cr_expect_eq(wt_stop(&wt, 10000), 0);
 }
+
+/* ---- item: progress slots ---- */
+
+/* A grabber as root and one as nobody bump every slot they can reach; the
+ * hung worker next to them must still be found hung. */
+Test(iso, a_worker_reaches_no_progress_slot_but_its_own)
+{
+	need_root();
+	wt_setup(&wt, "[g]\nplugin = iso_slotgrab\nuser = nobody\n[r]\nplugin = iso_slotgrab\n"
+		      "[hung]\nplugin = hang_cycle\nwatchdog = 1s\nautostart = no\nrestart = never\n");
+	chmod(wt.dir, 0711);
+	wt_start(&wt);
+	running_pid("g");
+	running_pid("r");
+	char *out, *err;
+	cr_assert_eq(wt_cli(&wt, &out, &err, "start hung"), 0, "%s%s", out, err);
+	cr_expect(wt_wait_sql(&wt, 15000, "SELECT count(*) FROM runs WHERE worker = 'hung' AND reason = 'hung'"),
+		  "the hung worker was kept looking alive; its log:\n%s", wt_log(&wt, "hung"));
+	cr_expect(wt_wait_log(&wt, 0, "g", "bytes beyond its own page: 0\n"), "g's log:\n%s", wt_log(&wt, "g"));
+	cr_expect(wt_wait_log(&wt, 0, "r", "bytes beyond its own page: 0\n"), "r's log:\n%s", wt_log(&wt, "r"));
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
