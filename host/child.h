@@ -21,7 +21,7 @@ struct child_spec {
 	int instance;
 	const char *state_dir; /* the worker's private directory, absolute */
 	int out_fd;            /* write end of the stdout/stderr pipe */
-	int frame_fd;          /* the runtime channel of the worker's user */
+	int frame_fd;          /* its runtime socket, connected to the host (output.c) */
 	int slot_fd;           /* the one-page memory file of its progress slot */
 	const struct test_request *test; /* NULL outside `ward test` */
 	/* The host's variables the process starts its environment from

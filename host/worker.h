@@ -39,7 +39,7 @@ struct instance {
 	struct watch out;      /* the process's stdout/stderr pipe */
 	struct pending out_rest;
 	bool frames_ignored;   /* it sent garbage on its runtime channel */
-	int channel_fd;        /* the runtime channel it was given (output.c) */
+	uint64_t channel_key;  /* the address of its process's runtime socket (output.c); 0: none */
 	struct timer timer;    /* the one deadline of the current state */
 	struct slot *slot;     /* shared with the process; owned by the slot pool */
 
@@ -121,8 +121,7 @@ struct host {
 	struct config **old_configs; /* replaced by reloads, kept while a worker refers to them */
 	size_t nold;
 	char scratch[64 * 1024]; /* read buffer shared by every pipe */
-	struct frame_channel **channels; /* runtime channels, one per user (output.c) */
-	size_t nchannels;
+	struct frame_channel *channel; /* the runtime channel, once opened (output.c) */
 	struct spawner spawner;
 };
 

@@ -97,3 +97,41 @@ Test(iso, a_worker_reaches_no_progress_slot_but_its_own)
 	cr_expect(wt_wait_log(&wt, 0, "r", "bytes beyond its own page: 0\n"), "r's log:\n%s", wt_log(&wt, "r"));
 	cr_expect_eq(wt_stop(&wt, 10000), 0);
 }
+
+/* ---- item: the runtime channel ---- */
+
+/* x breaks its channel every way it can; v, of the same user, started after
+ * that, still reaches running and every one of its lines is in its log. */
+Test(iso, a_worker_that_breaks_its_runtime_channel_breaks_no_one_elses)
+{
+	wt_setup(&wt, "[x]\nplugin = iso_chanbreak\ninit_timeout = 60s\n"
+		      "[v]\nplugin = iso_chatty\nlines = 2000\nautostart = no\ninit_timeout = 10s\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_log(&wt, 10000, "x", "chanbreak: "), "x's log:\n%s", wt_log(&wt, "x"));
+	char *out, *err;
+	cr_assert_eq(wt_cli(&wt, &out, &err, "start v"), 0, "%s%s", out, err);
+	running_pid("v");
+	cr_assert(wt_wait_log(&wt, 10000, "v", "INFO chatty done\n"), "v's log:\n%s", wt_log(&wt, "v"));
+	char *log = wt_log(&wt, "v");
+	cr_expect_eq(wt_count(log, "INFO chatty line "), 2000, "lines of v were lost:\n%s", wt_log(&wt, "x"));
+	cr_expect(strstr(log, "INFO chatty line 1999\n"));
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
+
+/* ---- item: the pid of log lines from a child ---- */
+
+Test(iso, a_log_line_from_a_child_the_plugin_forked_carries_the_childs_pid)
+{
+	wt_setup(&wt, "[w]\nplugin = spawn_child\n");
+	wt_start(&wt);
+	pid_t worker = running_pid("w");
+	cr_assert(wt_wait_log(&wt, 5000, "w", "INFO child pid "), "w's log:\n%s", wt_log(&wt, "w"));
+	int child = atoi(strstr(wt_log(&wt, "w"), "INFO child pid ") + strlen("INFO child pid "));
+	cr_assert(child > 0 && child != worker);
+	char want[64];
+	snprintf(want, sizeof(want), "pid=%d INFO hello from the child\n", child);
+	cr_expect(wt_wait_log(&wt, 5000, "w", want), "no line with the child's pid %d:\n%s", child, wt_log(&wt, "w"));
+	snprintf(want, sizeof(want), "pid=%d INFO child pid", (int)worker);
+	cr_expect(wt_wait_log(&wt, 0, "w", want), "the worker's own line carries another pid:\n%s", wt_log(&wt, "w"));
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
