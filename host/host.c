@@ -199,6 +199,10 @@ void host_progress_tick_needed(struct host *h)
  * a process a failing spawner forked without telling. */
 void host_kill_strays(struct host *h)
 {
+	if (spawner_unanswered(h)) { /* an unknown child may be one it has yet to name */
+		spawner_recheck_children_later(h);
+		return;
+	}
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)h->pid);
 	FILE *f = fopen(path, "re");
@@ -224,6 +228,12 @@ static void reap_children(struct host *h)
 		pid_t pid = si.si_pid;
 		if (pid == 0)
 			break;
+		if (!pid_find(pid) && !spawner_is(h, pid) && spawner_unanswered(h) && !pid_find(pid)) {
+			/* Perhaps a process the spawner forked and has not named yet:
+			 * it stays a zombie (its pid not reused) until it has. */
+			spawner_recheck_children_later(h);
+			break;
+		}
 		struct pid_entry *e = pid_find(pid);
 		struct instance *in = e ? e->in : NULL;
 		/* The leader is a zombie, so its pid still names its group: kill the
@@ -246,6 +256,12 @@ static void reap_children(struct host *h)
 	}
 	if (worker_died)
 		host_kill_strays(h);
+}
+
+void host_recheck_children(struct host *h)
+{
+	reap_children(h);
+	host_kill_strays(h);
 }
 
 /* ---- boot and shutdown ---- */
@@ -521,7 +537,7 @@ static void boot(struct host *h)
 	settle_order(h);
 	for (size_t i = 0; i < h->nworkers; i++)
 		for (int k = 0; k < h->workers[i]->ninst; k++)
-			started += h->workers[i]->inst[k].pid > 0;
+			started += h->workers[i]->inst[k].pid > 0 || h->workers[i]->inst[k].spawning;
 	if (!h->test)
 		host_log(HOST_INFO, "host up: %zu workers configured, %zu processes started in %.1f ms",
 			 h->nworkers, started, (double)(mono_ns() - t0) / NS_PER_MS);
@@ -572,7 +588,7 @@ static int host_main(const char *config_dir, struct tester *test)
 {
 	struct host *h = xcalloc(1, sizeof(*h));
 	h->test = test;
-	h->spawner.sock = -1;
+	h->spawner.watch.fd = -1;
 	struct signal_watch sw = {.watch.fd = -1, .host = h};
 	int status = 1, lock_fd = -1;
 	h->pid = getpid();
@@ -598,6 +614,7 @@ static int host_main(const char *config_dir, struct tester *test)
 		host_log(HOST_ERR, "unable to set up the event loop: %s", strerror(errno));
 		goto out;
 	}
+	spawner_attach(h);
 	char *db = xasprintf("%s/ward.db", h->cfg.state_dir);
 	h->history = history_open(db, h->cfg.history_keep);
 	free(db);

@@ -135,3 +135,62 @@ Test(iso, a_log_line_from_a_child_the_plugin_forked_carries_the_childs_pid)
 	cr_expect(wt_wait_log(&wt, 0, "w", want), "the worker's own line carries another pid:\n%s", wt_log(&wt, "w"));
 	cr_expect_eq(wt_stop(&wt, 10000), 0);
 }
+
+/* ---- item: a stopped spawner does not freeze the host ---- */
+
+/* Runs `ward ARGS` and returns how long it took, in ms; asserts it succeeded. */
+static long long timed_cli(const char *args)
+{
+	char *out, *err;
+	long long t0 = now_ms();
+	int rc = wt_cli(&wt, &out, &err, args);
+	long long took = now_ms() - t0;
+	cr_assert(rc == 0 || strncmp(args, "status", 6) == 0, "`ward %s` failed: %s%s", args, out, err);
+	return took;
+}
+
+Test(iso, a_stopped_spawner_does_not_freeze_the_host_and_starts_go_on_once_it_continues)
+{
+	wt_setup(&wt, "[a]\nplugin = idle\n[w]\nplugin = idle\nautostart = no\n");
+	wt_start(&wt);
+	running_pid("a");
+	pid_t spawner = wt_spawner(wt.pid);
+	cr_assert(spawner > 0);
+	long long quick = timed_cli("status");
+	cr_assert_eq(kill(spawner, SIGSTOP), 0);
+	long long start = timed_cli("start w");
+	long long status = timed_cli("status");
+	/* The spawner's deadline is 10 s: a host waiting for it would take that long. */
+	cr_expect(start < 3000 && status < 3000 + 10 * quick, "with the spawner stopped, start took %lld ms and status %lld ms",
+		  start, status);
+	cr_expect_eq(wt_sql_int(&wt, "SELECT count(*) FROM instances WHERE worker = 'w' AND state = 'starting'"), 1);
+	cr_assert_eq(kill(spawner, SIGCONT), 0);
+	running_pid("w");
+	cr_expect_eq(wt_spawner(wt.pid), spawner, "the spawner was replaced");
+	cr_expect(!strstr(wt_host_stderr(&wt), "spawner"), "%s", wt_host_stderr(&wt));
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
+
+Test(iso, a_spawner_stopped_for_good_is_replaced_by_the_host_after_its_deadline, .timeout = 120)
+{
+	wt_setup(&wt, "[a]\nplugin = idle\n[w]\nplugin = idle\nautostart = no\n");
+	wt_start(&wt);
+	running_pid("a");
+	pid_t spawner = wt_spawner(wt.pid);
+	cr_assert(spawner > 0);
+	cr_assert_eq(kill(spawner, SIGSTOP), 0);
+	long long t0 = now_ms();
+	timed_cli("start w");
+	for (int i = 0; i < 5; i++) { /* the host keeps answering while it waits */
+		cr_expect(timed_cli("status") < 3000, "status was slow while the spawner was stopped");
+		sleep_ms(500);
+	}
+	cr_assert(wt_wait_sql(&wt, 20000, "SELECT state = 'running' FROM instances WHERE worker = 'w'"),
+		  "w never became running; host said:\n%s", wt_host_stderr(&wt));
+	long long waited = now_ms() - t0;
+	cr_expect(waited >= 9000, "the host gave up on the spawner after %lld ms", waited);
+	cr_expect(strstr(wt_host_stderr(&wt), "the spawner process failed: it did not answer within 10 s; the host forks workers itself"),
+		  "%s", wt_host_stderr(&wt));
+	cr_expect(wait_pid_gone(spawner, 5000), "the stopped spawner was left behind");
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
