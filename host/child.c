@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include "child.h"
 #include "loader.h"
+#include "probe.h"
 #include "runtime.h"
 #include "slot.h"
 #include "util.h"
@@ -53,7 +54,10 @@ static noreturn void fail_setup(struct setup *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	runtime_send_end(&s->ctx, REASON_LOAD_FAILED, 1, "%s", msg);
+	if (s->spec->probe)
+		probe_send_failure(s->ctx.frame_fd, msg);
+	else
+		runtime_send_end(&s->ctx, REASON_LOAD_FAILED, 1, "%s", msg);
 	_exit(1);
 }
 
@@ -75,9 +79,10 @@ static void wire_descriptors(struct setup *s, int *listen_fds)
 	const struct child_spec *spec = s->spec;
 	int frame_target = FIRST_LISTEN_FD + spec->nlisten;
 	int high = frame_target + 1; /* above every target, so no source is overwritten */
-	int out = fcntl(spec->out_fd, F_DUPFD, high);
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	/* A probe's output is not its verdict: constructors' chatter goes nowhere. */
+	int out = spec->out_fd >= 0 ? fcntl(spec->out_fd, F_DUPFD, high) : null;
 	int frame = fcntl(spec->frame_fd, F_DUPFD_CLOEXEC, high);
-	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (frame < 0 || out < 0 || null < 0)
 		fail_setup(s, "unable to prepare descriptors: %s", strerror(errno));
 	s->ctx.frame_fd = frame;
@@ -256,6 +261,8 @@ static void switch_identity(struct setup *s, const struct passwd *pw)
 	uid_t uid = pw ? pw->pw_uid : getuid();
 	if (uid == getuid() && gid == getgid() && geteuid() == uid)
 		return; /* already who we should be */
+	if (geteuid() != 0 && s->spec->probe)
+		return; /* `ward check` by a user who cannot switch: plugin code gains nothing running as that user */
 	if (geteuid() != 0)
 		fail_setup(s, "ward runs as uid %u and cannot switch to %s%s%s: run the host as root or remove user/group",
 			   (unsigned)geteuid(), w->user ? "user " : "", w->user ? w->user : "",
@@ -295,6 +302,8 @@ static void wipe_other_workers(const struct child_spec *spec)
  * descriptor it comes from is still open. */
 static void map_own_slot(struct setup *s)
 {
+	if (s->spec->slot_fd < 0)
+		return; /* a probe has none */
 	s->ctx.slot = slot_map(s->spec->slot_fd);
 	if (!s->ctx.slot)
 		fail_setup(s, "unable to map the progress slot: %s", strerror(errno));
@@ -400,7 +409,9 @@ static void prepare_process(struct setup *s, int *listen_fds)
 		wipe_other_workers(spec);
 		unmap_host_memory(s);
 	}
-	const char *dir = w->workdir ? w->workdir : spec->state_dir;
+	/* A probe may run before the worker's directories exist (a reload, `ward
+	 * check`): it works in "/". */
+	const char *dir = spec->probe ? "/" : w->workdir ? w->workdir : spec->state_dir;
 	if (chdir(dir) < 0)
 		fail_setup(s, "unable to enter working directory %s: %s", dir, strerror(errno));
 	if (runtime_install_signals() < 0)
@@ -425,6 +436,8 @@ noreturn void child_main(const struct child_spec *spec)
 	s.ctx.listen_fds = listen_fds;
 	s.ctx.nlisten = spec->nlisten;
 	prepare_process(&s, listen_fds);
+	if (spec->probe)
+		probe_report(s.ctx.frame_fd, w->plugin);
 
 	atomic_store(&s.ctx.slot->phase, PHASE_LOAD);
 	struct ward_plugin plugin;

@@ -20,9 +20,10 @@ struct child_spec {
 	const struct worker_conf *conf;
 	int instance;
 	const char *state_dir; /* the worker's private directory, absolute */
-	int out_fd;            /* write end of the stdout/stderr pipe */
-	int frame_fd;          /* its runtime socket, connected to the host (output.c) */
-	int slot_fd;           /* the one-page memory file of its progress slot */
+	bool probe;            /* a probe (probe.c): load the plugin, send the verdict on frame_fd, exit */
+	int out_fd;            /* write end of the stdout/stderr pipe; -1: /dev/null (a probe) */
+	int frame_fd;          /* its runtime socket, connected to the host (output.c); a probe's verdict pipe */
+	int slot_fd;           /* the one-page memory file of its progress slot; -1: none (a probe) */
 	const struct test_request *test; /* NULL outside `ward test` */
 	/* The host's variables the process starts its environment from
 	 * (child_inherited_env), NULL-terminated; its own are added to them. */

@@ -16,7 +16,7 @@
 #include "listener.h"
 #include "log.h"
 #include "notify.h"
-#include "options.h"
+#include "probe.h"
 #include "loop.h"
 #include "output.h"
 #include "spawner.h"
@@ -210,7 +210,7 @@ void host_kill_strays(struct host *h)
 		return;
 	int pid;
 	while (fscanf(f, "%d", &pid) == 1)
-		if (pid > 0 && !pid_find(pid) && !spawner_is(h, pid))
+		if (pid > 0 && !pid_find(pid) && !spawner_is(h, pid) && !probe_owns(pid))
 			kill(pid, SIGKILL);
 	fclose(f);
 }
@@ -228,7 +228,8 @@ static void reap_children(struct host *h)
 		pid_t pid = si.si_pid;
 		if (pid == 0)
 			break;
-		if (!pid_find(pid) && !spawner_is(h, pid) && spawner_unanswered(h) && !pid_find(pid)) {
+		if (!pid_find(pid) && !spawner_is(h, pid) && !probe_owns(pid) && spawner_unanswered(h) && !pid_find(pid) &&
+		    !probe_owns(pid)) {
 			/* Perhaps a process the spawner forked and has not named yet:
 			 * it stays a zombie (its pid not reused) until it has. */
 			spawner_recheck_children_later(h);
@@ -250,7 +251,7 @@ static void reap_children(struct host *h)
 			output_drain(in);
 			instance_exited(in, status);
 			worker_died = true;
-		} else {
+		} else if (!probe_reaped(pid, status)) {
 			spawner_reaped(h, pid, status);
 		}
 	}
@@ -282,23 +283,36 @@ static void begin_shutdown(struct host *h, int sig)
 }
 
 /* SIGHUP: the same reload as `ward reload`, its report going to the host's log. */
+struct hup_reload {
+	FILE *out;
+	char *text;
+	size_t len;
+};
+
+static void log_reload(void *arg)
+{
+	struct hup_reload *r = arg;
+	fclose(r->out);
+	char *save, *first = strtok_r(r->text, "\n", &save);
+	bool ok = first && strcmp(first, "ok") == 0;
+	host_log(ok ? HOST_INFO : HOST_ERR, "SIGHUP: reload %s", ok ? "applied" : "refused");
+	for (char *line = strtok_r(NULL, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		host_log(ok ? HOST_INFO : HOST_ERR, "reload: %s", line);
+	free(r->text);
+	free(r);
+}
+
 static void reload_from_signal(struct host *h)
 {
-	char *text = NULL;
-	size_t len = 0;
-	FILE *out = open_memstream(&text, &len);
-	if (!out) {
+	struct hup_reload *r = xcalloc(1, sizeof(*r));
+	r->out = open_memstream(&r->text, &r->len);
+	if (!r->out) {
 		host_log(HOST_ERR, "SIGHUP: unable to reload: out of memory");
+		free(r);
 		return;
 	}
-	int rc = reload_apply(h, out);
-	fclose(out);
-	char *save, *first = strtok_r(text, "\n", &save);
-	host_log(rc == 0 ? HOST_INFO : HOST_ERR, "SIGHUP: reload %s", rc == 0 ? "applied" : "refused");
-	(void)first; /* "ok" or "error": said above */
-	for (char *line = strtok_r(NULL, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-		host_log(rc == 0 ? HOST_INFO : HOST_ERR, "reload: %s", line);
-	free(text);
+	if (reload_begin(h, r->out, log_reload, r) == 0)
+		log_reload(r);
 }
 
 struct signal_watch {
@@ -554,6 +568,43 @@ static void record_host(struct host *h, const char *dir)
 	history_host(h->history, "config_dir", dir);
 }
 
+static void refuse_config(const struct host *h, const char *config_dir)
+{
+	print_config_problems(&h->cfg);
+	if (!h->test)
+		fprintf(stderr, "ward: %zu configuration error%s; nothing was started (`ward check -c %s` lists them too)\n",
+			h->cfg.errors.n, h->cfg.errors.n == 1 ? "" : "s", config_dir);
+}
+
+static void plugins_checked(void *arg)
+{
+	*(bool *)arg = true;
+}
+
+/* Probes every plugin before any worker exists, the loop running meanwhile
+ * (signals are served; a constructor that does not return costs at most
+ * PROBE_TIMEOUT_MS). -1 when the configuration is refused (said) or the
+ * host was asked to stop. */
+static int check_plugins(struct host *h)
+{
+	bool done = false;
+	h->booting = true;
+	struct probe_batch *b = probe_batch_start(h, &h->cfg, plugins_checked, &done);
+	while (!done && !h->shutting_down)
+		if (loop_run_once(h->loop) < 0) {
+			host_log(HOST_ERR, "event loop failed: %s", strerror(errno));
+			break;
+		}
+	h->booting = false;
+	const struct strv *load_errors = probe_batch_load_errors(b);
+	for (size_t i = 0; done && i < load_errors->n; i++)
+		host_log(HOST_WARN, "%s; its workers will fail to start", load_errors->v[i]);
+	probe_batch_free(b);
+	if (done && h->cfg.errors.n)
+		refuse_config(h, h->cfg.dir);
+	return done && !h->cfg.errors.n ? 0 : -1;
+}
+
 static int host_main(const char *config_dir, struct tester *test);
 
 int host_run(const char *config_dir)
@@ -596,14 +647,10 @@ static int host_main(const char *config_dir, struct tester *test)
 		notify_open(); /* first: no worker may inherit NOTIFY_SOCKET */
 	raise_fd_limit(); /* before the spawner: workers inherit its limit, as they always did */
 	spawner_open(h);
-	if (config_load(config_dir, &h->cfg) < 0 || (options_check_all(&h->cfg, NULL), h->cfg.errors.n)) {
-		print_config_problems(&h->cfg);
-		if (!test)
-			fprintf(stderr, "ward: %zu configuration error%s; nothing was started (`ward check -c %s` lists them too)\n",
-				h->cfg.errors.n, h->cfg.errors.n == 1 ? "" : "s", config_dir);
+	if (config_load(config_dir, &h->cfg) < 0) {
+		refuse_config(h, config_dir);
 		goto out;
 	}
-	print_config_problems(&h->cfg);
 	if (prepare_dirs(&h->cfg) < 0 || (lock_fd = take_lock(h->cfg.state_dir)) < 0)
 		goto out;
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
@@ -625,6 +672,11 @@ static int host_main(const char *config_dir, struct tester *test)
 		timer_arm(h->loop, &h->notify_timer, mono_ns() + h->notify_period);
 	h->tick_timer.fn = progress_tick;
 	record_host(h, h->cfg.dir);
+	if (check_plugins(h) < 0) {
+		status = h->shutting_down ? 0 : 1; /* asked to stop meanwhile, or refused */
+		goto out;
+	}
+	print_config_problems(&h->cfg);
 
 	h->workers = xcalloc(h->cfg.nworkers ? h->cfg.nworkers : 1, sizeof(*h->workers));
 	for (size_t i = 0; i < h->cfg.nworkers; i++) {
@@ -658,6 +710,7 @@ static int host_main(const char *config_dir, struct tester *test)
 out:
 	kill_survivors(h);
 	spawner_close(h);
+	reload_abandon(h);
 	control_close(h);
 	if (test && h->nworkers)
 		tester_collect(test, h->workers[0]);

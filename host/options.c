@@ -1,17 +1,14 @@
 /*
  * options.c - declared plugin options on the host side. The table crosses
- * from the probe process as tab-separated lines (tabs and newlines in the
+ * from the probe process (probe.c) as tab-separated lines (tabs and newlines in the
  * strings are replaced), so the host never touches plugin memory.
  */
 #define _GNU_SOURCE
 #include "options.h"
-#include "probe.h"
 #include "units.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-#define PROBE_TIMEOUT_MS 5000
 
 static const char *const type_names[] = {"string", "int", "bool", "duration", "size", "enum"};
 
@@ -197,32 +194,4 @@ void options_check(struct config *cfg, const struct worker_conf *w, const struct
 		if (t->v[i].required && !find_option_in_keys(w, t->v[i].name))
 			config_error(cfg, w->where, w->name, t->v[i].name, "required by the plugin but not set%s%s",
 				     t->v[i].help ? ": " : "", t->v[i].help ? t->v[i].help : "");
-}
-
-size_t options_check_all(struct config *cfg, struct strv *load_errors)
-{
-	size_t failed = 0;
-	for (size_t i = 0; i < cfg->nworkers; i++) {
-		bool seen = false; /* one probe per plugin file */
-		for (size_t k = 0; k < i && !seen; k++)
-			seen = strcmp(cfg->workers[k].plugin, cfg->workers[i].plugin) == 0;
-		if (seen)
-			continue;
-		struct probe_result r;
-		struct option_table t;
-		int rc = probe_plugin(cfg->workers[i].plugin, PROBE_TIMEOUT_MS, &r, &t);
-		if (rc < 0 || !r.ok) {
-			failed++;
-			if (load_errors)
-				strv_push(load_errors, rc < 0 ? xasprintf("unable to probe plugin %s: %m", cfg->workers[i].plugin)
-					  : xasprintf("plugin %s (worker %s): %s: %s", cfg->workers[i].plugin, cfg->workers[i].name,
-						      reason_name(r.why.reason), r.why.message));
-			continue; /* a plugin that does not load fails at start, with its reason */
-		}
-		for (size_t k = i; k < cfg->nworkers; k++)
-			if (strcmp(cfg->workers[k].plugin, cfg->workers[i].plugin) == 0)
-				options_check(cfg, &cfg->workers[k], &t);
-		options_free(&t);
-	}
-	return failed;
 }

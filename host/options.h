@@ -3,7 +3,7 @@
  * by the probe process that loaded the plugin, read back by the host side,
  * printed by `ward test --describe`, and checked against worker sections
  * (unknown keys with the nearest suggestion, wrong types, missing required
- * keys) by `ward check`, `ward run` and reload.
+ * keys) by `ward check`, `ward run` and reload, once probe.c has the table.
  */
 #ifndef WARD_OPTIONS_H
 #define WARD_OPTIONS_H
@@ -34,10 +34,5 @@ void options_free(struct option_table *t);
 void options_print(const struct option_table *t, FILE *out);
 /* Adds an error to cfg for every key of w that the table refuses. */
 void options_check(struct config *cfg, const struct worker_conf *w, const struct option_table *t);
-/* Probes every distinct plugin of cfg (one process each) and checks its
- * workers' keys. A plugin that does not load is left to fail when started,
- * unless load_errors is given: then "plugin PATH (worker NAME): REASON: MSG"
- * lines are added there. Returns how many plugins did not load. */
-size_t options_check_all(struct config *cfg, struct strv *load_errors);
 
 #endif

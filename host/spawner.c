@@ -46,20 +46,22 @@
 #define REPLY_TIMEOUT_MS 10000 /* a fork of a small process under heavy load, with room to spare */
 #define MAX_FDS 250            /* below the kernel's SCM_MAX_FD (253) */
 #define FIXED_FDS 3            /* stdout pipe, runtime channel, slot memory; then listen sockets */
+#define PROBE_FDS 1            /* a probe's: its verdict pipe */
 #define REQUEST_FD 3
 #define REQUEST_MAX (128 * 1024) /* a worker's settings, encoded; larger ones are forked by the host */
 
 /* A request: this, then NUL-terminated strings: name, plugin, state_dir,
  * user, group, workdir (each present only when its bit is in `present`),
  * then nenv env entries, nkeys plugin keys and nbase variables of the
- * host's environment. */
+ * host's environment. The descriptors: FIXED_FDS and nlisten sockets, or
+ * for a probe (probe.c) PROBE_FDS. */
 struct request {
 	int32_t instance, nlisten;
 	uint64_t interval_ms;
 	struct limit_conf limits[4]; /* nofile, memory, cpu, core */
 	int64_t nice;
 	uint32_t nenv, nkeys, nbase;
-	uint8_t inherit_env, nice_set, has_test, present;
+	uint8_t inherit_env, nice_set, has_test, present, probe;
 	struct test_request test;
 	pid_t host_pid;
 };
@@ -157,7 +159,7 @@ static bool decode(char *buf, size_t len, const int *fds, int nfds, struct worke
 		return false;
 	memcpy(&r, buf, sizeof(r));
 	char *at = buf + sizeof(r), *end = buf + len;
-	if (r.nlisten < 0 || nfds != FIXED_FDS + r.nlisten)
+	if (r.nlisten < 0 || nfds != (r.probe ? PROBE_FDS : FIXED_FDS + r.nlisten))
 		return false;
 	*conf = (struct worker_conf){.interval_ms = r.interval_ms, .inherit_env = r.inherit_env,
 				     .nice_set = r.nice_set, .nice = (long)r.nice,
@@ -183,6 +185,10 @@ static bool decode(char *buf, size_t len, const int *fds, int nfds, struct worke
 				    .test = r.has_test ? test : NULL,
 				    .listen_fds = fds + FIXED_FDS, .nlisten = r.nlisten, .host_pid = r.host_pid,
 				    .base_env = (const char *const *)base_env->v};
+	if (r.probe)
+		*spec = (struct child_spec){.conf = conf, .state_dir = state_dir, .probe = true, .out_fd = -1,
+					    .frame_fd = fds[0], .slot_fd = -1, .host_pid = r.host_pid,
+					    .base_env = (const char *const *)base_env->v};
 	return true;
 }
 
@@ -198,7 +204,10 @@ static void name_worker(const struct child_spec *spec, const char *worker_comm)
 	if (!args_area.at)
 		return;
 	memset(args_area.at, 0, args_area.len);
-	snprintf(args_area.at, args_area.len, "%s worker %s:%d", worker_comm, spec->conf->name, spec->instance);
+	if (spec->probe)
+		snprintf(args_area.at, args_area.len, "%s probe %s", worker_comm, spec->conf->plugin);
+	else
+		snprintf(args_area.at, args_area.len, "%s worker %s:%d", worker_comm, spec->conf->name, spec->instance);
 }
 
 static void serve(int sock, const char *worker_comm)
@@ -486,6 +495,7 @@ static size_t encode(const struct child_spec *spec, char *buf, size_t size)
 	r.nice_set = c->nice_set;
 	r.present = (c->user ? HAS_USER : 0) | (c->group ? HAS_GROUP : 0) | (c->workdir ? HAS_WORKDIR : 0);
 	r.has_test = spec->test != NULL;
+	r.probe = spec->probe;
 	if (spec->test)
 		r.test = *spec->test;
 	r.host_pid = spec->host_pid;
@@ -505,9 +515,25 @@ static size_t encode(const struct child_spec *spec, char *buf, size_t size)
 	return fits ? at : 0;
 }
 
+/* The descriptors a request hands over, in order; how many. */
+static int request_fds(const struct child_spec *spec, int *fds)
+{
+	if (spec->probe) {
+		fds[0] = spec->frame_fd;
+		return PROBE_FDS;
+	}
+	fds[0] = spec->out_fd;
+	fds[1] = spec->frame_fd;
+	fds[2] = spec->slot_fd;
+	for (int i = 0; i < spec->nlisten; i++)
+		fds[FIXED_FDS + i] = spec->listen_fds[i];
+	return FIXED_FDS + spec->nlisten;
+}
+
 static int send_request(struct spawner *s, const struct child_spec *spec, const char *buf, size_t len)
 {
-	int nfds = FIXED_FDS + spec->nlisten;
+	int fds[MAX_FDS];
+	int nfds = request_fds(spec, fds);
 	union {
 		struct cmsghdr align;
 		char buf[CMSG_SPACE(MAX_FDS * sizeof(int))];
@@ -520,9 +546,6 @@ static int send_request(struct spawner *s, const struct child_spec *spec, const 
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
 	c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
-	int fds[MAX_FDS] = {spec->out_fd, spec->frame_fd, spec->slot_fd};
-	for (int i = 0; i < spec->nlisten; i++)
-		fds[FIXED_FDS + i] = spec->listen_fds[i];
 	memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
 	ssize_t n;
 	while ((n = sendmsg(s->watch.fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT)) < 0 && errno == EINTR)

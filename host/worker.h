@@ -125,6 +125,8 @@ struct host {
 	size_t nold;
 	char scratch[64 * 1024]; /* read buffer shared by every pipe */
 	struct frame_channel *channel; /* the runtime channel, once opened (output.c) */
+	bool booting;            /* the plugins are being probed: no worker exists yet */
+	struct reload *reload;   /* a reload waiting for its plugins' verdicts (reload.c) */
 	struct spawner spawner;
 };
 

@@ -8,11 +8,13 @@
 #define _GNU_SOURCE
 #include "support.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 TestSuite(iso, .fini = wt_teardown, .timeout = 90);
@@ -192,5 +194,169 @@ Test(iso, a_spawner_stopped_for_good_is_replaced_by_the_host_after_its_deadline,
 	cr_expect(strstr(wt_host_stderr(&wt), "the spawner process failed: it did not answer within 10 s; the host forks workers itself"),
 		  "%s", wt_host_stderr(&wt));
 	cr_expect(wait_pid_gone(spawner, 5000), "the stopped spawner was left behind");
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
+
+/* ---- items: plugins are probed like workers, without holding up the host ---- */
+
+/* The host's children other than its spawner, into kids (at most max). */
+static int host_children(pid_t host, pid_t *kids, int max)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)host, (int)host);
+	char *list = wt_read_raw(path);
+	int n = 0;
+	pid_t spawner = wt_spawner(host);
+	for (char *p = list, *end; p && n < max; p = end) {
+		long pid = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		if (pid != spawner)
+			kids[n++] = (pid_t)pid;
+	}
+	free(list);
+	return n;
+}
+
+static char *spy_file(void)
+{
+	char *path;
+	cr_assert(asprintf(&path, "%s/spy.txt", wt.dir) > 0);
+	wt_keep(path);
+	FILE *f = fopen(path, "w");
+	cr_assert(f);
+	fclose(f);
+	chmod(path, 0666);
+	return path;
+}
+
+/* Every line of the spy file: nobody, no descriptor of the host's, nothing of its environment. */
+static void expect_spied_like_a_worker(const char *path, int lines)
+{
+	long long deadline = now_ms() + 10000;
+	while (wt_count(wt_read(path), "spy ") < lines && now_ms() < deadline)
+		sleep_ms(20);
+	char *text = wt_read(path);
+	cr_assert_eq(wt_count(text, "spy "), lines, "the constructor did not run %d times:\n%s", lines, text);
+	/* 0-2, the verdict pipe and the runtime's eventfd */
+	for (const char *l = strstr(text, "spy "); l; l = strstr(l + 1, "spy ")) {
+		int uid = -1, euid = -1, fds = -1;
+		char secret[8] = "";
+		cr_assert(sscanf(l, "spy pid=%*d uid=%d euid=%d fds=%d host_secret=%7[a-z]", &uid, &euid, &fds, secret) == 4, "%s", l);
+		cr_expect(uid == 65534 && euid == 65534, "a probe ran as uid %d/%d:\n%s", uid, euid, text);
+		cr_expect(fds <= 5, "a probe held %d descriptors:\n%s", fds, text);
+		cr_expect_str_eq(secret, "no", "a probe had the host's environment:\n%s", text);
+	}
+}
+
+Test(iso, plugins_are_probed_as_their_worker_with_nothing_of_the_host)
+{
+	need_root();
+	wt_setup(&wt, "[a]\nplugin = idle\n");
+	chmod(wt.dir, 0711);
+	char *spy = spy_file(), ini[512];
+	snprintf(ini, sizeof(ini), "[spy]\nplugin = iso_ctorspy\nuser = nobody\nautostart = no\nenv.SPY_OUT = %s\n", spy);
+	wt_write_conf(&wt, "spy.ini", ini);
+	setenv("HOST_SECRET", HOST_SECRET, 1);
+	wt_start(&wt);
+	running_pid("a");
+	expect_spied_like_a_worker(spy, 1); /* at boot */
+	char *out, *err;
+	cr_assert_eq(wt_cli(&wt, &out, &err, "reload"), 0, "%s%s", out, err);
+	expect_spied_like_a_worker(spy, 2); /* a reload, the host holding its descriptors */
+	pid_t spawner = wt_spawner(wt.pid);
+	cr_assert(spawner > 0);
+	kill(spawner, SIGKILL);
+	cr_assert(wait_pid_gone(spawner, 5000));
+	cr_assert_eq(wt_cli(&wt, &out, &err, "reload"), 0, "%s%s", out, err);
+	expect_spied_like_a_worker(spy, 3); /* forked by the host itself */
+	cr_assert_eq(wt_cli(&wt, &out, &err, "check"), 0, "%s%s", out, err);
+	unsetenv("HOST_SECRET");
+	expect_spied_like_a_worker(spy, 4); /* `ward check` */
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
+
+Test(iso, a_constructor_that_never_returns_is_reported_and_holds_up_no_reload)
+{
+	wt_setup(&wt, "[a]\nplugin = idle\n");
+	wt_start(&wt);
+	pid_t a = running_pid("a");
+	wt_write_conf(&wt, "spin.ini", "[spin]\nplugin = iso_ctorspin\nautostart = no\n");
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "timeout 30 %s reload -c %s >%s/reload.out 2>&1", WARD_BIN, wt.conf, wt.dir);
+	long long t0 = now_ms();
+	pid_t reload = fork();
+	cr_assert(reload >= 0);
+	if (reload == 0)
+		_exit(WEXITSTATUS(system(cmd)));
+	sleep_ms(500);
+	for (int i = 0; i < 3; i++) {
+		long long took = timed_cli("status");
+		cr_expect(took < 2500, "status took %lld ms while a constructor spun in a probe", took);
+		sleep_ms(300);
+	}
+	int status;
+	cr_assert_eq(waitpid(reload, &status, 0), reload);
+	long long took = now_ms() - t0;
+	char path[512];
+	snprintf(path, sizeof(path), "%s/reload.out", wt.dir);
+	char *said = wt_read(path);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "reload: %s", said);
+	cr_expect(took >= 4500, "the probe was not given its 5 s (%lld ms)", took);
+	char want[512];
+	snprintf(want, sizeof(want), "warning: plugin %s/iso_ctorspin.so (worker spin): load-failed: its constructor did not return within 5 s\n",
+		 FIXTURE_DIR);
+	cr_expect(strstr(said, want), "the reload did not say it:\n%s", said);
+	cr_expect(strstr(said, "added: spin\n"), "%s", said);
+	pid_t kids[8];
+	int n = host_children(wt.pid, kids, 8);
+	cr_expect(n == 1 && kids[0] == a, "%d processes besides the spawner: the probe was left behind", n);
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
+
+/* Starts the host without waiting for it: it is still probing. */
+static void start_probing_host(void)
+{
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		int fd = open(wt.errfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd >= 0) {
+			dup2(fd, 2);
+			dup2(fd, 1);
+		}
+		execl(WARD_BIN, "ward", "run", "-c", wt.conf, (char *)NULL);
+		_exit(127);
+	}
+	wt.pid = pid;
+}
+
+Test(iso, a_probe_dies_with_the_host)
+{
+	wt_setup(&wt, "[spin]\nplugin = iso_ctorspin\nautostart = no\n");
+	start_probing_host();
+	pid_t kids[8];
+	int n = 0;
+	for (long long deadline = now_ms() + 3000; n == 0 && now_ms() < deadline; sleep_ms(50))
+		n = host_children(wt.pid, kids, 8);
+	cr_assert(n > 0, "no probe process seen; host said:\n%s", wt_host_stderr(&wt));
+	sleep_ms(300); /* inside the constructor by now */
+	kill(wt.pid, SIGKILL);
+	waitpid(wt.pid, NULL, 0);
+	wt.pid = 0;
+	for (int i = 0; i < n; i++)
+		cr_expect(wait_pid_gone(kids[i], 5000), "process %d survived the host", (int)kids[i]);
+}
+
+Test(iso, at_boot_a_constructor_that_never_returns_is_reported_and_the_host_goes_on)
+{
+	wt_setup(&wt, "[a]\nplugin = idle\n[spin]\nplugin = iso_ctorspin\nautostart = no\n");
+	start_probing_host();
+	cr_assert(wt_wait_sql(&wt, 20000, "SELECT state = 'running' FROM instances WHERE worker = 'a'"),
+		  "a did not start; host said:\n%s", wt_host_stderr(&wt));
+	char want[512];
+	snprintf(want, sizeof(want), "plugin %s/iso_ctorspin.so (worker spin): load-failed: its constructor did not return within 5 s",
+		 FIXTURE_DIR);
+	cr_expect(strstr(wt_host_stderr(&wt), want), "%s", wt_host_stderr(&wt));
 	cr_expect_eq(wt_stop(&wt, 10000), 0);
 }
