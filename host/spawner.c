@@ -1,5 +1,6 @@
 /*
- * spawner.c - the helper process that forks workers for the host.
+ * spawner.c - the helper process that forks workers (and plugin probes)
+ * for the host: the spawner's own loop, and the host's side of asking it.
  *
  * fork() costs in proportion to what the forking process holds: a page table
  * entry for every page it touched, and a descriptor table that the child
@@ -9,11 +10,18 @@
  * forked first thing, before ward reads its configuration; it keeps nothing
  * but its request socket, so forking from it costs the same at the 10,000th
  * worker as at the first. And since it never held a configuration, no worker
- * starts with another worker's secrets in its memory.
+ * starts with another worker's secrets in its memory. Right after the fork
+ * it executes ward again, with an empty environment: nothing of the host's
+ * memory, not even the environment strings on the initial stack, is in what
+ * it forks.
  *
  * A request carries everything the process needs: the worker's settings
- * (encoded below) and, as descriptors, its stdout pipe, its runtime channel,
- * its progress slot's memory and its listen sockets.
+ * (encoded below), the host's variables it inherits and, as descriptors, its
+ * stdout pipe, its runtime socket, its progress slot's memory and its listen
+ * sockets. The host never waits for an answer: it sends without blocking,
+ * queues what the socket does not take yet, reads the answers (one per
+ * request, in order) from its loop, and gives up on a spawner that does not
+ * answer within REPLY_TIMEOUT_MS: it kills it and forks processes itself.
  *
  * It forks with CLONE_PARENT, so the worker is the host's child exactly as if
  * the host had forked it: the host reaps it, signals it, and is the parent its

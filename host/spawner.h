@@ -1,7 +1,8 @@
 /*
- * spawner.h - the helper process that forks workers on the host's behalf, so
- * that the cost of starting a worker does not grow with what the host holds.
- * The worker it forks is the host's child all the same.
+ * spawner.h - the helper process that forks workers (and plugin probes) on
+ * the host's behalf, so that the cost of starting a worker does not grow
+ * with what the host holds, and asked without the host ever waiting for it.
+ * The process it forks is the host's child all the same.
  */
 #ifndef WARD_SPAWNER_H
 #define WARD_SPAWNER_H
