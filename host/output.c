@@ -151,7 +151,7 @@ static char datagrams[FRAME_BATCH][FRAME_MAX];
 static uint64_t address_key(const struct sockaddr_un *sa, socklen_t len)
 {
 	size_t n = len > offsetof(struct sockaddr_un, sun_path) ? len - offsetof(struct sockaddr_un, sun_path) : 0;
-	if (n < 2 || n > 8 || sa->sun_path[0] != '\0')
+	if (n < 2 || n > 7 || sa->sun_path[0] != '\0')
 		return 0;
 	uint64_t key = 0;
 	memcpy(&key, sa->sun_path, n);
