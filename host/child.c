@@ -176,7 +176,8 @@ static void start_from_host_env(struct setup *s)
 	for (size_t i = 0; i < n; i++)
 		base[i] = xstrdup(s->spec->base_env[i]);
 	clearenv();
-	child_wipe_initial_environment();
+	if (s->spec->host_config) /* a copy of the host; the spawner's stack holds no environment */
+		child_wipe_initial_environment();
 	for (size_t i = 0; i < n; i++) {
 		char *eq = strchr(base[i], '=');
 		if (eq) {

@@ -255,11 +255,11 @@ static int receive_batch(struct frame_channel *c, struct batch *b)
 }
 
 /* Hands a batch to the instances it came from; whether the marker was in it.
- * A datagram from an address that names no instance is dropped. */
-static bool take_batch(struct frame_channel *c, struct batch *b, int n)
+ * A datagram from an address that names no instance is dropped. *last is
+ * the worker whose log has lines not flushed yet (the caller flushes it). */
+static bool take_batch(struct frame_channel *c, struct batch *b, int n, struct worker **last)
 {
 	bool marker_seen = false;
-	struct worker *last = NULL;
 	for (int i = 0; i < n; i++) {
 		struct msghdr *m = &b->msgs[i].msg_hdr;
 		uint64_t key = address_key(&b->from[i], m->msg_namelen);
@@ -267,29 +267,31 @@ static bool take_batch(struct frame_channel *c, struct batch *b, int n)
 		marker_seen |= key == c->marker_key;
 		if (!e || e->in->frames_ignored)
 			continue;
-		if (last && last != e->in->worker)
-			log_flush(&last->log);
-		last = e->in->worker;
+		if (*last && *last != e->in->worker)
+			log_flush(&(*last)->log);
+		*last = e->in->worker;
 		take_datagram(e->in, m, b->msgs[i].msg_len);
 	}
-	if (last)
-		log_flush(&last->log);
 	return marker_seen;
 }
 
+/* Reads until the queue is empty (or the marker, or the round limit). The
+ * queue is short, and senders refill it as it empties: reading on rather
+ * than waiting for the next wakeup keeps a fast logger going. */
 static void read_channel(struct frame_channel *c, enum reading how)
 {
 	static struct batch b;
 	int rounds = how == READ_SOME ? BATCHES_PER_WAKEUP : MAX_DRAIN_BATCHES;
 	bool marker_seen = false;
+	struct worker *last = NULL;
 	for (int round = 0; round < rounds && !marker_seen; round++) {
 		int n = receive_batch(c, &b);
 		if (n == 0)
 			break;
-		marker_seen = take_batch(c, &b, n) && how == READ_TO_MARKER;
-		if (n < FRAME_BATCH && how == READ_SOME)
-			break;
+		marker_seen = take_batch(c, &b, n, &last) && how == READ_TO_MARKER;
 	}
+	if (last)
+		log_flush(&last->log);
 }
 
 static void on_frames(struct watch *w, uint32_t events)
@@ -416,7 +418,10 @@ void output_read_frames(struct host *h)
 		int n = errno == EAGAIN ? receive_batch(c, &b) : 0;
 		if (n == 0)
 			break;
-		take_batch(c, &b, n);
+		struct worker *last = NULL;
+		take_batch(c, &b, n, &last);
+		if (last)
+			log_flush(&last->log);
 	}
 	read_channel(c, READ_TO_EMPTY);
 }

@@ -133,6 +133,23 @@ Test(iso, a_worker_that_breaks_its_runtime_channel_breaks_no_one_elses)
 	cr_expect_eq(wt_stop(&wt, 10000), 0);
 }
 
+/* The host's queue of frames is short (net.unix.max_dgram_qlen): senders
+ * wait for room, so a fast logger loses nothing and its neighbour, started
+ * while it floods, still gets its lines through. */
+Test(iso, a_fast_logger_loses_no_line_and_its_neighbour_gets_through)
+{
+	wt_setup(&wt, "[fast]\nplugin = iso_chatty\nlines = 100000\ninit_timeout = 60s\n"
+		      "[slow]\nplugin = iso_chatty\nlines = 100\ninit_timeout = 60s\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_log(&wt, 60000, "fast", "INFO chatty done\n"), "fast never finished");
+	cr_assert(wt_wait_log(&wt, 10000, "slow", "INFO chatty done\n"), "slow never finished");
+	running_pid("fast");
+	running_pid("slow");
+	cr_expect_eq(wt_count(wt_log(&wt, "fast"), "INFO chatty line "), 100000);
+	cr_expect_eq(wt_count(wt_log(&wt, "slow"), "INFO chatty line "), 100);
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
+
 /* ---- item: the pid of log lines from a child ---- */
 
 Test(iso, a_log_line_from_a_child_the_plugin_forked_carries_the_childs_pid)
