@@ -7,6 +7,7 @@
 #include "config.h"
 #include "host.h"
 #include "probe.h"
+#include "options.h"
 #include "report.h"
 #include "tester.h"
 #include "logview.h"
@@ -23,6 +24,7 @@
 #define WARD_VERSION "0.1.0"
 #endif
 #define DEFAULT_CONFIG_DIR "/etc/ward/conf.d"
+#define PROBE_TIMEOUT_MS 5000
 
 static const char usage[] =
 	"usage: ward COMMAND [options]\n"
@@ -109,7 +111,7 @@ static int cmd_check(const struct args *a)
 	struct config cfg;
 	config_load(a->config_dir, &cfg);
 	struct strv load_errors = {0};
-	probe_check_config(&cfg, &load_errors);
+	options_check_all(&cfg, &load_errors);
 	size_t errors = cfg.errors.n + load_errors.n;
 	for (size_t i = 0; i < cfg.warnings.n; i++)
 		fprintf(stderr, "ward: warning: %s\n", cfg.warnings.v[i]);
@@ -231,7 +233,7 @@ static int cmd_test(int argc, char **argv)
 	o.keys = keys;
 	if (describe) {
 		free(keys);
-		return probe_describe(o.plugin, stdout) == 0 ? 0 : 1;
+		return probe_describe(o.plugin, PROBE_TIMEOUT_MS, stdout) == 0 ? 0 : 1;
 	}
 	struct test_result r;
 	int rc = tester_run(&o, &r);

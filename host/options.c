@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include "options.h"
+#include "probe.h"
 #include "units.h"
 
 #include <stdlib.h>
@@ -194,4 +195,9 @@ void options_check(struct config *cfg, const struct worker_conf *w, const struct
 		if (t->v[i].required && !find_option_in_keys(w, t->v[i].name))
 			config_error(cfg, w->where, w->name, t->v[i].name, "required by the plugin but not set%s%s",
 				     t->v[i].help ? ": " : "", t->v[i].help ? t->v[i].help : "");
+}
+
+size_t options_check_all(struct config *cfg, struct strv *load_errors)
+{
+	return probe_check_config(cfg, load_errors);
 }

@@ -34,5 +34,10 @@ void options_free(struct option_table *t);
 void options_print(const struct option_table *t, FILE *out);
 /* Adds an error to cfg for every key of w that the table refuses. */
 void options_check(struct config *cfg, const struct worker_conf *w, const struct option_table *t);
+/* `ward check`: probes every distinct plugin of cfg (probe.c, waiting for
+ * the verdicts) and checks its workers' keys. "plugin PATH (worker NAME):
+ * REASON: MSG" lines are added to load_errors for plugins that do not load.
+ * Returns how many did not load. */
+size_t options_check_all(struct config *cfg, struct strv *load_errors);
 
 #endif

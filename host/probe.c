@@ -90,6 +90,7 @@ struct probe_batch {
 	void *arg;
 	struct timer finish; /* done() from the loop, never from inside a start */
 	bool check_keys;     /* the workers' keys against the options (not for --describe) */
+	uint64_t timeout_ms; /* for each probe, from the moment it exists */
 };
 
 /* Probe processes not reaped yet, and the probe waiting for each (NULL once judged). */
@@ -139,9 +140,10 @@ static void explain_death(struct probe *p, bool reaped, int status)
 	struct exit_info *why = &p->result.why;
 	char sig[32];
 	why->reason = REASON_LOAD_FAILED;
+	uint64_t limit = p->batch->timeout_ms;
 	if (p->timed_out)
-		snprintf(why->message, sizeof(why->message), "its constructor did not return within %d s",
-			 PROBE_TIMEOUT_MS / 1000);
+		snprintf(why->message, sizeof(why->message), "its constructor did not return within %llu %s",
+			 (unsigned long long)(limit % 1000 ? limit : limit / 1000), limit % 1000 ? "ms" : "s");
 	else if (reaped && WIFSIGNALED(status))
 		snprintf(why->message, sizeof(why->message),
 			 "killed by %s while loading the plugin (a constructor crashed)",
@@ -266,7 +268,7 @@ static void done(struct spawn_job *j, pid_t pid, int err)
 	if (loop_watch(h->loop, &p->verdict, EPOLLIN) < 0)
 		host_log(HOST_ERR, "unable to watch a probe of %s: %s; its verdict is read when it exits", p->conf->plugin,
 			 strerror(errno));
-	timer_arm(h->loop, &p->deadline, mono_ns() + (int64_t)PROBE_TIMEOUT_MS * NS_PER_MS);
+	timer_arm(h->loop, &p->deadline, mono_ns() + (int64_t)p->batch->timeout_ms * NS_PER_MS);
 }
 
 static void start_probe(struct probe_batch *b, const struct worker_conf *conf)
@@ -309,12 +311,12 @@ static void batch_finished(struct probe_batch *b)
 	timer_arm(b->host->loop, &b->finish, mono_ns());
 }
 
-static struct probe_batch *start_batch(struct host *h, struct config *cfg, bool check_keys, void (*done_fn)(void *arg),
-				       void *arg)
+static struct probe_batch *start_batch(struct host *h, struct config *cfg, bool check_keys, uint64_t timeout_ms,
+				       void (*done_fn)(void *arg), void *arg)
 {
 	struct probe_batch *b = xcalloc(1, sizeof(*b));
 	*b = (struct probe_batch){.host = h, .cfg = cfg, .done = done_fn, .arg = arg, .finish.fn = on_finish,
-				  .check_keys = check_keys};
+				  .check_keys = check_keys, .timeout_ms = timeout_ms};
 	for (size_t i = 0; i < cfg->nworkers; i++) {
 		bool seen = false; /* one probe per plugin file */
 		for (size_t k = 0; k < i && !seen; k++)
@@ -337,7 +339,7 @@ static struct probe_batch *start_batch(struct host *h, struct config *cfg, bool 
 
 struct probe_batch *probe_batch_start(struct host *h, struct config *cfg, void (*done)(void *arg), void *arg)
 {
-	return start_batch(h, cfg, true, done, arg);
+	return start_batch(h, cfg, true, PROBE_TIMEOUT_MS, done, arg);
 }
 
 const struct strv *probe_batch_load_errors(const struct probe_batch *b)
@@ -393,7 +395,8 @@ static void finished_waiting(void *arg)
 
 /* Runs a batch for cfg on a loop and a spawner of this process's own. Calls
  * use(b) with the finished batch; -1 when no loop could be set up. */
-static int run_batch(struct config *cfg, bool check_keys, void (*use)(struct probe_batch *b, void *arg), void *arg)
+static int run_batch(struct config *cfg, bool check_keys, uint64_t timeout_ms,
+		     void (*use)(struct probe_batch *b, void *arg), void *arg)
 {
 	sigset_t chld, old;
 	sigemptyset(&chld);
@@ -411,7 +414,7 @@ static int run_batch(struct config *cfg, bool check_keys, void (*use)(struct pro
 		goto restore;
 	spawner_open(h);
 	spawner_attach(h);
-	struct probe_batch *b = start_batch(h, cfg, check_keys, finished_waiting, &w);
+	struct probe_batch *b = start_batch(h, cfg, check_keys, timeout_ms, finished_waiting, &w);
 	while (!w.done && loop_run_once(h->loop) == 0)
 		;
 	rc = w.done ? 0 : -1;
@@ -439,7 +442,7 @@ static void copy_load_errors(struct probe_batch *b, void *arg)
 size_t probe_check_config(struct config *cfg, struct strv *load_errors)
 {
 	size_t before = load_errors->n;
-	if (run_batch(cfg, true, copy_load_errors, load_errors) < 0) {
+	if (run_batch(cfg, true, PROBE_TIMEOUT_MS, copy_load_errors, load_errors) < 0) {
 		strv_push(load_errors, xasprintf("unable to probe the plugins: %s", strerror(errno)));
 		return 1;
 	}
@@ -468,7 +471,7 @@ static void print_description(struct probe_batch *b, void *arg)
 	d->rc = 0;
 }
 
-int probe_describe(const char *path, FILE *out)
+int probe_describe(const char *path, uint64_t timeout_ms, FILE *out)
 {
 	/* One worker with every default, in a configuration of its own. */
 	/* Absolute: the probe works in "/". */
@@ -478,7 +481,7 @@ int probe_describe(const char *path, FILE *out)
 	struct worker_conf w = {.name = name, .plugin = plugin, .instances = 1};
 	struct config cfg = {.workers = &w, .nworkers = 1, .state_dir = state_dir};
 	struct describing d = {.out = out, .rc = -1};
-	if (run_batch(&cfg, false, print_description, &d) < 0)
+	if (run_batch(&cfg, false, timeout_ms, print_description, &d) < 0)
 		fprintf(stderr, "ward: unable to probe %s: %s\n", path, strerror(errno));
 	free(plugin);
 	return d.rc;

@@ -21,7 +21,7 @@
 #include "config.h"
 #include "reason.h"
 
-#define PROBE_TIMEOUT_MS 5000
+#define PROBE_TIMEOUT_MS 5000 /* the same in main.c */
 
 struct probe_result {
 	bool ok;
@@ -50,8 +50,9 @@ bool probe_reaped(pid_t pid, int wait_status);
 /* `ward check`: the same probes, waited for. Load errors are added to
  * load_errors; returns how many plugins did not load. */
 size_t probe_check_config(struct config *cfg, struct strv *load_errors);
-/* `ward test --describe`: name, version, ABI and options, printed to out. 0 or -1. */
-int probe_describe(const char *path, FILE *out);
+/* `ward test --describe`: name, version, ABI and options, printed to out;
+ * the probe may take timeout_ms. 0 or -1. */
+int probe_describe(const char *path, uint64_t timeout_ms, FILE *out);
 
 /* In the probe process (child.c), once it is prepared like a worker: loads
  * the plugin and writes the verdict on fd; or says why it could not even
