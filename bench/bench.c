@@ -8,6 +8,7 @@
  *   bench boot N           N instances all running their first cycle; RSS of the host and its spawner
  *   bench idle N SECONDS   wakeups per second of the host and its spawner, N idle workers (watchdog on and off)
  *   bench cycle N          cost of an empty cycle in the runtime
+ *   bench logs N           N ward_log lines of one worker: its first cycle -> the last line in its log; lines lost
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -303,6 +304,71 @@ static int bench_cycle(long n)
 	return 0;
 }
 
+/* How many lines the stamp plugin logged are in path. */
+static long count_lines(const char *path)
+{
+	char line[512];
+	FILE *f = fopen(path, "r");
+	long got = 0;
+	while (f && fgets(line, sizeof(line), f))
+		got += strstr(line, "benchline ") != NULL;
+	if (f)
+		fclose(f);
+	return got;
+}
+
+/* Whether the last 4 KiB of path hold needle: cheap enough to poll. */
+static int tail_has(const char *path, const char *needle)
+{
+	char buf[4097];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	off_t end = lseek(fd, 0, SEEK_END);
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, end > 4096 ? end - 4096 : 0);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return strstr(buf, needle) != NULL;
+}
+
+static int bench_logs(long n)
+{
+	char workers[512], out[128], log[128];
+	snprintf(out, sizeof(out), "/tmp/ward-bench-stamps-%d", (int)getpid());
+	unlink(out);
+	snprintf(workers, sizeof(workers), "[w0]\nplugin = stamp\nout = %s\nthen = ward-log\nlines = %ld\ninterval = 1h\n", out, n);
+	configure(workers);
+	char path[128];
+	snprintf(path, sizeof(path), "%s/conf/ward.ini", dir);
+	FILE *f = fopen(path, "a");
+	if (!f)
+		die("conf");
+	fputs("[ward]\nlog_max_size = 0\n", f); /* no rotation: every line stays in one file */
+	fclose(f);
+	snprintf(log, sizeof(log), "%s/state/logs/w0.log", dir);
+	start_host();
+	char want[32];
+	snprintf(want, sizeof(want), "benchline %07ld ", n - 1);
+	long long t0;
+	int last = 0;
+	if (wait_stamps(out, &t0, 1, 60000) == 1)
+		for (long long deadline = mono_ns() + 120 * 1000000000LL; !last && mono_ns() < deadline;) {
+			nap_ms(2);
+			last = tail_has(log, want);
+		}
+	long long t1 = mono_ns();
+	long got = count_lines(log);
+	stop_host();
+	unlink(out);
+	if (!last) {
+		fprintf(stderr, "bench: the last line never reached the log (%ld of %ld)\n", got, n);
+		return 1;
+	}
+	printf("| logs: one worker sends %ld ward_log lines of 100 bytes: its first cycle -> the last line in its log | %.0f ms (%.2f M lines/s), %ld lost |\n",
+	       n, (t1 - t0) / 1e6, n / ((t1 - t0) / 1e3), n - got);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "restart") == 0)
@@ -313,6 +379,8 @@ int main(int argc, char **argv)
 		return bench_idle(argc > 2 ? atoi(argv[2]) : 100, argc > 3 ? atoi(argv[3]) : 10);
 	if (argc >= 2 && strcmp(argv[1], "cycle") == 0)
 		return bench_cycle(argc > 2 ? atol(argv[2]) : 500000000L);
-	fprintf(stderr, "usage: bench restart [N] | boot [N] | idle [N] [SECONDS] | cycle [N]\n");
+	if (argc >= 2 && strcmp(argv[1], "logs") == 0)
+		return bench_logs(argc > 2 ? atol(argv[2]) : 1000000L);
+	fprintf(stderr, "usage: bench restart [N] | boot [N] | idle [N] [SECONDS] | cycle [N] | logs [N]\n");
 	return 2;
 }

@@ -10,6 +10,7 @@
  *                disposition, so this is how a plugin ignores SIGTERM)
  *   lines        print `lines` lines of 100 bytes to stdout, then idle:
  *                log throughput
+ *   ward-log     the same lines through ward_log (the runtime channel)
  * bench/worker.c does the same for the other supervisors (bench/compare.sh).
  */
 #include <ward.h>
@@ -67,6 +68,14 @@ static int stamp_cycle(ward_ctx *ctx, void *state)
 			for (long i = 0; i < lines; i++)
 				printf("benchline %07ld %s\n", i, pad);
 			fflush(stdout);
+		}
+		if (then && strcmp(then, "ward-log") == 0) {
+			char pad[82];
+			memset(pad, 'x', 81);
+			pad[81] = 0;
+			long lines = ward_conf_int(ctx, "lines", 0);
+			for (long i = 0; i < lines; i++)
+				ward_log(ctx, WARD_LOG_INFO, "benchline %07ld %s", i, pad);
 		}
 	}
 	return WARD_IDLE;

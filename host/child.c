@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include "child.h"
 #include "loader.h"
+#include "probe.h"
 #include "runtime.h"
 #include "slot.h"
 #include "util.h"
@@ -53,7 +54,10 @@ static noreturn void fail_setup(struct setup *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	runtime_send_end(&s->ctx, REASON_LOAD_FAILED, 1, "%s", msg);
+	if (s->spec->probe)
+		probe_send_failure(s->ctx.frame_fd, msg);
+	else
+		runtime_send_end(&s->ctx, REASON_LOAD_FAILED, 1, "%s", msg);
 	_exit(1);
 }
 
@@ -75,9 +79,10 @@ static void wire_descriptors(struct setup *s, int *listen_fds)
 	const struct child_spec *spec = s->spec;
 	int frame_target = FIRST_LISTEN_FD + spec->nlisten;
 	int high = frame_target + 1; /* above every target, so no source is overwritten */
-	int out = fcntl(spec->out_fd, F_DUPFD, high);
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	/* A probe's output is not its verdict: constructors' chatter goes nowhere. */
+	int out = spec->out_fd >= 0 ? fcntl(spec->out_fd, F_DUPFD, high) : null;
 	int frame = fcntl(spec->frame_fd, F_DUPFD_CLOEXEC, high);
-	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (frame < 0 || out < 0 || null < 0)
 		fail_setup(s, "unable to prepare descriptors: %s", strerror(errno));
 	s->ctx.frame_fd = frame;
@@ -106,31 +111,90 @@ static void set_env_or_fail(struct setup *s, const char *name, const char *value
 		fail_setup(s, "unable to set environment variable %s: %s", name, strerror(errno));
 }
 
-/* SPEC §4: without inherit_env, only PATH, LANG, TZ, HOME, env.* and WARD_*. */
+static const char *const kept_env[] = {"PATH", "LANG", "TZ", "HOME"};
+static const char *const host_only_env[] = {"NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID",
+					    "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID"};
+
+static bool named_in(const char *entry, const char *const *names, size_t n)
+{
+	size_t len = strcspn(entry, "=");
+	for (size_t i = 0; i < n; i++)
+		if (strlen(names[i]) == len && strncmp(entry, names[i], len) == 0)
+			return true;
+	return false;
+}
+
+/* SPEC §4: without inherit_env, only PATH, LANG, TZ and HOME of the host's
+ * variables; with it, all but those meant for the host alone. */
+const char **child_inherited_env(const struct worker_conf *w)
+{
+	size_t n = 0;
+	for (char **e = environ; e && *e; e++)
+		n++;
+	const char **out = xcalloc(n + 1, sizeof(*out));
+	n = 0;
+	for (char **e = environ; e && *e; e++)
+		if (w->inherit_env ? !named_in(*e, host_only_env, ARRAY_SIZE(host_only_env))
+				   : named_in(*e, kept_env, ARRAY_SIZE(kept_env)))
+			out[n++] = *e;
+	return out;
+}
+
+/* The exec-time environment strings sit on the initial stack, which a
+ * forked process inherits whatever environ says: zero them. (A worker the
+ * spawner forked finds none there: the spawner was executed with an empty
+ * environment. A process forked from the host finds all of the host's.) */
+void child_wipe_initial_environment(void)
+{
+	char buf[1024];
+	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	char *p = n > 0 ? (buf[n] = '\0', strrchr(buf, ')')) : NULL;
+	unsigned long start = 0, end = 0;
+	/* After the command's ')': fields 3 to 49, then env_start and env_end. */
+	for (int field = 3; p && field <= 51; field++) {
+		p = strchr(p + 1, ' ');
+		if (p && field == 50)
+			start = strtoul(p + 1, NULL, 10);
+		if (p && field == 51)
+			end = strtoul(p + 1, NULL, 10);
+	}
+	if (start && end > start)
+		explicit_bzero((void *)start, end - start);
+}
+
+/* The host's variables the host passed on (never this process's own
+ * environment), once the strings inherited on the stack are gone. */
+static void start_from_host_env(struct setup *s)
+{
+	size_t n = 0;
+	while (s->spec->base_env && s->spec->base_env[n])
+		n++;
+	char **base = xcalloc(n + 1, sizeof(*base)); /* copies: the originals may be wiped below */
+	for (size_t i = 0; i < n; i++)
+		base[i] = xstrdup(s->spec->base_env[i]);
+	clearenv();
+	if (s->spec->host_config) /* a copy of the host; the spawner's stack holds no environment */
+		child_wipe_initial_environment();
+	for (size_t i = 0; i < n; i++) {
+		char *eq = strchr(base[i], '=');
+		if (eq) {
+			*eq = '\0';
+			set_env_or_fail(s, base[i], eq + 1);
+		}
+		free(base[i]);
+	}
+	free(base);
+}
+
 static void build_environment(struct setup *s, const struct passwd *pw)
 {
 	const struct worker_conf *w = s->spec->conf;
-	static const char *const kept[] = {"PATH", "LANG", "TZ", "HOME"};
-	static const char *const host_only[] = {"NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID",
-						"LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID"};
-	if (!w->inherit_env) {
-		char *saved[ARRAY_SIZE(kept)];
-		for (size_t i = 0; i < ARRAY_SIZE(kept); i++) {
-			const char *v = getenv(kept[i]);
-			saved[i] = v ? xstrdup(v) : NULL;
-		}
-		clearenv();
-		for (size_t i = 0; i < ARRAY_SIZE(kept); i++) {
-			if (saved[i])
-				set_env_or_fail(s, kept[i], saved[i]);
-			free(saved[i]);
-		}
-		if (!getenv("PATH"))
-			set_env_or_fail(s, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-	} else {
-		for (size_t i = 0; i < ARRAY_SIZE(host_only); i++)
-			unsetenv(host_only[i]);
-	}
+	start_from_host_env(s);
+	if (!w->inherit_env && !getenv("PATH"))
+		set_env_or_fail(s, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
 	if (pw)
 		set_env_or_fail(s, "HOME", pw->pw_dir);
 	for (size_t i = 0; i < w->env.n; i++) {
@@ -198,6 +262,8 @@ static void switch_identity(struct setup *s, const struct passwd *pw)
 	uid_t uid = pw ? pw->pw_uid : getuid();
 	if (uid == getuid() && gid == getgid() && geteuid() == uid)
 		return; /* already who we should be */
+	if (geteuid() != 0 && s->spec->probe)
+		return; /* `ward check` by a user who cannot switch: plugin code gains nothing running as that user */
 	if (geteuid() != 0)
 		fail_setup(s, "ward runs as uid %u and cannot switch to %s%s%s: run the host as root or remove user/group",
 			   (unsigned)geteuid(), w->user ? "user " : "", w->user ? w->user : "",
@@ -237,31 +303,45 @@ static void wipe_other_workers(const struct child_spec *spec)
  * descriptor it comes from is still open. */
 static void map_own_slot(struct setup *s)
 {
-	s->ctx.slot = slot_map(s->spec->slot_fd, s->spec->slot_offset);
+	if (s->spec->slot_fd < 0)
+		return; /* a probe has none */
+	s->ctx.slot = slot_map(s->spec->slot_fd);
 	if (!s->ctx.slot)
 		fail_setup(s, "unable to map the progress slot: %s", strerror(errno));
 	s->own_slot_page = (uintptr_t)s->ctx.slot & ~(uintptr_t)(sysconf(_SC_PAGESIZE) - 1);
 }
 
-/* A process the host forked itself has the host's shared memory mapped
- * (every worker's progress slot, SQLite's WAL index): unmap all of it but our
- * own slot's page, so plugin code cannot write into another worker's slot or
- * the host's database index. (The other slots of our page stay: a page holds 64.) */
-static void unmap_host_memory(struct setup *s)
+/* Up to 256 shared mappings other than our own slot's page, read from
+ * /proc/self/maps into lo/hi; -1 when the file cannot be read. */
+static int list_foreign_shared(uintptr_t own, uintptr_t *lo, uintptr_t *hi)
 {
 	FILE *maps = fopen("/proc/self/maps", "re");
 	if (!maps)
-		fail_setup(s, "unable to read /proc/self/maps: %s", strerror(errno));
-	uintptr_t lo[256], hi[256];
-	size_t n = 0;
+		return -1;
+	int n = 0;
 	char line[512], perms[8];
 	while (n < 256 && fgets(line, sizeof(line), maps))
-		if (sscanf(line, "%lx-%lx %7s", &lo[n], &hi[n], perms) == 3 && perms[3] == 's' && lo[n] != s->own_slot_page)
+		if (sscanf(line, "%lx-%lx %7s", &lo[n], &hi[n], perms) == 3 && perms[3] == 's' && lo[n] != own)
 			n++;
 	fclose(maps);
-	for (size_t i = 0; i < n; i++)
-		if (munmap((void *)lo[i], hi[i] - lo[i]) < 0)
-			fail_setup(s, "unable to unmap the host's shared memory: %s", strerror(errno));
+	return n;
+}
+
+/* A process the host forked itself has the host's shared memory mapped
+ * (every worker's progress slot, a page each; SQLite's WAL index): unmap all
+ * of it but our own slot's page, so plugin code cannot write into another
+ * worker's slot or the host's database index. */
+static void unmap_host_memory(struct setup *s)
+{
+	uintptr_t lo[256], hi[256];
+	int n;
+	do {
+		if ((n = list_foreign_shared(s->own_slot_page, lo, hi)) < 0)
+			fail_setup(s, "unable to read /proc/self/maps: %s", strerror(errno));
+		for (int i = 0; i < n; i++)
+			if (munmap((void *)lo[i], hi[i] - lo[i]) < 0)
+				fail_setup(s, "unable to unmap the host's shared memory: %s", strerror(errno));
+	} while (n == 256); /* a full list: there may be more */
 }
 
 static void tie_to_host(struct setup *s)
@@ -330,7 +410,9 @@ static void prepare_process(struct setup *s, int *listen_fds)
 		wipe_other_workers(spec);
 		unmap_host_memory(s);
 	}
-	const char *dir = w->workdir ? w->workdir : spec->state_dir;
+	/* A probe may run before the worker's directories exist (a reload, `ward
+	 * check`): it works in "/". */
+	const char *dir = spec->probe ? "/" : w->workdir ? w->workdir : spec->state_dir;
 	if (chdir(dir) < 0)
 		fail_setup(s, "unable to enter working directory %s: %s", dir, strerror(errno));
 	if (runtime_install_signals() < 0)
@@ -350,12 +432,13 @@ noreturn void child_main(const struct child_spec *spec)
 		.conf = w->plugin_keys.v,
 		.nconf = w->plugin_keys.n,
 		.frame_fd = spec->frame_fd,
-		.leader = getpid(),
 	};
 	int listen_fds[spec->nlisten > 0 ? spec->nlisten : 1];
 	s.ctx.listen_fds = listen_fds;
 	s.ctx.nlisten = spec->nlisten;
 	prepare_process(&s, listen_fds);
+	if (spec->probe)
+		probe_report(s.ctx.frame_fd, w->plugin);
 
 	atomic_store(&s.ctx.slot->phase, PHASE_LOAD);
 	struct ward_plugin plugin;

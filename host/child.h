@@ -20,11 +20,14 @@ struct child_spec {
 	const struct worker_conf *conf;
 	int instance;
 	const char *state_dir; /* the worker's private directory, absolute */
-	int out_fd;            /* write end of the stdout/stderr pipe */
-	int frame_fd;          /* the runtime channel of the worker's user */
-	int slot_fd;           /* the memory holding the progress slot, at slot_offset */
-	off_t slot_offset;
+	bool probe;            /* a probe (probe.c): load the plugin, send the verdict on frame_fd, exit */
+	int out_fd;            /* write end of the stdout/stderr pipe; -1: /dev/null (a probe) */
+	int frame_fd;          /* its runtime socket, connected to the host (output.c); a probe's verdict pipe */
+	int slot_fd;           /* the one-page memory file of its progress slot; -1: none (a probe) */
 	const struct test_request *test; /* NULL outside `ward test` */
+	/* The host's variables the process starts its environment from
+	 * (child_inherited_env), NULL-terminated; its own are added to them. */
+	const char *const *base_env;
 	const int *listen_fds; /* the worker's sockets, in configuration order */
 	int nlisten;
 	pid_t host_pid;
@@ -38,6 +41,12 @@ struct child_spec {
 };
 
 noreturn void child_main(const struct child_spec *spec);
+/* In the host: the host's variables a process of w inherits (pointers into
+ * environ), NULL-terminated; free the array, not the strings. */
+const char **child_inherited_env(const struct worker_conf *w);
+/* Zeroes the environment strings the kernel put on this process's initial
+ * stack at exec (a forked process has a copy of its parent's). */
+void child_wipe_initial_environment(void);
 /* Default dispositions for every signal and an empty mask: what plugin code
  * may count on (also used by `ward check`'s probe, which loads plugins too). */
 void child_reset_signals(void);

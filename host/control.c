@@ -33,6 +33,7 @@ struct client {
 	size_t len;
 	char *reply; /* owned, once the request was run */
 	size_t reply_len, sent;
+	FILE *pending; /* the reply being written while a reload waits for its plugins */
 };
 
 struct control {
@@ -58,6 +59,8 @@ static void drop_client(struct client *c)
 			break;
 		}
 	ctl->nclients--;
+	if (c->pending)
+		fclose(c->pending);
 	free(c->reply);
 	free(c);
 }
@@ -139,7 +142,23 @@ static int split_words(char *line, char **words, int max)
 	return n;
 }
 
-/* Runs one request; the reply is written into a memory stream. */
+static void send_reply(struct client *c);
+
+/* The reload's reply is complete: it goes to the client now. */
+static void reload_answered(void *arg)
+{
+	struct client *c = arg;
+	fclose(c->pending);
+	c->pending = NULL;
+	c->ctl->host->order_dirty = true;
+	if (loop_watch(c->ctl->host->loop, &c->watch, EPOLLIN) < 0)
+		drop_client(c);
+	else
+		send_reply(c);
+}
+
+/* Runs one request; the reply is written into a memory stream (later, for
+ * a reload whose plugins are being probed: c->pending). */
 static void run_request(struct client *c)
 {
 	struct host *h = c->ctl->host;
@@ -165,7 +184,11 @@ static void run_request(struct client *c)
 		if (resolve_names(h, words + 1, n - 1, ws, reply) == 0)
 			command_stop(ws, n - 1, reply);
 	} else if (strcmp(words[0], "reload") == 0) {
-		reload_apply(h, reply);
+		if (reload_begin(h, reply, reload_answered, c) > 0) {
+			c->pending = reply;
+			loop_unwatch(h->loop, &c->watch); /* nothing to read meanwhile */
+			return;
+		}
 	} else {
 		fprintf(reply, "error\nunknown request '%.64s' (expected ping, sync, start, stop, restart or reload)\n",
 			words[0]);
@@ -231,7 +254,8 @@ static void on_client(struct watch *w, uint32_t events)
 	}
 	timer_cancel(c->ctl->host->loop, &c->deadline);
 	run_request(c);
-	send_reply(c);
+	if (!c->pending)
+		send_reply(c);
 }
 
 static void on_deadline(struct timer *t)

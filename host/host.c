@@ -16,7 +16,7 @@
 #include "listener.h"
 #include "log.h"
 #include "notify.h"
-#include "options.h"
+#include "probe.h"
 #include "reason.h"
 #include "loop.h"
 #include "output.h"
@@ -200,6 +200,10 @@ void host_progress_tick_needed(struct host *h)
  * a process a failing spawner forked without telling. */
 void host_kill_strays(struct host *h)
 {
+	if (spawner_unanswered(h)) { /* an unknown child may be one it has yet to name */
+		spawner_recheck_children_later(h);
+		return;
+	}
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)h->pid);
 	FILE *f = fopen(path, "re");
@@ -207,7 +211,7 @@ void host_kill_strays(struct host *h)
 		return;
 	int pid;
 	while (fscanf(f, "%d", &pid) == 1)
-		if (pid > 0 && !pid_find(pid) && !spawner_is(h, pid))
+		if (pid > 0 && !pid_find(pid) && !spawner_is(h, pid) && !probe_owns(pid))
 			kill(pid, SIGKILL);
 	fclose(f);
 }
@@ -225,6 +229,13 @@ static void reap_children(struct host *h)
 		pid_t pid = si.si_pid;
 		if (pid == 0)
 			break;
+		if (!pid_find(pid) && !spawner_is(h, pid) && !probe_owns(pid) && spawner_unanswered(h) && !pid_find(pid) &&
+		    !probe_owns(pid)) {
+			/* Perhaps a process the spawner forked and has not named yet:
+			 * it stays a zombie (its pid not reused) until it has. */
+			spawner_recheck_children_later(h);
+			break;
+		}
 		struct pid_entry *e = pid_find(pid);
 		struct instance *in = e ? e->in : NULL;
 		/* The leader is a zombie, so its pid still names its group: kill the
@@ -241,12 +252,18 @@ static void reap_children(struct host *h)
 			output_drain(in);
 			instance_exited(in, status);
 			worker_died = true;
-		} else {
+		} else if (!probe_reaped(pid, status)) {
 			spawner_reaped(h, pid, status);
 		}
 	}
 	if (worker_died)
 		host_kill_strays(h);
+}
+
+void host_recheck_children(struct host *h)
+{
+	reap_children(h);
+	host_kill_strays(h);
 }
 
 /* ---- boot and shutdown ---- */
@@ -267,23 +284,36 @@ static void begin_shutdown(struct host *h, int sig)
 }
 
 /* SIGHUP: the same reload as `ward reload`, its report going to the host's log. */
+struct hup_reload {
+	FILE *out;
+	char *text;
+	size_t len;
+};
+
+static void log_reload(void *arg)
+{
+	struct hup_reload *r = arg;
+	fclose(r->out);
+	char *save, *first = strtok_r(r->text, "\n", &save);
+	bool ok = first && strcmp(first, "ok") == 0;
+	host_log(ok ? HOST_INFO : HOST_ERR, "SIGHUP: reload %s", ok ? "applied" : "refused");
+	for (char *line = strtok_r(NULL, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		host_log(ok ? HOST_INFO : HOST_ERR, "reload: %s", line);
+	free(r->text);
+	free(r);
+}
+
 static void reload_from_signal(struct host *h)
 {
-	char *text = NULL;
-	size_t len = 0;
-	FILE *out = open_memstream(&text, &len);
-	if (!out) {
+	struct hup_reload *r = xcalloc(1, sizeof(*r));
+	r->out = open_memstream(&r->text, &r->len);
+	if (!r->out) {
 		host_log(HOST_ERR, "SIGHUP: unable to reload: out of memory");
+		free(r);
 		return;
 	}
-	int rc = reload_apply(h, out);
-	fclose(out);
-	char *save, *first = strtok_r(text, "\n", &save);
-	host_log(rc == 0 ? HOST_INFO : HOST_ERR, "SIGHUP: reload %s", rc == 0 ? "applied" : "refused");
-	(void)first; /* "ok" or "error": said above */
-	for (char *line = strtok_r(NULL, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-		host_log(rc == 0 ? HOST_INFO : HOST_ERR, "reload: %s", line);
-	free(text);
+	if (reload_begin(h, r->out, log_reload, r) == 0)
+		log_reload(r);
 }
 
 struct signal_watch {
@@ -576,7 +606,7 @@ static void boot(struct host *h)
 	settle_order(h);
 	for (size_t i = 0; i < h->nworkers; i++)
 		for (int k = 0; k < h->workers[i]->ninst; k++)
-			started += h->workers[i]->inst[k].pid > 0;
+			started += h->workers[i]->inst[k].pid > 0 || h->workers[i]->inst[k].spawning;
 	if (!h->test)
 		host_log(HOST_INFO, "host up: %zu workers configured, %zu processes started in %.1f ms",
 			 h->nworkers, started, (double)(mono_ns() - t0) / NS_PER_MS);
@@ -591,6 +621,49 @@ static void record_host(struct host *h, const char *dir)
 	snprintf(buf, sizeof(buf), "%lld", (long long)wall_ms());
 	history_host(h->history, "started_at", buf);
 	history_host(h->history, "config_dir", dir);
+}
+
+/* Configuration errors and warnings: printed, or for `ward test` handed to
+ * the report, which names what the user typed, not the generated file. */
+static void report_config(const struct host *h, bool refused, const char *config_dir)
+{
+	if (h->test) {
+		tester_take_config(h->test, &h->cfg);
+		return;
+	}
+	print_config_problems(&h->cfg);
+	if (refused)
+		fprintf(stderr, "ward: %zu configuration error%s; nothing was started (`ward check -c %s` lists them too)\n",
+			h->cfg.errors.n, h->cfg.errors.n == 1 ? "" : "s", config_dir);
+}
+
+static void plugins_checked(void *arg)
+{
+	*(bool *)arg = true;
+}
+
+/* Probes every plugin before any worker exists, the loop running meanwhile
+ * (signals are served; a constructor that does not return costs at most
+ * PROBE_TIMEOUT_MS). -1 when the configuration is refused (said) or the
+ * host was asked to stop. */
+static int check_plugins(struct host *h)
+{
+	bool done = false;
+	h->booting = true;
+	struct probe_batch *b = probe_batch_start(h, &h->cfg, plugins_checked, &done);
+	while (!done && !h->shutting_down)
+		if (loop_run_once(h->loop) < 0) {
+			host_log(HOST_ERR, "event loop failed: %s", strerror(errno));
+			break;
+		}
+	h->booting = false;
+	const struct strv *load_errors = probe_batch_load_errors(b);
+	for (size_t i = 0; done && i < load_errors->n; i++)
+		host_log(HOST_WARN, "%s; its workers will fail to start", load_errors->v[i]);
+	probe_batch_free(b);
+	if (done && h->cfg.errors.n)
+		report_config(h, true, h->cfg.dir);
+	return done && !h->cfg.errors.n ? 0 : -1;
 }
 
 static int host_main(const char *config_dir, struct tester *test);
@@ -643,7 +716,7 @@ static int host_main(const char *config_dir, struct tester *test)
 {
 	struct host *h = xcalloc(1, sizeof(*h));
 	h->test = test;
-	h->spawner.sock = -1;
+	h->spawner.watch.fd = -1;
 	struct signal_watch sw = {.watch.fd = -1, .host = h};
 	int status = 1, lock_fd = -1;
 	h->pid = getpid();
@@ -651,20 +724,10 @@ static int host_main(const char *config_dir, struct tester *test)
 		notify_open(); /* first: no worker may inherit NOTIFY_SOCKET */
 	raise_fd_limit(); /* before the spawner: workers inherit its limit, as they always did */
 	spawner_open(h);
-	if (config_load(config_dir, &h->cfg) < 0 || (options_check_all(&h->cfg, NULL), h->cfg.errors.n)) {
-		if (test) /* the report names what the user typed, not the generated file */
-			tester_take_config(test, &h->cfg);
-		else
-			print_config_problems(&h->cfg);
-		if (!test)
-			fprintf(stderr, "ward: %zu configuration error%s; nothing was started (`ward check -c %s` lists them too)\n",
-				h->cfg.errors.n, h->cfg.errors.n == 1 ? "" : "s", config_dir);
+	if (config_load(config_dir, &h->cfg) < 0) {
+		report_config(h, true, config_dir);
 		goto out;
 	}
-	if (test)
-		tester_take_config(test, &h->cfg);
-	else
-		print_config_problems(&h->cfg);
 	if (prepare_dirs(&h->cfg) < 0 || (lock_fd = take_lock(h->cfg.state_dir)) < 0)
 		goto out;
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
@@ -675,6 +738,7 @@ static int host_main(const char *config_dir, struct tester *test)
 		host_log(HOST_ERR, "unable to set up the event loop: %s", strerror(errno));
 		goto out;
 	}
+	spawner_attach(h);
 	char *db = xasprintf("%s/ward.db", h->cfg.state_dir);
 	h->history = history_open(db, h->cfg.history_keep);
 	free(db);
@@ -685,6 +749,11 @@ static int host_main(const char *config_dir, struct tester *test)
 		timer_arm(h->loop, &h->notify_timer, mono_ns() + h->notify_period);
 	h->tick_timer.fn = progress_tick;
 	record_host(h, h->cfg.dir);
+	if (check_plugins(h) < 0) {
+		status = h->shutting_down ? 0 : 1; /* asked to stop meanwhile, or refused */
+		goto out;
+	}
+	report_config(h, false, config_dir);
 
 	h->workers = xcalloc(h->cfg.nworkers ? h->cfg.nworkers : 1, sizeof(*h->workers));
 	for (size_t i = 0; i < h->cfg.nworkers; i++) {
@@ -718,6 +787,7 @@ static int host_main(const char *config_dir, struct tester *test)
 out:
 	kill_survivors(h);
 	spawner_close(h);
+	reload_abandon(h);
 	control_close(h);
 	if (test && h->nworkers)
 		tester_collect(test, h->workers[0]);

@@ -1,6 +1,6 @@
 /*
  * options.c - declared plugin options on the host side. The table crosses
- * from the probe process as tab-separated lines (tabs and newlines in the
+ * from the probe process (probe.c) as tab-separated lines (tabs and newlines in the
  * strings are replaced), so the host never touches plugin memory.
  */
 #define _GNU_SOURCE
@@ -10,8 +10,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-
-#define PROBE_TIMEOUT_MS 5000
 
 static const char *const type_names[] = {"string", "int", "bool", "duration", "size", "enum"};
 
@@ -238,7 +236,7 @@ void options_check(struct config *cfg, struct worker_conf *w, const struct optio
 /* After every plugin was checked: a [defaults] key that every plugin which
  * saw it turned down, one or two letters from a ward key, is that ward key
  * misspelt. One error, instead of the warning config_load gave. */
-static void check_shared_keys(struct config *cfg)
+void options_check_shared_keys(struct config *cfg)
 {
 	for (size_t i = 0; i < cfg->nshared_keys; i++) {
 		const struct shared_key *k = &cfg->shared_keys[i];
@@ -253,29 +251,10 @@ static void check_shared_keys(struct config *cfg)
 
 size_t options_check_all(struct config *cfg, struct strv *load_errors)
 {
-	size_t failed = 0;
-	for (size_t i = 0; i < cfg->nworkers; i++) {
-		bool seen = false; /* one probe per plugin file */
-		for (size_t k = 0; k < i && !seen; k++)
-			seen = strcmp(cfg->workers[k].plugin, cfg->workers[i].plugin) == 0;
-		if (seen)
-			continue;
-		struct probe_result r;
-		struct option_table t;
-		int rc = probe_plugin(cfg->workers[i].plugin, PROBE_TIMEOUT_MS, &r, &t);
-		if (rc < 0 || !r.ok) {
-			failed++;
-			if (load_errors)
-				strv_push(load_errors, rc < 0 ? xasprintf("unable to probe plugin %s: %m", cfg->workers[i].plugin)
-					  : xasprintf("plugin %s (worker %s): %s: %s", cfg->workers[i].plugin, cfg->workers[i].name,
-						      reason_name(r.why.reason), r.why.message));
-			continue; /* a plugin that does not load fails at start, with its reason */
-		}
-		for (size_t k = i; k < cfg->nworkers; k++)
-			if (strcmp(cfg->workers[k].plugin, cfg->workers[i].plugin) == 0)
-				options_check(cfg, &cfg->workers[k], &t);
-		options_free(&t);
-	}
-	check_shared_keys(cfg);
+	if (load_errors)
+		return probe_check_config(cfg, load_errors);
+	struct strv unused = {0}; /* the caller lets plugins that do not load fail at start */
+	size_t failed = probe_check_config(cfg, &unused);
+	strv_free(&unused);
 	return failed;
 }

@@ -3,7 +3,7 @@
  * by the probe process that loaded the plugin, read back by the host side,
  * printed by `ward test --describe`, and checked against worker sections
  * (unknown keys with the nearest suggestion, wrong types, missing required
- * keys) by `ward check`, `ward run` and reload.
+ * keys) by `ward check`, `ward run` and reload, once probe.c has the table.
  */
 #ifndef WARD_OPTIONS_H
 #define WARD_OPTIONS_H
@@ -35,10 +35,13 @@ void options_print(const struct option_table *t, FILE *out);
 /* Adds an error to cfg for every key of w that the table refuses. A key of
  * [defaults] the table does not declare is no error: it is taken out of w. */
 void options_check(struct config *cfg, struct worker_conf *w, const struct option_table *t);
-/* Probes every distinct plugin of cfg (one process each) and checks its
- * workers' keys. A plugin that does not load is left to fail when started,
- * unless load_errors is given: then "plugin PATH (worker NAME): REASON: MSG"
- * lines are added there. Returns how many plugins did not load. */
+/* Once every plugin of cfg was checked: a [defaults] key that every plugin
+ * which saw it turned down, near a ward key, becomes one error (a misspelling). */
+void options_check_shared_keys(struct config *cfg);
+/* `ward check`: probes every distinct plugin of cfg (probe.c, waiting for
+ * the verdicts) and checks its workers' keys. "plugin PATH (worker NAME):
+ * REASON: MSG" lines are added to load_errors (may be NULL) for plugins
+ * that do not load. Returns how many did not load. */
 size_t options_check_all(struct config *cfg, struct strv *load_errors);
 
 #endif

@@ -5,9 +5,9 @@
  * scratch buffer; a line split across reads is carried in the instance's
  * `pending` (allocated only when that happens), a line longer than the
  * buffer is cut into pieces: nothing is dropped. Runtime frames (ward_log
- * lines, ready, end) travel on a datagram channel shared by every process
- * of one user, so the host holds one descriptor per process, not two: 10,000
- * workers fit in a 20,000-descriptor limit.
+ * lines, ready, end) travel as datagrams from a socket of each process's own
+ * to one socket of the host's, so the host holds one descriptor per
+ * process, not two: 10,000 workers fit in a 20,000-descriptor limit.
  */
 #define _GNU_SOURCE
 #include "output.h"
@@ -15,10 +15,13 @@
 #include "util.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define READS_PER_WAKEUP 4
@@ -76,8 +79,9 @@ static void take_end(struct instance *in, const char *payload, size_t len)
 	in->end.message[tlen] = '\0';
 }
 
-/* Consumes complete frames; returns bytes used, or (size_t)-1 on garbage. */
-static size_t take_frames(struct instance *in, const char *data, size_t len)
+/* Consumes complete frames that process `pid` of the instance sent; returns
+ * bytes used, or (size_t)-1 on garbage. */
+static size_t take_frames(struct instance *in, pid_t pid, const char *data, size_t len)
 {
 	size_t used = 0;
 	struct frame_hdr hdr;
@@ -87,7 +91,7 @@ static size_t take_frames(struct instance *in, const char *data, size_t len)
 		struct tester *test = in->worker->host->test;
 		switch (hdr.type) {
 		case FRAME_LOG:
-			log_line(&in->worker->log, wall_ms(), in->index, in->pid,
+			log_line(&in->worker->log, wall_ms(), in->index, pid,
 				 level_names[hdr.level <= 3 ? hdr.level : 2], payload, hdr.len);
 			break;
 		case FRAME_READY:
@@ -107,25 +111,92 @@ static size_t take_frames(struct instance *in, const char *data, size_t len)
 	return n < 0 ? (size_t)-1 : used;
 }
 
-/* ---- runtime channels: one datagram socket per user that workers run as ---- */
+/* ---- the runtime channel ---- */
 
-/* One datagram is one frame; the kernel stamps it with the sender's pid, which
- * names the instance. Only processes of the same user share a channel: they
- * could signal each other anyway, so sharing gives none of them a new power. */
+/*
+ * The host binds one datagram socket, <state_dir>/ward.chan (mode 0600: no
+ * other local user can reach it). For each process it starts, the host makes
+ * a socket, binds it to an address the kernel picks (autobind: unique, and no
+ * one else can send from it), connects it to its own, and hands it to the
+ * process. So the address a datagram comes from names the instance, whichever
+ * process sent it (a child plugin code forked shares its worker's socket),
+ * and the kernel stamps it with the sending process's pid, which goes in the
+ * log line. A worker can shut down, fill or close only its own socket.
+ */
 struct frame_channel {
-	struct watch watch;  /* the host's end */
-	int worker_end;      /* what every process of `user` writes to */
-	char *user;          /* NULL: the host's own user */
+	struct watch watch;  /* the host's socket */
+	int marker_fd;       /* the host's own sender: marks where "sent so far" ends */
+	uint64_t marker_key;
+	struct sockaddr_un addr; /* where processes' sockets are connected */
+	socklen_t addrlen;
 	struct host *host;
+	struct sender {
+		uint64_t key; /* 0: empty; SENDER_GONE: deleted */
+		struct instance *in;
+	} *senders;          /* open addressing: sender address -> instance */
+	size_t cap, used;
 };
 
+#define SENDER_GONE UINT64_MAX
 #define FRAME_BATCH 16 /* datagrams per recvmmsg */
-/* A channel serves many processes: read about as many frames per wakeup as
- * the four 64 KiB reads a pipe gets would hold. */
+/* The channel serves many processes: read about as many frames per wakeup
+ * as the four 64 KiB reads a pipe gets would hold. */
 #define BATCHES_PER_WAKEUP 64
 
 /* Datagrams land here: a batch's worth, each up to a whole frame. */
 static char datagrams[FRAME_BATCH][FRAME_MAX];
+
+/* An autobound address ("\0" and five hex digits) as a number; 0 when the
+ * address is not one (unnamed, or a path). */
+static uint64_t address_key(const struct sockaddr_un *sa, socklen_t len)
+{
+	size_t n = len > offsetof(struct sockaddr_un, sun_path) ? len - offsetof(struct sockaddr_un, sun_path) : 0;
+	if (n < 2 || n > 7 || sa->sun_path[0] != '\0')
+		return 0;
+	uint64_t key = 0;
+	memcpy(&key, sa->sun_path, n);
+	return key | (uint64_t)n << 56; /* the length too, so "\0a" and "\0a\0" differ */
+}
+
+static struct sender *sender_slot(struct frame_channel *c, uint64_t key, bool for_insert)
+{
+	size_t mask = c->cap - 1, i = (size_t)(key * 0x9E3779B97F4A7C15ull >> 20) & mask;
+	struct sender *reuse = NULL;
+	for (;; i = (i + 1) & mask) {
+		struct sender *e = &c->senders[i];
+		if (e->key == key)
+			return e;
+		if (e->key == SENDER_GONE && !reuse)
+			reuse = e;
+		if (e->key == 0)
+			return for_insert ? (reuse ? reuse : e) : NULL;
+	}
+}
+
+static void senders_grow(struct frame_channel *c)
+{
+	struct sender *old = c->senders;
+	size_t old_cap = c->cap;
+	c->cap = c->cap ? c->cap * 2 : 1024;
+	c->senders = xcalloc(c->cap, sizeof(*c->senders));
+	c->used = 0;
+	for (size_t i = 0; i < old_cap; i++)
+		if (old[i].key && old[i].key != SENDER_GONE) {
+			*sender_slot(c, old[i].key, true) = old[i];
+			c->used++;
+		}
+	free(old);
+}
+
+static void sender_add(struct frame_channel *c, uint64_t key, struct instance *in)
+{
+	if ((c->used + 1) * 2 > c->cap)
+		senders_grow(c);
+	struct sender *e = sender_slot(c, key, true);
+	if (e->key == 0)
+		c->used++; /* a reused tombstone was counted already */
+	*e = (struct sender){key, in};
+}
 
 /* The sender's pid, as the kernel stamped it; 0 when missing. */
 static pid_t sender_pid(struct msghdr *m)
@@ -139,25 +210,11 @@ static pid_t sender_pid(struct msghdr *m)
 	return 0;
 }
 
-/* The instance a datagram speaks for: its sender, or the worker process the
- * frame names as its leader when the sender is a child that plugin code
- * forked. Only instances given this channel count: a process cannot speak for
- * a worker of another user. */
-static struct instance *speaker_of(struct frame_channel *c, pid_t pid, const char *data, size_t len)
-{
-	struct instance *in = host_instance_of(c->host, pid);
-	struct frame_hdr hdr;
-	if (!in && len >= sizeof(hdr)) {
-		memcpy(&hdr, data, sizeof(hdr));
-		in = host_instance_of(c->host, hdr.leader);
-	}
-	return in && in->channel_fd == c->worker_end ? in : NULL;
-}
-
 static void take_datagram(struct instance *in, struct msghdr *m, size_t len)
 {
 	const char *data = m->msg_iov->iov_base;
-	if (!(m->msg_flags & MSG_TRUNC) && take_frames(in, data, len) == len)
+	pid_t pid = sender_pid(m);
+	if (!(m->msg_flags & MSG_TRUNC) && take_frames(in, pid > 0 ? pid : in->pid, data, len) == len)
 		return;
 	in->frames_ignored = true;
 	log_printf(&in->worker->log, in->index, in->pid, "WARD",
@@ -167,55 +224,74 @@ static void take_datagram(struct instance *in, struct msghdr *m, size_t len)
 enum reading {
 	READ_SOME,         /* a wakeup's worth */
 	READ_TO_MARKER,    /* everything queued before the host's own empty datagram */
+	READ_TO_EMPTY,     /* until nothing is queued */
 };
 
 #define MAX_DRAIN_BATCHES 4096 /* a bound even if the marker got lost */
 
-/* Reads datagrams from the channel: a wakeup's worth, or up to the marker.
- * A datagram from a process that is no instance of this channel's user and
- * names none as its leader is dropped. */
-static void read_channel(struct frame_channel *c, enum reading how)
-{
-	struct host *h = c->host;
+struct batch {
 	struct mmsghdr msgs[FRAME_BATCH];
 	struct iovec iov[FRAME_BATCH];
+	struct sockaddr_un from[FRAME_BATCH];
 	union {
 		struct cmsghdr align;
 		char buf[CMSG_SPACE(sizeof(struct ucred))];
 	} ctl[FRAME_BATCH];
-	int rounds = how == READ_TO_MARKER ? MAX_DRAIN_BATCHES : BATCHES_PER_WAKEUP;
-	bool marker_seen = false;
-	for (int round = 0; round < rounds && !marker_seen; round++) {
-		for (int i = 0; i < FRAME_BATCH; i++) {
-			iov[i] = (struct iovec){.iov_base = datagrams[i], .iov_len = FRAME_MAX};
-			msgs[i].msg_hdr = (struct msghdr){.msg_iov = &iov[i], .msg_iovlen = 1,
-							  .msg_control = ctl[i].buf, .msg_controllen = sizeof(ctl[i].buf)};
-		}
-		int n = recvmmsg(c->watch.fd, msgs, FRAME_BATCH, MSG_DONTWAIT, NULL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break; /* EAGAIN: empty for now */
-		struct worker *last = NULL;
-		for (int i = 0; i < n; i++) {
-			pid_t pid = sender_pid(&msgs[i].msg_hdr);
-			if (pid == h->pid && msgs[i].msg_len == 0) {
-				marker_seen = true; /* frames after it are taken too: harmless */
-				continue;
-			}
-			struct instance *in = speaker_of(c, pid, datagrams[i], msgs[i].msg_len);
-			if (!in || in->frames_ignored)
-				continue;
-			if (last && last != in->worker)
-				log_flush(&last->log);
-			last = in->worker;
-			take_datagram(in, &msgs[i].msg_hdr, msgs[i].msg_len);
-		}
-		if (last)
-			log_flush(&last->log);
-		if (n < FRAME_BATCH && how != READ_TO_MARKER)
-			break;
+};
+
+/* Receives up to a batch of datagrams: how many, 0 when none is queued. */
+static int receive_batch(struct frame_channel *c, struct batch *b)
+{
+	for (int i = 0; i < FRAME_BATCH; i++) {
+		b->iov[i] = (struct iovec){.iov_base = datagrams[i], .iov_len = FRAME_MAX};
+		b->msgs[i].msg_hdr = (struct msghdr){.msg_name = &b->from[i], .msg_namelen = sizeof(b->from[i]),
+						     .msg_iov = &b->iov[i], .msg_iovlen = 1,
+						     .msg_control = b->ctl[i].buf, .msg_controllen = sizeof(b->ctl[i].buf)};
 	}
+	int n;
+	while ((n = recvmmsg(c->watch.fd, b->msgs, FRAME_BATCH, MSG_DONTWAIT, NULL)) < 0 && errno == EINTR)
+		;
+	return n < 0 ? 0 : n; /* EAGAIN: empty for now */
+}
+
+/* Hands a batch to the instances it came from; whether the marker was in it.
+ * A datagram from an address that names no instance is dropped. *last is
+ * the worker whose log has lines not flushed yet (the caller flushes it). */
+static bool take_batch(struct frame_channel *c, struct batch *b, int n, struct worker **last)
+{
+	bool marker_seen = false;
+	for (int i = 0; i < n; i++) {
+		struct msghdr *m = &b->msgs[i].msg_hdr;
+		uint64_t key = address_key(&b->from[i], m->msg_namelen);
+		struct sender *e = key && c->cap ? sender_slot(c, key, false) : NULL;
+		marker_seen |= key == c->marker_key;
+		if (!e || e->in->frames_ignored)
+			continue;
+		if (*last && *last != e->in->worker)
+			log_flush(&(*last)->log);
+		*last = e->in->worker;
+		take_datagram(e->in, m, b->msgs[i].msg_len);
+	}
+	return marker_seen;
+}
+
+/* Reads until the queue is empty (or the marker, or the round limit). The
+ * queue is short, and senders refill it as it empties: reading on rather
+ * than waiting for the next wakeup keeps a fast logger going. */
+static void read_channel(struct frame_channel *c, enum reading how)
+{
+	static struct batch b;
+	int rounds = how == READ_SOME ? BATCHES_PER_WAKEUP : MAX_DRAIN_BATCHES;
+	bool marker_seen = false;
+	struct worker *last = NULL;
+	for (int round = 0; round < rounds && !marker_seen; round++) {
+		int n = receive_batch(c, &b);
+		if (n == 0)
+			break;
+		marker_seen = take_batch(c, &b, n, &last) && how == READ_TO_MARKER;
+	}
+	if (last)
+		log_flush(&last->log);
 }
 
 static void on_frames(struct watch *w, uint32_t events)
@@ -224,68 +300,143 @@ static void on_frames(struct watch *w, uint32_t events)
 	read_channel(container_of(w, struct frame_channel, watch), READ_SOME);
 }
 
-static bool same_user(const char *a, const char *b)
+/* A datagram socket bound to an address the kernel picks; its key in *key. */
+static int autobound_socket(uint64_t *key)
 {
-	return a == b || (a && b && strcmp(a, b) == 0);
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	socklen_t len = sizeof(sa);
+	if (fd < 0)
+		return -1;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa_family_t)) < 0 || getsockname(fd, (struct sockaddr *)&sa, &len) < 0 ||
+	    !(*key = address_key(&sa, len))) {
+		int saved = errno ? errno : EAFNOSUPPORT;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
 }
 
-static struct frame_channel *open_channel(struct host *h, const char *user)
+/* The host's socket, bound to path with mode 0600 from the first instant. */
+static int bind_host_socket(struct frame_channel *c, const char *path)
 {
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0)
-		return NULL;
-	/* The default send buffer (a few hundred frames) is kept: like a pipe's,
-	 * it makes a process wait for the host rather than run far ahead of
-	 * its own log. */
-	int on = 1;
-	if (setsockopt(sv[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) < 0) {
-		close(sv[0]);
-		close(sv[1]);
+	c->addr = (struct sockaddr_un){.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(c->addr.sun_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(c->addr.sun_path, path, strlen(path) + 1);
+	c->addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
+	unlink(path); /* the host holds ward.lock: a socket file here is a dead host's */
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), on = 1;
+	mode_t old = umask(0177);
+	int rc = fd < 0 ? -1 : bind(fd, (struct sockaddr *)&c->addr, c->addrlen);
+	umask(old);
+	if (rc < 0 || setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) < 0) {
+		int saved = errno;
+		if (fd >= 0)
+			close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+static struct frame_channel *open_channel(struct host *h)
+{
+	struct frame_channel *c = xcalloc(1, sizeof(*c));
+	*c = (struct frame_channel){.watch = {.fn = on_frames}, .host = h};
+	char *path = xasprintf("%s/ward.chan", h->cfg.state_dir);
+	c->watch.fd = bind_host_socket(c, path);
+	c->marker_fd = c->watch.fd < 0 ? -1 : autobound_socket(&c->marker_key);
+	if (c->watch.fd < 0 || c->marker_fd < 0 || connect(c->marker_fd, (struct sockaddr *)&c->addr, c->addrlen) < 0) {
+		host_log(HOST_ERR, "unable to open the runtime channel %s: %s; workers cannot start", path, strerror(errno));
+		if (c->watch.fd >= 0)
+			close(c->watch.fd);
+		if (c->marker_fd >= 0)
+			close(c->marker_fd);
+		free(path);
+		free(c);
 		return NULL;
 	}
-	struct frame_channel *c = xcalloc(1, sizeof(*c));
-	*c = (struct frame_channel){.watch = {.fd = sv[0], .fn = on_frames}, .worker_end = sv[1],
-				    .user = user ? xstrdup(user) : NULL, .host = h};
+	free(path);
 	if (loop_watch(h->loop, &c->watch, EPOLLIN) < 0)
-		host_log(HOST_ERR, "unable to watch a runtime channel: %s; frames are read when processes exit",
+		host_log(HOST_ERR, "unable to watch the runtime channel: %s; frames are read when processes exit",
 			 strerror(errno));
-	h->channels = xrealloc(h->channels, (h->nchannels + 1) * sizeof(*h->channels));
-	h->channels[h->nchannels++] = c;
+	h->channel = c;
 	return c;
 }
 
-int output_channel_for(struct host *h, const char *user)
+int output_channel_open(struct instance *in)
 {
-	for (size_t i = 0; i < h->nchannels; i++)
-		if (same_user(h->channels[i]->user, user))
-			return h->channels[i]->worker_end;
-	struct frame_channel *c = open_channel(h, user);
-	return c ? c->worker_end : -1;
+	struct host *h = in->worker->host;
+	struct frame_channel *c = h->channel ? h->channel : open_channel(h);
+	if (!c)
+		return -1;
+	uint64_t key;
+	int fd = autobound_socket(&key);
+	if (fd < 0)
+		return -1;
+	/* Connected by the host: the process can send here without any right to
+	 * the socket file, and can point its socket nowhere else that counts. */
+	if (connect(fd, (struct sockaddr *)&c->addr, c->addrlen) < 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	sender_add(c, key, in);
+	in->channel_key = key;
+	return fd;
+}
+
+void output_channel_forget(struct instance *in)
+{
+	struct frame_channel *c = in->worker->host->channel;
+	struct sender *e = c && c->cap && in->channel_key ? sender_slot(c, in->channel_key, false) : NULL;
+	if (e && e->in == in)
+		e->key = SENDER_GONE; /* a tombstone keeps later probes intact */
+	in->channel_key = 0;
 }
 
 void output_read_frames(struct host *h)
 {
+	struct frame_channel *c = h->channel;
+	if (!c)
+		return;
 	/* Processes may keep sending while the host reads: an empty datagram of
-	 * the host's own marks where "sent so far" ends, so reading stops there. */
-	for (size_t i = 0; i < h->nchannels; i++) {
-		struct frame_channel *c = h->channels[i];
-		bool marked = send(c->worker_end, "", 0, MSG_DONTWAIT | MSG_NOSIGNAL) == 0;
-		read_channel(c, marked ? READ_TO_MARKER : READ_SOME);
+	 * the host's own marks where "sent so far" ends, so reading stops there.
+	 * The host's queue is short (net.unix.max_dgram_qlen): when it is full,
+	 * read a batch to make room, and try again. */
+	static struct batch b;
+	for (int tries = 0; tries < MAX_DRAIN_BATCHES; tries++) {
+		if (send(c->marker_fd, "", 0, MSG_DONTWAIT | MSG_NOSIGNAL) == 0) {
+			read_channel(c, READ_TO_MARKER);
+			return;
+		}
+		int n = errno == EAGAIN ? receive_batch(c, &b) : 0;
+		if (n == 0)
+			break;
+		struct worker *last = NULL;
+		take_batch(c, &b, n, &last);
+		if (last)
+			log_flush(&last->log);
 	}
+	read_channel(c, READ_TO_EMPTY);
 }
 
 void output_close_channels(struct host *h)
 {
-	for (size_t i = 0; i < h->nchannels; i++) {
-		struct frame_channel *c = h->channels[i];
-		loop_close(h->loop, &c->watch);
-		close(c->worker_end);
-		free(c->user);
-		free(c);
-	}
-	free(h->channels);
-	h->channels = NULL;
-	h->nchannels = 0;
+	struct frame_channel *c = h->channel;
+	if (!c)
+		return;
+	loop_close(h->loop, &c->watch);
+	close(c->marker_fd);
+	unlink(c->addr.sun_path);
+	free(c->senders);
+	free(c);
+	h->channel = NULL;
 }
 
 /* ---- stdout/stderr: one pipe per process ---- */
@@ -348,4 +499,5 @@ void output_drain(struct instance *in)
 void output_detach(struct instance *in)
 {
 	close_watch(in, &in->out, &in->out_rest);
+	output_channel_forget(in);
 }

@@ -1,6 +1,6 @@
 /*
  * output.h - what comes out of a worker process: lines on its stdout/stderr
- * pipe and frames on its user's runtime channel. Lines go to the worker's
+ * pipe and frames on its runtime channel. Lines go to the worker's
  * log; frames become log lines and lifecycle events (ready, end). Reads are
  * bounded per wakeup so one chatty worker cannot starve the others.
  */
@@ -9,11 +9,14 @@
 
 #include "worker.h"
 
-/* The descriptor a process running as `user` (NULL: the host's user) writes
- * its frames to, opened on first use; -1 with errno. */
-int output_channel_for(struct host *h, const char *user);
-/* Reads every frame sent so far, on every channel. Before a dead process is
- * reaped: what it said before dying is then known. */
+/* A new socket for the process the instance is about to start, connected to
+ * the host's channel: frames from it are the instance's. The caller hands
+ * it over and closes it; -1 with errno. */
+int output_channel_open(struct instance *in);
+/* The instance's process is gone: frames from its socket are dropped now. */
+void output_channel_forget(struct instance *in);
+/* Reads every frame sent so far. Before a dead process is reaped: what it
+ * said before dying is then known. */
 void output_read_frames(struct host *h);
 void output_close_channels(struct host *h);
 

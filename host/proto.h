@@ -47,9 +47,7 @@ struct frame_hdr {
 	uint16_t len;  /* payload bytes after this header */
 	uint8_t type;  /* enum frame_type */
 	uint8_t level; /* FRAME_LOG: a WARD_LOG_* level */
-	int32_t leader; /* the worker process the sender belongs to (itself, or
-			 * the worker that forked it): names the instance when
-			 * the sender is a child plugin code forked */
+	int32_t pad;   /* 0 (the host knows the sender from its socket) */
 	int64_t at_ms; /* wall clock when the frame was written */
 };
 

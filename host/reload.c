@@ -3,13 +3,14 @@
  * apply only the difference. Added workers start, removed ones stop and go,
  * changed ones (configuration or plugin file) restart with their new
  * settings, and every other worker is left exactly as it is. A
- * configuration with errors changes nothing. The old configuration stays
+ * configuration with errors changes nothing. Its plugins are probed first,
+ * while the host's loop goes on; the reply comes once their verdicts are in. The old configuration stays
  * alive until no worker refers to it any more.
  */
 #define _GNU_SOURCE
 #include "control.h"
 #include "dependency.h"
-#include "options.h"
+#include "probe.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -125,18 +126,9 @@ static int refuse_reload(struct config *next, FILE *out, const char *why)
 	return -1;
 }
 
-int reload_apply(struct host *h, FILE *out)
+/* next passed every check: the difference is applied. */
+static void apply(struct host *h, struct config *next, FILE *out)
 {
-	if (h->shutting_down) {
-		fprintf(out, "error\nthe host is stopping\n");
-		return -1;
-	}
-	struct config *next = xcalloc(1, sizeof(*next));
-	if (config_load(h->cfg.dir, next) < 0 || (options_check_all(next, NULL), next->errors.n))
-		return refuse_reload(next, out, NULL);
-	if (strcmp(next->state_dir, h->cfg.state_dir) != 0 || strcmp(next->log_dir, h->cfg.log_dir) != 0)
-		return refuse_reload(next, out, "state_dir and log_dir cannot change while the host runs: restart the host for that");
-
 	fprintf(out, "ok\n");
 	size_t unchanged = 0;
 	for (size_t i = 0; i < h->nworkers; i++) {
@@ -183,5 +175,72 @@ int reload_apply(struct host *h, FILE *out)
 	release_old_configs(h);
 	h->order_dirty = true;
 	reload_finish(h);
-	return 0;
+}
+
+/* A reload waiting for the verdicts on its plugins. */
+struct reload {
+	struct host *host;
+	struct config *next;
+	FILE *out;
+	struct probe_batch *batch;
+	void (*done)(void *arg);
+	void *arg;
+};
+
+static void verdicts_in(void *arg)
+{
+	struct reload *r = arg;
+	struct host *h = r->host;
+	h->reload = NULL;
+	const struct strv *load_errors = probe_batch_load_errors(r->batch);
+	if (r->next->errors.n)
+		refuse_reload(r->next, r->out, NULL);
+	else if (h->shutting_down)
+		refuse_reload(r->next, r->out, "the host is stopping");
+	else
+		apply(h, r->next, r->out);
+	for (size_t i = 0; i < load_errors->n; i++)
+		fprintf(r->out, "warning: %s\n", load_errors->v[i]);
+	probe_batch_free(r->batch);
+	r->done(r->arg);
+	free(r);
+}
+
+int reload_begin(struct host *h, FILE *out, void (*done)(void *arg), void *arg)
+{
+	if (h->shutting_down || h->booting) {
+		fprintf(out, "error\nthe host is %s\n", h->shutting_down ? "stopping" : "still starting: try again in a moment");
+		return 0;
+	}
+	if (h->reload) {
+		fprintf(out, "error\na reload is being checked already: try again in a moment\n");
+		return 0;
+	}
+	struct config *next = xcalloc(1, sizeof(*next));
+	if (config_load(h->cfg.dir, next) < 0) {
+		refuse_reload(next, out, NULL);
+		return 0;
+	}
+	if (strcmp(next->state_dir, h->cfg.state_dir) != 0 || strcmp(next->log_dir, h->cfg.log_dir) != 0) {
+		refuse_reload(next, out, "state_dir and log_dir cannot change while the host runs: restart the host for that");
+		return 0;
+	}
+	/* Its plugins are probed while the host goes on; the rest waits for them. */
+	struct reload *r = xmalloc(sizeof(*r));
+	*r = (struct reload){.host = h, .next = next, .out = out, .done = done, .arg = arg};
+	h->reload = r;
+	r->batch = probe_batch_start(h, next, verdicts_in, r);
+	return 1;
+}
+
+void reload_abandon(struct host *h)
+{
+	struct reload *r = h->reload;
+	if (!r)
+		return;
+	probe_batch_free(r->batch);
+	config_free(r->next);
+	free(r->next);
+	free(r);
+	h->reload = NULL;
 }

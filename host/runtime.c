@@ -133,7 +133,7 @@ static void send_frame(ward_ctx *ctx, uint8_t type, uint8_t level, const void *a
 		       const char *text, size_t tlen)
 {
 	char buf[FRAME_MAX];
-	struct frame_hdr hdr = {.type = type, .level = level, .leader = ctx->leader, .at_ms = wall_ms()};
+	struct frame_hdr hdr = {.type = type, .level = level, .at_ms = wall_ms()};
 	if (tlen > FRAME_MAX - sizeof(hdr) - alen)
 		tlen = FRAME_MAX - sizeof(hdr) - alen;
 	hdr.len = (uint16_t)(alen + tlen);
@@ -143,9 +143,10 @@ static void send_frame(ward_ctx *ctx, uint8_t type, uint8_t level, const void *a
 	if (tlen)
 		memcpy(buf + sizeof(hdr) + alen, text, tlen);
 	/* One write: one datagram (atomic), in the kernel once it returns. The
-	 * descriptor is shared with other workers of the same user, so one of
-	 * them may have made it non-blocking: then wait for room. Any other
-	 * failure means the host is gone; the death signal handles that. */
+	 * host's queue may be full: a blocking socket waits for room; one that
+	 * plugin code made non-blocking waits here. Any other failure means the
+	 * host is gone (or plugin code broke its own socket); the death signal
+	 * handles the first. */
 	size_t len = sizeof(hdr) + alen + tlen;
 	ssize_t n;
 	while ((n = write(ctx->frame_fd, buf, len)) < 0) {

@@ -22,7 +22,6 @@ struct ward_ctx {
 	size_t nconf;
 	const struct ward_option *options; /* the plugin's declared keys, or NULL */
 	int frame_fd;        /* runtime channel to the host; -1 writes log lines to stderr */
-	pid_t leader;        /* the worker process (put in every frame) */
 	struct slot *slot;   /* progress slot shared with the host; never NULL */
 	const int *listen_fds;
 	int nlisten;

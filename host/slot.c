@@ -1,63 +1,53 @@
 /*
- * slot.c - progress slots handed out from chunks of shared memory. A chunk is
- * a memfd, mapped once in the host and never unmapped; a worker process maps
- * only the page that holds its own slot, from the chunk's descriptor. The
- * free list lives in the host's private heap.
+ * slot.c - progress slots, one page each, in the host. The host reserves
+ * address space for slots in chunks; each start of a process replaces its
+ * slot's page with a fresh memfd of exactly one page, sealed so that nobody
+ * can grow or shrink it, mapped over the slot's place (MAP_FIXED). The
+ * process is handed that memfd and the host closes its copy: the host keeps
+ * one mapping per slot and no descriptor.
+ *
+ * So the only memory a worker process can reach is its own page. Other
+ * slots are in other files it never gets; mremap() past its page, mmap() at
+ * another offset, or the file reopened through /proc/self/map_files (root)
+ * find nothing there but the end of a one-page file. The cost is a page of
+ * shared memory per instance (4 KiB) and four system calls per start.
+ *
+ * The free list lives in the host's private heap, so a worker scribbling
+ * over its page can never corrupt the pool.
  */
 #define _GNU_SOURCE
 #include "slot.h"
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define SLOTS_PER_CHUNK 1024
-#define CHUNK_BYTES (SLOTS_PER_CHUNK * sizeof(struct slot))
+#define SLOTS_PER_CHUNK 256 /* a megabyte of address space; pages cost only once used */
 
-struct chunk {
-	struct slot *base;
-	int fd;
-};
-
-static struct chunk *chunks;
-static size_t nchunks;
 static struct slot **free_slots; /* host-private stack of free slots */
 static size_t nfree, cap;
 
-static struct slot *map_chunk(int *fd_out)
+static size_t page_size(void)
 {
-	int fd = memfd_create("ward-slots", MFD_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	void *at = MAP_FAILED;
-	if (ftruncate(fd, (off_t)CHUNK_BYTES) == 0)
-		at = mmap(NULL, CHUNK_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (at == MAP_FAILED) {
-		int saved = errno;
-		close(fd);
-		errno = saved;
-		return NULL;
-	}
-	*fd_out = fd;
-	return at;
+	return (size_t)sysconf(_SC_PAGESIZE);
 }
 
 static int grow(void)
 {
-	int fd;
-	struct slot *chunk = map_chunk(&fd);
-	if (!chunk)
+	size_t page = page_size();
+	char *chunk = mmap(NULL, SLOTS_PER_CHUNK * page, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (chunk == MAP_FAILED)
 		return -1;
-	chunks = xrealloc(chunks, (nchunks + 1) * sizeof(*chunks));
-	chunks[nchunks++] = (struct chunk){.base = chunk, .fd = fd};
 	if (nfree + SLOTS_PER_CHUNK > cap) {
 		cap = nfree + SLOTS_PER_CHUNK;
 		free_slots = xrealloc(free_slots, cap * sizeof(*free_slots));
 	}
 	for (size_t i = SLOTS_PER_CHUNK; i-- > 0;)
-		free_slots[nfree++] = &chunk[i];
+		free_slots[nfree++] = (struct slot *)(void *)(chunk + i * page);
 	return 0;
 }
 
@@ -74,6 +64,9 @@ void slot_free(struct slot *s)
 {
 	if (!s)
 		return;
+	/* Back to private memory: the last process's page is released. */
+	if (mmap(s, page_size(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+		return; /* still its old page, which works as well: keep it out of the pool rather than guess */
 	if (nfree == cap) {
 		cap = cap ? cap * 2 : SLOTS_PER_CHUNK;
 		free_slots = xrealloc(free_slots, cap * sizeof(*free_slots));
@@ -92,22 +85,27 @@ void slot_reset(struct slot *s)
 	atomic_store(&s->last_beat_ns, 0);
 }
 
-int slot_locate(const struct slot *s, int *fd, off_t *offset)
+int slot_renew(struct slot *s)
 {
-	for (size_t i = 0; i < nchunks; i++)
-		if (s >= chunks[i].base && s < chunks[i].base + SLOTS_PER_CHUNK) {
-			*fd = chunks[i].fd;
-			*offset = (off_t)((const char *)s - (const char *)chunks[i].base);
-			return 0;
-		}
-	errno = EINVAL;
-	return -1;
+	size_t page = page_size();
+	int fd = memfd_create("ward-slot", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -1;
+	/* Sealed: a process that shrank it would make the host fault on its
+	 * next read; one that grew it would gain nothing, but nothing is simpler. */
+	if (ftruncate(fd, (off_t)page) < 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0 ||
+	    mmap(s, page, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	slot_reset(s); /* a fresh page is zeroed already; this says what zero means */
+	return fd;
 }
 
-struct slot *slot_map(int fd, off_t offset)
+struct slot *slot_map(int fd)
 {
-	long page = sysconf(_SC_PAGESIZE);
-	off_t at = offset & ~(off_t)(page - 1);
-	char *p = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, at);
-	return p == MAP_FAILED ? NULL : (struct slot *)(void *)(p + (offset - at));
+	void *p = mmap(NULL, page_size(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	return p == MAP_FAILED ? NULL : p;
 }

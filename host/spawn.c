@@ -1,9 +1,10 @@
 /*
  * spawn.c - the host side of starting a worker process. The child gets the
- * write end of its stdout/stderr pipe, its user's runtime channel, its listen
+ * write end of its stdout/stderr pipe, its runtime socket, its listen
  * sockets and its slot; the spawner (spawner.c) forks it, or the host itself
  * when no spawner can run. Everything about the child's set-up happens in
- * child.c, whichever process forked it.
+ * child.c, whichever process forked it. The answer may come later: the
+ * instance learns it through instance_spawned() or instance_spawn_failed().
  */
 #define _GNU_SOURCE
 #include "spawn.h"
@@ -15,69 +16,111 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
 #include <unistd.h>
 
-static pid_t fork_child(struct host *h, struct child_spec *spec)
+/* What the new process is handed: the write end of its stdout pipe, its
+ * runtime socket and its slot's memory file; the host keeps the pipe's read
+ * end. -1 with errno, with nothing left open. */
+static int open_child_fds(struct instance *in, int *read_end, struct child_spec *spec)
 {
-	pid_t pid;
-	int rc = spawner_start(h, spec, &pid);
-	if (rc <= 0)
-		return rc == 0 ? pid : -1;
-	/* No spawner: the child starts as a copy of the host and must wipe it. */
-	spec->host_config = &h->cfg;
-	spec->old_configs = h->old_configs;
-	spec->nold = h->nold;
-	pid = fork();
-	if (pid == 0)
-		child_main(spec);
-	return pid;
+	int out[2];
+	if (pipe2(out, O_CLOEXEC) < 0)
+		return -1;
+	int frame_fd = output_channel_open(in);
+	int slot_fd = frame_fd < 0 ? -1 : slot_renew(in->slot);
+	if (slot_fd < 0) {
+		int saved = errno;
+		close(out[0]);
+		close(out[1]);
+		if (frame_fd >= 0)
+			close(frame_fd);
+		output_channel_forget(in);
+		errno = saved;
+		return -1;
+	}
+	*read_end = out[0];
+	spec->out_fd = out[1];
+	spec->frame_fd = frame_fd;
+	spec->slot_fd = slot_fd;
+	return 0;
 }
 
-int spawn_process(struct instance *in)
+/* Once the process has them (or could not be made): the host's copies go. */
+static void close_child_fds(const struct child_spec *spec)
 {
+	close(spec->out_fd);
+	close(spec->frame_fd);
+	close(spec->slot_fd);
+}
+
+static int prepare(struct spawn_job *j, struct child_spec *spec)
+{
+	struct instance *in = container_of(j, struct instance, spawn_job);
 	struct worker *w = in->worker;
 	struct host *h = w->host;
-	int out[2] = {-1, -1}, slot_fd;
-	off_t slot_offset;
-	int frame_fd = output_channel_for(h, w->conf->user);
-	if (frame_fd < 0 || slot_locate(in->slot, &slot_fd, &slot_offset) < 0 || pipe2(out, O_CLOEXEC) < 0)
-		return -1;
-	slot_reset(in->slot);
 	for (size_t i = 0; i < w->nlisteners; i++)
 		w->listen_fds[i] = w->listeners[i].watch.fd;
-	struct child_spec spec = {
+	*spec = (struct child_spec){
 		.listen_fds = w->listen_fds,
 		.test = h->test ? tester_request(h->test) : NULL,
 		.nlisten = (int)w->nlisteners,
 		.conf = w->conf,
 		.instance = in->index,
 		.state_dir = w->state_dir,
-		.out_fd = out[1],
-		.frame_fd = frame_fd,
-		.slot_fd = slot_fd,
-		.slot_offset = slot_offset,
 		.host_pid = h->pid,
+		/* Used only when the host forks it itself: what the copy must wipe. */
+		.host_config = &h->cfg,
+		.old_configs = h->old_configs,
+		.nold = h->nold,
 	};
-	pid_t pid = fork_child(h, &spec);
-	int saved = errno;
-	close(out[1]);
-	if (pid < 0) {
-		close(out[0]);
-		errno = saved;
+	if (open_child_fds(in, &in->out.fd, spec) < 0)
 		return -1;
+	spec->base_env = child_inherited_env(w->conf);
+	return 0;
+}
+
+static void release(struct spawn_job *j, struct child_spec *spec, bool sent)
+{
+	struct instance *in = container_of(j, struct instance, spawn_job);
+	close_child_fds(spec);
+	free((void *)spec->base_env);
+	if (!sent) { /* prepared again when it is sent */
+		close(in->out.fd);
+		in->out.fd = -1;
+		output_channel_forget(in);
+	}
+}
+
+static void done(struct spawn_job *j, pid_t pid, int err)
+{
+	struct instance *in = container_of(j, struct instance, spawn_job);
+	struct worker *w = in->worker;
+	if (pid < 0) {
+		if (in->out.fd >= 0)
+			close(in->out.fd);
+		in->out.fd = -1;
+		output_channel_forget(in);
+		instance_spawn_failed(in, err);
+		return;
 	}
 	/* The host must never block on a worker: the read end is non-blocking. */
-	if (fcntl(out[0], F_SETFL, O_NONBLOCK) < 0)
+	if (fcntl(in->out.fd, F_SETFL, O_NONBLOCK) < 0)
 		host_log(HOST_ERR, "[%s:%d] unable to make its pipe non-blocking: %s", w->conf->name, in->index,
 			 strerror(errno));
 	/* Also done by the child: whichever runs first, the group exists before
 	 * anyone could signal it. ESRCH/EACCES mean the child got there first. */
 	setpgid(pid, pid);
-	in->pid = pid;
-	in->channel_fd = frame_fd;
-	output_attach(in, out[0]);
-	return 0;
+	output_attach(in, in->out.fd);
+	instance_spawned(in, pid);
+}
+
+void spawn_process(struct instance *in)
+{
+	in->spawn_job = (struct spawn_job){.prepare = prepare, .release = release, .done = done};
+	in->out.fd = -1;
+	spawner_submit(in->worker->host, &in->spawn_job);
 }

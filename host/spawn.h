@@ -8,8 +8,10 @@
 
 #include "worker.h"
 
-/* Forks a process for the instance and starts reading its pipe. Sets
- * in->pid. 0, or -1 with errno when the pipe or fork failed (nothing leaks). */
-int spawn_process(struct instance *in);
+/* Has a process forked for the instance. Once it exists, its pipe is read
+ * and instance_spawned() is called; if it cannot be made,
+ * instance_spawn_failed() (nothing leaks). Either may come before this
+ * returns, or later (the spawner's answer). */
+void spawn_process(struct instance *in);
 
 #endif

@@ -26,6 +26,8 @@
 
 enum event { EV_START, EV_READY, EV_EXIT, EV_STOP, EV_TIMER, EV_HUNG, EV_COUNT };
 
+static void dispatch(struct instance *in, enum event ev);
+
 static const char *const state_names[IS_COUNT] = {
 	[IS_STOPPED] = "stopped", [IS_STARTING] = "starting", [IS_RUNNING] = "running",
 	[IS_STOPPING] = "stopping", [IS_BACKOFF] = "backoff", [IS_FAILED] = "failed",
@@ -143,11 +145,16 @@ static void kill_group(struct instance *in, enum reason why)
 
 /* ---- transitions ---- */
 
+static void arm_init_timeout(struct instance *in)
+{
+	const struct worker_conf *c = in->worker->conf;
+	if (c->init_timeout_ms)
+		timer_arm(in->worker->host->loop, &in->timer, in->started_ns + ms_to_ns(c->init_timeout_ms));
+}
+
 static void spawn(struct instance *in)
 {
-	struct worker *w = in->worker;
-	struct host *h = w->host;
-	timer_cancel(h->loop, &in->timer);
+	timer_cancel(in->worker->host->loop, &in->timer);
 	in->stop_requested = false;
 	in->kill_reason = REASON_NONE;
 	in->got_end = false;
@@ -155,15 +162,24 @@ static void spawn(struct instance *in)
 	in->ready_ms = 0;
 	in->started_ms = wall_ms();
 	in->started_ns = mono_ns();
-	if (spawn_process(in) < 0) {
-		if (!in->spawn_failing)
-			host_log(HOST_ERR, "[%s:%d] unable to start a process: %s; retrying every second",
-				 w->conf->name, in->index, strerror(errno));
-		in->spawn_failing = true;
-		set_state(in, IS_BACKOFF, "unable to fork");
-		timer_arm(h->loop, &in->timer, mono_ns() + NS_PER_SEC);
-		return;
-	}
+	in->spawning = true;
+	in->ready_early = false;
+	spawn_process(in);
+	if (!in->spawning)
+		return; /* the host forked it itself: done already */
+	/* The spawner answers later: starting from now on, without a pid yet. */
+	set_state(in, IS_STARTING, in->activation);
+	arm_init_timeout(in);
+}
+
+void instance_spawned(struct instance *in, pid_t pid)
+{
+	struct worker *w = in->worker;
+	struct host *h = w->host;
+	/* Already starting (or stopping) when it waited for the spawner's answer. */
+	bool waited = in->state == IS_STARTING || in->state == IS_STOPPING;
+	in->spawning = false;
+	in->pid = pid;
 	if (in->spawn_failing) {
 		host_log(HOST_INFO, "[%s:%d] processes can be started again", w->conf->name, in->index);
 		in->spawn_failing = false;
@@ -172,9 +188,39 @@ static void spawn(struct instance *in)
 	in->run = history_begin(h->history, w->conf->name, in->index, in->pid, in->started_ms,
 				in->activation);
 	wlog(in, "started (%s)", in->activation);
-	set_state(in, IS_STARTING, in->activation);
-	if (w->conf->init_timeout_ms)
-		timer_arm(h->loop, &in->timer, in->started_ns + ms_to_ns(w->conf->init_timeout_ms));
+	if (!waited) {
+		set_state(in, IS_STARTING, in->activation);
+		arm_init_timeout(in);
+		return;
+	}
+	record_instance(in);
+	/* What happened while it waited applies now. */
+	if (in->kill_reason != REASON_NONE)
+		kill_group(in, in->kill_reason);
+	else if (in->stop_requested && kill(pid, SIGTERM) < 0 && errno != ESRCH)
+		host_log(HOST_ERR, "[%s:%d] unable to send SIGTERM to %d: %s", w->conf->name, in->index, (int)pid,
+			 strerror(errno));
+	if (in->ready_early && in->kill_reason == REASON_NONE)
+		dispatch(in, EV_READY);
+	in->ready_early = false;
+}
+
+void instance_spawn_failed(struct instance *in, int err)
+{
+	struct worker *w = in->worker;
+	struct host *h = w->host;
+	in->spawning = false;
+	timer_cancel(h->loop, &in->timer);
+	if (in->stop_requested) { /* stopped while it waited: nothing to stop any more */
+		set_state(in, IS_STOPPED, "stop requested");
+		return;
+	}
+	if (!in->spawn_failing)
+		host_log(HOST_ERR, "[%s:%d] unable to start a process: %s; retrying every second", w->conf->name,
+			 in->index, strerror(err));
+	in->spawn_failing = true;
+	set_state(in, IS_BACKOFF, "unable to fork");
+	timer_arm(h->loop, &in->timer, mono_ns() + NS_PER_SEC);
 }
 
 /* A start asked for from outside (boot, command, dependency): a fresh policy window. */
@@ -205,7 +251,8 @@ static void terminate(struct instance *in)
 {
 	struct worker *w = in->worker;
 	in->stop_requested = true;
-	if (kill(in->pid, SIGTERM) < 0 && errno != ESRCH)
+	/* Without a pid yet (the spawner has not answered), SIGTERM goes once it has. */
+	if (in->pid > 0 && kill(in->pid, SIGTERM) < 0 && errno != ESRCH)
 		host_log(HOST_ERR, "[%s:%d] unable to send SIGTERM to %d: %s", w->conf->name, in->index,
 			 (int)in->pid, strerror(errno));
 	timer_arm(w->host->loop, &in->timer, mono_ns() + ms_to_ns(w->conf->stop_timeout_ms));
@@ -490,7 +537,11 @@ void worker_kill(struct worker *w)
 
 void instance_ready(struct instance *in)
 {
-	dispatch(in, EV_READY);
+	/* Its frames can come before the spawner's answer: ready once it is in. */
+	if (in->spawning)
+		in->ready_early = true;
+	else
+		dispatch(in, EV_READY);
 }
 
 void instance_exited(struct instance *in, int wait_status)

@@ -39,8 +39,11 @@ struct instance {
 	struct watch out;      /* the process's stdout/stderr pipe */
 	struct pending out_rest;
 	bool frames_ignored;   /* it sent garbage on its runtime channel */
-	int channel_fd;        /* the runtime channel it was given (output.c) */
+	uint64_t channel_key;  /* the address of its process's runtime socket (output.c); 0: none */
 	struct timer timer;    /* the one deadline of the current state */
+	struct spawn_job spawn_job; /* asking for its process (spawn.c) */
+	bool spawning;         /* a process was asked for and is not there yet */
+	bool ready_early;      /* it said ready before the spawner named it */
 	struct slot *slot;     /* shared with the process; owned by the slot pool */
 
 	/* the current run */
@@ -121,8 +124,9 @@ struct host {
 	struct config **old_configs; /* replaced by reloads, kept while a worker refers to them */
 	size_t nold;
 	char scratch[64 * 1024]; /* read buffer shared by every pipe */
-	struct frame_channel **channels; /* runtime channels, one per user (output.c) */
-	size_t nchannels;
+	struct frame_channel *channel; /* the runtime channel, once opened (output.c) */
+	bool booting;            /* the plugins are being probed: no worker exists yet */
+	struct reload *reload;   /* a reload waiting for its plugins' verdicts (reload.c) */
 	struct spawner spawner;
 };
 
@@ -139,6 +143,9 @@ void worker_kill(struct worker *w);
 
 /* Events coming from the process or the host's checks. */
 void instance_ready(struct instance *in);
+/* The process asked for by spawn_process() exists, or could not be made. */
+void instance_spawned(struct instance *in, pid_t pid);
+void instance_spawn_failed(struct instance *in, int err);
 void instance_exited(struct instance *in, int wait_status);
 void instance_check_progress(struct instance *in, int64_t now);
 
@@ -159,6 +166,7 @@ void host_note_pid(struct host *h, struct instance *in);    /* a process now exi
 void host_forget_pid(struct host *h, struct instance *in);
 struct instance *host_instance_of(struct host *h, pid_t pid); /* NULL: no instance has that process */
 void host_kill_strays(struct host *h); /* SIGKILLs children of the host that are no instance's process */
+void host_recheck_children(struct host *h); /* reaps what died and kills strays (after the spawner answered) */
 void host_history_changed(struct host *h);
 void host_state_changed(struct host *h);
 
