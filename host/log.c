@@ -26,6 +26,11 @@ void host_log_quiet(bool q)
 	quiet = q;
 }
 
+void host_log_collect_errors(struct strv *errors)
+{
+	collected_errors = errors;
+}
+
 void host_log(enum host_level level, const char *fmt, ...)
 {
 	bool collect = collected_errors && level <= HOST_ERR;
@@ -52,11 +57,6 @@ void host_log(enum host_level level, const char *fmt, ...)
 		format_iso_ms(wall_ms(), ts, sizeof(ts));
 		fprintf(stderr, "%s ward[%d]: %s: %s\n", ts, (int)getpid(), names[level], msg);
 	}
-}
-
-void host_log_collect_errors(struct strv *errors)
-{
-	collected_errors = errors;
 }
 
 static int open_file(struct log_file *lf)
