@@ -142,6 +142,9 @@ static void turn(void)
 	timer_arm(host->loop, &tick, mono_ns());
 	if (loop_run_once(host->loop) < 0)
 		abort();
+	/* What host.c does on SIGCHLD: a reload's plugin probes are judged once
+	 * they are reaped. */
+	host_recheck_children(host);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
