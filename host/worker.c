@@ -129,7 +129,8 @@ static void wlog(struct instance *in, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	log_printf(&in->worker->log, in->index, in->pid, "WARD", "%s", text);
+	/* After the process ended (e.g. `failed: ...`), the line names the last one. */
+	log_printf(&in->worker->log, in->index, in->pid > 0 ? in->pid : in->last_pid, "WARD", "%s", text);
 }
 
 static void kill_group(struct instance *in, enum reason why)
@@ -176,12 +177,10 @@ static void spawn(struct instance *in)
 		timer_arm(h->loop, &in->timer, in->started_ns + ms_to_ns(w->conf->init_timeout_ms));
 }
 
-/* A start asked for from outside (boot, command, dependency): a fresh policy window. */
+/* A start asked for from outside (boot, command, dependency): a fresh streak. */
 static void start_fresh(struct instance *in)
 {
 	in->failures = 0;
-	in->window_restarts = 0;
-	in->window_start_ns = mono_ns();
 	spawn(in);
 }
 
@@ -348,46 +347,57 @@ static void give_up(struct instance *in, const char *why)
 	set_state(in, IS_FAILED, why);
 }
 
-/* Restart policy of SPEC §3: a doubling delay that resets after a long
- * enough run, and at most max_restarts restarts per restart_window. */
+/* Restart policy of SPEC §3, as a pure function (tested on its own): a run
+ * that lasted restart_window resets the streak of failed runs and the delay;
+ * each shorter failed run counts, and once max_restarts of them have been
+ * restarted, the next one gives up. Counting runs rather than restarts per
+ * window is what makes the defaults give up: a doubling delay soon outgrows
+ * any window. */
+struct restart_verdict restart_policy(const struct worker_conf *c, unsigned *streak, uint64_t ran_ms, bool failed)
+{
+	bool lasted = ran_ms >= c->restart_window_ms;
+	if (lasted || !failed)
+		*streak = 0;
+	if (!failed)
+		return (struct restart_verdict){.delay_ms = c->restart_delay_ms};
+	if (c->max_restarts >= 0 && *streak >= (unsigned long)c->max_restarts)
+		return (struct restart_verdict){.give_up = true};
+	unsigned shift = *streak < 40 ? *streak : 40;
+	uint64_t delay = c->restart_delay_ms;
+	delay = delay > (c->restart_delay_max_ms >> shift) ? c->restart_delay_max_ms : delay << shift;
+	if (!lasted)
+		(*streak)++;
+	return (struct restart_verdict){.delay_ms = delay};
+}
+
 static void schedule_restart(struct instance *in)
 {
 	struct worker *w = in->worker;
 	const struct worker_conf *c = w->conf;
 	int64_t now = mono_ns();
-	int64_t window = ms_to_ns(c->restart_window_ms);
-	if (now - in->started_ns >= window)
-		in->failures = 0;
-	if (now - in->window_start_ns >= window) {
-		in->window_start_ns = now;
-		in->window_restarts = 0;
-	}
-	if (c->max_restarts >= 0 && in->window_restarts >= (unsigned long)c->max_restarts) {
-		char d[32], why[96];
+	uint64_t ran_ms = (uint64_t)(now - in->started_ns) / NS_PER_MS;
+	struct restart_verdict v = restart_policy(c, &in->failures, ran_ms, reason_is_failure(in->last_exit.reason));
+	if (v.give_up) {
+		char d[32], why[160];
 		format_duration_ms(c->restart_window_ms, d, sizeof(d));
-		snprintf(why, sizeof(why), "more than %ld restarts within %s", c->max_restarts, d);
+		if (c->max_restarts == 0)
+			snprintf(why, sizeof(why), "the run failed and max_restarts = 0");
+		else
+			snprintf(why, sizeof(why), "%u runs in a row failed, each within restart_window (%s) of its start; max_restarts = %ld",
+				 in->failures + 1, d, c->max_restarts);
 		give_up(in, why);
 		return;
 	}
-	in->window_restarts++;
 	w->restarts++;
-	uint64_t delay = c->restart_delay_ms;
-	if (reason_is_failure(in->last_exit.reason)) {
-		unsigned shift = in->failures < 40 ? in->failures : 40;
-		delay = delay > (c->restart_delay_max_ms >> shift) ? c->restart_delay_max_ms : delay << shift;
-		in->failures++;
-	} else {
-		in->failures = 0;
-	}
-	if (delay == 0) {
+	if (v.delay_ms == 0) {
 		restart_after_backoff(in);
 		return;
 	}
 	char d[32], detail[64];
-	format_duration_ms(delay, d, sizeof(d));
+	format_duration_ms(v.delay_ms, d, sizeof(d));
 	snprintf(detail, sizeof(detail), "restart in %s", d);
 	set_state(in, IS_BACKOFF, detail);
-	timer_arm(w->host->loop, &in->timer, now + ms_to_ns(delay));
+	timer_arm(w->host->loop, &in->timer, now + ms_to_ns(v.delay_ms));
 }
 
 static void process_ended(struct instance *in)
@@ -403,6 +413,7 @@ static void process_ended(struct instance *in)
 	exit_describe(&e, desc, sizeof(desc));
 	wlog(in, "exited: %s", desc);
 	host_forget_pid(h, in);
+	in->last_pid = in->pid;
 	in->pid = 0;
 
 	if (in->stop_requested || h->shutting_down) {

@@ -36,6 +36,7 @@ struct instance {
 	int index;
 	enum istate state;
 	pid_t pid;             /* > 0 while a process exists (until reaped) */
+	pid_t last_pid;        /* the process that ended last, for lines written after it */
 	struct watch out;      /* the process's stdout/stderr pipe */
 	struct pending out_rest;
 	bool frames_ignored;   /* it sent garbage on its runtime channel */
@@ -54,9 +55,7 @@ struct instance {
 	int wait_status;         /* set just before the exit event */
 
 	/* restart policy */
-	unsigned failures;        /* consecutive; doubles the delay */
-	int64_t window_start_ns;
-	unsigned window_restarts;
+	unsigned failures;        /* failed runs in a row, each shorter than restart_window */
 	bool spawn_failing;
 	struct exit_info last_exit; /* reason NONE until a process ended */
 
@@ -136,6 +135,15 @@ void worker_stop(struct worker *w);
 void worker_refuse(struct worker *w, const char *why);
 /* Escalation for a host asked twice to stop: SIGKILL every process group now. */
 void worker_kill(struct worker *w);
+
+/* What the restart policy (SPEC §3) says after a run of ran_ms ended, a
+ * failure or not. *streak is the instance's count of failed runs in a row,
+ * each shorter than restart_window; it is updated. Pure: no clock, no I/O. */
+struct restart_verdict {
+	bool give_up;      /* max_restarts reached: the instance becomes `failed` */
+	uint64_t delay_ms; /* otherwise: wait this long, then start again */
+};
+struct restart_verdict restart_policy(const struct worker_conf *c, unsigned *streak, uint64_t ran_ms, bool failed);
 
 /* Events coming from the process or the host's checks. */
 void instance_ready(struct instance *in);

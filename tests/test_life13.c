@@ -1,0 +1,166 @@
+/*
+ * test_life13.c - the restart policy gives up as SPEC §3 counts (failed runs
+ * in a row, each shorter than restart_window), `ward run`'s exit statuses
+ * and `critical` workers, listen sockets that could not be bound at boot
+ * (retried, reported, started once bound), control commands that are
+ * refused (a non-zero exit with the host's reason, never a silent SIGPIPE
+ * or dropped names), and how a process's end is recorded when someone other
+ * than the host killed it.
+ */
+#define _GNU_SOURCE
+#include "support.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "worker.h"
+
+static void no_sigpipe(void)
+{
+	signal(SIGPIPE, SIG_IGN); /* the test's own clients see EPIPE */
+}
+
+TestSuite(restart_policy, .fini = wt_teardown, .timeout = 90);
+TestSuite(exit_status, .fini = wt_teardown, .timeout = 60);
+TestSuite(unbound_socket, .init = no_sigpipe, .fini = wt_teardown, .timeout = 90);
+TestSuite(refused_command, .init = no_sigpipe, .fini = wt_teardown, .timeout = 60);
+TestSuite(exit_record, .fini = wt_teardown, .timeout = 60);
+
+/* ---- the counting rule alone (restart_policy() is pure) ---- */
+
+/* The SPEC §4 defaults of the restart keys. */
+static struct worker_conf default_restart_keys(void)
+{
+	return (struct worker_conf){.restart_delay_ms = 100, .restart_delay_max_ms = 30000, .max_restarts = 10,
+				    .restart_window_ms = 60000};
+}
+
+Test(restart_policy, with_the_defaults_a_worker_crashing_at_once_gives_up_after_ten_restarts)
+{
+	struct worker_conf c = default_restart_keys();
+	static const uint64_t want[] = {100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000};
+	unsigned streak = 0;
+	uint64_t waited = 0;
+	for (int k = 0; k < 10; k++) {
+		struct restart_verdict v = restart_policy(&c, &streak, 0, true);
+		cr_assert_not(v.give_up, "gave up after %d restarts; max_restarts = 10 allows 10", k);
+		cr_expect_eq(v.delay_ms, want[k], "delay %d is %llu ms, expected %llu", k + 1,
+			     (unsigned long long)v.delay_ms, (unsigned long long)want[k]);
+		waited += v.delay_ms;
+	}
+	/* The eleventh failed run in a row: failed, although the delays alone
+	 * (81 s) outlasted restart_window (60 s), which used to reset the count. */
+	cr_expect_gt(waited, c.restart_window_ms);
+	cr_expect(restart_policy(&c, &streak, 0, true).give_up, "the defaults never gave up");
+}
+
+Test(restart_policy, a_run_that_lasts_restart_window_resets_the_count_and_the_delay)
+{
+	struct worker_conf c = default_restart_keys();
+	unsigned streak = 0;
+	for (int k = 0; k < 9; k++)
+		restart_policy(&c, &streak, 10, true);
+	cr_expect_eq(streak, 9);
+	struct restart_verdict v = restart_policy(&c, &streak, 60000, true); /* lasted the window, then failed */
+	cr_expect_not(v.give_up);
+	cr_expect_eq(v.delay_ms, 100, "the delay did not start over: %llu ms", (unsigned long long)v.delay_ms);
+	cr_expect_eq(streak, 0, "a run as long as restart_window must not count");
+	for (int k = 0; k < 10; k++)
+		cr_expect_not(restart_policy(&c, &streak, 59999, true).give_up, "restart %d after the reset was refused", k + 1);
+	cr_expect(restart_policy(&c, &streak, 59999, true).give_up, "59999 ms is shorter than the window: it counts");
+}
+
+Test(restart_policy, an_ending_that_is_not_a_failure_breaks_the_streak)
+{
+	struct worker_conf c = default_restart_keys();
+	unsigned streak = 0;
+	for (int k = 0; k < 10; k++)
+		restart_policy(&c, &streak, 0, true);
+	struct restart_verdict v = restart_policy(&c, &streak, 0, false); /* restart = always, it ended done */
+	cr_expect_not(v.give_up);
+	cr_expect_eq(v.delay_ms, 100);
+	cr_expect_eq(streak, 0);
+}
+
+Test(restart_policy, max_restarts_zero_gives_up_at_once_and_unlimited_never)
+{
+	struct worker_conf c = default_restart_keys();
+	unsigned streak = 0;
+	c.max_restarts = 0;
+	cr_expect(restart_policy(&c, &streak, 0, true).give_up);
+	streak = 0;
+	cr_expect(restart_policy(&c, &streak, 3600000, true).give_up, "max_restarts = 0 restarts no failure, long or short");
+	c.max_restarts = -1; /* unlimited */
+	streak = 0;
+	for (int k = 0; k < 1000; k++)
+		cr_assert_not(restart_policy(&c, &streak, 0, true).give_up);
+	cr_expect_eq(restart_policy(&c, &streak, 0, true).delay_ms, 30000, "the delay stays capped at restart_delay_max");
+}
+
+/* ---- the rule in a running host ---- */
+
+#define RUN(col, worker, nth) "SELECT " col " FROM runs WHERE worker = '" worker "' ORDER BY id LIMIT 1 OFFSET " #nth
+
+Test(restart_policy, a_worker_crashing_at_once_ends_failed_with_default_max_restarts_and_window)
+{
+	/* Short delays only to keep the test short: 10 restarts at the default
+	 * delays take 81 s. The limit and the window are the defaults. */
+	wt_setup(&wt, "[w]\nplugin = life_pattern\nrestart_delay = 10ms\nrestart_delay_max = 20ms\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 30000, "SELECT state = 'failed' FROM workers WHERE name = 'w'"),
+		  "a crash-looping worker never gave up:\n%s", wt_host_stderr(&wt));
+	cr_expect_eq(wt_sql_int(&wt, "SELECT count(*) FROM runs WHERE worker = 'w'"), 11, "max_restarts = 10 allows 11 runs");
+	cr_expect_eq(wt_sql_int(&wt, "SELECT restarts FROM workers WHERE name = 'w'"), 10);
+	char *err = wt_host_stderr(&wt);
+	cr_expect(strstr(err, "[w:0] failed: 11 runs in a row failed, each within restart_window (1m00s) of its start; "
+			      "max_restarts = 10; last exit: error"),
+		  "the host did not say why it gave up:\n%s", err);
+	/* The worker's own log says it too, naming the last process, not pid 0. */
+	long long last = wt_sql_int(&wt, "SELECT pid FROM runs WHERE worker = 'w' ORDER BY id DESC LIMIT 1");
+	char want[64];
+	snprintf(want, sizeof(want), "pid=%lld WARD failed: 11 runs in a row failed", last);
+	char *log = wt_log(&wt, "w");
+	cr_expect(strstr(log, want), "no '%s' line in the worker's log:\n%s", want, log);
+	cr_expect_null(strstr(log, "pid=0 "), "a line of the worker's log names pid 0:\n%s", log);
+	cr_expect_eq(wt_stop(&wt, 5000), 0);
+}
+
+Test(restart_policy, a_backoff_that_outgrows_restart_window_still_ends_failed)
+{
+	/* Delays 100, 200, 400, 400, 400 ms: the window (1 s) passes during the
+	 * backoff, which is how the defaults used to never give up. */
+	wt_setup(&wt, "[w]\nplugin = life_pattern\nrestart_delay = 100ms\nrestart_delay_max = 400ms\n"
+		      "restart_window = 1s\nmax_restarts = 5\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 20000, "SELECT state = 'failed' FROM workers WHERE name = 'w'"),
+		  "never gave up after %lld runs:\n%s", wt_sql_int(&wt, "SELECT count(*) FROM runs"), wt_host_stderr(&wt));
+	cr_expect_eq(wt_sql_int(&wt, "SELECT count(*) FROM runs WHERE worker = 'w'"), 6, "max_restarts = 5 allows 6 runs");
+	long long span = wt_sql_int(&wt, "SELECT max(ended_at) - min(started_at) FROM runs WHERE worker = 'w'");
+	cr_expect_gt(span, 1000, "the runs took %lld ms, not longer than the window: the test proves nothing", span);
+	wt_stop(&wt, 5000);
+}
+
+Test(restart_policy, a_run_that_outlives_restart_window_resets_the_count)
+{
+	/* short, short, long, short, short, long...: never three short failed
+	 * runs in a row, so max_restarts = 2 is never reached. */
+	wt_setup(&wt, "[w]\nplugin = life_pattern\npattern = SSL\nlong = 500ms\nrestart_delay = 10ms\n"
+		      "restart_delay_max = 20ms\nrestart_window = 300ms\nmax_restarts = 2\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 30000, "SELECT count(*) >= 9 FROM runs WHERE worker = 'w' AND ended_at IS NOT NULL"),
+		  "the worker stopped being restarted after %lld runs:\n%s",
+		  wt_sql_int(&wt, "SELECT count(*) FROM runs WHERE worker = 'w'"), wt_host_stderr(&wt));
+	cr_expect_str_neq(wt_sql_text(&wt, "SELECT state FROM workers WHERE name = 'w'"), "failed");
+	long long ran = wt_sql_int(&wt, RUN("ended_at - started_at", "w", 2));
+	cr_expect_geq(ran, 300, "the third run lasted %lld ms, not the window: the test proves nothing", ran);
+	cr_expect_null(strstr(wt_host_stderr(&wt), "failed:"), "%s", wt_host_stderr(&wt));
+	wt_stop(&wt, 5000);
+}
