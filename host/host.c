@@ -250,6 +250,13 @@ static void reap_children(struct host *h)
 
 /* ---- boot and shutdown ---- */
 
+static void stop_every_worker(struct host *h)
+{
+	notify_stopping();
+	h->shutting_down = true;
+	dependency_request_stop_all(h);
+}
+
 static void begin_shutdown(struct host *h, int sig)
 {
 	if (h->shutting_down) {
@@ -260,9 +267,24 @@ static void begin_shutdown(struct host *h, int sig)
 	}
 	host_log(HOST_INFO, "SIG%s: stopping every worker (send it again to kill them at once)",
 		 sigabbrev_np(sig));
-	notify_stopping();
-	h->shutting_down = true;
-	dependency_request_stop_all(h);
+	stop_every_worker(h);
+}
+
+/* Called from the state machine, which must not drive the loop: the stop
+ * itself begins in the loop (stop_if_critical_failed). */
+void host_critical_failed(struct host *h, const char *name)
+{
+	if (h->shutting_down || h->critical_failed)
+		return;
+	host_log(HOST_ERR, "[%s] is critical and has failed: stopping every worker; the host will exit with status 3",
+		 name);
+	h->critical_failed = true;
+}
+
+static void stop_if_critical_failed(struct host *h)
+{
+	if (h->critical_failed && !h->shutting_down)
+		stop_every_worker(h);
 }
 
 /* SIGHUP: the same reload as `ward reload`, its report going to the host's log. */
@@ -627,17 +649,22 @@ static int host_main(const char *config_dir, struct tester *test)
 	}
 	boot(h);
 
+	bool loop_failed = false;
 	while (!(h->shutting_down && all_settled(h))) {
 		if (loop_run_once(h->loop) < 0) {
 			host_log(HOST_ERR, "event loop failed: %s", strerror(errno));
+			loop_failed = true;
 			break;
 		}
+		stop_if_critical_failed(h);
 		settle_order(h);
 		end_test_when_settled(h);
 	}
 	if (!test)
-		host_log(HOST_INFO, "every worker has stopped; host exiting");
-	status = 0;
+		host_log(HOST_INFO, "every worker has stopped; host exiting%s",
+			 h->critical_failed ? " with status 3 (a critical worker failed)" : "");
+	/* SPEC §3: 0 after a requested stop, 3 after a critical failure (1: could not start, above) */
+	status = loop_failed ? 1 : h->critical_failed ? 3 : 0;
 out:
 	kill_survivors(h);
 	spawner_close(h);

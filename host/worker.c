@@ -345,6 +345,8 @@ static void give_up(struct instance *in, const char *why)
 		 c->name, in->index, why, last, c->name);
 	wlog(in, "failed: %s; last exit: %s", why, last);
 	set_state(in, IS_FAILED, why);
+	if (c->critical)
+		host_critical_failed(in->worker->host, c->name);
 }
 
 /* Restart policy of SPEC §3, as a pure function (tested on its own): a run

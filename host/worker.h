@@ -107,6 +107,7 @@ struct host {
 	size_t nworkers;
 	pid_t pid;
 	bool shutting_down;
+	bool critical_failed;    /* a `critical = yes` worker became failed: stop, exit 3 */
 	bool order_dirty;        /* a state changed: dependency ordering may have work to do */
 	bool ready_told;         /* systemd was told READY=1 */
 	char told_status[128];   /* the last STATUS= sent */
@@ -169,6 +170,7 @@ struct instance *host_instance_of(struct host *h, pid_t pid); /* NULL: no instan
 void host_kill_strays(struct host *h); /* SIGKILLs children of the host that are no instance's process */
 void host_history_changed(struct host *h);
 void host_state_changed(struct host *h);
+void host_critical_failed(struct host *h, const char *name); /* a critical worker gave up */
 
 /* Provided by reload.c: replaces workers that a reload removed or changed once they have stopped. */
 void reload_finish(struct host *h);

@@ -164,3 +164,74 @@ Test(restart_policy, a_run_that_outlives_restart_window_resets_the_count)
 	cr_expect_null(strstr(wt_host_stderr(&wt), "failed:"), "%s", wt_host_stderr(&wt));
 	wt_stop(&wt, 5000);
 }
+
+/* ---- `ward run` exit statuses and critical workers ---- */
+
+/* Waits for the host to exit on its own; its exit code, or -1 after timeout_ms. */
+static int wait_host_exit(int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+	int status;
+	pid_t r;
+	while ((r = waitpid(wt.pid, &status, WNOHANG)) == 0 && now_ms() < deadline)
+		sleep_ms(10);
+	if (r != wt.pid)
+		return -1;
+	wt.pid = 0;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+Test(exit_status, ward_run_exits_0_after_a_requested_stop)
+{
+	wt_setup(&wt, "[w]\nplugin = idle\n[f]\nplugin = life_pattern\nrestart = never\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'failed' FROM workers WHERE name = 'f'"));
+	cr_expect_eq(wt_stop(&wt, 5000), 0, "a worker that is not critical failed; the stop was asked for: 0");
+}
+
+Test(exit_status, ward_run_exits_1_when_it_cannot_start)
+{
+	wt_setup(&wt, "[w]\nplugin = idle\ninstances = many\n");
+	char *err;
+	cr_expect_eq(wt_cli(&wt, NULL, &err, "run"), 1, "a configuration error: %s", err);
+	cr_expect(strstr(err, "nothing was started"), "%s", err);
+
+	wt_teardown();
+	wt_setup(&wt, "[w]\nplugin = idle\n");
+	wt_start(&wt);
+	cr_expect_eq(wt_cli(&wt, NULL, &err, "run"), 1, "a second host on the same state_dir: %s", err);
+	cr_expect(strstr(err, "another ward host"), "%s", err);
+	cr_expect_eq(wt_stop(&wt, 5000), 0);
+}
+
+Test(exit_status, a_critical_worker_that_fails_stops_every_worker_and_the_host_exits_3)
+{
+	wt_setup(&wt, "[db]\nplugin = life_pattern\ncritical = yes\nrestart_delay = 10ms\nmax_restarts = 1\n"
+		      "[app]\nplugin = idle\n");
+	wt_start(&wt);
+	int rc = wait_host_exit(15000);
+	cr_assert_neq(rc, -1, "the host kept running after its critical worker failed:\n%s", wt_host_stderr(&wt));
+	cr_expect_eq(rc, 3, "exit status %d", rc);
+	char *err = wt_host_stderr(&wt);
+	cr_expect(strstr(err, "[db:0] failed: 2 runs in a row failed"), "%s", err);
+	cr_expect(strstr(err, "[db] is critical and has failed: stopping every worker; the host will exit with status 3"),
+		  "%s", err);
+	cr_expect_str_eq(wt_sql_text(&wt, RUN("reason", "app", 0)), "stopped", "app was not stopped as for SIGTERM");
+	cr_expect_eq(wt_sql_int(&wt, "SELECT count(*) FROM runs WHERE ended_at IS NULL"), 0);
+}
+
+Test(exit_status, critical_is_a_boolean_and_a_worker_that_is_not_critical_does_not_stop_the_host)
+{
+	wt_setup(&wt, "[w]\nplugin = idle\ncritical = maybe\n");
+	char *err;
+	cr_expect_eq(wt_cli(&wt, NULL, &err, "check"), 1);
+	cr_expect(strstr(err, "[w] critical: invalid value \"maybe\""), "%s", err);
+	wt_teardown();
+	wt_setup(&wt, "[f]\nplugin = life_pattern\ncritical = no\nrestart = never\n[w]\nplugin = idle\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'failed' FROM workers WHERE name = 'f'"));
+	sleep_ms(300);
+	cr_expect(pid_alive(wt.pid), "a worker with critical = no stopped the host");
+	cr_expect_str_eq(wt_sql_text(&wt, "SELECT state FROM workers WHERE name = 'w'"), "running");
+	cr_expect_eq(wt_stop(&wt, 5000), 0);
+}
