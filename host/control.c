@@ -92,16 +92,26 @@ static int resolve_names(struct host *h, char **names, int n, struct worker **ou
 	return -1;
 }
 
+/* A worker whose sockets cannot be bound (tried again now) cannot start:
+ * then nothing is done and the reply is an error, so the command fails. */
+static int check_startable(struct worker **ws, int n, FILE *reply)
+{
+	char why[512];
+	int refused = 0;
+	for (int i = 0; i < n; i++)
+		if (listener_bind_now(ws[i], why, sizeof(why)) < 0)
+			fprintf(reply, "%s%s: cannot start: %s; the host keeps retrying (nothing was done)\n",
+				refused++ ? "" : "error\n", ws[i]->conf->name, why);
+	return refused ? -1 : 0;
+}
+
 static void command_start(struct worker **ws, int n, FILE *reply, bool restart)
 {
+	if (check_startable(ws, n, reply) < 0)
+		return;
 	fprintf(reply, "ok\n");
 	for (int i = 0; i < n; i++) {
 		struct worker *w = ws[i];
-		if (w->refused) {
-			fprintf(reply, "%s: cannot start: its listen sockets could not be bound (see the host's log)\n",
-				w->conf->name);
-			continue;
-		}
 		if (restart)
 			worker_stop(w);
 		dependency_request_start(w, "command");

@@ -445,7 +445,7 @@ static bool boot_settled(const struct host *h)
 {
 	for (size_t i = 0; i < h->nworkers; i++) {
 		const struct worker *w = h->workers[i];
-		if (w->pending_start && !w->blocked_by)
+		if (w->pending_start && !w->blocked_by && !listener_unbound(w))
 			return false;
 		for (int k = 0; k < w->ninst; k++)
 			if (w->inst[k].state == IS_STARTING)
@@ -521,13 +521,14 @@ static void kill_survivors(struct host *h)
 	}
 }
 
-/* Every socket of every worker exists before the first worker starts. */
+/* Every socket of every worker exists before the first worker starts (one
+ * that cannot be bound yet holds its worker back, and is retried). */
 static void open_sockets(struct host *h)
 {
 	for (size_t i = 0; i < h->nworkers; i++) {
 		struct worker *w = h->workers[i];
-		if (w->conf->listen.n && listener_open_all(w) < 0)
-			worker_refuse(w, "unable to bind its listen sockets");
+		if (w->conf->listen.n)
+			listener_open_all(w);
 	}
 }
 

@@ -96,18 +96,14 @@ void worker_record_live(struct worker *w)
 
 void worker_record(struct worker *w)
 {
-	static const char *const modes[] = {[LISTEN_HANDED] = NULL,
-					    [LISTEN_ACTIVATE] = "waiting for a connection",
-					    [LISTEN_DRAIN] = "closing connections"};
-	char listen[1024] = "";
+	char listen[1024] = "", sockets[512];
 	size_t len = 0;
 	for (size_t i = 0; i < w->conf->listen.n && len < sizeof(listen); i++)
 		len += (size_t)snprintf(listen + len, sizeof(listen) - len, "%s%s", i ? "," : "",
 					w->conf->listen.v[i]);
 	w->recorded_state = worker_state(w);
 	history_worker_state(w->host->history, w->conf->name, w->conf->plugin, w->recorded_state,
-			     w->ninst, w->restarts, len ? listen : NULL,
-			     w->nlisteners ? modes[w->listen_mode] : NULL);
+			     w->ninst, w->restarts, len ? listen : NULL, listener_describe(w, sockets, sizeof(sockets)));
 	host_history_changed(w->host);
 }
 
@@ -479,16 +475,6 @@ void worker_stop(struct worker *w)
 {
 	for (int i = 0; i < w->ninst; i++)
 		dispatch(&w->inst[i], EV_STOP);
-}
-
-void worker_refuse(struct worker *w, const char *why)
-{
-	w->refused = true;
-	for (int i = 0; i < w->ninst; i++) {
-		w->inst[i].state = IS_FAILED;
-		record_state(&w->inst[i], why);
-	}
-	host_state_changed(w->host);
 }
 
 void worker_kill(struct worker *w)

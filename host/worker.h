@@ -89,7 +89,8 @@ struct worker {
 	int *listen_fds;            /* their descriptors, for the child; owned */
 	size_t nlisteners;
 	enum listen_mode listen_mode;
-	bool refused;               /* its sockets could not be bound: never started */
+	struct timer bind_retry;    /* a socket could not be bound: the next attempt */
+	int64_t bind_delay_ns, unbound_since_ns;
 
 	/* reload (reload.c) */
 	struct stat plugin_stat;            /* the plugin file when the worker was created */
@@ -132,8 +133,6 @@ void worker_free(struct worker *w);
 /* Requests, applied to every instance of the worker. */
 void worker_start(struct worker *w, const char *activation);
 void worker_stop(struct worker *w);
-/* Puts every instance in `failed` without a process (e.g. its sockets could not be bound). */
-void worker_refuse(struct worker *w, const char *why);
 /* Escalation for a host asked twice to stop: SIGKILL every process group now. */
 void worker_kill(struct worker *w);
 

@@ -235,3 +235,113 @@ Test(exit_status, critical_is_a_boolean_and_a_worker_that_is_not_critical_does_n
 	cr_expect_str_eq(wt_sql_text(&wt, "SELECT state FROM workers WHERE name = 'w'"), "running");
 	cr_expect_eq(wt_stop(&wt, 5000), 0);
 }
+
+/* ---- listen sockets that could not be bound at boot ---- */
+
+/* A listening TCP socket on 127.0.0.1 held by the test; *port gets its port. */
+static int hold_port(int *port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 && listen(fd, 1) == 0);
+	socklen_t len = sizeof(sin);
+	cr_assert(getsockname(fd, (struct sockaddr *)&sin, &len) == 0);
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+/* One line to the echo_server behind port, its answer (owned by the test). */
+static char *ask_tcp(int port, const char *line, int timeout_ms)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	cr_assert(connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0, "connect: %s", strerror(errno));
+	cr_assert(write(fd, line, strlen(line)) == (ssize_t)strlen(line));
+	char *buf = wt_keep(calloc(1, 256));
+	size_t n = 0;
+	long long deadline = now_ms() + timeout_ms;
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	while (n < 255 && !strchr(buf, '\n') && poll(&p, 1, (int)(deadline - now_ms())) > 0) {
+		ssize_t r = read(fd, buf + n, 255 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	return buf;
+}
+
+static void setup_tcp_worker(int port, const char *extra)
+{
+	char ini[512];
+	snprintf(ini, sizeof(ini), "[w]\nplugin = echo_server\nlisten = tcp:127.0.0.1:%d\n%s", port, extra);
+	wt_setup(&wt, ini);
+}
+
+Test(unbound_socket, a_port_in_use_at_boot_is_retried_reported_once_and_activation_works_once_it_is_free)
+{
+	int port, busy = hold_port(&port);
+	setup_tcp_worker(port, "autostart = no\n");
+	wt_start(&wt);
+	char want[160];
+	snprintf(want, sizeof(want), "unbound: tcp:127.0.0.1:%d: Address already in use; retrying", port);
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT on_demand = '%s' FROM workers WHERE name = 'w'", want),
+		  "status does not say the socket is unbound:\n%s", wt_host_stderr(&wt));
+	char *out, *err;
+	cr_expect_eq(wt_cli(&wt, &out, NULL, "status"), 0);
+	cr_expect(strstr(out, want), "%s", out);
+	cr_expect_str_eq(wt_sql_text(&wt, "SELECT state FROM workers WHERE name = 'w'"), "stopped",
+			 "a worker that never ran is not `failed`");
+	cr_expect_null(strstr(out, "closing connections"), "%s", out);
+
+	/* `ward start` tries at once, and says why it cannot start: exit 1. */
+	cr_expect_eq(wt_cli(&wt, &out, &err, "start w"), 1);
+	snprintf(want, sizeof(want), "w: cannot start: unable to bind listen address tcp:127.0.0.1:%d: Address already in use",
+		 port);
+	cr_expect(strstr(err, want), "stderr: %s\nstdout: %s", err, out);
+	cr_expect_eq(wt_sql_int(&wt, "SELECT count(*) FROM runs"), 0);
+
+	sleep_ms(1500); /* a retry or two fail, silently */
+	close(busy);
+	cr_assert(wt_wait_sql(&wt, 20000, "SELECT on_demand = 'waiting for a connection' FROM workers WHERE name = 'w'"),
+		  "the socket was never bound once the port was free:\n%s", wt_host_stderr(&wt));
+	cr_expect_str_eq(ask_tcp(port, "hello\n", 10000), "echo: hello\n", "the first connection did not start the worker");
+	cr_expect(wt_wait_sql(&wt, 5000, "SELECT activation = 'connection' FROM runs WHERE worker = 'w'"));
+	err = wt_host_stderr(&wt);
+	cr_expect_eq(wt_count(err, "unable to bind listen address"), 1, "the failure was not said exactly once:\n%s", err);
+	cr_expect_eq(wt_count(err, "[w] every listen socket is bound now"), 1, "the recovery was not said exactly once:\n%s", err);
+	cr_expect_eq(wt_stop(&wt, 5000), 0);
+}
+
+Test(unbound_socket, ward_start_binds_a_port_freed_since_and_starts_the_worker)
+{
+	int port, busy = hold_port(&port);
+	setup_tcp_worker(port, "autostart = no\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT on_demand LIKE 'unbound:%%' FROM workers WHERE name = 'w'"));
+	close(busy);
+	char *out, *err;
+	cr_expect_eq(wt_cli(&wt, &out, &err, "start w"), 0, "%s", err);
+	cr_expect(strstr(out, "w: starting"), "%s", out);
+	cr_assert(wt_wait_sql(&wt, 10000, "SELECT state = 'running' FROM workers WHERE name = 'w'"), "%s", wt_host_stderr(&wt));
+	cr_expect_str_eq(ask_tcp(port, "there\n", 10000), "echo: there\n");
+	cr_expect_eq(wt_stop(&wt, 5000), 0);
+}
+
+Test(unbound_socket, an_autostarted_worker_waits_for_its_socket_and_starts_once_it_is_bound)
+{
+	int port, busy = hold_port(&port);
+	setup_tcp_worker(port, "[other]\nplugin = idle\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'running' FROM workers WHERE name = 'other'"));
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT on_demand LIKE 'unbound:%%' FROM workers WHERE name = 'w'"));
+	cr_expect_str_eq(wt_sql_text(&wt, "SELECT state FROM workers WHERE name = 'w'"), "starting");
+	cr_expect_eq(wt_sql_int(&wt, "SELECT count(*) FROM runs WHERE worker = 'w'"), 0, "started without its socket");
+	close(busy);
+	cr_assert(wt_wait_sql(&wt, 20000, "SELECT state = 'running' FROM workers WHERE name = 'w'"),
+		  "never started once its port was free:\n%s", wt_host_stderr(&wt));
+	cr_expect(wt_wait_sql(&wt, 5000, "SELECT activation = 'boot' FROM runs WHERE worker = 'w'"));
+	cr_expect_str_eq(ask_tcp(port, "late\n", 10000), "echo: late\n");
+	cr_expect_eq(wt_stop(&wt, 5000), 0);
+}
