@@ -141,11 +141,15 @@ static void command_sync(struct host *h, FILE *reply)
 		fprintf(reply, "ok\n");
 }
 
+/* The words of line, or -1 when there are more than max. */
 static int split_words(char *line, char **words, int max)
 {
 	int n = 0;
-	for (char *save, *tok = strtok_r(line, " \t", &save); tok && n < max; tok = strtok_r(NULL, " \t", &save))
+	for (char *save, *tok = strtok_r(line, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+		if (n == max)
+			return -1;
 		words[n++] = tok;
+	}
 	return n;
 }
 
@@ -162,7 +166,10 @@ static void run_request(struct client *c)
 	char *words[MAX_ARGS];
 	int n = split_words(c->request, words, MAX_ARGS);
 	struct worker *ws[MAX_ARGS];
-	if (n == 0) {
+	if (n < 0) {
+		fprintf(reply, "error\ntoo many names in one request (at most %d): nothing was done; send them in several requests\n",
+			MAX_ARGS - 1);
+	} else if (n == 0) {
 		fprintf(reply, "error\nempty request\n");
 	} else if (strcmp(words[0], "ping") == 0) {
 		fprintf(reply, "ok\npong\n");

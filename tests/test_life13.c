@@ -345,3 +345,108 @@ Test(unbound_socket, an_autostarted_worker_waits_for_its_socket_and_starts_once_
 	cr_expect_str_eq(ask_tcp(port, "late\n", 10000), "echo: late\n");
 	cr_expect_eq(wt_stop(&wt, 5000), 0);
 }
+
+/* ---- refused control commands ---- */
+
+/* Runs ward with argv (no shell: arguments may be long); stderr to *err. */
+static int run_ward(char **argv, char **err)
+{
+	char errp[1024];
+	snprintf(errp, sizeof(errp), "%s/cli.err", wt.dir);
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		int fd = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int null = open("/dev/null", O_WRONLY);
+		if (fd < 0 || null < 0 || dup2(fd, 2) < 0 || dup2(null, 1) < 0)
+			_exit(126);
+		signal(SIGPIPE, SIG_DFL); /* as from a shell */
+		execv(WARD_BIN, argv);
+		_exit(127);
+	}
+	int status;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	*err = wt_read(errp);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+Test(refused_command, more_than_255_names_in_one_request_is_an_error_and_nothing_is_done)
+{
+	wt_setup(&wt, "[w]\nplugin = idle\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'running' FROM workers WHERE name = 'w'"));
+	char args[1024] = "stop";
+	for (int i = 0; i < 256; i++)
+		strcat(args, " w");
+	char *err;
+	cr_expect_eq(wt_cli(&wt, NULL, &err, args), 1);
+	cr_expect(strstr(err, "too many names in one request (at most 255)"), "%s", err);
+	sleep_ms(200);
+	cr_expect_str_eq(wt_sql_text(&wt, "SELECT state FROM workers WHERE name = 'w'"), "running", "something was done");
+	args[strlen(args) - 2] = '\0'; /* 255 names: that is allowed */
+	cr_expect_eq(wt_cli(&wt, NULL, &err, args), 0, "%s", err);
+	cr_expect(wt_wait_sql(&wt, 5000, "SELECT state = 'stopped' FROM workers WHERE name = 'w'"));
+	cr_expect_eq(wt_stop(&wt, 5000), 0);
+}
+
+Test(refused_command, a_request_the_host_refuses_before_reading_it_all_gets_its_answer_not_a_sigpipe)
+{
+	wt_setup(&wt, "[w]\nplugin = idle\n");
+	wt_start(&wt);
+	/* 400 KiB of names: more than a socket buffer, so the CLI is still
+	 * sending when the host, after 4096 bytes, answers and closes. */
+	enum { NAMES = 20, LEN = 20 * 1024 };
+	char *argv[NAMES + 5];
+	int n = 0;
+	argv[n++] = "ward";
+	argv[n++] = "stop";
+	for (int i = 0; i < NAMES; i++) {
+		char *name = wt_keep(malloc(LEN + 1));
+		memset(name, 'a' + i % 26, LEN);
+		name[LEN] = '\0';
+		argv[n++] = name;
+	}
+	argv[n++] = "-c";
+	argv[n++] = wt.conf;
+	argv[n] = NULL;
+	char *err;
+	int rc = run_ward(argv, &err);
+	cr_expect_eq(rc, 1, "exit %d (141 is death by SIGPIPE); stderr: %s", rc, err);
+	cr_expect(err && strstr(err, "request too long (at most 4096 bytes)"), "%s", err);
+	cr_expect_eq(wt_stop(&wt, 5000), 0);
+}
+
+static int connect_control(void)
+{
+	char path[1200];
+	snprintf(path, sizeof(path), "%s/ward.sock", wt.state);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	cr_assert(strlen(path) < sizeof(sa.sun_path));
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	cr_assert(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect: %s", strerror(errno));
+	return fd;
+}
+
+Test(refused_command, the_cli_prints_the_hosts_refusal_when_it_has_too_many_clients)
+{
+	wt_setup(&wt, "[w]\nplugin = idle\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'running' FROM workers WHERE name = 'w'"));
+	enum { HELD = 32 }; /* the host's bound: these say nothing for 5 s */
+	int fds[HELD];
+	for (int i = 0; i < HELD; i++)
+		fds[i] = connect_control();
+	char *argv[] = {"ward", "stop", "w", "-c", wt.conf, NULL};
+	for (int k = 0; k < 5; k++) {
+		char *err;
+		int rc = run_ward(argv, &err);
+		cr_expect_eq(rc, 1, "try %d: exit %d (141 is death by SIGPIPE); stderr: %s", k, rc, err);
+		cr_expect(err && strstr(err, "too many clients at once; try again"), "try %d: %s", k, err);
+	}
+	for (int i = 0; i < HELD; i++)
+		close(fds[i]);
+	cr_expect_str_eq(wt_sql_text(&wt, "SELECT state FROM workers WHERE name = 'w'"), "running");
+	cr_expect_eq(wt_stop(&wt, 5000), 0);
+}
