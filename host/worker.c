@@ -132,7 +132,8 @@ static void wlog(struct instance *in, const char *fmt, ...)
 static void kill_group(struct instance *in, enum reason why)
 {
 	in->kill_reason = why;
-	if (in->pid > 0 && kill(-in->pid, SIGKILL) < 0 && errno != ESRCH)
+	in->kill_landed = in->pid > 0 && kill(-in->pid, SIGKILL) == 0;
+	if (in->pid > 0 && !in->kill_landed && errno != ESRCH)
 		host_log(HOST_ERR, "[%s:%d] unable to kill process group %d: %s", in->worker->conf->name,
 			 in->index, (int)in->pid, strerror(errno));
 }
@@ -146,6 +147,7 @@ static void spawn(struct instance *in)
 	timer_cancel(h->loop, &in->timer);
 	in->stop_requested = false;
 	in->kill_reason = REASON_NONE;
+	in->kill_landed = false;
 	in->got_end = false;
 	in->end = (struct exit_info){0};
 	in->ready_ms = 0;
@@ -298,7 +300,10 @@ static struct exit_info classify(const struct instance *in)
 	} else {
 		e.code = WEXITSTATUS(st);
 	}
-	if (in->kill_reason != REASON_NONE) {
+	/* The host's reason only if its SIGKILL reached the process and is what
+	 * ended it: a process its kill missed, killed later by someone else, died
+	 * of that signal (and is recorded so). */
+	if (in->kill_reason != REASON_NONE && in->kill_landed && WIFSIGNALED(st) && e.signal == SIGKILL) {
 		e.reason = in->kill_reason;
 		describe_kill(c, e.reason, e.message, sizeof(e.message));
 	} else if (in->got_end && WIFEXITED(st)) {

@@ -50,6 +50,7 @@ struct instance {
 	const char *activation; /* static string: boot, command, restart, dependency */
 	bool stop_requested;
 	enum reason kill_reason; /* why the host killed it, if it did */
+	bool kill_landed;        /* that SIGKILL was delivered (not ESRCH: it had left its group) */
 	bool got_end;
 	struct exit_info end;    /* what the process said before exiting */
 	int wait_status;         /* set just before the exit event */

@@ -450,3 +450,51 @@ Test(refused_command, the_cli_prints_the_hosts_refusal_when_it_has_too_many_clie
 	cr_expect_str_eq(wt_sql_text(&wt, "SELECT state FROM workers WHERE name = 'w'"), "running");
 	cr_expect_eq(wt_stop(&wt, 5000), 0);
 }
+
+/* ---- who killed it ---- */
+
+Test(exit_record, a_worker_killed_from_outside_is_recorded_as_that_signal)
+{
+	wt_setup(&wt, "[w]\nplugin = idle\nrestart_delay = 10ms\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'running' FROM instances WHERE worker = 'w'"));
+	pid_t pid = (pid_t)wt_sql_int(&wt, "SELECT pid FROM instances WHERE worker = 'w'");
+	cr_assert(kill(pid, SIGKILL) == 0);
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT count(*) FROM runs WHERE pid = %d AND ended_at IS NOT NULL", (int)pid));
+	cr_expect_str_eq(wt_sql_text(&wt, "SELECT reason FROM runs WHERE pid = %d", (int)pid), "signal");
+	cr_expect_eq(wt_sql_int(&wt, "SELECT signal FROM runs WHERE pid = %d", (int)pid), SIGKILL);
+	cr_expect_eq(wt_stop(&wt, 5000), 0);
+}
+
+/* The host told twice to stop SIGKILLs every worker's process group. A
+ * worker that had left its group is missed by that kill (until workers
+ * cannot leave it); killed by someone else later, it must be recorded as
+ * what killed it, not as the host's kill. */
+Test(exit_record, a_worker_the_hosts_kill_missed_then_killed_from_outside_is_not_blamed_on_the_host)
+{
+	wt_setup(&wt, "[w]\nplugin = life_escape\nwatchdog = 0\nstop_timeout = 60s\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'running' FROM instances WHERE worker = 'w'"));
+	pid_t pid = (pid_t)wt_sql_int(&wt, "SELECT pid FROM instances WHERE worker = 'w'");
+	cr_assert(wt_wait_log(&wt, 5000, "w", "escaped into") || wt_wait_log(&wt, 100, "w", "stayed in"));
+	kill(wt.pid, SIGTERM);
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT state = 'stopping' FROM instances WHERE worker = 'w'"));
+	kill(wt.pid, SIGTERM);
+	long long deadline = now_ms() + 2000;
+	while (pid_alive(pid) && now_ms() < deadline)
+		sleep_ms(20);
+	bool missed = pid_alive(pid);
+	if (missed)
+		cr_assert(kill(pid, SIGKILL) == 0, "kill %d: %s", (int)pid, strerror(errno));
+	cr_assert_eq(wait_host_exit(10000), 0, "%s", wt_host_stderr(&wt));
+	char *reason = wt_sql_text(&wt, "SELECT reason FROM runs WHERE pid = %d", (int)pid);
+	char *message = wt_sql_text(&wt, "SELECT coalesce(message, '') FROM runs WHERE pid = %d", (int)pid);
+	if (missed) { /* it escaped: the SIGKILL that ended it was ours */
+		cr_expect_str_eq(reason, "signal", "recorded as %s: %s", reason, message);
+		cr_expect_eq(wt_sql_int(&wt, "SELECT signal FROM runs WHERE pid = %d", (int)pid), SIGKILL);
+		cr_expect_null(strstr(message, "told twice"), "%s", message);
+	} else { /* the host could kill it: then it is the host's kill */
+		cr_expect_str_eq(reason, "stopped");
+		cr_expect_str_eq(message, "killed: the host was told twice to stop");
+	}
+}
