@@ -49,6 +49,22 @@ static enum client_result print_reply(char *reply, bool quiet)
 	return ok ? CLIENT_OK : CLIENT_REFUSED;
 }
 
+/* Like write_all, but a closed connection is EPIPE, not a SIGPIPE that
+ * would kill the CLI before it could say what the host answered. */
+static int send_request(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 enum client_result client_request(const char *state_dir, const char *request, bool quiet)
 {
 	char *path = xasprintf("%s/ward.sock", state_dir);
@@ -69,14 +85,21 @@ enum client_result client_request(const char *state_dir, const char *request, bo
 		goto out;
 	}
 	char *line = xasprintf("%s\n", request);
-	int rc = write_all(fd, line, strlen(line));
+	int rc = send_request(fd, line, strlen(line)), send_err = errno;
 	free(line);
-	if (rc < 0) {
-		fprintf(stderr, "ward: unable to send the request to %s: %s\n", path, strerror(errno));
+	/* A host that refused us (too many clients, a request too long) may
+	 * have answered and closed before reading it all: read its answer. */
+	if (rc < 0 && send_err != EPIPE && send_err != ECONNRESET) {
+		fprintf(stderr, "ward: unable to send the request to %s: %s\n", path, strerror(send_err));
 		goto out;
 	}
 	if (!read_until_eof(fd, deadline, &reply, &len)) {
 		fprintf(stderr, "ward: the host at %s did not answer within %d s\n", path, CLIENT_TIMEOUT_MS / 1000);
+		goto out;
+	}
+	if (rc < 0 && !strchr(reply, '\n')) {
+		fprintf(stderr, "ward: the host at %s closed the connection before taking the request: %s\n", path,
+			strerror(send_err));
 		goto out;
 	}
 	result = print_reply(reply, quiet);

@@ -420,6 +420,7 @@ static const struct key_def worker_keys[] = {
 	{"limit.memory", K_LIMIT_SIZE, NULL, W(limit_memory), 0, 0},
 	{"limit.cpu", K_LIMIT_SECONDS, NULL, W(limit_cpu), 0, 0},
 	{"limit.core", K_LIMIT_SIZE, NULL, W(limit_core), 0, 0},
+	{"critical", K_BOOL, "no", W(critical), 0, 0},
 };
 #undef W
 
@@ -1297,6 +1298,7 @@ static bool same_limit(struct limit_conf a, struct limit_conf b)
 bool config_worker_equal(const struct worker_conf *a, const struct worker_conf *b)
 {
 	return same_str(a->name, b->name) && same_str(a->plugin, b->plugin) && a->autostart == b->autostart &&
+	       a->critical == b->critical &&
 	       a->instances == b->instances && a->restart == b->restart && a->interval_ms == b->interval_ms &&
 	       a->restart_delay_ms == b->restart_delay_ms && a->restart_delay_max_ms == b->restart_delay_max_ms &&
 	       a->restart_window_ms == b->restart_window_ms && a->init_timeout_ms == b->init_timeout_ms &&

@@ -30,6 +30,7 @@ struct worker_conf {
 	char *name;
 	char *plugin;     /* absolute path of the plugin file */
 	bool autostart;
+	bool critical;    /* its failing stops the host (exit status 3) */
 	int instances;
 	enum restart_policy restart;
 	uint64_t interval_ms, restart_delay_ms, restart_delay_max_ms, restart_window_ms;

@@ -95,16 +95,26 @@ static int resolve_names(struct host *h, char **names, int n, struct worker **ou
 	return -1;
 }
 
+/* A worker whose sockets cannot be bound (tried again now) cannot start:
+ * then nothing is done and the reply is an error, so the command fails. */
+static int check_startable(struct worker **ws, int n, FILE *reply)
+{
+	char why[512];
+	int refused = 0;
+	for (int i = 0; i < n; i++)
+		if (listener_bind_now(ws[i], why, sizeof(why)) < 0)
+			fprintf(reply, "%s%s: cannot start: %s; the host keeps retrying (nothing was done)\n",
+				refused++ ? "" : "error\n", ws[i]->conf->name, why);
+	return refused ? -1 : 0;
+}
+
 static void command_start(struct worker **ws, int n, FILE *reply, bool restart)
 {
+	if (check_startable(ws, n, reply) < 0)
+		return;
 	fprintf(reply, "ok\n");
 	for (int i = 0; i < n; i++) {
 		struct worker *w = ws[i];
-		if (w->refused) {
-			fprintf(reply, "%s: cannot start: its listen sockets could not be bound (see the host's log)\n",
-				w->conf->name);
-			continue;
-		}
 		if (restart)
 			worker_stop(w);
 		dependency_request_start(w, "command");
@@ -134,11 +144,15 @@ static void command_sync(struct host *h, FILE *reply)
 		fprintf(reply, "ok\n");
 }
 
+/* The words of line, or -1 when there are more than max. */
 static int split_words(char *line, char **words, int max)
 {
 	int n = 0;
-	for (char *save, *tok = strtok_r(line, " \t", &save); tok && n < max; tok = strtok_r(NULL, " \t", &save))
+	for (char *save, *tok = strtok_r(line, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+		if (n == max)
+			return -1;
 		words[n++] = tok;
+	}
 	return n;
 }
 
@@ -171,7 +185,10 @@ static void run_request(struct client *c)
 	char *words[MAX_ARGS];
 	int n = split_words(c->request, words, MAX_ARGS);
 	struct worker *ws[MAX_ARGS];
-	if (n == 0) {
+	if (n < 0) {
+		fprintf(reply, "error\ntoo many names in one request (at most %d): nothing was done; send them in several requests\n",
+			MAX_ARGS - 1);
+	} else if (n == 0) {
 		fprintf(reply, "error\nempty request\n");
 	} else if (strcmp(words[0], "ping") == 0) {
 		fprintf(reply, "ok\npong\n");

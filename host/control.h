@@ -4,7 +4,7 @@
  * own user and root may connect. The protocol is one request line and one
  * reply, then the host closes the connection:
  *
- *     request:  VERB [ARG...]\n           at most 4096 bytes, words split by spaces
+ *     request:  VERB [ARG...]\n           at most 4096 bytes and 255 ARGs, words split by spaces
  *     reply:    ok\n  or  error\n          then zero or more message lines
  *
  * Verbs: ping, sync (history is brought up to date before the reply, so a

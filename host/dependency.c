@@ -65,8 +65,6 @@ void dependency_link(struct host *h)
 
 void dependency_request_start(struct worker *w, const char *activation)
 {
-	if (w->refused) /* its sockets could not be bound: it cannot run as configured */
-		return;
 	w->pending_start = activation;
 	w->blocked_by = NULL;
 	w->host->order_dirty = true;
@@ -92,6 +90,11 @@ static void note(struct worker *w, const char *event, const struct worker *d, en
 /* A pending start: go when every dependency is ready, pull in the idle ones. */
 static void try_start(struct worker *w)
 {
+	if (listener_unbound(w)) { /* held until listener.c has bound every socket */
+		if (w->recorded_state != worker_state(w))
+			worker_record(w); /* status shows it `starting`, waiting */
+		return;
+	}
 	for (int i = 0; i < w->ninst; i++)
 		if (w->inst[i].state == IS_STOPPING)
 			return; /* a restart: the old processes go first */

@@ -268,6 +268,13 @@ void host_recheck_children(struct host *h)
 
 /* ---- boot and shutdown ---- */
 
+static void stop_every_worker(struct host *h)
+{
+	notify_stopping();
+	h->shutting_down = true;
+	dependency_request_stop_all(h);
+}
+
 static void begin_shutdown(struct host *h, int sig)
 {
 	if (h->shutting_down) {
@@ -278,9 +285,24 @@ static void begin_shutdown(struct host *h, int sig)
 	}
 	host_log(HOST_INFO, "SIG%s: stopping every worker (send it again to kill them at once)",
 		 sigabbrev_np(sig));
-	notify_stopping();
-	h->shutting_down = true;
-	dependency_request_stop_all(h);
+	stop_every_worker(h);
+}
+
+/* Called from the state machine, which must not drive the loop: the stop
+ * itself begins in the loop (stop_if_critical_failed). */
+void host_critical_failed(struct host *h, const char *name)
+{
+	if (h->shutting_down || h->critical_failed)
+		return;
+	host_log(HOST_ERR, "[%s] is critical and has failed: stopping every worker; the host will exit with status 3",
+		 name);
+	h->critical_failed = true;
+}
+
+static void stop_if_critical_failed(struct host *h)
+{
+	if (h->critical_failed && !h->shutting_down)
+		stop_every_worker(h);
 }
 
 /* SIGHUP: the same reload as `ward reload`, its report going to the host's log. */
@@ -508,7 +530,7 @@ static bool boot_settled(const struct host *h)
 {
 	for (size_t i = 0; i < h->nworkers; i++) {
 		const struct worker *w = h->workers[i];
-		if (w->pending_start && !w->blocked_by)
+		if (w->pending_start && !w->blocked_by && !listener_unbound(w))
 			return false;
 		for (int k = 0; k < w->ninst; k++)
 			if (w->inst[k].state == IS_STARTING)
@@ -584,14 +606,17 @@ static void kill_survivors(struct host *h)
 	}
 }
 
-/* Every socket of every worker exists before the first worker starts. */
-static void open_sockets(struct host *h)
+/* Every socket of every worker exists before the first worker starts (one
+ * that cannot be bound yet holds its worker back, and is retried). */
+static int open_sockets(struct host *h)
 {
+	int rc = 0;
 	for (size_t i = 0; i < h->nworkers; i++) {
 		struct worker *w = h->workers[i];
 		if (w->conf->listen.n && listener_open_all(w) < 0)
-			worker_refuse(w, "unable to bind its listen sockets");
+			rc = -1;
 	}
+	return rc;
 }
 
 static void boot(struct host *h)
@@ -764,26 +789,35 @@ static int host_main(const char *config_dir, struct tester *test)
 	}
 	h->tick_ns = tick_period(h);
 	dependency_link(h);
-	open_sockets(h);
+	/* A `ward test` run whose socket cannot be bound ends here, reported. */
+	bool unbound = open_sockets(h) < 0 && test;
 	if (test) {
 		h->test_timer.fn = test_timed_out;
 		timer_arm(h->loop, &h->test_timer, mono_ns() + tester_timeout_ns(test));
 	} else {
 		control_open(h);
 	}
-	boot(h);
+	if (unbound)
+		h->shutting_down = true;
+	else
+		boot(h);
 
+	bool loop_failed = false;
 	while (!(h->shutting_down && all_settled(h))) {
 		if (loop_run_once(h->loop) < 0) {
 			host_log(HOST_ERR, "event loop failed: %s", strerror(errno));
+			loop_failed = true;
 			break;
 		}
+		stop_if_critical_failed(h);
 		settle_order(h);
 		end_test_when_settled(h);
 	}
 	if (!test)
-		host_log(HOST_INFO, "every worker has stopped; host exiting");
-	status = 0;
+		host_log(HOST_INFO, "every worker has stopped; host exiting%s",
+			 h->critical_failed ? " with status 3 (a critical worker failed)" : "");
+	/* SPEC §3: 0 after a requested stop, 3 after a critical failure (1: could not start, above) */
+	status = loop_failed ? 1 : h->critical_failed ? 3 : 0;
 out:
 	kill_survivors(h);
 	spawner_close(h);

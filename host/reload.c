@@ -50,9 +50,9 @@ static void add_worker(struct host *h, const struct worker_conf *c)
 	h->workers = xrealloc(h->workers, (h->nworkers + 1) * sizeof(*h->workers));
 	h->workers[h->nworkers++] = w;
 	worker_init(w, h, c);
-	if (c->listen.n && listener_open_all(w) < 0)
-		worker_refuse(w, "unable to bind its listen sockets");
-	else if (c->autostart)
+	if (c->listen.n)
+		listener_open_all(w); /* a socket not bound yet holds the start back */
+	if (c->autostart)
 		dependency_request_start(w, "reload");
 }
 
@@ -98,9 +98,9 @@ void reload_finish(struct host *h)
 			bool start = w->start_after_reload;
 			worker_free(w);
 			worker_init(w, h, c);
-			if (c->listen.n && listener_open_all(w) < 0)
-				worker_refuse(w, "unable to bind its listen sockets");
-			else if (start)
+			if (c->listen.n)
+				listener_open_all(w);
+			if (start)
 				dependency_request_start(w, "reload");
 			host_log(HOST_INFO, "[%s] restarted with its new configuration", c->name);
 		}

@@ -99,18 +99,14 @@ void worker_record_live(struct worker *w)
 
 void worker_record(struct worker *w)
 {
-	static const char *const modes[] = {[LISTEN_HANDED] = NULL,
-					    [LISTEN_ACTIVATE] = "waiting for a connection",
-					    [LISTEN_DRAIN] = "closing connections"};
-	char listen[1024] = "";
+	char listen[1024] = "", sockets[512];
 	size_t len = 0;
 	for (size_t i = 0; i < w->conf->listen.n && len < sizeof(listen); i++)
 		len += (size_t)snprintf(listen + len, sizeof(listen) - len, "%s%s", i ? "," : "",
 					w->conf->listen.v[i]);
 	w->recorded_state = worker_state(w);
 	history_worker_state(w->host->history, w->conf->name, w->conf->plugin, w->recorded_state,
-			     w->ninst, w->restarts, len ? listen : NULL,
-			     w->nlisteners ? modes[w->listen_mode] : NULL);
+			     w->ninst, w->restarts, len ? listen : NULL, listener_describe(w, sockets, sizeof(sockets)));
 	host_history_changed(w->host);
 }
 
@@ -132,13 +128,15 @@ static void wlog(struct instance *in, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	log_printf(&in->worker->log, in->index, in->pid, "WARD", "%s", text);
+	/* After the process ended (e.g. `failed: ...`), the line names the last one. */
+	log_printf(&in->worker->log, in->index, in->pid > 0 ? in->pid : in->last_pid, "WARD", "%s", text);
 }
 
 static void kill_group(struct instance *in, enum reason why)
 {
 	in->kill_reason = why;
-	if (in->pid > 0 && kill(-in->pid, SIGKILL) < 0 && errno != ESRCH)
+	in->kill_landed = in->pid > 0 && kill(-in->pid, SIGKILL) == 0;
+	if (in->pid > 0 && !in->kill_landed && errno != ESRCH)
 		host_log(HOST_ERR, "[%s:%d] unable to kill process group %d: %s", in->worker->conf->name,
 			 in->index, (int)in->pid, strerror(errno));
 }
@@ -157,6 +155,7 @@ static void spawn(struct instance *in)
 	timer_cancel(in->worker->host->loop, &in->timer);
 	in->stop_requested = false;
 	in->kill_reason = REASON_NONE;
+	in->kill_landed = false;
 	in->got_end = false;
 	in->end = (struct exit_info){0};
 	in->ready_ms = 0;
@@ -223,12 +222,10 @@ void instance_spawn_failed(struct instance *in, int err)
 	timer_arm(h->loop, &in->timer, mono_ns() + NS_PER_SEC);
 }
 
-/* A start asked for from outside (boot, command, dependency): a fresh policy window. */
+/* A start asked for from outside (boot, command, dependency): a fresh streak. */
 static void start_fresh(struct instance *in)
 {
 	in->failures = 0;
-	in->window_restarts = 0;
-	in->window_start_ns = mono_ns();
 	spawn(in);
 }
 
@@ -353,7 +350,10 @@ static struct exit_info classify(const struct instance *in)
 	} else {
 		e.code = WEXITSTATUS(st);
 	}
-	if (in->kill_reason != REASON_NONE) {
+	/* The host's reason only if its SIGKILL reached the process and is what
+	 * ended it: a process its kill missed, killed later by someone else, died
+	 * of that signal (and is recorded so). */
+	if (in->kill_reason != REASON_NONE && in->kill_landed && WIFSIGNALED(st) && e.signal == SIGKILL) {
 		e.reason = in->kill_reason;
 		describe_kill(c, e.reason, e.message, sizeof(e.message));
 	} else if (in->got_end && WIFEXITED(st)) {
@@ -396,48 +396,61 @@ static void give_up(struct instance *in, const char *why)
 		 c->name, in->index, why, last, c->name);
 	wlog(in, "failed: %s; last exit: %s", why, last);
 	set_state(in, IS_FAILED, why);
+	if (c->critical)
+		host_critical_failed(in->worker->host, c->name);
 }
 
-/* Restart policy of SPEC §3: a doubling delay that resets after a long
- * enough run, and at most max_restarts restarts per restart_window. */
+/* Restart policy of SPEC §3, as a pure function (tested on its own): a run
+ * that lasted restart_window resets the streak of failed runs and the delay;
+ * each shorter failed run counts, and once max_restarts of them have been
+ * restarted, the next one gives up. Counting runs rather than restarts per
+ * window is what makes the defaults give up: a doubling delay soon outgrows
+ * any window. */
+struct restart_verdict restart_policy(const struct worker_conf *c, unsigned *streak, uint64_t ran_ms, bool failed)
+{
+	bool lasted = ran_ms >= c->restart_window_ms;
+	if (lasted || !failed)
+		*streak = 0;
+	if (!failed)
+		return (struct restart_verdict){.delay_ms = c->restart_delay_ms};
+	if (c->max_restarts >= 0 && *streak >= (unsigned long)c->max_restarts)
+		return (struct restart_verdict){.give_up = true};
+	unsigned shift = *streak < 40 ? *streak : 40;
+	uint64_t delay = c->restart_delay_ms;
+	delay = delay > (c->restart_delay_max_ms >> shift) ? c->restart_delay_max_ms : delay << shift;
+	if (!lasted)
+		(*streak)++;
+	return (struct restart_verdict){.delay_ms = delay};
+}
+
 static void schedule_restart(struct instance *in)
 {
 	struct worker *w = in->worker;
 	const struct worker_conf *c = w->conf;
 	int64_t now = mono_ns();
-	int64_t window = ms_to_ns(c->restart_window_ms);
-	if (now - in->started_ns >= window)
-		in->failures = 0;
-	if (now - in->window_start_ns >= window) {
-		in->window_start_ns = now;
-		in->window_restarts = 0;
-	}
-	if (c->max_restarts >= 0 && in->window_restarts >= (unsigned long)c->max_restarts) {
-		char d[32], why[96];
+	uint64_t ran_ms = (uint64_t)(now - in->started_ns) / NS_PER_MS;
+	struct restart_verdict v = restart_policy(c, &in->failures, ran_ms, reason_is_failure(in->last_exit.reason));
+	if (v.give_up) {
+		char d[32], why[160];
 		format_duration_ms(c->restart_window_ms, d, sizeof(d));
-		snprintf(why, sizeof(why), "more than %ld restarts within %s", c->max_restarts, d);
+		if (c->max_restarts == 0)
+			snprintf(why, sizeof(why), "the run failed and max_restarts = 0");
+		else
+			snprintf(why, sizeof(why), "%u runs in a row failed, each within restart_window (%s) of its start; max_restarts = %ld",
+				 in->failures + 1, d, c->max_restarts);
 		give_up(in, why);
 		return;
 	}
-	in->window_restarts++;
 	w->restarts++;
-	uint64_t delay = c->restart_delay_ms;
-	if (reason_is_failure(in->last_exit.reason)) {
-		unsigned shift = in->failures < 40 ? in->failures : 40;
-		delay = delay > (c->restart_delay_max_ms >> shift) ? c->restart_delay_max_ms : delay << shift;
-		in->failures++;
-	} else {
-		in->failures = 0;
-	}
-	if (delay == 0) {
+	if (v.delay_ms == 0) {
 		restart_after_backoff(in);
 		return;
 	}
 	char d[32], detail[64];
-	format_duration_ms(delay, d, sizeof(d));
+	format_duration_ms(v.delay_ms, d, sizeof(d));
 	snprintf(detail, sizeof(detail), "restart in %s", d);
 	set_state(in, IS_BACKOFF, detail);
-	timer_arm(w->host->loop, &in->timer, now + ms_to_ns(delay));
+	timer_arm(w->host->loop, &in->timer, now + ms_to_ns(v.delay_ms));
 }
 
 static void process_ended(struct instance *in)
@@ -453,6 +466,7 @@ static void process_ended(struct instance *in)
 	exit_describe(&e, desc, sizeof(desc));
 	wlog(in, "exited: %s", desc);
 	host_forget_pid(h, in);
+	in->last_pid = in->pid;
 	in->pid = 0;
 
 	if (in->stop_requested || h->shutting_down) {
@@ -516,16 +530,6 @@ void worker_stop(struct worker *w)
 {
 	for (int i = 0; i < w->ninst; i++)
 		dispatch(&w->inst[i], EV_STOP);
-}
-
-void worker_refuse(struct worker *w, const char *why)
-{
-	w->refused = true;
-	for (int i = 0; i < w->ninst; i++) {
-		w->inst[i].state = IS_FAILED;
-		record_state(&w->inst[i], why);
-	}
-	host_state_changed(w->host);
 }
 
 void worker_kill(struct worker *w)

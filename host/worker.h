@@ -36,6 +36,7 @@ struct instance {
 	int index;
 	enum istate state;
 	pid_t pid;             /* > 0 while a process exists (until reaped) */
+	pid_t last_pid;        /* the process that ended last, for lines written after it */
 	struct watch out;      /* the process's stdout/stderr pipe */
 	struct pending out_rest;
 	bool frames_ignored;   /* it sent garbage on its runtime channel */
@@ -52,14 +53,13 @@ struct instance {
 	const char *activation; /* static string: boot, command, restart, dependency */
 	bool stop_requested;
 	enum reason kill_reason; /* why the host killed it, if it did */
+	bool kill_landed;        /* that SIGKILL was delivered (not ESRCH: it had left its group) */
 	bool got_end;
 	struct exit_info end;    /* what the process said before exiting */
 	int wait_status;         /* set just before the exit event */
 
 	/* restart policy */
-	unsigned failures;        /* consecutive; doubles the delay */
-	int64_t window_start_ns;
-	unsigned window_restarts;
+	unsigned failures;        /* failed runs in a row, each shorter than restart_window */
 	bool spawn_failing;
 	struct exit_info last_exit; /* reason NONE until a process ended */
 
@@ -93,7 +93,8 @@ struct worker {
 	int *listen_fds;            /* their descriptors, for the child; owned */
 	size_t nlisteners;
 	enum listen_mode listen_mode;
-	bool refused;               /* its sockets could not be bound: never started */
+	struct timer bind_retry;    /* a socket could not be bound: the next attempt */
+	int64_t bind_delay_ns, unbound_since_ns;
 
 	/* reload (reload.c) */
 	struct stat plugin_stat;            /* the plugin file when the worker was created */
@@ -111,6 +112,7 @@ struct host {
 	size_t nworkers;
 	pid_t pid;
 	bool shutting_down;
+	bool critical_failed;    /* a `critical = yes` worker became failed: stop, exit 3 */
 	bool order_dirty;        /* a state changed: dependency ordering may have work to do */
 	bool ready_told;         /* systemd was told READY=1 */
 	char told_status[128];   /* the last STATUS= sent */
@@ -136,10 +138,17 @@ void worker_free(struct worker *w);
 /* Requests, applied to every instance of the worker. */
 void worker_start(struct worker *w, const char *activation);
 void worker_stop(struct worker *w);
-/* Puts every instance in `failed` without a process (e.g. its sockets could not be bound). */
-void worker_refuse(struct worker *w, const char *why);
 /* Escalation for a host asked twice to stop: SIGKILL every process group now. */
 void worker_kill(struct worker *w);
+
+/* What the restart policy (SPEC §3) says after a run of ran_ms ended, a
+ * failure or not. *streak is the instance's count of failed runs in a row,
+ * each shorter than restart_window; it is updated. Pure: no clock, no I/O. */
+struct restart_verdict {
+	bool give_up;      /* max_restarts reached: the instance becomes `failed` */
+	uint64_t delay_ms; /* otherwise: wait this long, then start again */
+};
+struct restart_verdict restart_policy(const struct worker_conf *c, unsigned *streak, uint64_t ran_ms, bool failed);
 
 /* Events coming from the process or the host's checks. */
 void instance_ready(struct instance *in);
@@ -169,6 +178,7 @@ void host_kill_strays(struct host *h); /* SIGKILLs children of the host that are
 void host_recheck_children(struct host *h); /* reaps what died and kills strays (after the spawner answered) */
 void host_history_changed(struct host *h);
 void host_state_changed(struct host *h);
+void host_critical_failed(struct host *h, const char *name); /* a critical worker gave up */
 
 /* Provided by reload.c: replaces workers that a reload removed or changed once they have stopped. */
 void reload_finish(struct host *h);

@@ -133,10 +133,11 @@ Test(lifecycle, more_than_max_restarts_within_the_window_puts_the_worker_in_fail
 	sleep_ms(300);
 	cr_expect_eq(wt_sql_int(&wt, "SELECT count(*) FROM runs WHERE worker = 'w'"), 3, "a failed worker was restarted");
 	char *err = wt_host_stderr(&wt);
-	cr_expect(strstr(err, "[w:0] failed: more than 2 restarts within 1m00s; last exit: signal SIGSEGV"),
+	cr_expect(strstr(err, "[w:0] failed: 3 runs in a row failed, each within restart_window (1m00s) of its start; "
+			      "max_restarts = 2; last exit: signal SIGSEGV"),
 		  "the host did not say why it gave up:\n%s", err);
 	char *log = wt_log(&wt, "w");
-	cr_expect(strstr(log, "failed: more than 2 restarts"), "the worker's log does not say it failed:\n%s", log);
+	cr_expect(strstr(log, "failed: 3 runs in a row failed"), "the worker's log does not say it failed:\n%s", log);
 	wt_stop(&wt, 5000);
 }
 
