@@ -1,12 +1,14 @@
 /*
  * spawn.c - the host side of starting a worker process. The child gets the
  * write end of its stdout/stderr pipe, its user's runtime channel, its listen
- * sockets and its slot; the spawner (spawner.c) forks it, or the host itself
+ * sockets and its slot, and starts in its instance's cgroup when there are
+ * cgroups (cgroup.c); the spawner (spawner.c) forks it, or the host itself
  * when no spawner can run. Everything about the child's set-up happens in
  * child.c, whichever process forked it.
  */
 #define _GNU_SOURCE
 #include "spawn.h"
+#include "cgroup.h"
 #include "child.h"
 #include "output.h"
 #include "slot.h"
@@ -40,11 +42,18 @@ int spawn_process(struct instance *in)
 {
 	struct worker *w = in->worker;
 	struct host *h = w->host;
-	int out[2] = {-1, -1}, slot_fd;
+	int out[2] = {-1, -1}, slot_fd, cgroup_fd;
 	off_t slot_offset;
 	int frame_fd = output_channel_for(h, w->conf->user);
 	if (frame_fd < 0 || slot_locate(in->slot, &slot_fd, &slot_offset) < 0 || pipe2(out, O_CLOEXEC) < 0)
 		return -1;
+	if (cgroup_instance_open(in, &cgroup_fd) < 0) {
+		int saved = errno;
+		close(out[0]);
+		close(out[1]);
+		errno = saved;
+		return -1;
+	}
 	slot_reset(in->slot);
 	for (size_t i = 0; i < w->nlisteners; i++)
 		w->listen_fds[i] = w->listeners[i].watch.fd;
@@ -60,12 +69,18 @@ int spawn_process(struct instance *in)
 		.slot_fd = slot_fd,
 		.slot_offset = slot_offset,
 		.host_pid = h->pid,
+		.cgroup_fd = cgroup_fd,
 	};
 	pid_t pid = fork_child(h, &spec);
 	int saved = errno;
 	close(out[1]);
+	if (cgroup_fd >= 0)
+		close(cgroup_fd);
 	if (pid < 0) {
 		close(out[0]);
+		/* A spawner that failed mid-request may have cloned it there. */
+		cgroup_instance_kill(in);
+		cgroup_instance_forget(in);
 		errno = saved;
 		return -1;
 	}
@@ -73,9 +88,9 @@ int spawn_process(struct instance *in)
 	if (fcntl(out[0], F_SETFL, O_NONBLOCK) < 0)
 		host_log(HOST_ERR, "[%s:%d] unable to make its pipe non-blocking: %s", w->conf->name, in->index,
 			 strerror(errno));
-	/* Also done by the child: whichever runs first, the group exists before
-	 * anyone could signal it. ESRCH/EACCES mean the child got there first. */
-	setpgid(pid, pid);
+	/* No setpgid(pid, pid) here: the child makes its own session (and group)
+	 * first thing, which a group leader cannot. Until it has, the host's
+	 * kills also name the process itself. */
 	in->pid = pid;
 	in->channel_fd = frame_fd;
 	output_attach(in, out[0]);

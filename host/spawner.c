@@ -13,7 +13,11 @@
  *
  * A request carries everything the process needs: the worker's settings
  * (encoded below) and, as descriptors, its stdout pipe, its runtime channel,
- * its progress slot's memory and its listen sockets.
+ * its progress slot's memory and its listen sockets, and with cgroups its
+ * instance's cgroup, which clone3(CLONE_INTO_CGROUP) starts it in, and the
+ * cgroup of every worker: if the host dies (even by SIGKILL), the spawner
+ * kills that whole cgroup before it exits, so no worker process outlives the
+ * host, whatever it did with signals, sessions or double forks.
  *
  * It forks with CLONE_PARENT, so the worker is the host's child exactly as if
  * the host had forked it: the host reaps it, signals it, and is the parent its
@@ -23,10 +27,12 @@
  */
 #define _GNU_SOURCE
 #include "spawner.h"
+#include "runtime.h"
 #include "worker.h"
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/sched.h>
 #include <poll.h>
 #include <sched.h>
@@ -60,7 +66,10 @@ struct request {
 	uint8_t inherit_env, nice_set, has_test, present;
 	struct test_request test;
 	pid_t host_pid;
+	uint8_t has_cgroup; /* CGROUP_FDS more descriptors after the listen sockets */
 };
+
+#define CGROUP_FDS 2 /* the instance's cgroup, the cgroup of every worker */
 
 enum { HAS_USER = 1, HAS_GROUP = 2, HAS_WORKDIR = 4 };
 
@@ -79,11 +88,42 @@ static struct {
 	size_t robust_len;
 } glibc_fork;
 
-static pid_t clone_as_host_child(void)
+/* The cgroup of every worker, kept from the first request that names it. */
+static int workers_cgroup = -1;
+static pid_t served_host;
+
+/* The parent-death signal: if the host is gone (not a stray signal from
+ * someone else), every worker dies with it, then the spawner. */
+static void on_host_death(int sig)
+{
+	(void)sig;
+	if (getppid() == served_host)
+		return;
+	int fd = workers_cgroup >= 0 ? openat(workers_cgroup, "cgroup.kill", O_WRONLY | O_CLOEXEC) : -1;
+	if (fd >= 0 && write(fd, "1", 1) < 0)
+		_exit(1);
+	_exit(0);
+}
+
+/* Straight into the instance's cgroup when there is one (cgroup_fd >= 0):
+ * *in_cgroup says, in the child, whether that worked; if clone3 refused it
+ * (a kernel before 5.7), the child moves itself (child.c). */
+static pid_t clone_as_host_child(int cgroup_fd, bool *in_cgroup)
 {
 	uint64_t flags = CLONE_PARENT | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID;
 	struct clone_args args = {.flags = flags, .child_tid = (uint64_t)(uintptr_t)glibc_fork.tid_address};
-	long pid = syscall(SYS_clone3, &args, sizeof(args));
+	long pid = -1;
+	*in_cgroup = false;
+	if (cgroup_fd >= 0) {
+		args.flags = flags | CLONE_INTO_CGROUP;
+		args.cgroup = (uint64_t)cgroup_fd;
+		pid = syscall(SYS_clone3, &args, sizeof(args));
+		*in_cgroup = pid >= 0;
+		args.flags = flags;
+		args.cgroup = 0;
+	}
+	if (cgroup_fd < 0 || (pid < 0 && errno != EAGAIN && errno != ENOMEM))
+		pid = syscall(SYS_clone3, &args, sizeof(args));
 #if defined(__x86_64__)
 	/* clone3 refused (ENOSYS: e.g. container seccomp profiles): the old call. */
 	if (pid < 0 && errno == ENOSYS)
@@ -155,7 +195,8 @@ static bool decode(char *buf, size_t len, const int *fds, int nfds, struct worke
 		return false;
 	memcpy(&r, buf, sizeof(r));
 	char *at = buf + sizeof(r), *end = buf + len;
-	if (r.nlisten < 0 || nfds != FIXED_FDS + r.nlisten)
+	int ncgroup = r.has_cgroup ? CGROUP_FDS : 0;
+	if (r.nlisten < 0 || nfds != FIXED_FDS + r.nlisten + ncgroup)
 		return false;
 	*conf = (struct worker_conf){.interval_ms = r.interval_ms, .inherit_env = r.inherit_env,
 				     .nice_set = r.nice_set, .nice = (long)r.nice,
@@ -178,7 +219,10 @@ static bool decode(char *buf, size_t len, const int *fds, int nfds, struct worke
 	*spec = (struct child_spec){.conf = conf, .instance = r.instance, .state_dir = state_dir,
 				    .out_fd = fds[0], .frame_fd = fds[1], .slot_fd = fds[2],
 				    .slot_offset = (off_t)r.slot_offset, .test = r.has_test ? test : NULL,
-				    .listen_fds = fds + FIXED_FDS, .nlisten = r.nlisten, .host_pid = r.host_pid};
+				    .listen_fds = fds + FIXED_FDS, .nlisten = r.nlisten, .host_pid = r.host_pid,
+				    .cgroup_fd = ncgroup ? fds[FIXED_FDS + r.nlisten] : -1};
+	if (ncgroup && workers_cgroup < 0)
+		workers_cgroup = fcntl(fds[FIXED_FDS + r.nlisten + 1], F_DUPFD_CLOEXEC, REQUEST_FD + 1);
 	return true;
 }
 
@@ -194,7 +238,7 @@ static void serve(int sock, const char *worker_comm)
 		bool whole = len > 0 && decode(buf, (size_t)len, fds, nfds, &conf, &spec, &test);
 		pid_t pid = -1;
 		if (whole) {
-			pid = clone_as_host_child();
+			pid = clone_as_host_child(spec.cgroup_fd, &spec.in_cgroup);
 			if (pid == 0) {
 				prctl(PR_SET_NAME, worker_comm);
 				child_main(&spec);
@@ -211,18 +255,28 @@ static void serve(int sock, const char *worker_comm)
 		if (send_reply(sock, pid, err) < 0)
 			break;
 	}
-	_exit(0);
+	/* The host closed its end. Either it is exiting and SIGKILLs this
+	 * process (spawner_close), or it is dying and its death signal, which
+	 * takes every worker down, comes next: the host's descriptors are closed
+	 * before its children are told. */
+	for (;;)
+		pause();
 }
 
 /* The spawner's life: drop what the host holds, say whether it can serve, serve. */
 static noreturn void spawner_main(int sock, pid_t host_pid)
 {
-	/* Only the host ends it (EOF, or the parent-death SIGKILL): not a Ctrl-C
+	/* Only the host ends it (EOF, or its parent-death signal): not a Ctrl-C
 	 * sent to the terminal's process group. Workers reset the mask. */
 	sigset_t all;
 	sigfillset(&all);
+	sigdelset(&all, HOST_DEATH_SIGNAL);
 	sigprocmask(SIG_BLOCK, &all, NULL);
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != host_pid)
+	served_host = host_pid;
+	struct sigaction sa = {.sa_handler = on_host_death, .sa_flags = SA_RESTART};
+	sigfillset(&sa.sa_mask);
+	if (sigaction(HOST_DEATH_SIGNAL, &sa, NULL) < 0 || prctl(PR_SET_PDEATHSIG, HOST_DEATH_SIGNAL) < 0 ||
+	    getppid() != host_pid)
 		_exit(1);
 	if (dup2(sock, REQUEST_FD) < 0 || close_range(REQUEST_FD + 1, ~0U, 0) < 0) {
 		send_reply(sock, 0, errno);
@@ -348,6 +402,7 @@ static size_t encode(const struct child_spec *spec, char *buf, size_t size)
 	if (spec->test)
 		r.test = *spec->test;
 	r.host_pid = spec->host_pid;
+	r.has_cgroup = spec->cgroup_fd >= 0;
 	memcpy(buf, &r, sizeof(r));
 	size_t at = sizeof(r);
 	bool fits = put_string(buf, size, &at, c->name) && put_string(buf, size, &at, c->plugin) &&
@@ -362,9 +417,11 @@ static size_t encode(const struct child_spec *spec, char *buf, size_t size)
 	return fits ? at : 0;
 }
 
-static int send_request(struct spawner *s, const struct child_spec *spec, const char *buf, size_t len)
+static int send_request(struct host *h, const struct child_spec *spec, const char *buf, size_t len)
 {
-	int nfds = FIXED_FDS + spec->nlisten;
+	struct spawner *s = &h->spawner;
+	int ncgroup = spec->cgroup_fd >= 0 ? CGROUP_FDS : 0;
+	int nfds = FIXED_FDS + spec->nlisten + ncgroup;
 	union {
 		struct cmsghdr align;
 		char buf[CMSG_SPACE(MAX_FDS * sizeof(int))];
@@ -380,6 +437,10 @@ static int send_request(struct spawner *s, const struct child_spec *spec, const 
 	int fds[MAX_FDS] = {spec->out_fd, spec->frame_fd, spec->slot_fd};
 	for (int i = 0; i < spec->nlisten; i++)
 		fds[FIXED_FDS + i] = spec->listen_fds[i];
+	if (ncgroup) {
+		fds[FIXED_FDS + spec->nlisten] = spec->cgroup_fd;
+		fds[FIXED_FDS + spec->nlisten + 1] = h->cgroups.workers_fd;
+	}
 	memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
 	ssize_t n;
 	while ((n = sendmsg(s->sock, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
@@ -392,10 +453,11 @@ int spawner_start(struct host *h, const struct child_spec *spec, pid_t *pid)
 	static char buf[REQUEST_MAX];
 	struct spawner *s = &h->spawner;
 	size_t len;
-	if (s->disabled || FIXED_FDS + spec->nlisten > MAX_FDS || !(len = encode(spec, buf, sizeof(buf))))
+	if (s->disabled || FIXED_FDS + spec->nlisten + CGROUP_FDS > MAX_FDS || !(len = encode(spec, buf, sizeof(buf))))
 		return 1;
 	struct reply r;
-	int sent = send_request(s, spec, buf, len);
+	int64_t sent_ns = mono_ns();
+	int sent = send_request(h, spec, buf, len);
 	int send_errno = errno;
 	explicit_bzero(buf, len); /* the worker's secrets: not for a process the host forks later */
 	if (sent < 0 && send_errno == EMSGSIZE)
@@ -407,7 +469,7 @@ int spawner_start(struct host *h, const struct child_spec *spec, pid_t *pid)
 		disable(h, "the spawner process failed", why);
 		/* It may have forked the process before it stopped answering: a
 		 * child of the host that no instance knows. */
-		host_kill_strays(h);
+		host_kill_strays(h, sent_ns);
 		return 1;
 	}
 	if (r.pid <= 0 && r.err != EAGAIN && r.err != ENOMEM) {
@@ -445,7 +507,9 @@ void spawner_close(struct host *h)
 {
 	pid_t pid = h->spawner.pid;
 	retire(h);
-	if (pid > 0)
+	if (pid > 0) {
+		kill(pid, SIGKILL); /* it waits for the host's death otherwise (serve) */
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
+	}
 }

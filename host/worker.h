@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "cgroup.h"
 #include "config.h"
 #include "history.h"
 #include "log.h"
@@ -42,6 +43,9 @@ struct instance {
 	int channel_fd;        /* the runtime channel it was given (output.c) */
 	struct timer timer;    /* the one deadline of the current state */
 	struct slot *slot;     /* shared with the process; owned by the slot pool */
+	struct watch cg_events; /* its cgroup's cgroup.events while waiting for it to empty; fd -1 otherwise */
+	bool reaped;           /* the process is reaped (pid names it no more); its cgroup is not empty yet */
+	int64_t killed_ns;     /* when the host SIGKILLed it; 0: it did not */
 
 	/* the current run */
 	int64_t run;
@@ -124,6 +128,7 @@ struct host {
 	struct frame_channel **channels; /* runtime channels, one per user (output.c) */
 	size_t nchannels;
 	struct spawner spawner;
+	struct cgroups cgroups;  /* the instances' cgroups (cgroup.c) */
 };
 
 int worker_init(struct worker *w, struct host *h, const struct worker_conf *conf);
@@ -134,7 +139,7 @@ void worker_start(struct worker *w, const char *activation);
 void worker_stop(struct worker *w);
 /* Puts every instance in `failed` without a process (e.g. its sockets could not be bound). */
 void worker_refuse(struct worker *w, const char *why);
-/* Escalation for a host asked twice to stop: SIGKILL every process group now. */
+/* Escalation for a host asked twice to stop: SIGKILL every process, its group and its cgroup now. */
 void worker_kill(struct worker *w);
 
 /* Events coming from the process or the host's checks. */
@@ -158,7 +163,9 @@ bool worker_is_active(const struct worker *w);  /* starting, running, in backoff
 void host_note_pid(struct host *h, struct instance *in);    /* a process now exists */
 void host_forget_pid(struct host *h, struct instance *in);
 struct instance *host_instance_of(struct host *h, pid_t pid); /* NULL: no instance has that process */
-void host_kill_strays(struct host *h); /* SIGKILLs children of the host that are no instance's process */
+/* After the spawner failed in a request sent at sent_ns (mono_ns()): SIGKILLs
+ * children of the host it may have forked without telling (cgroups: none needed). */
+void host_kill_strays(struct host *h, int64_t sent_ns);
 void host_history_changed(struct host *h);
 void host_state_changed(struct host *h);
 
