@@ -154,11 +154,12 @@ static void remove_below(int dirfd)
 
 /* ---- where the workers' cgroups go ---- */
 
-/* The host's cgroup v2 path, from /proc/self/cgroup ("0::/path"). */
-static int own_cgroup_path(char *path, size_t size)
+/* pid's cgroup v2 path, from /proc/PID/cgroup ("0::/path"); pid 0: the host's. */
+static int cgroup_path_of(pid_t pid, char *path, size_t size)
 {
-	char buf[4096];
-	if (read_file_at(AT_FDCWD, "/proc/self/cgroup", buf, sizeof(buf)) < 0)
+	char buf[4096], file[64];
+	snprintf(file, sizeof(file), pid ? "/proc/%d/cgroup" : "/proc/self/cgroup", (int)pid);
+	if (read_file_at(AT_FDCWD, file, buf, sizeof(buf)) < 0)
 		return -1;
 	char *line = strstr(buf, "0::/");
 	if (!line || (line != buf && line[-1] != '\n'))
@@ -168,15 +169,11 @@ static int own_cgroup_path(char *path, size_t size)
 	return snprintf(path, size, "%s", line) < (int)size ? 0 : -1;
 }
 
-/* The directory of the host's cgroup: a cgroup2 mount whose root holds it,
- * plus the rest of its path. */
-static int own_cgroup_dir(char *dir, size_t size, char *why, size_t wsize)
+/* The directory of cgroup cg: a cgroup2 mount whose root holds it, plus
+ * the rest of its path. */
+static bool cgroup_dir_of(const char *cg, char *dir, size_t size)
 {
-	char cg[PATH_MAX], root[PATH_MAX], point[PATH_MAX];
-	if (own_cgroup_path(cg, sizeof(cg)) < 0) {
-		snprintf(why, wsize, "the host is in no cgroup v2 hierarchy (/proc/self/cgroup has no 0:: line)");
-		return -1;
-	}
+	char root[PATH_MAX], point[PATH_MAX];
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	char *line = NULL;
 	size_t cap = 0;
@@ -195,9 +192,21 @@ static int own_cgroup_dir(char *dir, size_t size, char *why, size_t wsize)
 	free(line);
 	if (f)
 		fclose(f);
-	if (!found)
+	return found;
+}
+
+static int own_cgroup_dir(char *dir, size_t size, char *why, size_t wsize)
+{
+	char cg[PATH_MAX];
+	if (cgroup_path_of(0, cg, sizeof(cg)) < 0) {
+		snprintf(why, wsize, "the host is in no cgroup v2 hierarchy (/proc/self/cgroup has no 0:: line)");
+		return -1;
+	}
+	if (!cgroup_dir_of(cg, dir, size)) {
 		snprintf(why, wsize, "no cgroup v2 hierarchy holding the host's cgroup %s is mounted", cg);
-	return found ? 0 : -1;
+		return -1;
+	}
+	return 0;
 }
 
 /* Whether the cgroup at dirfd holds the host and its spawner and nothing else. */
@@ -442,20 +451,38 @@ int cgroup_instance_count(const struct instance *in, int *first)
 	return n;
 }
 
-int cgroup_instance_cpu_usec(const struct instance *in, uint64_t *usec)
+/* usage_usec of the cpu.stat file at path below dirfd. */
+static int read_cpu_usec(int dirfd, const char *path, uint64_t *usec)
 {
-	struct cgroups *cg = cgroups_of(in);
-	char path[320], buf[1024];
-	if (!cgroup_active(cg))
-		return -1;
-	instance_path(in, "cpu.stat", path, sizeof(path));
-	if (read_file_at(cg->workers_fd, path, buf, sizeof(buf)) < 0)
+	char buf[1024];
+	if (read_file_at(dirfd, path, buf, sizeof(buf)) < 0)
 		return -1;
 	const char *p = strstr(buf, "usage_usec ");
 	if (!p)
 		return -1;
 	*usec = strtoull(p + 11, NULL, 10);
 	return 0;
+}
+
+int cgroup_instance_cpu_usec(const struct instance *in, uint64_t *usec)
+{
+	struct cgroups *cg = cgroups_of(in);
+	char path[320];
+	if (!cgroup_active(cg))
+		return -1;
+	instance_path(in, "cpu.stat", path, sizeof(path));
+	return read_cpu_usec(cg->workers_fd, path, usec);
+}
+
+int cgroup_cpu_usec_of(pid_t pid, const char *worker, int instance, uint64_t *usec)
+{
+	char cg[PATH_MAX], dir[PATH_MAX], own[300];
+	int n = snprintf(own, sizeof(own), "/%s.worker/%d", worker, instance);
+	if (pid <= 0 || cgroup_path_of(pid, cg, sizeof(cg)) < 0 || strlen(cg) < (size_t)n ||
+	    strcmp(cg + strlen(cg) - (size_t)n, own) != 0 || !cgroup_dir_of(cg, dir, sizeof(dir) - 16))
+		return -1; /* no process, or not in that instance's cgroup (no cgroups, a reused pid) */
+	strcat(dir, "/cpu.stat");
+	return read_cpu_usec(AT_FDCWD, dir, usec);
 }
 
 void cgroup_worker_forget(struct worker *w)

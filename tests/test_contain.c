@@ -179,8 +179,23 @@ static void pidfile_path(char *buf, size_t size)
 	snprintf(buf, size, "%s/helper.pids", wt.dir);
 }
 
-/* A worker b that crashes at once, again and again. */
-#define CRASHER "[b]\nplugin = crash_after\nrestart_delay = 10ms\nrestart_delay_max = 10ms\nmax_restarts = unlimited\nlimit.core = 0\n"
+/* cpu_seconds of instance 0 of worker name in `ward status --json`; -1 for null. */
+static double cpu_seconds(const char *name)
+{
+	char *out, *err, key[64];
+	cr_assert_eq(wt_cli(&wt, &out, &err, "status --json"), 0, "%s", err);
+	snprintf(key, sizeof(key), "{\"name\": \"%s\"", name);
+	char *at = strstr(out, key);
+	at = at ? strstr(at, "\"cpu_seconds\": ") : NULL;
+	cr_assert(at, "no cpu_seconds for %s in:\n%s", name, out);
+	at += strlen("\"cpu_seconds\": ");
+	return strncmp(at, "null", 4) == 0 ? -1 : strtod(at, NULL);
+}
+
+/* A worker b that crashes half a second after it starts, again and again. */
+#define CRASHER                                                                                              \
+	"[b]\nplugin = crash_later\nafter = 500ms\ninterval = 50ms\nrestart_delay = 10ms\nrestart_delay_max = 10ms\n" \
+	"max_restarts = unlimited\nlimit.core = 0\n"
 
 /* ---- item: the end of one worker never touches another's processes ---- */
 
@@ -194,8 +209,8 @@ static void helper_survives_another_workers_crashes(void)
 	running("w", 0);
 	pid_t helper;
 	read_pids(pidfile, &helper, 1);
-	cr_assert(pid_alive(helper));
-	cr_assert(wt_wait_sql(&wt, 10000, "SELECT count(*) >= 5 FROM runs WHERE worker = 'b' AND reason = 'signal'"),
+	cr_assert(pid_alive(helper), "w's helper %d is dead already", (int)helper);
+	cr_assert(wt_wait_sql(&wt, 15000, "SELECT count(*) >= 5 FROM runs WHERE worker = 'b' AND reason = 'signal'"),
 		  "b did not crash five times:\n%s", wt_host_stderr(&wt));
 	cr_expect(pid_alive(helper), "w's helper %d (sleep 1001, started by system()) was killed when b crashed", (int)helper);
 	/* It is still w's: it ends with w. */
@@ -305,7 +320,7 @@ Test(contain, an_orphan_re_parented_to_a_pid_1_host_is_left_alone_and_reaped)
 	pid1_host = true;
 	pid_t host = start_as_pid1(&wt);
 	pid_t orphan = make_orphan_under(host);
-	cr_assert(wt_wait_sql(&wt, 10000, "SELECT count(*) >= 5 FROM runs WHERE worker = 'b' AND reason = 'signal'"),
+	cr_assert(wt_wait_sql(&wt, 15000, "SELECT count(*) >= 5 FROM runs WHERE worker = 'b' AND reason = 'signal'"),
 		  "b did not crash five times:\n%s", wt_host_stderr(&wt));
 	cr_expect(pid_alive(orphan), "an orphan re-parented to the host was killed when b crashed");
 	kill(orphan, SIGKILL);
@@ -405,6 +420,23 @@ Test(contain, without_cgroups_the_host_says_so_once_and_each_worker_has_a_sessio
 	cr_expect_eq(getsid(w0), w0, "worker 0 is not the leader of a session of its own");
 	cr_expect_eq(getsid(w1), w1, "worker 1 is not the leader of a session of its own");
 	cr_expect_eq(getpgid(w0), w0);
+	cr_expect_eq(cpu_seconds("w"), -1, "cpu_seconds without cgroups is not null");
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
+
+Test(contain, status_shows_the_cpu_time_of_each_instances_cgroup)
+{
+	require_cgroups();
+	wt_setup(&wt, "[spin]\nplugin = busy\n[rest]\nplugin = idle\n");
+	wt_start(&wt);
+	running("spin", 0);
+	running("rest", 0);
+	long long t0 = now_ms();
+	sleep_ms(1500);
+	double spin = cpu_seconds("spin"), rest = cpu_seconds("rest");
+	double wall = (double)(now_ms() - t0) / 1000 + 1;
+	cr_expect(spin > 0.05 && spin <= wall, "a worker spinning for 1.5 s shows cpu_seconds %.3f", spin);
+	cr_expect(rest >= 0 && rest * 10 < spin, "an idle worker shows cpu_seconds %.3f beside %.3f", rest, spin);
 	cr_expect_eq(wt_stop(&wt, 10000), 0);
 }
 
