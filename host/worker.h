@@ -36,7 +36,7 @@ struct instance {
 	struct worker *worker;
 	int index;
 	enum istate state;
-	pid_t pid;             /* > 0 while a process exists (until reaped) */
+	pid_t pid;             /* > 0 while the run lasts: until reaped, and its cgroup is empty */
 	struct watch out;      /* the process's stdout/stderr pipe */
 	struct pending out_rest;
 	bool frames_ignored;   /* it sent garbage on its runtime channel */
