@@ -408,8 +408,11 @@ bool cgroup_instance_await_empty(struct instance *in)
 		return true;
 	instance_path(in, "cgroup.events", path, sizeof(path));
 	int fd = openat(cg->workers_fd, path, O_RDONLY | O_CLOEXEC);
-	/* Read after opening: a change after this read shows as an event. */
+	/* Read after opening: a change after this read shows as an event. The
+	 * zombie leader no longer counts: most often the cgroup is empty now,
+	 * and nothing can enter an empty cgroup but by migration. */
 	if (fd >= 0 && populated(fd) > 0) {
+		cgroup_instance_kill(in);
 		in->cg_events = (struct watch){.fd = fd, .fn = on_cgroup_events};
 		if (loop_watch(in->worker->host->loop, &in->cg_events, EPOLLPRI) == 0)
 			return false;

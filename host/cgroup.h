@@ -40,9 +40,10 @@ static inline bool cgroup_active(const struct cgroups *cg) { return cg->workers_
 int cgroup_instance_open(struct instance *in, int *fd);
 /* SIGKILLs every process in the instance's cgroup (cgroup.kill). */
 void cgroup_instance_kill(struct instance *in);
-/* The instance's process was reaped. true: its cgroup is empty (or there is
- * none) and removed. false: the host watches cgroup.events and calls
- * instance_cgroup_empty() once the last process in it is gone. */
+/* The instance's process was reaped: kills what is left in its cgroup.
+ * true: its cgroup is empty (or there is none) and removed. false: the host
+ * watches cgroup.events and calls instance_cgroup_empty() once the last
+ * process in it is gone. */
 bool cgroup_instance_await_empty(struct instance *in);
 /* Stops watching and removes the instance's cgroup if it is empty (a cgroup
  * that still holds processes stays, and the next start uses it). */

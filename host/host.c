@@ -289,10 +289,8 @@ static void reap_children(struct host *h)
 		 * still names it, too. */
 		if (in) {
 			kill(-pid, SIGKILL);
-			if (cgroup_active(&h->cgroups))
-				cgroup_instance_kill(in);
-			else
-				kill_strays_of(h, pid);
+			if (!cgroup_active(&h->cgroups))
+				kill_strays_of(h, pid); /* with cgroups: its cgroup, once reaped */
 			output_read_frames(h);
 		}
 		int status;

@@ -164,8 +164,8 @@ static int remove_dir(const char *path, const struct stat *sb, int flag, struct 
 	return 0;
 }
 
-/* A host killed with SIGKILL leaves its cgroups behind (empty: its spawner
- * killed what was in them) for the next host on its state_dir, and no host
+/* A host killed with SIGKILL leaves its cgroups behind (emptied: its spawner
+ * kills what was in them) for the next host on its state_dir, and no host
  * comes after a test's: remove them. ward names them <the host's
  * cgroup>/ward-<FNV-1a of state_dir, 16 hex digits> (host/cgroup.c). */
 static void remove_host_cgroups(const struct wt *t)
@@ -183,7 +183,11 @@ static void remove_host_cgroups(const struct wt *t)
 			hash = (hash ^ (unsigned char)*c) * 1099511628211ull;
 		snprintf(dir, sizeof(dir), "%s%s/ward-%016llx", point, strcmp(cg, "/") == 0 ? "" : cg,
 			 (unsigned long long)hash);
-		nftw(dir, remove_dir, 16, FTW_DEPTH | FTW_PHYS);
+		/* Their processes may still be dying of the spawner's kill. */
+		long long deadline = now_ms() + 3000;
+		while (nftw(dir, remove_dir, 16, FTW_DEPTH | FTW_PHYS) == 0 && access(dir, F_OK) == 0 &&
+		       now_ms() < deadline)
+			sleep_ms(20);
 	}
 	free(info);
 	free(own);
