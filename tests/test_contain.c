@@ -37,6 +37,7 @@ TestSuite(contain, .fini = contain_fini, .timeout = 90);
 static char freezer[300]; /* a v1 freezer cgroup this test made */
 static pid_t extra[8];    /* processes outside the host this test must end */
 static bool pid1_host;    /* wt.pid waits for a host that is PID 1 of its own namespace */
+static char own_cgroup[400]; /* a cgroup this test started a host in */
 
 static void contain_fini(void)
 {
@@ -72,6 +73,15 @@ static void contain_fini(void)
 		freezer[0] = '\0';
 	}
 	wt_teardown();
+	if (own_cgroup[0]) { /* the host is gone: what it left is empty */
+		char path[500];
+		snprintf(path, sizeof(path), "%s/supervisor", own_cgroup);
+		rmdir(path);
+		snprintf(path, sizeof(path), "%s/workers", own_cgroup);
+		rmdir(path);
+		rmdir(own_cgroup);
+		own_cgroup[0] = '\0';
+	}
 }
 
 /* ---- helpers ---- */
@@ -382,6 +392,53 @@ Test(contain, each_instance_runs_in_a_cgroup_of_its_own_which_is_removed_after_i
 	cr_expect(stat(dir, &st) == 0, "%s does not exist while the host runs", dir);
 	cr_expect_eq(wt_stop(&wt, 10000), 0);
 	cr_expect(stat(dir, &st) < 0 && errno == ENOENT, "%s is left after the host's stop", dir);
+}
+
+/* Starts the host alone in a new cgroup, as systemd does with Delegate=yes:
+ * the cgroup's directory into own (removed at the end of the test). */
+static void start_alone_in_a_cgroup(struct wt *t, char *own, size_t size)
+{
+	const char *mine = cgroup_of(getpid());
+	snprintf(own, size, "%s%s/ward-test-own-%d", cgroup2_mount(), strcmp(mine, "/") == 0 ? "" : mine, (int)getpid());
+	cr_assert(mkdir(own, 0755) == 0, "%s: %s", own, strerror(errno));
+	snprintf(own_cgroup, sizeof(own_cgroup), "%s", own);
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		char procs[500];
+		snprintf(procs, sizeof(procs), "%s/cgroup.procs", own);
+		FILE *f = fopen(procs, "w");
+		int fd = open(t->errfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (!f || fputs("0", f) < 0 || fclose(f) != 0 || fd < 0 || dup2(fd, 2) < 0 || dup2(fd, 1) < 0)
+			_exit(126);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execl(WARD_BIN, "ward", "run", "-c", t->conf, (char *)NULL);
+		_exit(127);
+	}
+	t->pid = pid;
+	cr_assert(wt_wait_sql(t, 10000, "SELECT count(*) FROM host WHERE key = 'pid' AND value = '%d'", (int)pid),
+		  "the host did not come up:\n%s", wt_host_stderr(t));
+}
+
+Test(contain, a_host_alone_in_its_cgroup_moves_into_supervisor_and_puts_its_workers_beside_it)
+{
+	require_cgroups();
+	wt_setup(&wt, "[w]\nplugin = idle\n");
+	char own[400], want[500];
+	start_alone_in_a_cgroup(&wt, own, sizeof(own));
+	pid_t w = running("w", 0);
+	const char *base = own + strlen(cgroup2_mount());
+	snprintf(want, sizeof(want), "%s/supervisor", base);
+	cr_expect_str_eq(cgroup_of(wt.pid), want, "the host is in %s, not %s", cgroup_of(wt.pid), want);
+	cr_expect_str_eq(cgroup_of(wt_spawner(wt.pid)), want, "the spawner did not move into supervisor");
+	snprintf(want, sizeof(want), "%s/workers/w.worker/0", base);
+	cr_expect_str_eq(cgroup_of(w), want);
+	snprintf(want, sizeof(want), "each worker instance runs in a cgroup of its own below %s/workers", own);
+	cr_expect(strstr(wt_host_stderr(&wt), want), "%s", wt_host_stderr(&wt));
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+	snprintf(want, sizeof(want), "%s/workers", own);
+	struct stat st;
+	cr_expect(stat(want, &st) < 0 && errno == ENOENT, "%s is left after the host's stop", want);
 }
 
 Test(contain, a_setsid_child_and_its_own_child_die_with_their_worker)
