@@ -255,10 +255,10 @@ static void serve(int sock, const char *worker_comm)
 		if (send_reply(sock, pid, err) < 0)
 			break;
 	}
-	/* The host closed its end. Either it is exiting and SIGKILLs this
-	 * process (spawner_close), or it is dying and its death signal, which
-	 * takes every worker down, comes next: the host's descriptors are closed
-	 * before its children are told. */
+	/* The host closed its end. Either it SIGKILLs this process next (it
+	 * exits, or no longer wants a spawner: retire), or it is dying and its
+	 * death signal, which takes every worker down, comes next: a dying
+	 * process's descriptors are closed before its children are told. */
 	for (;;)
 		pause();
 }
@@ -306,7 +306,9 @@ static void retire(struct host *h)
 {
 	struct spawner *s = &h->spawner;
 	if (s->sock >= 0)
-		close(s->sock); /* the spawner reads EOF and exits; reaped like any child */
+		close(s->sock);
+	if (s->pid > 0)
+		kill(s->pid, SIGKILL); /* it waits for the host's death otherwise (serve); reaped like any child */
 	s->sock = -1;
 	s->pid = 0;
 }
@@ -507,9 +509,7 @@ void spawner_close(struct host *h)
 {
 	pid_t pid = h->spawner.pid;
 	retire(h);
-	if (pid > 0) {
-		kill(pid, SIGKILL); /* it waits for the host's death otherwise (serve) */
+	if (pid > 0)
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
-	}
 }
