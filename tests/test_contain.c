@@ -462,6 +462,27 @@ Test(contain, a_setsid_child_and_its_own_child_die_with_their_worker)
 	cr_expect_eq(wt_stop(&wt, 10000), 0);
 }
 
+Test(contain, a_worker_the_host_forks_itself_moves_into_its_cgroup_first)
+{
+	require_cgroups();
+	wt_setup(&wt, "[w]\nplugin = idle\nrestart_delay = 10ms\n");
+	wt_start(&wt);
+	pid_t w = running("w", 0);
+	char want[400];
+	snprintf(want, sizeof(want), "%s", cgroup_of(w));
+	cr_assert(strstr(want, "/w.worker/0"), "w is in cgroup %s", want);
+	pid_t spawner = wt_spawner(wt.pid);
+	cr_assert(spawner > 0);
+	kill(spawner, SIGKILL);
+	cr_assert(wait_pid_gone(spawner, 3000));
+	kill(w, SIGKILL); /* its restart is forked by the host */
+	cr_assert(wt_wait_sql(&wt, 10000, "SELECT count(*) = 2 FROM runs WHERE worker = 'w'"));
+	pid_t again = running("w", 0);
+	cr_assert(strstr(wt_host_stderr(&wt), "the host forks workers itself"), "%s", wt_host_stderr(&wt));
+	cr_expect_str_eq(cgroup_of(again), want);
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
+
 Test(contain, without_cgroups_the_host_says_so_once_and_each_worker_has_a_session_of_its_own)
 {
 	hide_cgroups();
@@ -570,6 +591,14 @@ static void freeze(pid_t pid)
 	cr_assert(f && fputs("FROZEN", f) >= 0 && fclose(f) == 0);
 }
 
+static void thaw(void)
+{
+	char path[400];
+	snprintf(path, sizeof(path), "%s/freezer.state", freezer);
+	FILE *f = fopen(path, "w");
+	cr_assert(f && fputs("THAWED", f) >= 0 && fclose(f) == 0);
+}
+
 Test(contain, the_hosts_stop_never_waits_forever_for_a_process_sigkill_cannot_end)
 {
 	wt_setup(&wt, "[w]\nplugin = ignore_stop\nstop_timeout = 300ms\n[other]\nplugin = idle\n");
@@ -591,11 +620,38 @@ Test(contain, the_hosts_stop_never_waits_forever_for_a_process_sigkill_cannot_en
 	cr_expect_str_eq(wt_sql_text(&wt, "SELECT reason FROM runs WHERE worker = 'other'"), "stopped");
 	cr_expect(!pid_alive(other));
 	cr_expect(pid_alive(w), "the frozen process died before it was thawed");
-	char path[400];
-	snprintf(path, sizeof(path), "%s/freezer.state", freezer);
-	FILE *f = fopen(path, "w");
-	cr_assert(f && fputs("THAWED", f) >= 0 && fclose(f) == 0);
+	thaw();
 	cr_expect(wait_pid_gone(w, 3000), "the process did not die of its pending SIGKILL once thawed");
+}
+
+Test(contain, a_run_is_over_only_once_the_last_process_of_its_cgroup_is_gone)
+{
+	require_cgroups();
+	char pidfile[300];
+	wt_setup(&wt, "");
+	pidfile_path(pidfile, sizeof(pidfile));
+	configure("[w]\nplugin = contain_rogue\nhelper = system\npidfile = %s\nrestart_delay = 10ms\n", pidfile);
+	wt_start(&wt);
+	pid_t w = running("w", 0), helper;
+	read_pids(pidfile, &helper, 1);
+	freeze(helper); /* SIGKILL cannot end it until it is thawed */
+	kill(w, SIGKILL);
+	sleep_ms(2000);
+	cr_expect_eq(wt_sql_int(&wt, "SELECT count(*) FROM runs WHERE worker = 'w'"), 1,
+		     "w restarted while a process of its last run was still in its cgroup");
+	cr_expect_eq(wt_sql_int(&wt, "SELECT count(*) FROM runs WHERE worker = 'w' AND ended_at IS NULL"), 1,
+		     "the run ended while a process of it was still in its cgroup");
+	/* That process cannot be killed: after 5 s the run counts as over anyway. */
+	cr_assert(wt_wait_sql(&wt, 10000, "SELECT count(*) = 2 FROM runs WHERE worker = 'w'"), "w was never restarted:\n%s",
+		  wt_host_stderr(&wt));
+	char line[200];
+	snprintf(line, sizeof(line), "[w:0] 1 process of its cgroup (pid %d first) still alive 5 s after SIGKILL", (int)helper);
+	cr_expect(strstr(wt_host_stderr(&wt), line), "%s", wt_host_stderr(&wt));
+	cr_expect_str_eq(wt_sql_text(&wt, "SELECT reason FROM runs WHERE worker = 'w' ORDER BY id LIMIT 1"), "signal");
+	thaw();
+	cr_expect(wait_pid_gone(helper, 3000), "the helper did not die of its pending SIGKILL once thawed");
+	running("w", 0);
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
 }
 
 /* ---- item: nothing of a worker survives a SIGKILLed host ---- */
