@@ -102,14 +102,17 @@ static bool wait_empty(int dirfd, int64_t deadline_ns)
 static int count_procs(int dirfd, int *first)
 {
 	char buf[4096];
-	int n = 0;
-	if (read_file_at(dirfd, "cgroup.procs", buf, sizeof(buf)) > 0) {
+	int n = 0, fd = openat(dirfd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
+	for (ssize_t len; fd >= 0 && (len = read(fd, buf, sizeof(buf) - 1)) > 0;) {
+		buf[len] = '\0';
 		if (*first == 0)
 			*first = atoi(buf);
 		for (char *p = buf; (p = strchr(p, '\n')); p++)
 			n++;
 	}
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0)
+		close(fd);
+	fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	if (!d) {
 		if (fd >= 0)
