@@ -1,7 +1,9 @@
 /*
  * child.c - the worker process between fork() and exit.
  *
- * Before any plugin code runs, the process gets its own process group, the
+ * Before any plugin code runs, the process is in its instance's cgroup (when
+ * there are cgroups), gets a session of its own (so also its own process
+ * group, which it can never leave for the host's or another worker's), the
  * default signal dispositions and an empty mask, stdin on /dev/null,
  * stdout/stderr on the host's log pipe, only its own descriptors, the
  * configured environment, identity, limits and working directory, and a
@@ -386,12 +388,27 @@ static void tie_children_to_worker(struct setup *s)
 		fail_setup(s, "unable to register fork handlers: %s", strerror(rc));
 }
 
+/* Into the instance's cgroup before anything else, so that all it starts
+ * starts there too. The spawner usually cloned it there already. */
+static void join_cgroup(struct setup *s)
+{
+	if (s->spec->cgroup_fd < 0 || s->spec->in_cgroup)
+		return;
+	int fd = openat(s->spec->cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "0", 1) != 1)
+		fail_setup(s, "unable to enter its cgroup: %s", strerror(errno));
+	close(fd);
+}
+
 static void prepare_process(struct setup *s, int *listen_fds)
 {
 	const struct child_spec *spec = s->spec;
 	const struct worker_conf *w = spec->conf;
-	if (setpgid(0, 0) < 0)
-		fail_setup(s, "unable to create a process group: %s", strerror(errno));
+	join_cgroup(s);
+	/* A session of its own: plugin code cannot then join the host's process
+	 * group (setpgid works only within a session) and hide from its kills. */
+	if (setsid() < 0)
+		fail_setup(s, "unable to create a session: %s", strerror(errno));
 	map_own_slot(s);
 	child_reset_signals();
 	wire_descriptors(s, listen_fds);

@@ -1,6 +1,6 @@
 /*
  * child.h - the worker process, from just after fork() to exit: it prepares
- * the process (process group, signals, descriptors, environment, identity,
+ * the process (cgroup, session and process group, signals, descriptors, environment, identity,
  * limits, working directory), loads the plugin and runs it. Everything here
  * runs in the child; it shares nothing with the host but proto.h and the
  * spec it was handed at fork.
@@ -8,6 +8,7 @@
 #ifndef WARD_CHILD_H
 #define WARD_CHILD_H
 
+#include <stdbool.h>
 #include <stdnoreturn.h>
 #include <sys/types.h>
 
@@ -31,6 +32,8 @@ struct child_spec {
 	const int *listen_fds; /* the worker's sockets, in configuration order */
 	int nlisten;
 	pid_t host_pid;
+	int cgroup_fd;         /* the instance's cgroup (cgroup.c); -1: none */
+	bool in_cgroup;        /* the spawner cloned the process into it already */
 	/* Set when the host forked the process itself, which then starts with a
 	 * copy of the host's memory: every configuration the host holds (where
 	 * other workers' secrets are wiped) and its shared mappings (unmapped).

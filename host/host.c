@@ -4,12 +4,17 @@
  * history writes, and shutdown that leaves no process behind.
  *
  * Children are reaped with waitid(WNOWAIT) first, so the dead leader's pid
- * still names its process group while the host kills that group: a pid can
- * not be reused under us. The host is a child subreaper, so a worker's
- * descendants that left its process group are re-parented here and killed.
+ * still names its process group and session while the host kills what is
+ * left of the worker: a pid can not be reused under us. With cgroups that is
+ * the instance's cgroup (cgroup.c), whatever its processes did. Without, the
+ * host is a child subreaper: a worker's descendants whose parent died are
+ * re-parented here, and those still in the dead worker's session or process
+ * group are killed with it. Any other child of the host (another worker's
+ * helper, an orphan re-parented to a host that is PID 1) is only reaped.
  */
 #define _GNU_SOURCE
 #include "host.h"
+#include "cgroup.h"
 #include "control.h"
 #include "dependency.h"
 #include "history.h"
@@ -37,7 +42,10 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <poll.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FLUSH_DELAY_NS (20 * NS_PER_MS)  /* batch history writes this long */
@@ -114,7 +122,7 @@ void host_forget_pid(struct host *h, struct instance *in)
 {
 	(void)h;
 	struct pid_entry *e = pid_find(in->pid);
-	if (e)
+	if (e && e->in == in) /* not when forgotten already and the pid reused */
 		e->pid = -1; /* a tombstone keeps later probes intact */
 }
 
@@ -195,30 +203,75 @@ void host_progress_tick_needed(struct host *h)
 
 /* ---- children ---- */
 
-/* Kills children of the host that are not worker leaders: descendants of a
- * dead worker that had left its process group (we are their subreaper), or
- * a process a failing spawner forked without telling. */
-void host_kill_strays(struct host *h)
+/* Children of the host that are no instance's process nor the spawner:
+ * processes re-parented to it. Their pids stay theirs until the host reaps
+ * them. Returns how many fit in pids. */
+static size_t strays(struct host *h, pid_t *pids, size_t max)
 {
-	if (spawner_unanswered(h)) { /* an unknown child may be one it has yet to name */
-		spawner_recheck_children_later(h);
-		return;
-	}
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)h->pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return;
+	FILE *f = fopen("/proc/thread-self/children", "re");
+	size_t n = 0;
 	int pid;
-	while (fscanf(f, "%d", &pid) == 1)
+	while (f && n < max && fscanf(f, "%d", &pid) == 1)
 		if (pid > 0 && !pid_find(pid) && !spawner_is(h, pid) && !probe_owns(pid))
-			kill(pid, SIGKILL);
-	fclose(f);
+			pids[n++] = pid;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/* Without cgroups: a worker leader died (still a zombie, so its pid names
+ * its session and group): kills the host's strays that are in either. */
+static void kill_strays_of(struct host *h, pid_t leader)
+{
+	pid_t pids[4096];
+	size_t n = strays(h, pids, ARRAY_SIZE(pids));
+	for (size_t i = 0; i < n; i++)
+		if (getsid(pids[i]) == leader || getpgid(pids[i]) == leader)
+			kill(pids[i], SIGKILL);
+}
+
+/* When the process started, in ns of CLOCK_BOOTTIME; -1 if unknown. */
+static int64_t start_time_ns(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "re");
+	size_t len = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	buf[len] = '\0';
+	char *end = strrchr(buf, ')');
+	unsigned long long ticks;
+	if (!end || sscanf(end + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+			   &ticks) != 1)
+		return -1;
+	return (int64_t)(ticks * (NS_PER_SEC / sysconf(_SC_CLK_TCK)));
+}
+
+/* The spawner failed in a request sent at sent_ns: it may have cloned the
+ * process (the host's child, through CLONE_PARENT) without telling. With
+ * cgroups the instance's cgroup is killed instead (spawn.c). Without, the
+ * candidates are strays started since the request that are in no live
+ * worker's session: a worker's helper is in its worker's session. */
+void host_kill_strays(struct host *h, int64_t sent_ns)
+{
+	if (cgroup_active(&h->cgroups))
+		return;
+	struct timespec boot;
+	clock_gettime(CLOCK_BOOTTIME, &boot);
+	int64_t since = (int64_t)boot.tv_sec * NS_PER_SEC + boot.tv_nsec - (mono_ns() - sent_ns);
+	int64_t tick = NS_PER_SEC / sysconf(_SC_CLK_TCK);
+	pid_t pids[4096];
+	size_t n = strays(h, pids, ARRAY_SIZE(pids));
+	for (size_t i = 0; i < n; i++) {
+		int64_t started = start_time_ns(pids[i]);
+		if (started >= 0 && started + tick >= since && !host_instance_of(h, getsid(pids[i])))
+			kill(pids[i], SIGKILL);
+	}
 }
 
 static void reap_children(struct host *h)
 {
-	bool worker_died = false;
 	for (;;) {
 		siginfo_t si = {0};
 		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0) {
@@ -229,8 +282,7 @@ static void reap_children(struct host *h)
 		pid_t pid = si.si_pid;
 		if (pid == 0)
 			break;
-		if (!pid_find(pid) && !spawner_is(h, pid) && !probe_owns(pid) && spawner_unanswered(h) && !pid_find(pid) &&
-		    !probe_owns(pid)) {
+		if (!pid_find(pid) && !spawner_is(h, pid) && !probe_owns(pid) && spawner_unanswered(h)) {
 			/* Perhaps a process the spawner forked and has not named yet:
 			 * it stays a zombie (its pid not reused) until it has. */
 			spawner_recheck_children_later(h);
@@ -238,11 +290,14 @@ static void reap_children(struct host *h)
 		}
 		struct pid_entry *e = pid_find(pid);
 		struct instance *in = e ? e->in : NULL;
-		/* The leader is a zombie, so its pid still names its group: kill the
-		 * group before reaping, then nothing of the worker outlives it. Its
-		 * last frames are read while its pid still names it, too. */
+		/* The leader is a zombie, so its pid still names its group and
+		 * session: kill what is left of the worker before reaping, then
+		 * nothing of it outlives it. Its last frames are read while its pid
+		 * still names it, too. */
 		if (in) {
 			kill(-pid, SIGKILL);
+			if (!cgroup_active(&h->cgroups))
+				kill_strays_of(h, pid); /* with cgroups: its cgroup, once reaped */
 			output_read_frames(h);
 		}
 		int status;
@@ -251,19 +306,18 @@ static void reap_children(struct host *h)
 		if (in) {
 			output_drain(in);
 			instance_exited(in, status);
-			worker_died = true;
 		} else if (!probe_reaped(pid, status)) {
-			spawner_reaped(h, pid, status);
+			spawner_reaped(h, pid, status); /* or a stray: nothing more to do */
 		}
 	}
-	if (worker_died)
-		host_kill_strays(h);
 }
 
+/* A child that died while the spawner's answers were awaited is reaped
+ * now. Strays are never killed here: one belongs to the worker it came
+ * from, and only that worker's end kills it (reap_children). */
 void host_recheck_children(struct host *h)
 {
 	reap_children(h);
-	host_kill_strays(h);
 }
 
 /* ---- boot and shutdown ---- */
@@ -589,21 +643,42 @@ static bool all_settled(const struct host *h)
 	return true;
 }
 
-/* Last line of defence when the loop itself failed: nothing outlives the host. */
+/* Waits for pid, our child, to end and reaps it, until the deadline. */
+static bool reap_by(pid_t pid, int64_t deadline_ns)
+{
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	int ms = (int)((deadline_ns - mono_ns()) / NS_PER_MS);
+	if (fd >= 0) {
+		while (poll(&p, 1, ms > 0 ? ms : 0) < 0 && errno == EINTR)
+			;
+		close(fd);
+	}
+	return waitpid(pid, NULL, WNOHANG) == pid;
+}
+
+/* Last line of defence when the loop itself failed: nothing outlives the
+ * host, and the host does not wait forever for what SIGKILL cannot end. */
 static void kill_survivors(struct host *h)
 {
-	for (size_t i = 0; i < h->nworkers; i++) {
-		struct worker *w = h->workers[i];
-		for (int k = 0; k < w->ninst; k++) {
-			pid_t pid = w->inst[k].pid;
-			if (pid <= 0)
-				continue;
-			kill(-pid, SIGKILL);
-			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-				;
-			w->inst[k].pid = 0;
+	int64_t deadline = mono_ns() + KILL_WAIT_MS * NS_PER_MS;
+	for (size_t i = 0; i < h->nworkers; i++)
+		for (int k = 0; k < h->workers[i]->ninst; k++) {
+			struct instance *in = &h->workers[i]->inst[k];
+			if (in->pid > 0 && !in->reaped) {
+				kill(in->pid, SIGKILL);
+				kill(-in->pid, SIGKILL);
+			}
+			cgroup_instance_kill(in);
 		}
-	}
+	for (size_t i = 0; i < h->nworkers; i++)
+		for (int k = 0; k < h->workers[i]->ninst; k++) {
+			struct instance *in = &h->workers[i]->inst[k];
+			if (in->pid > 0 && !in->reaped && !reap_by(in->pid, deadline))
+				host_log(HOST_ERR, "[%s:%d] could not kill pid %d: still alive after SIGKILL",
+					 h->workers[i]->conf->name, k, (int)in->pid);
+			in->pid = 0;
+		}
 }
 
 /* Every socket of every worker exists before the first worker starts (one
@@ -742,6 +817,7 @@ static int host_main(const char *config_dir, struct tester *test)
 	struct host *h = xcalloc(1, sizeof(*h));
 	h->test = test;
 	h->spawner.watch.fd = -1;
+	h->cgroups.workers_fd = -1;
 	struct signal_watch sw = {.watch.fd = -1, .host = h};
 	int status = 1, lock_fd = -1;
 	h->pid = getpid();
@@ -755,6 +831,7 @@ static int host_main(const char *config_dir, struct tester *test)
 	}
 	if (prepare_dirs(&h->cfg) < 0 || (lock_fd = take_lock(h->cfg.state_dir)) < 0)
 		goto out;
+	cgroup_setup(h); /* before anything starts: it kills what a previous host left */
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		host_log(HOST_WARN, "unable to become a child subreaper: %s; descendants that leave their worker's process group may survive it",
 			 strerror(errno));
@@ -830,6 +907,7 @@ out:
 		free(h->workers[i]);
 	}
 	free(h->workers);
+	cgroup_teardown(h);
 	for (size_t i = 0; i < h->nold; i++) {
 		config_free(h->old_configs[i]);
 		free(h->old_configs[i]);

@@ -108,6 +108,14 @@ bool probe_owns(pid_t pid)
 	return false;
 }
 
+/* The probe itself (it may not have made its own session yet) and what
+ * its constructors forked into its group. */
+static void kill_probe(const struct probe *p)
+{
+	kill(p->pid, SIGKILL);
+	kill(-p->pid, SIGKILL);
+}
+
 static void forget_probe(struct probe *p)
 {
 	for (size_t i = 0; i < nlive; i++)
@@ -163,7 +171,7 @@ static void judge(struct probe *p, bool reaped, int status)
 	loop_close(loop, &p->verdict);
 	timer_cancel(loop, &p->deadline);
 	if (p->pid > 0) /* what its constructors forked into its group goes too */
-		kill(-p->pid, SIGKILL);
+		kill_probe(p);
 	forget_probe(p);
 	p->judged = true;
 	if (!p->timed_out && p->len >= sizeof(p->result)) {
@@ -229,7 +237,7 @@ static int prepare(struct spawn_job *j, struct child_spec *spec)
 		p->wipe[n++] = &h->cfg;
 	for (size_t i = 0; i < h->nold; i++)
 		p->wipe[n++] = h->old_configs[i];
-	*spec = (struct child_spec){.conf = p->conf, .state_dir = p->state_dir, .probe = true,
+	*spec = (struct child_spec){.conf = p->conf, .state_dir = p->state_dir, .probe = true, .cgroup_fd = -1,
 				    .out_fd = -1, .frame_fd = fds[1], .slot_fd = -1, .host_pid = h->pid,
 				    .base_env = child_inherited_env(p->conf), .host_config = p->batch->cfg,
 				    .old_configs = p->wipe, .nold = n};
@@ -262,7 +270,8 @@ static void done(struct spawn_job *j, pid_t pid, int err)
 		return;
 	}
 	p->pid = pid;
-	setpgid(pid, pid); /* also done by the probe: its group exists before anyone signals it */
+	/* No setpgid(pid, pid): the probe makes a session of its own first
+	 * thing (child.c), which a group leader cannot; kills name it too. */
 	live = xrealloc(live, (nlive + 1) * sizeof(*live));
 	live[nlive++] = (struct live){pid, p};
 	if (loop_watch(h->loop, &p->verdict, EPOLLIN) < 0)
@@ -357,7 +366,7 @@ void probe_batch_free(struct probe_batch *b)
 	for (size_t i = 0; i < b->n; i++) {
 		struct probe *p = b->v[i];
 		if (!p->judged && p->pid > 0)
-			kill(-p->pid, SIGKILL);
+			kill_probe(p);
 		forget_probe(p);
 		loop_close(loop, &p->verdict);
 		timer_cancel(loop, &p->deadline);

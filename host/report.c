@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include "report.h"
+#include "cgroup.h"
 #include "host.h"
 #include "json.h"
 #include "reason.h"
@@ -103,6 +104,17 @@ static const char instances_sql[] =
 	"SELECT instance, pid, state, started_at, cycles, ready_at, init_ms, last_cycle_ms, progress_at"
 	" FROM instances WHERE worker = ?1 ORDER BY instance";
 
+/* The CPU time of every process of the instance: null without cgroups. */
+static void json_cpu_seconds(sqlite3_stmt *in, const char *worker)
+{
+	uint64_t usec;
+	if (sqlite3_column_type(in, 1) != SQLITE_NULL &&
+	    cgroup_cpu_usec_of(sqlite3_column_int(in, 1), worker, sqlite3_column_int(in, 0), &usec) == 0)
+		printf("%.3f", (double)usec / 1e6);
+	else
+		fputs("null", stdout);
+}
+
 static void print_json_worker(sqlite3 *db, sqlite3_stmt *w, bool first)
 {
 	const char *name = col_text(w, 0);
@@ -134,6 +146,8 @@ static void print_json_worker(sqlite3 *db, sqlite3_stmt *w, bool first)
 			json_int_or_null(stdout, in, 7);
 			printf(", \"last_progress_at\": ");
 			json_time(stdout, in, 8);
+			printf(", \"cpu_seconds\": ");
+			json_cpu_seconds(in, name);
 			printf("}");
 		}
 		sqlite3_finalize(in);

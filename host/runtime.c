@@ -103,7 +103,8 @@ static void kill_children(void)
  * takes everything it started down, then itself. Its process group holds
  * most of it; its children that left the group with setsid() are killed
  * one by one first. (Deeper descendants that left the group are out of
- * reach once the host, their subreaper, is gone: that takes cgroups.) */
+ * reach once the host, their subreaper, is gone: with cgroups the spawner
+ * kills them, see spawner.c.) */
 static void on_host_death(int sig)
 {
 	(void)sig;

@@ -1,13 +1,15 @@
 /*
  * spawn.c - the host side of starting a worker process. The child gets the
  * write end of its stdout/stderr pipe, its runtime socket, its listen
- * sockets and its slot; the spawner (spawner.c) forks it, or the host itself
+ * sockets and its slot, and starts in its instance's cgroup when there are
+ * cgroups (cgroup.c); the spawner (spawner.c) forks it, or the host itself
  * when no spawner can run. Everything about the child's set-up happens in
  * child.c, whichever process forked it. The answer may come later: the
  * instance learns it through instance_spawned() or instance_spawn_failed().
  */
 #define _GNU_SOURCE
 #include "spawn.h"
+#include "cgroup.h"
 #include "child.h"
 #include "output.h"
 #include "slot.h"
@@ -55,6 +57,8 @@ static void close_child_fds(const struct child_spec *spec)
 	close(spec->out_fd);
 	close(spec->frame_fd);
 	close(spec->slot_fd);
+	if (spec->cgroup_fd >= 0)
+		close(spec->cgroup_fd);
 }
 
 static int prepare(struct spawn_job *j, struct child_spec *spec)
@@ -76,9 +80,17 @@ static int prepare(struct spawn_job *j, struct child_spec *spec)
 		.host_config = &h->cfg,
 		.old_configs = h->old_configs,
 		.nold = h->nold,
+		.cgroup_fd = -1,
 	};
-	if (open_child_fds(in, &in->out.fd, spec) < 0)
+	if (cgroup_instance_open(in, &spec->cgroup_fd) < 0)
 		return -1;
+	if (open_child_fds(in, &in->out.fd, spec) < 0) {
+		int saved = errno;
+		if (spec->cgroup_fd >= 0)
+			close(spec->cgroup_fd);
+		errno = saved;
+		return -1;
+	}
 	spec->base_env = child_inherited_env(w->conf);
 	return 0;
 }
@@ -104,6 +116,8 @@ static void done(struct spawn_job *j, pid_t pid, int err)
 			close(in->out.fd);
 		in->out.fd = -1;
 		output_channel_forget(in);
+		cgroup_instance_kill(in); /* a spawner that failed mid-request may have cloned it there */
+		cgroup_instance_forget(in);
 		instance_spawn_failed(in, err);
 		return;
 	}
@@ -111,16 +125,23 @@ static void done(struct spawn_job *j, pid_t pid, int err)
 	if (fcntl(in->out.fd, F_SETFL, O_NONBLOCK) < 0)
 		host_log(HOST_ERR, "[%s:%d] unable to make its pipe non-blocking: %s", w->conf->name, in->index,
 			 strerror(errno));
-	/* Also done by the child: whichever runs first, the group exists before
-	 * anyone could signal it. ESRCH/EACCES mean the child got there first. */
-	setpgid(pid, pid);
+	/* No setpgid(pid, pid) here: the child makes its own session (and group)
+	 * first thing, which a group leader cannot. Until it has, the host's
+	 * kills also name the process itself. */
 	output_attach(in, in->out.fd);
 	instance_spawned(in, pid);
 }
 
+/* The spawner died before answering: what it may have cloned into the
+ * instance's cgroup goes before the host forks the process itself. */
+static void orphaned(struct spawn_job *j)
+{
+	cgroup_instance_kill(container_of(j, struct instance, spawn_job));
+}
+
 void spawn_process(struct instance *in)
 {
-	in->spawn_job = (struct spawn_job){.prepare = prepare, .release = release, .done = done};
+	in->spawn_job = (struct spawn_job){.prepare = prepare, .release = release, .done = done, .orphaned = orphaned};
 	in->out.fd = -1;
 	spawner_submit(in->worker->host, &in->spawn_job);
 }

@@ -22,6 +22,11 @@
  * queues what the socket does not take yet, reads the answers (one per
  * request, in order) from its loop, and gives up on a spawner that does not
  * answer within REPLY_TIMEOUT_MS: it kills it and forks processes itself.
+ * With cgroups a request also hands over the instance's cgroup, which
+ * clone3(CLONE_INTO_CGROUP) starts the process in, and the cgroup of every
+ * worker: if the host dies (even by SIGKILL), the spawner kills that whole
+ * cgroup before it exits, so no worker process outlives the host, whatever
+ * it did with signals, sessions or double forks.
  *
  * It forks with CLONE_PARENT, so the worker is the host's child exactly as if
  * the host had forked it: the host reaps it, signals it, and is the parent its
@@ -31,6 +36,8 @@
  */
 #define _GNU_SOURCE
 #include "spawner.h"
+#include "cgroup.h"
+#include "runtime.h"
 #include "worker.h"
 #include "util.h"
 
@@ -72,7 +79,10 @@ struct request {
 	uint8_t inherit_env, nice_set, has_test, present, probe;
 	struct test_request test;
 	pid_t host_pid;
+	uint8_t has_cgroup; /* CGROUP_FDS more descriptors after the listen sockets */
 };
+
+#define CGROUP_FDS 2 /* the instance's cgroup, the cgroup of every worker */
 
 enum { HAS_USER = 1, HAS_GROUP = 2, HAS_WORKDIR = 4 };
 
@@ -91,11 +101,42 @@ static struct {
 	size_t robust_len;
 } glibc_fork;
 
-static pid_t clone_as_host_child(void)
+/* The cgroup of every worker, kept from the first request that names it. */
+static int workers_cgroup = -1;
+static pid_t served_host;
+
+/* The parent-death signal: if the host is gone (not a stray signal from
+ * someone else), every worker dies with it, then the spawner. */
+static void on_host_death(int sig)
+{
+	(void)sig;
+	if (getppid() == served_host)
+		return;
+	int fd = workers_cgroup >= 0 ? openat(workers_cgroup, "cgroup.kill", O_WRONLY | O_CLOEXEC) : -1;
+	if (fd >= 0 && write(fd, "1", 1) < 0)
+		_exit(1);
+	_exit(0);
+}
+
+/* Straight into the instance's cgroup when there is one (cgroup_fd >= 0):
+ * *in_cgroup says, in the child, whether that worked; if clone3 refused it
+ * (a kernel before 5.7), the child moves itself (child.c). */
+static pid_t clone_as_host_child(int cgroup_fd, bool *in_cgroup)
 {
 	uint64_t flags = CLONE_PARENT | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID;
 	struct clone_args args = {.flags = flags, .child_tid = (uint64_t)(uintptr_t)glibc_fork.tid_address};
-	long pid = syscall(SYS_clone3, &args, sizeof(args));
+	long pid = -1;
+	*in_cgroup = false;
+	if (cgroup_fd >= 0) {
+		args.flags = flags | CLONE_INTO_CGROUP;
+		args.cgroup = (uint64_t)cgroup_fd;
+		pid = syscall(SYS_clone3, &args, sizeof(args));
+		*in_cgroup = pid >= 0;
+		args.flags = flags;
+		args.cgroup = 0;
+	}
+	if (cgroup_fd < 0 || (pid < 0 && errno != EAGAIN && errno != ENOMEM))
+		pid = syscall(SYS_clone3, &args, sizeof(args));
 #if defined(__x86_64__)
 	/* clone3 refused (ENOSYS: e.g. container seccomp profiles): the old call. */
 	if (pid < 0 && errno == ENOSYS)
@@ -167,7 +208,8 @@ static bool decode(char *buf, size_t len, const int *fds, int nfds, struct worke
 		return false;
 	memcpy(&r, buf, sizeof(r));
 	char *at = buf + sizeof(r), *end = buf + len;
-	if (r.nlisten < 0 || nfds != (r.probe ? PROBE_FDS : FIXED_FDS + r.nlisten))
+	int ncgroup = r.has_cgroup && !r.probe ? CGROUP_FDS : 0;
+	if (r.nlisten < 0 || nfds != (r.probe ? PROBE_FDS : FIXED_FDS + r.nlisten + ncgroup))
 		return false;
 	*conf = (struct worker_conf){.interval_ms = r.interval_ms, .inherit_env = r.inherit_env,
 				     .nice_set = r.nice_set, .nice = (long)r.nice,
@@ -192,11 +234,14 @@ static bool decode(char *buf, size_t len, const int *fds, int nfds, struct worke
 				    .out_fd = fds[0], .frame_fd = fds[1], .slot_fd = fds[2],
 				    .test = r.has_test ? test : NULL,
 				    .listen_fds = fds + FIXED_FDS, .nlisten = r.nlisten, .host_pid = r.host_pid,
-				    .base_env = (const char *const *)base_env->v};
+				    .base_env = (const char *const *)base_env->v,
+				    .cgroup_fd = ncgroup ? fds[FIXED_FDS + r.nlisten] : -1};
 	if (r.probe)
 		*spec = (struct child_spec){.conf = conf, .state_dir = state_dir, .probe = true, .out_fd = -1,
 					    .frame_fd = fds[0], .slot_fd = -1, .host_pid = r.host_pid,
-					    .base_env = (const char *const *)base_env->v};
+					    .base_env = (const char *const *)base_env->v, .cgroup_fd = -1};
+	if (ncgroup && workers_cgroup < 0)
+		workers_cgroup = fcntl(fds[FIXED_FDS + r.nlisten + 1], F_DUPFD_CLOEXEC, REQUEST_FD + 1);
 	return true;
 }
 
@@ -231,7 +276,7 @@ static void serve(int sock, const char *worker_comm)
 		bool whole = len > 0 && decode(buf, (size_t)len, fds, nfds, &conf, &base_env, &spec, &test);
 		pid_t pid = -1;
 		if (whole) {
-			pid = clone_as_host_child();
+			pid = clone_as_host_child(spec.cgroup_fd, &spec.in_cgroup);
 			if (pid == 0) {
 				prctl(PR_SET_NAME, worker_comm);
 				name_worker(&spec, worker_comm);
@@ -250,7 +295,12 @@ static void serve(int sock, const char *worker_comm)
 		if (send_reply(sock, pid, err) < 0)
 			break;
 	}
-	_exit(0);
+	/* The host closed its end. Either it SIGKILLs this process next (it
+	 * exits, or no longer wants a spawner: retire), or it is dying and its
+	 * death signal, which takes every worker down, comes next: a dying
+	 * process's descriptors are closed before its children are told. */
+	for (;;)
+		pause();
 }
 
 /* The spawner's life once it holds nothing of the host's: say whether it
@@ -259,7 +309,12 @@ static void serve(int sock, const char *worker_comm)
 static noreturn void spawner_main(pid_t host_pid, const char *worker_comm, int exec_errno)
 {
 	int sock = REQUEST_FD;
-	if (getppid() != host_pid)
+	/* The handler does not survive the exec: installed here. The mask and
+	 * the parent-death signal did (become_spawner). */
+	served_host = host_pid;
+	struct sigaction sa = {.sa_handler = on_host_death, .sa_flags = SA_RESTART};
+	sigfillset(&sa.sa_mask);
+	if (sigaction(HOST_DEATH_SIGNAL, &sa, NULL) < 0 || getppid() != host_pid)
 		_exit(1);
 	prctl(PR_SET_NAME, "ward-spawner");
 	size_t len = 0;
@@ -307,13 +362,14 @@ __attribute__((constructor)) static void serve_if_spawner(int argc, char **argv,
  * name: valgrind, which would be executed instead, redirects the open.) */
 static noreturn void become_spawner(int sock, pid_t host_pid)
 {
-	/* Only the host ends it (EOF, or the parent-death SIGKILL): not a Ctrl-C
-	 * sent to the terminal's process group. Workers reset the mask. Both
-	 * survive the exec. */
+	/* Only the host ends it (SIGKILL, or its parent-death signal): not a
+	 * Ctrl-C sent to the terminal's process group. Workers reset the mask.
+	 * Both survive the exec. */
 	sigset_t all;
 	sigfillset(&all);
+	sigdelset(&all, HOST_DEATH_SIGNAL);
 	sigprocmask(SIG_BLOCK, &all, NULL);
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != host_pid)
+	if (prctl(PR_SET_PDEATHSIG, HOST_DEATH_SIGNAL) < 0 || getppid() != host_pid)
 		_exit(1);
 	int moved = sock == REQUEST_FD ? fcntl(sock, F_SETFD, 0) : dup2(sock, REQUEST_FD);
 	if (moved < 0 || close_range(REQUEST_FD + 1, ~0U, 0) < 0) {
@@ -369,9 +425,11 @@ static void retire(struct host *h)
 {
 	struct spawner *s = &h->spawner;
 	if (s->watch.fd >= 0 && h->loop)
-		loop_close(h->loop, &s->watch); /* the spawner reads EOF and exits; reaped like any child */
+		loop_close(h->loop, &s->watch);
 	else if (s->watch.fd >= 0)
 		close(s->watch.fd);
+	if (s->pid > 0)
+		kill(s->pid, SIGKILL); /* it waits for the host's death otherwise (serve); reaped like any child */
 	s->watch.fd = -1;
 	s->pid = 0;
 }
@@ -384,6 +442,11 @@ static void disable_with(struct host *h, const char *what, const char *why, stru
 {
 	struct spawner *s = &h->spawner;
 	bool had_requests = s->in_flight > 0 || first;
+	int64_t sent_ns = s->in_flight ? s->head->deadline - (int64_t)REPLY_TIMEOUT_MS * NS_PER_MS : mono_ns();
+	size_t n = 0;
+	for (struct spawn_job *j = s->head; j && n < s->in_flight; j = j->next, n++)
+		if (j->orphaned) /* it may have made the process without saying so */
+			j->orphaned(j);
 	struct spawn_job *left = s->host ? take_queue(s) : NULL;
 	if (first) {
 		first->next = left;
@@ -394,7 +457,7 @@ static void disable_with(struct host *h, const char *what, const char *why, stru
 	host_log(HOST_WARN, "%s: %s; the host forks workers itself from now on (starts slow down with thousands of workers)",
 		 what, why);
 	if (had_requests)
-		host_kill_strays(h);
+		host_kill_strays(h, sent_ns);
 	while (left) {
 		struct spawn_job *j = left;
 		left = j->next;
@@ -507,6 +570,7 @@ static size_t encode(const struct child_spec *spec, char *buf, size_t size)
 	if (spec->test)
 		r.test = *spec->test;
 	r.host_pid = spec->host_pid;
+	r.has_cgroup = !spec->probe && spec->cgroup_fd >= 0;
 	memcpy(buf, &r, sizeof(r));
 	size_t at = sizeof(r);
 	bool fits = put_string(buf, size, &at, c->name) && put_string(buf, size, &at, c->plugin) &&
@@ -524,7 +588,7 @@ static size_t encode(const struct child_spec *spec, char *buf, size_t size)
 }
 
 /* The descriptors a request hands over, in order; how many. */
-static int request_fds(const struct child_spec *spec, int *fds)
+static int request_fds(const struct host *h, const struct child_spec *spec, int *fds)
 {
 	if (spec->probe) {
 		fds[0] = spec->frame_fd;
@@ -535,13 +599,17 @@ static int request_fds(const struct child_spec *spec, int *fds)
 	fds[2] = spec->slot_fd;
 	for (int i = 0; i < spec->nlisten; i++)
 		fds[FIXED_FDS + i] = spec->listen_fds[i];
-	return FIXED_FDS + spec->nlisten;
+	if (spec->cgroup_fd < 0)
+		return FIXED_FDS + spec->nlisten;
+	fds[FIXED_FDS + spec->nlisten] = spec->cgroup_fd;
+	fds[FIXED_FDS + spec->nlisten + 1] = h->cgroups.workers_fd;
+	return FIXED_FDS + spec->nlisten + CGROUP_FDS;
 }
 
 static int send_request(struct spawner *s, const struct child_spec *spec, const char *buf, size_t len)
 {
 	int fds[MAX_FDS];
-	int nfds = request_fds(spec, fds);
+	int nfds = request_fds(s->host, spec, fds);
 	union {
 		struct cmsghdr align;
 		char buf[CMSG_SPACE(MAX_FDS * sizeof(int))];
@@ -618,7 +686,7 @@ static int send_job(struct spawner *s, struct spawn_job *j, int *prepare_errno)
 		*prepare_errno = errno;
 		return 0;
 	}
-	size_t len = FIXED_FDS + spec.nlisten > MAX_FDS ? 0 : encode(&spec, buf, sizeof(buf));
+	size_t len = FIXED_FDS + spec.nlisten + CGROUP_FDS > MAX_FDS ? 0 : encode(&spec, buf, sizeof(buf));
 	int sent = len ? send_request(s, &spec, buf, len) : -1;
 	int err = len ? errno : EMSGSIZE;
 	if (len)

@@ -28,6 +28,9 @@ struct spawn_job {
 	void (*release)(struct spawn_job *j, struct child_spec *spec, bool sent);
 	/* The process exists (pid > 0), or could not be made (-1, err). */
 	void (*done)(struct spawn_job *j, pid_t pid, int err);
+	/* Optional: the spawner died with this request unanswered, so it may
+	 * have made the process without saying so; the job is forked again. */
+	void (*orphaned)(struct spawn_job *j);
 	struct spawn_job *next; /* the spawner's queue */
 	int64_t deadline;       /* in flight: when the answer is due */
 };

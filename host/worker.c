@@ -132,13 +132,32 @@ static void wlog(struct instance *in, const char *fmt, ...)
 	log_printf(&in->worker->log, in->index, in->pid > 0 ? in->pid : in->last_pid, "WARD", "%s", text);
 }
 
+/* true: the signal was delivered. */
+static bool kill_or_say(struct instance *in, pid_t target)
+{
+	if (kill(target, SIGKILL) == 0)
+		return true;
+	if (errno != ESRCH)
+		host_log(HOST_ERR, "[%s:%d] unable to kill %s %d: %s", in->worker->conf->name, in->index,
+			 target < 0 ? "process group" : "process", (int)(target < 0 ? -target : target), strerror(errno));
+	return false;
+}
+
+/* SIGKILL to the process itself (it may not have made its own group yet),
+ * its group, and its cgroup (whatever left the group). Then the host waits
+ * KILL_WAIT_MS for it to die (see kill_timed_out). */
 static void kill_group(struct instance *in, enum reason why)
 {
 	in->kill_reason = why;
-	in->kill_landed = in->pid > 0 && kill(-in->pid, SIGKILL) == 0;
-	if (in->pid > 0 && !in->kill_landed && errno != ESRCH)
-		host_log(HOST_ERR, "[%s:%d] unable to kill process group %d: %s", in->worker->conf->name,
-			 in->index, (int)in->pid, strerror(errno));
+	in->kill_landed = false;
+	if (in->pid > 0) {
+		bool own = kill_or_say(in, in->pid);
+		bool group = kill_or_say(in, -in->pid);
+		in->kill_landed = own || group;
+	}
+	cgroup_instance_kill(in);
+	in->killed_ns = mono_ns();
+	timer_arm(in->worker->host->loop, &in->timer, in->killed_ns + KILL_WAIT_MS * NS_PER_MS);
 }
 
 /* ---- transitions ---- */
@@ -156,6 +175,7 @@ static void spawn(struct instance *in)
 	in->stop_requested = false;
 	in->kill_reason = REASON_NONE;
 	in->kill_landed = false;
+	in->killed_ns = 0;
 	in->got_end = false;
 	in->end = (struct exit_info){0};
 	in->ready_ms = 0;
@@ -262,7 +282,7 @@ static void stop_timed_out(struct instance *in)
 		tester_stop_overdue(in->worker->host->test, in);
 	char d[32];
 	format_duration_ms(in->worker->conf->stop_timeout_ms, d, sizeof(d));
-	wlog(in, "still running %s after SIGTERM: killing its process group", d);
+	wlog(in, "still running %s after SIGTERM: killing it with everything it started", d);
 	kill_group(in, REASON_STOP_TIMEOUT);
 }
 
@@ -275,7 +295,7 @@ static void init_timed_out(struct instance *in)
 		return;
 	char d[32];
 	format_duration_ms(in->worker->conf->init_timeout_ms, d, sizeof(d));
-	wlog(in, "init did not return within %s: killing its process group", d);
+	wlog(in, "init did not return within %s: killing it with everything it started", d);
 	kill_group(in, REASON_INIT_TIMEOUT);
 }
 
@@ -283,7 +303,7 @@ static void hung(struct instance *in)
 {
 	char d[32];
 	format_duration_ms(in->worker->conf->watchdog_ms, d, sizeof(d));
-	wlog(in, "no progress for %s inside a cycle: killing its process group (hung)", d);
+	wlog(in, "no progress for %s inside a cycle: killing it with everything it started (hung)", d);
 	host_log(HOST_WARN, "[%s:%d] hung: no progress for %s inside a cycle; killing it",
 		 in->worker->conf->name, in->index, d);
 	kill_group(in, REASON_HUNG);
@@ -453,19 +473,19 @@ static void schedule_restart(struct instance *in)
 	timer_arm(w->host->loop, &in->timer, now + ms_to_ns(v.delay_ms));
 }
 
-static void process_ended(struct instance *in)
+/* The run is over: recorded, then the restart policy. */
+static void end_run(struct instance *in, struct exit_info e)
 {
 	struct worker *w = in->worker;
 	struct host *h = w->host;
 	timer_cancel(h->loop, &in->timer);
-	struct exit_info e = classify(in);
+	in->killed_ns = 0;
 	in->last_exit = e;
 	history_end(h->history, in->run, &e, slot_cycles(in),
 		    atomic_load_explicit(&in->slot->last_cycle_ns, memory_order_relaxed) / NS_PER_MS);
 	char desc[512];
 	exit_describe(&e, desc, sizeof(desc));
 	wlog(in, "exited: %s", desc);
-	host_forget_pid(h, in);
 	in->last_pid = in->pid;
 	in->pid = 0;
 
@@ -489,6 +509,11 @@ static void process_ended(struct instance *in)
 		give_up(in, "it ended with a failure and restart = never");
 }
 
+static void process_ended(struct instance *in)
+{
+	end_run(in, classify(in));
+}
+
 typedef void (*transition)(struct instance *in);
 
 /* What each event does in each state; NULL: the event changes nothing there. */
@@ -506,14 +531,75 @@ static const transition transitions[IS_COUNT][EV_COUNT] = {
 
 static void dispatch(struct instance *in, enum event ev)
 {
+	if (in->reaped) {
+		/* The process is gone and only its cgroup's end is awaited: a stop
+		 * asked for meanwhile still decides what comes after. */
+		in->stop_requested |= ev == EV_STOP;
+		return;
+	}
 	transition fn = transitions[in->state][ev];
 	if (fn)
 		fn(in);
 }
 
+/* SIGKILL did not end the process within KILL_WAIT_MS: it is in an
+ * uninterruptible sleep (a hung file system, a frozen cgroup) and dies when
+ * that ends. A stopping host stops waiting: it says which process it could
+ * not kill and goes on, so its stop never waits forever. Otherwise the
+ * instance keeps waiting, as its state says. */
+static void kill_timed_out(struct instance *in)
+{
+	struct host *h = in->worker->host;
+	const char *name = in->worker->conf->name;
+	int64_t now = mono_ns(), wait = KILL_WAIT_MS * NS_PER_MS;
+	if (!h->shutting_down) {
+		if (now - in->killed_ns < 2 * wait) /* the first time only */
+			host_log(HOST_WARN, "[%s:%d] pid %d is still alive %d s after SIGKILL (in uninterruptible sleep?): waiting for it",
+				 name, in->index, (int)in->pid, KILL_WAIT_MS / 1000);
+		timer_arm(h->loop, &in->timer, now + wait); /* a stop of the host may come meanwhile */
+		return;
+	}
+	host_log(HOST_ERR, "[%s:%d] could not kill pid %d: still alive %d s after SIGKILL; the host stops without it",
+		 name, in->index, (int)in->pid, KILL_WAIT_MS / 1000);
+	wlog(in, "could not be killed: still alive %d s after SIGKILL; left behind by the host's stop",
+	     KILL_WAIT_MS / 1000);
+	host_forget_pid(h, in);
+	in->wait_status = SIGKILL; /* what it was sent, and will die of */
+	struct exit_info e = classify(in);
+	size_t len = strlen(e.message);
+	snprintf(e.message + len, sizeof(e.message) - len, "%sstill alive %d s after SIGKILL, left behind (pid %d)",
+		 len ? "; " : "", KILL_WAIT_MS / 1000, (int)in->pid);
+	end_run(in, e);
+}
+
+/* Every process of the run is gone: the run is over. */
+static void finish_exit(struct instance *in)
+{
+	in->reaped = false;
+	dispatch(in, EV_EXIT);
+}
+
+/* The process was reaped KILL_WAIT_MS ago and processes of its cgroup are
+ * still alive despite cgroup.kill: the run counts as over, they stay in the
+ * cgroup (the next run starts in it, beside them). */
+static void drain_timed_out(struct instance *in)
+{
+	int first, n = cgroup_instance_count(in, &first);
+	host_log(HOST_ERR, "[%s:%d] %d process%s of its cgroup (pid %d first) still alive %d s after SIGKILL: counting the run as ended without them",
+		 in->worker->conf->name, in->index, n, n == 1 ? "" : "es", first, KILL_WAIT_MS / 1000);
+	cgroup_instance_forget(in);
+	finish_exit(in);
+}
+
 static void on_timer(struct timer *t)
 {
-	dispatch(container_of(t, struct instance, timer), EV_TIMER);
+	struct instance *in = container_of(t, struct instance, timer);
+	if (in->reaped)
+		drain_timed_out(in);
+	else if (in->killed_ns)
+		kill_timed_out(in);
+	else
+		dispatch(in, EV_TIMER);
 }
 
 /* ---- the interface ---- */
@@ -535,7 +621,7 @@ void worker_stop(struct worker *w)
 void worker_kill(struct worker *w)
 {
 	for (int i = 0; i < w->ninst; i++)
-		if (w->inst[i].pid > 0)
+		if (w->inst[i].pid > 0 && !w->inst[i].reaped)
 			kill_group(&w->inst[i], REASON_STOPPED);
 }
 
@@ -548,10 +634,24 @@ void instance_ready(struct instance *in)
 		dispatch(in, EV_READY);
 }
 
+/* The process was reaped (the host killed what was left of its cgroup and
+ * its group as it did). The run is over once its cgroup is empty too, within
+ * KILL_WAIT_MS: a restart never starts beside what is left of the last run. */
 void instance_exited(struct instance *in, int wait_status)
 {
 	in->wait_status = wait_status;
-	dispatch(in, EV_EXIT);
+	host_forget_pid(in->worker->host, in); /* its pid may be reused from now on */
+	if (cgroup_instance_await_empty(in)) {
+		finish_exit(in);
+		return;
+	}
+	in->reaped = true;
+	timer_arm(in->worker->host->loop, &in->timer, mono_ns() + KILL_WAIT_MS * NS_PER_MS);
+}
+
+void instance_cgroup_empty(struct instance *in)
+{
+	finish_exit(in);
 }
 
 /* The watchdog, run at the host's tick: a cycle that shows no progress
@@ -651,6 +751,7 @@ int worker_init(struct worker *w, struct host *h, const struct worker_conf *conf
 		in->index = i;
 		in->state = IS_STOPPED;
 		in->out.fd = -1;
+		in->cg_events.fd = -1;
 		in->timer.fn = on_timer;
 		in->slot = slot_alloc();
 		if (!in->slot) {
@@ -664,6 +765,7 @@ int worker_init(struct worker *w, struct host *h, const struct worker_conf *conf
 
 void worker_free(struct worker *w)
 {
+	cgroup_worker_forget(w);
 	for (int i = 0; i < w->ninst; i++) {
 		struct instance *in = &w->inst[i];
 		timer_cancel(w->host->loop, &in->timer);

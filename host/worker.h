@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "cgroup.h"
 #include "config.h"
 #include "history.h"
 #include "log.h"
@@ -35,7 +36,7 @@ struct instance {
 	struct worker *worker;
 	int index;
 	enum istate state;
-	pid_t pid;             /* > 0 while a process exists (until reaped) */
+	pid_t pid;             /* > 0 while the run lasts: until reaped, and its cgroup is empty */
 	pid_t last_pid;        /* the process that ended last, for lines written after it */
 	struct watch out;      /* the process's stdout/stderr pipe */
 	struct pending out_rest;
@@ -46,6 +47,9 @@ struct instance {
 	bool spawning;         /* a process was asked for and is not there yet */
 	bool ready_early;      /* it said ready before the spawner named it */
 	struct slot *slot;     /* shared with the process; owned by the slot pool */
+	struct watch cg_events; /* its cgroup's cgroup.events while waiting for it to empty; fd -1 otherwise */
+	bool reaped;           /* the process is reaped (pid names it no more); its cgroup is not empty yet */
+	int64_t killed_ns;     /* when the host SIGKILLed it; 0: it did not */
 
 	/* the current run */
 	int64_t run;
@@ -130,6 +134,7 @@ struct host {
 	bool booting;            /* the plugins are being probed: no worker exists yet */
 	struct reload *reload;   /* a reload waiting for its plugins' verdicts (reload.c) */
 	struct spawner spawner;
+	struct cgroups cgroups;  /* the instances' cgroups (cgroup.c) */
 };
 
 int worker_init(struct worker *w, struct host *h, const struct worker_conf *conf);
@@ -138,7 +143,7 @@ void worker_free(struct worker *w);
 /* Requests, applied to every instance of the worker. */
 void worker_start(struct worker *w, const char *activation);
 void worker_stop(struct worker *w);
-/* Escalation for a host asked twice to stop: SIGKILL every process group now. */
+/* Escalation for a host asked twice to stop: SIGKILL every process, its group and its cgroup now. */
 void worker_kill(struct worker *w);
 
 /* What the restart policy (SPEC §3) says after a run of ran_ms ended, a
@@ -174,8 +179,11 @@ bool worker_is_active(const struct worker *w);  /* starting, running, in backoff
 void host_note_pid(struct host *h, struct instance *in);    /* a process now exists */
 void host_forget_pid(struct host *h, struct instance *in);
 struct instance *host_instance_of(struct host *h, pid_t pid); /* NULL: no instance has that process */
-void host_kill_strays(struct host *h); /* SIGKILLs children of the host that are no instance's process */
-void host_recheck_children(struct host *h); /* reaps what died and kills strays (after the spawner answered) */
+/* After the spawner failed with requests sent since sent_ns (mono_ns())
+ * unanswered: SIGKILLs children of the host it may have forked without
+ * telling (cgroups: none needed, each instance's cgroup is killed). */
+void host_kill_strays(struct host *h, int64_t sent_ns);
+void host_recheck_children(struct host *h); /* reaps what had to wait for the spawner's answers */
 void host_history_changed(struct host *h);
 void host_state_changed(struct host *h);
 void host_critical_failed(struct host *h, const char *name); /* a critical worker gave up */

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +155,44 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
 	return 0;
 }
 
+static int remove_dir(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	if (flag == FTW_DP)
+		rmdir(path);
+	return 0;
+}
+
+/* A host killed with SIGKILL leaves its cgroups behind (emptied: its spawner
+ * kills what was in them) for the next host on its state_dir, and no host
+ * comes after a test's: remove them. ward names them <the host's
+ * cgroup>/ward-<FNV-1a of state_dir, 16 hex digits> (host/cgroup.c). */
+static void remove_host_cgroups(const struct wt *t)
+{
+	char *info = wt_read_raw("/proc/self/mountinfo"), *own = wt_read_raw("/proc/self/cgroup");
+	char *line = info ? strstr(info, " - cgroup2 ") : NULL, *cg = own ? strstr(own, "0::/") : NULL;
+	while (line && line > info && line[-1] != '\n')
+		line--;
+	char root[256], point[256], dir[1024];
+	if (line && cg && sscanf(line, "%*s %*s %*s %255s %255s", root, point) == 2 && strcmp(root, "/") == 0) {
+		cg += 3;
+		cg[strcspn(cg, "\n")] = '\0';
+		uint64_t hash = 14695981039346656037ull;
+		for (const char *c = t->state; *c; c++)
+			hash = (hash ^ (unsigned char)*c) * 1099511628211ull;
+		snprintf(dir, sizeof(dir), "%s%s/ward-%016llx", point, strcmp(cg, "/") == 0 ? "" : cg,
+			 (unsigned long long)hash);
+		/* Their processes may still be dying of the spawner's kill. */
+		long long deadline = now_ms() + 3000;
+		while (nftw(dir, remove_dir, 16, FTW_DEPTH | FTW_PHYS) == 0 && access(dir, F_OK) == 0 &&
+		       now_ms() < deadline)
+			sleep_ms(20);
+	}
+	free(info);
+	free(own);
+}
+
 /* Kills every process a test may have left: the host, then any worker pid
  * the history knows about. Teardown must never fail a test on its own. */
 void wt_teardown(void)
@@ -178,6 +217,7 @@ void wt_teardown(void)
 		}
 		sqlite3_close(db);
 	}
+	remove_host_cgroups(t);
 	if (!getenv("WARD_TEST_KEEP"))
 		nftw(t->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 	memset(t, 0, sizeof(*t));
