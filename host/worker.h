@@ -127,6 +127,8 @@ struct host {
 };
 
 int worker_init(struct worker *w, struct host *h, const struct worker_conf *conf);
+/* Creates <state_dir>/workers/NAME (again), owned by the worker's user. 0 or -1 (reported). */
+int worker_make_state_dir(struct worker *w);
 void worker_free(struct worker *w);
 
 /* Requests, applied to every instance of the worker. */
@@ -160,6 +162,7 @@ void host_forget_pid(struct host *h, struct instance *in);
 struct instance *host_instance_of(struct host *h, pid_t pid); /* NULL: no instance has that process */
 void host_kill_strays(struct host *h); /* SIGKILLs children of the host that are no instance's process */
 void host_history_changed(struct host *h);
+void host_record_live_state(struct host *h); /* the host and every worker, into a new database */
 void host_state_changed(struct host *h);
 
 /* Provided by reload.c: replaces workers that a reload removed or changed once they have stopped. */
