@@ -138,10 +138,16 @@ static void command_sync(struct host *h, FILE *reply)
 {
 	for (size_t i = 0; i < h->nworkers; i++)
 		worker_record_live(h->workers[i]);
-	if (history_flush(h->history) < 0)
-		fprintf(reply, "error\nthe history database cannot be written: what status shows may be stale\n");
-	else
+	int64_t since;
+	const char *why;
+	if (history_flush(h->history) < 0 && history_stale(h->history, &since, &why)) {
+		char at[32];
+		format_iso_ms(since, at, sizeof(at));
+		fprintf(reply, "error\nthe history database has not been written since %s: %s; what status shows may be stale\n",
+			at, why);
+	} else {
 		fprintf(reply, "ok\n");
+	}
 }
 
 /* The words of line, or -1 when there are more than max. */

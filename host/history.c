@@ -10,11 +10,13 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_QUEUE 200000
 #define MAX_VALUES 10
@@ -100,6 +102,10 @@ struct history {
 	uint64_t runs_since_prune;
 	uint64_t dropped;
 	bool failing;
+	int64_t written_ms;   /* wall clock of the last commit (or of the open) */
+	char why[256];        /* what the failure being reported said */
+	bool dead_runs_closed; /* the previous host's open runs were looked for */
+	int64_t dead_seen_ms;  /* the last progress or state that host recorded */
 };
 
 /* ---- queueing ---- */
@@ -153,8 +159,9 @@ static void report(struct history *h, const char *what)
 	if (h->failing)
 		return;
 	h->failing = true;
+	snprintf(h->why, sizeof(h->why), "%s", h->db ? sqlite3_errmsg(h->db) : "cannot open");
 	host_log(HOST_ERR, "unable to %s history database %s: %s; supervision goes on and writes are retried",
-		 what, h->path, h->db ? sqlite3_errmsg(h->db) : "cannot open");
+		 what, h->path, h->why);
 }
 
 static void close_db(struct history *h)
@@ -167,15 +174,75 @@ static void close_db(struct history *h)
 	h->db = NULL;
 }
 
+/* History is the host's user's business only (SPEC §5: 0600). SQLite gives
+ * -wal and -shm the database's mode when it creates them, so the database
+ * is made 0600 before SQLite opens it: nothing is ever created readable by
+ * others, whatever the umask. Called before SQLite has the file open: a
+ * close() here would drop SQLite's POSIX locks on it. */
+static void make_database_private(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == ENOENT)
+		return; /* no directory: opening fails next, and is reported once */
+	if (fd < 0 || fchmod(fd, 0600) < 0)
+		host_log(HOST_WARN, "unable to make %s private (mode 0600): %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+/* -wal and -shm that an older ward or a host that died left with another
+ * mode: SQLite reuses files that exist as they are. By path, never by
+ * descriptor, for the reason above. */
+static void make_companions_private(const char *path)
+{
+	static const char *const suffixes[] = {"-wal", "-shm"};
+	for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
+		char *file = xasprintf("%s%s", path, suffixes[i]);
+		if (chmod(file, 0600) < 0 && errno != ENOENT)
+			host_log(HOST_WARN, "unable to make %s private (mode 0600): %s", file, strerror(errno));
+		free(file);
+	}
+}
+
+/* Column 0 of the first row of sql as an integer (0 when there is no row). */
+static int64_t query_int(struct history *h, const char *sql, bool *ok)
+{
+	sqlite3_stmt *st;
+	int64_t v = 0;
+	if (sqlite3_prepare_v2(h->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		*ok = false;
+		return 0;
+	}
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
+		*ok = false;
+	sqlite3_finalize(st);
+	return v;
+}
+
+static bool in_memory(const struct history *h)
+{
+	return strcmp(h->path, ":memory:") == 0;
+}
+
 static int open_db(struct history *h)
 {
-	if (sqlite3_open_v2(h->path, &h->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
-	    sqlite3_exec(h->db, schema, NULL, NULL, NULL) != SQLITE_OK)
+	if (!in_memory(h))
+		make_database_private(h->path);
+	if (sqlite3_open_v2(h->path, &h->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
 		goto fail;
-	/* History is the host's user's business only (SQLite creates -wal and
-	 * -shm with the database's mode). */
-	if (chmod(h->path, 0600) < 0)
-		host_log(HOST_WARN, "unable to make %s private (chmod 0600): %s", h->path, strerror(errno));
+	/* The previous host's latest signs of life, before the schema drops them
+	 * (see close_runs_left_open). No such tables: 0. */
+	bool ignored;
+	if (!h->dead_runs_closed)
+		h->dead_seen_ms = query_int(h, "SELECT max(coalesce((SELECT max(progress_at) FROM instances), 0),"
+					       " coalesce((SELECT max(updated_at) FROM workers), 0))", &ignored);
+	if (sqlite3_exec(h->db, schema, NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	if (!in_memory(h))
+		make_companions_private(h->path);
 	/* Columns added since a database was created; "duplicate column" otherwise. */
 	sqlite3_exec(h->db, "ALTER TABLE runs ADD COLUMN last_cycle_ms INTEGER", NULL, NULL, NULL);
 	for (int i = 0; i < ST_COUNT; i++)
@@ -205,7 +272,12 @@ struct history *history_open(const char *path, long keep_runs)
 	h->path = xstrdup(path);
 	h->keep_runs = keep_runs;
 	h->next_run = 1;
-	open_db(h);
+	h->written_ms = wall_ms();
+	/* Opening and a first commit now, at boot, before any worker starts:
+	 * that closes the runs a host that died left open (retried with the
+	 * next writes if the database cannot be written yet). */
+	if (open_db(h) == 0)
+		history_flush(h);
 	return h;
 }
 
@@ -245,15 +317,16 @@ static int run_op(struct history *h, const struct op *op)
 
 /* The database file was deleted or replaced under the host: writing on into
  * the old, unlinked file would lose everything. Open the path again. */
-static void reopen_if_replaced(struct history *h)
+bool history_reopen_if_replaced(struct history *h, bool quiet)
 {
 	struct stat st;
-	if (!h->db || (stat(h->path, &st) == 0 && st.st_dev == h->dev && st.st_ino == h->ino))
-		return;
-	host_log(HOST_WARN, "history database %s was deleted or replaced: creating it again", h->path);
+	if (!h->db || in_memory(h) || (stat(h->path, &st) == 0 && st.st_dev == h->dev && st.st_ino == h->ino))
+		return false;
+	if (!quiet)
+		host_log(HOST_WARN, "history database %s was deleted or replaced: creating it again", h->path);
 	close_db(h);
-	if (open_db(h) == 0)
-		h->recreated = true;
+	h->recreated = true; /* whenever it opens, it is a new file: the caller records the live state */
+	return open_db(h) == 0;
 }
 
 bool history_take_recreated(struct history *h)
@@ -263,28 +336,103 @@ bool history_take_recreated(struct history *h)
 	return r;
 }
 
+/* ---- runs a host that died left open ---- */
+
+struct dead_host {
+	int64_t pid;     /* 0: unknown */
+	int64_t runs;    /* left open */
+	int64_t last_ms; /* the last time it recorded anything: the runs' end */
+};
+
+static bool exec_with(struct history *h, const char *sql, int64_t at_ms, const char *message)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(h->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return false;
+	sqlite3_bind_int64(st, 1, at_ms);
+	sqlite3_bind_text(st, 2, message, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE;
+}
+
+/* A run with no end when a host starts was left by a host that died: this
+ * host holds ward.lock, so nobody else writes here. Its processes died with
+ * it (parent-death signal), at a time nobody recorded: the last time that
+ * host recorded anything (a run, an event, a worker's progress) is the
+ * closest known, and never later than the truth. Runs in the first
+ * transaction of this host, before anything it queued. */
+static int close_runs_left_open(struct history *h, struct dead_host *dead)
+{
+	bool ok = true;
+	dead->runs = query_int(h, "SELECT count(*) FROM runs WHERE ended_at IS NULL", &ok);
+	if (!ok || dead->runs == 0)
+		return ok ? 0 : -1;
+	dead->pid = query_int(h, "SELECT value FROM host WHERE key = 'pid'", &ok);
+	dead->last_ms = query_int(h, "SELECT max(coalesce(max(started_at), 0), coalesce(max(ready_at), 0),"
+				     " coalesce(max(ended_at), 0), coalesce((SELECT max(at) FROM events), 0)) FROM runs", &ok);
+	if (h->dead_seen_ms > dead->last_ms)
+		dead->last_ms = h->dead_seen_ms;
+	char pid[32] = "", message[160];
+	if (dead->pid > 0)
+		snprintf(pid, sizeof(pid), " (pid %lld)", (long long)dead->pid);
+	snprintf(message, sizeof(message), "the host%s died during this run; the end shown is its last record", pid);
+	if (!ok ||
+	    !exec_with(h, "INSERT INTO events(at, worker, instance, event, detail)"
+			  " SELECT ?1, worker, instance, 'host-died', ?2 FROM runs WHERE ended_at IS NULL", dead->last_ms, message) ||
+	    !exec_with(h, "UPDATE runs SET ended_at = max(?1, started_at), reason = 'host-died', core = 0,"
+			  " message = ?2 WHERE ended_at IS NULL", dead->last_ms, message))
+		return -1;
+	return 0;
+}
+
+static void said_dead_host(const struct history *h, const struct dead_host *dead)
+{
+	if (dead->runs == 0)
+		return;
+	char pid[32] = "";
+	if (dead->pid > 0)
+		snprintf(pid, sizeof(pid), " (pid %lld)", (long long)dead->pid);
+	host_log(HOST_WARN, "the previous host%s died without stopping: %lld run%s it left open in %s %s ended with reason host-died",
+		 pid, (long long)dead->runs, dead->runs == 1 ? "" : "s", h->path, dead->runs == 1 ? "is" : "are");
+}
+
+/* ---- flushing ---- */
+
+static int run_queue(struct history *h)
+{
+	for (size_t i = 0; i < h->len; i++)
+		if (run_op(h, &h->queue[(h->head + i) % h->cap]) < 0)
+			return -1;
+	return 0;
+}
+
 int history_flush(struct history *h)
 {
-	if (h->len == 0)
+	if (h->len == 0 && h->dead_runs_closed)
 		return 0;
-	reopen_if_replaced(h);
+	history_reopen_if_replaced(h, false);
 	if (!h->db && open_db(h) < 0)
 		return -1;
 	if (sqlite3_exec(h->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
 		report(h, "write to");
 		return -1;
 	}
-	for (size_t i = 0; i < h->len; i++) {
-		if (run_op(h, &h->queue[(h->head + i) % h->cap]) < 0) {
-			report(h, "write to");
-			sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
-			return -1;
-		}
+	struct dead_host dead = {0};
+	if ((!h->dead_runs_closed && close_runs_left_open(h, &dead) < 0) || run_queue(h) < 0) {
+		report(h, "write to");
+		sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
 	}
 	if (sqlite3_exec(h->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		report(h, "commit to");
 		sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;
+	}
+	h->written_ms = wall_ms();
+	if (!h->dead_runs_closed) {
+		h->dead_runs_closed = true;
+		said_dead_host(h, &dead);
 	}
 	while (h->len) {
 		free_op(&h->queue[h->head]);
@@ -298,6 +446,13 @@ int history_flush(struct history *h)
 		h->dropped = 0;
 	}
 	return 0;
+}
+
+bool history_stale(const struct history *h, int64_t *since_ms, const char **why)
+{
+	*since_ms = h->written_ms;
+	*why = h->why;
+	return h->failing;
 }
 
 void history_set_keep(struct history *h, long keep_runs)

@@ -5,6 +5,9 @@
  * committed in one transaction per batch, so the event loop never waits on
  * the disk; a database error is reported once, the queue is kept (bounded),
  * and writing resumes by itself when the database works again.
+ *
+ * At its first commit a host closes the runs that a host that died left
+ * open (reason host-died). The database and its -wal and -shm are mode 0600.
  */
 #ifndef WARD_HISTORY_H
 #define WARD_HISTORY_H
@@ -56,6 +59,12 @@ void history_reset_states(struct history *h);
 /* True once after the database file was created again (it had been deleted):
  * the caller should record the live state anew. */
 bool history_take_recreated(struct history *h);
+/* The file at the path is gone or another one: opens the path anew (quiet:
+ * the caller reports the loss itself). True when it did. */
+bool history_reopen_if_replaced(struct history *h, bool quiet);
+/* True while writes fail; *since_ms: when the database was last written (or
+ * opened), *why: what the database said. */
+bool history_stale(const struct history *h, int64_t *since_ms, const char **why);
 void history_set_keep(struct history *h, long keep_runs);
 /* Commits everything queued. 0, or -1 when it must be retried later. */
 int history_flush(struct history *h);

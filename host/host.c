@@ -26,19 +26,18 @@
 #include "loop.h"
 #include "output.h"
 #include "spawner.h"
+#include "statedir.h"
 #include "tester.h"
 #include "worker.h"
 #include "util.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -130,16 +129,25 @@ void host_forget_pid(struct host *h, struct instance *in)
 
 static void record_host(struct host *h, const char *dir);
 
+void host_record_live_state(struct host *h)
+{
+	record_host(h, h->cfg.dir);
+	for (size_t i = 0; i < h->nworkers; i++)
+		worker_record_all(h->workers[i]);
+}
+
 static void flush_history(struct timer *t)
 {
 	struct host *h = container_of(t, struct host, flush_timer);
+	if (statedir_repairing()) { /* its repair writes the history, once state_dir is back */
+		timer_arm(h->loop, &h->flush_timer, mono_ns() + FLUSH_DELAY_NS);
+		return;
+	}
 	if (history_flush(h->history) < 0) {
 		timer_arm(h->loop, &h->flush_timer, mono_ns() + FLUSH_RETRY_NS);
 	} else if (history_take_recreated(h->history)) {
 		/* A fresh database: tell it who is running, right away. */
-		record_host(h, h->cfg.dir);
-		for (size_t i = 0; i < h->nworkers; i++)
-			worker_record_all(h->workers[i]);
+		host_record_live_state(h);
 		timer_arm(h->loop, &h->flush_timer, mono_ns() + FLUSH_DELAY_NS);
 	}
 }
@@ -504,74 +512,12 @@ static void raise_fd_limit(void)
 	}
 }
 
-static int lock_path(const char *state_dir, char *buf, size_t size)
-{
-	return snprintf(buf, size, "%s/ward.lock", state_dir) < (int)size ? 0 : -1;
-}
-
-int host_lock_held(const char *state_dir, int *pid)
-{
-	char path[4096];
-	if (lock_path(state_dir, path, sizeof(path)) < 0)
-		return -1;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -1;
-	int held = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
-	char buf[32] = {0};
-	if (pid && read(fd, buf, sizeof(buf) - 1) > 0)
-		*pid = atoi(buf);
-	close(fd);
-	return held;
-}
-
-/* Holds <state_dir>/ward.lock for the host's lifetime: one host per state dir. */
-static int take_lock(const char *state_dir)
-{
-	char path[4096];
-	if (lock_path(state_dir, path, sizeof(path)) < 0)
-		return -1;
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		host_log(HOST_ERR, "unable to open %s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		char buf[32] = {0};
-		if (read(fd, buf, sizeof(buf) - 1) < 0)
-			buf[0] = '\0';
-		host_log(HOST_ERR, "another ward host (pid %s) is already running with state_dir %s",
-			 buf[0] ? buf : "?", state_dir);
-		close(fd);
-		return -1;
-	}
-	char pid[32];
-	int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
-		host_log(HOST_WARN, "unable to write the host pid into %s: %s", path, strerror(errno));
-	return fd;
-}
-
 static void print_config_problems(const struct config *cfg)
 {
 	for (size_t i = 0; i < cfg->warnings.n; i++)
 		fprintf(stderr, "ward: warning: %s\n", cfg->warnings.v[i]);
 	for (size_t i = 0; i < cfg->errors.n; i++)
 		fprintf(stderr, "ward: error: %s\n", cfg->errors.v[i]);
-}
-
-static int prepare_dirs(const struct config *cfg)
-{
-	/* 0711: workers running as other users can reach their own directory
-	 * below it, but nobody can list what is there. */
-	if (mkdir_p(cfg->state_dir, 0711) < 0) {
-		host_log(HOST_ERR, "unable to create state_dir %s: %s", cfg->state_dir, strerror(errno));
-		return -1;
-	}
-	if (mkdir_p(cfg->log_dir, 0750) < 0)
-		host_log(HOST_ERR, "unable to create log_dir %s: %s; worker logs will be retried", cfg->log_dir,
-			 strerror(errno));
-	return 0;
 }
 
 void host_state_changed(struct host *h)
@@ -819,7 +765,7 @@ static int host_main(const char *config_dir, struct tester *test)
 	h->spawner.watch.fd = -1;
 	h->cgroups.workers_fd = -1;
 	struct signal_watch sw = {.watch.fd = -1, .host = h};
-	int status = 1, lock_fd = -1;
+	int status = 1;
 	h->pid = getpid();
 	if (!test)
 		notify_open(); /* first: no worker may inherit NOTIFY_SOCKET */
@@ -829,7 +775,7 @@ static int host_main(const char *config_dir, struct tester *test)
 		report_config(h, true, config_dir);
 		goto out;
 	}
-	if (prepare_dirs(&h->cfg) < 0 || (lock_fd = take_lock(h->cfg.state_dir)) < 0)
+	if (statedir_open(&h->cfg) < 0)
 		goto out;
 	cgroup_setup(h); /* before anything starts: it kills what a previous host left */
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
@@ -873,6 +819,7 @@ static int host_main(const char *config_dir, struct tester *test)
 		timer_arm(h->loop, &h->test_timer, mono_ns() + tester_timeout_ns(test));
 	} else {
 		control_open(h);
+		statedir_watch(h);
 	}
 	if (unbound)
 		h->shutting_down = true;
@@ -915,12 +862,11 @@ out:
 	free(h->old_configs);
 	output_close_channels(h);
 	history_close(h->history);
+	statedir_close(h); /* the lock goes last: the history is closed */
 	if (sw.watch.fd >= 0)
 		close(sw.watch.fd);
 	loop_free(h->loop);
 	config_free(&h->cfg);
-	if (lock_fd >= 0)
-		close(lock_fd);
 	notify_close();
 	free(pids);
 	pids = NULL;

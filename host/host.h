@@ -13,8 +13,4 @@ struct tester;
  * it has ended (or test's timeout), without control socket or systemd. */
 int host_run_test(const char *config_dir, struct tester *test);
 
-/* <state_dir>/ward.lock is held by a running host; 1 if held, 0 if not, -1 on error.
- * *pid receives the holder's pid when known. */
-int host_lock_held(const char *state_dir, int *pid);
-
 #endif

@@ -143,9 +143,10 @@ static int cmd_report(const struct args *a, bool history)
 		config_free(&cfg);
 		return 1;
 	}
-	/* A running host brings its history up to date first: status is live. */
+	/* A running host brings its history up to date first: status is live.
+	 * When it cannot, its answer (on stderr) says since when status is stale. */
 	if (!history)
-		client_request(cfg.state_dir, "sync", true);
+		client_request(cfg.state_dir, "sync", false);
 	struct report_opts o = {.state_dir = cfg.state_dir, .config_dir = a->config_dir, .name = a->name,
 				.json = a->json, .limit = a->lines};
 	int rc = history ? report_history(&o) : report_status(&o);

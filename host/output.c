@@ -123,6 +123,8 @@ static size_t take_frames(struct instance *in, pid_t pid, const char *data, size
  * and the kernel stamps it with the sending process's pid, which goes in the
  * log line. A worker can shut down, fill or close only its own socket.
  */
+#define MAX_RETIRED 8 /* removals of state_dir survived by processes started before them */
+
 struct frame_channel {
 	struct watch watch;  /* the host's socket */
 	int marker_fd;       /* the host's own sender: marks where "sent so far" ends */
@@ -135,6 +137,13 @@ struct frame_channel {
 		struct instance *in;
 	} *senders;          /* open addressing: sender address -> instance */
 	size_t cap, used;
+	/* Sockets whose file was removed with state_dir (output_channel_restore):
+	 * still read, for the processes already connected to them. */
+	struct retired {
+		struct watch watch;
+		struct frame_channel *channel;
+	} retired[MAX_RETIRED];
+	int nretired;
 };
 
 #define SENDER_GONE UINT64_MAX
@@ -240,7 +249,7 @@ struct batch {
 };
 
 /* Receives up to a batch of datagrams: how many, 0 when none is queued. */
-static int receive_batch(struct frame_channel *c, struct batch *b)
+static int receive_batch(int fd, struct batch *b)
 {
 	for (int i = 0; i < FRAME_BATCH; i++) {
 		b->iov[i] = (struct iovec){.iov_base = datagrams[i], .iov_len = FRAME_MAX};
@@ -249,7 +258,7 @@ static int receive_batch(struct frame_channel *c, struct batch *b)
 						     .msg_control = b->ctl[i].buf, .msg_controllen = sizeof(b->ctl[i].buf)};
 	}
 	int n;
-	while ((n = recvmmsg(c->watch.fd, b->msgs, FRAME_BATCH, MSG_DONTWAIT, NULL)) < 0 && errno == EINTR)
+	while ((n = recvmmsg(fd, b->msgs, FRAME_BATCH, MSG_DONTWAIT, NULL)) < 0 && errno == EINTR)
 		;
 	return n < 0 ? 0 : n; /* EAGAIN: empty for now */
 }
@@ -278,14 +287,14 @@ static bool take_batch(struct frame_channel *c, struct batch *b, int n, struct w
 /* Reads until the queue is empty (or the marker, or the round limit). The
  * queue is short, and senders refill it as it empties: reading on rather
  * than waiting for the next wakeup keeps a fast logger going. */
-static void read_channel(struct frame_channel *c, enum reading how)
+static void read_channel(struct frame_channel *c, int fd, enum reading how)
 {
 	static struct batch b;
 	int rounds = how == READ_SOME ? BATCHES_PER_WAKEUP : MAX_DRAIN_BATCHES;
 	bool marker_seen = false;
 	struct worker *last = NULL;
 	for (int round = 0; round < rounds && !marker_seen; round++) {
-		int n = receive_batch(c, &b);
+		int n = receive_batch(fd, &b);
 		if (n == 0)
 			break;
 		marker_seen = take_batch(c, &b, n, &last) && how == READ_TO_MARKER;
@@ -297,7 +306,13 @@ static void read_channel(struct frame_channel *c, enum reading how)
 static void on_frames(struct watch *w, uint32_t events)
 {
 	(void)events;
-	read_channel(container_of(w, struct frame_channel, watch), READ_SOME);
+	read_channel(container_of(w, struct frame_channel, watch), w->fd, READ_SOME);
+}
+
+static void on_retired_frames(struct watch *w, uint32_t events)
+{
+	(void)events;
+	read_channel(container_of(w, struct retired, watch)->channel, w->fd, READ_SOME);
 }
 
 /* A datagram socket bound to an address the kernel picks; its key in *key. */
@@ -410,12 +425,14 @@ void output_read_frames(struct host *h)
 	 * The host's queue is short (net.unix.max_dgram_qlen): when it is full,
 	 * read a batch to make room, and try again. */
 	static struct batch b;
-	for (int tries = 0; tries < MAX_DRAIN_BATCHES; tries++) {
+	bool marked = false;
+	for (int tries = 0; tries < MAX_DRAIN_BATCHES && !marked; tries++) {
 		if (send(c->marker_fd, "", 0, MSG_DONTWAIT | MSG_NOSIGNAL) == 0) {
-			read_channel(c, READ_TO_MARKER);
-			return;
+			read_channel(c, c->watch.fd, READ_TO_MARKER);
+			marked = true;
+			break;
 		}
-		int n = errno == EAGAIN ? receive_batch(c, &b) : 0;
+		int n = errno == EAGAIN ? receive_batch(c->watch.fd, &b) : 0;
 		if (n == 0)
 			break;
 		struct worker *last = NULL;
@@ -423,7 +440,46 @@ void output_read_frames(struct host *h)
 		if (last)
 			log_flush(&last->log);
 	}
-	read_channel(c, READ_TO_EMPTY);
+	if (!marked) /* no marker got through */
+		read_channel(c, c->watch.fd, READ_TO_EMPTY);
+	/* No marker there: a dead process sends nothing more, so what it sent is in. */
+	for (int i = 0; i < c->nretired; i++)
+		read_channel(c, c->retired[i].watch.fd, READ_TO_EMPTY);
+}
+
+bool output_channel_restore(struct host *h)
+{
+	struct frame_channel *c = h->channel;
+	struct stat st;
+	if (!c || (lstat(c->addr.sun_path, &st) == 0 && S_ISSOCK(st.st_mode)))
+		return false;
+	if (c->nretired == MAX_RETIRED) {
+		host_log(HOST_ERR, "the runtime channel %s was removed %d times: new processes cannot be connected; restart the host",
+			 c->addr.sun_path, MAX_RETIRED + 1);
+		return false;
+	}
+	struct sockaddr_un old = c->addr;
+	socklen_t oldlen = c->addrlen;
+	char *path = xstrdup(c->addr.sun_path);
+	int fd = bind_host_socket(c, path);
+	if (fd < 0 || connect(c->marker_fd, (struct sockaddr *)&c->addr, c->addrlen) < 0) {
+		host_log(HOST_ERR, "unable to open the runtime channel %s again: %s; workers cannot start", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		c->addr = old;
+		c->addrlen = oldlen;
+		free(path);
+		return false;
+	}
+	free(path);
+	struct retired *r = &c->retired[c->nretired++];
+	*r = (struct retired){.watch = {.fd = c->watch.fd, .fn = on_retired_frames}, .channel = c};
+	loop_unwatch(h->loop, &c->watch);
+	c->watch.fd = fd;
+	if (loop_watch(h->loop, &r->watch, EPOLLIN) < 0 || loop_watch(h->loop, &c->watch, EPOLLIN) < 0)
+		host_log(HOST_ERR, "unable to watch the runtime channel: %s; frames are read when processes exit",
+			 strerror(errno));
+	return true;
 }
 
 void output_close_channels(struct host *h)
@@ -432,6 +488,8 @@ void output_close_channels(struct host *h)
 	if (!c)
 		return;
 	loop_close(h->loop, &c->watch);
+	for (int i = 0; i < c->nretired; i++)
+		loop_close(h->loop, &c->retired[i].watch);
 	close(c->marker_fd);
 	unlink(c->addr.sun_path);
 	free(c->senders);

@@ -7,6 +7,8 @@
 #ifndef WARD_OUTPUT_H
 #define WARD_OUTPUT_H
 
+#include <stdbool.h>
+
 #include "worker.h"
 
 /* A new socket for the process the instance is about to start, connected to
@@ -18,6 +20,10 @@ void output_channel_forget(struct instance *in);
 /* Reads every frame sent so far. Before a dead process is reaped: what it
  * said before dying is then known. */
 void output_read_frames(struct host *h);
+/* The channel's socket file is gone (state_dir removed): a new socket takes
+ * the path for processes started from now on; the old one is still read.
+ * true when it was re-created. */
+bool output_channel_restore(struct host *h);
 void output_close_channels(struct host *h);
 
 void output_attach(struct instance *in, int out_fd);

@@ -22,6 +22,7 @@ static const char *const names[REASON_COUNT] = {
 	[REASON_ERROR] = "error",
 	[REASON_HUNG] = "hung",
 	[REASON_STOP_TIMEOUT] = "stop-timeout",
+	[REASON_HOST_DIED] = "host-died",
 };
 
 const char *reason_name(enum reason r)

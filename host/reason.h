@@ -21,6 +21,7 @@ enum reason {
 	REASON_ERROR,
 	REASON_HUNG,
 	REASON_STOP_TIMEOUT,
+	REASON_HOST_DIED, /* left open by a host that died; closed by the next one */
 	REASON_COUNT,
 };
 

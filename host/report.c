@@ -9,6 +9,7 @@
 #include "host.h"
 #include "json.h"
 #include "reason.h"
+#include "statedir.h"
 #include "units.h"
 #include "util.h"
 
@@ -296,7 +297,7 @@ int report_status(const struct report_opts *o)
 {
 	bool colour = !o->json && use_colour();
 	int host_pid = 0;
-	int held = host_lock_held(o->state_dir, &host_pid);
+	int held = statedir_lock_held(o->state_dir, &host_pid);
 	sqlite3 *db = open_state(o);
 	if (!db)
 		return 1;

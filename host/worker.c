@@ -730,17 +730,24 @@ static void give_state_dir(struct worker *w)
 			 strerror(errno));
 }
 
-int worker_init(struct worker *w, struct host *h, const struct worker_conf *conf)
+int worker_make_state_dir(struct worker *w)
 {
-	*w = (struct worker){.host = h, .conf = conf, .ninst = conf->instances};
-	w->state_dir = xasprintf("%s/workers/%s", h->cfg.state_dir, conf->name);
-	char *workers = xasprintf("%s/workers", h->cfg.state_dir);
-	if (mkdir_p(workers, 0711) < 0 || mkdir_p(w->state_dir, 0750) < 0)
-		host_log(HOST_ERR, "[%s] unable to create its state directory %s: %s", conf->name,
+	char *workers = xasprintf("%s/workers", w->host->cfg.state_dir);
+	int rc = mkdir_p(workers, 0711) < 0 || mkdir_p(w->state_dir, 0750) < 0 ? -1 : 0;
+	if (rc < 0)
+		host_log(HOST_ERR, "[%s] unable to create its state directory %s: %s", w->conf->name,
 			 w->state_dir, strerror(errno));
 	else
 		give_state_dir(w);
 	free(workers);
+	return rc;
+}
+
+int worker_init(struct worker *w, struct host *h, const struct worker_conf *conf)
+{
+	*w = (struct worker){.host = h, .conf = conf, .ninst = conf->instances};
+	w->state_dir = xasprintf("%s/workers/%s", h->cfg.state_dir, conf->name);
+	worker_make_state_dir(w);
 	log_open(&w->log, h->cfg.log_dir, conf->name, h->cfg.log_max_size, (int)h->cfg.log_keep);
 	if (stat(conf->plugin, &w->plugin_stat) < 0)
 		memset(&w->plugin_stat, 0, sizeof(w->plugin_stat));

@@ -138,6 +138,8 @@ struct host {
 };
 
 int worker_init(struct worker *w, struct host *h, const struct worker_conf *conf);
+/* Creates <state_dir>/workers/NAME (again), owned by the worker's user. 0 or -1 (reported). */
+int worker_make_state_dir(struct worker *w);
 void worker_free(struct worker *w);
 
 /* Requests, applied to every instance of the worker. */
@@ -185,6 +187,7 @@ struct instance *host_instance_of(struct host *h, pid_t pid); /* NULL: no instan
 void host_kill_strays(struct host *h, int64_t sent_ns);
 void host_recheck_children(struct host *h); /* reaps what had to wait for the spawner's answers */
 void host_history_changed(struct host *h);
+void host_record_live_state(struct host *h); /* the host and every worker, into a new database */
 void host_state_changed(struct host *h);
 void host_critical_failed(struct host *h, const char *name); /* a critical worker gave up */
 
