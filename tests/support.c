@@ -18,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -102,7 +104,7 @@ void wt_write_conf(struct wt *t, const char *file, const char *text)
 	write_file(path, text);
 }
 
-void wt_start(struct wt *t)
+void wt_launch(struct wt *t)
 {
 	pid_t parent = getpid();
 	pid_t pid = fork();
@@ -120,9 +122,26 @@ void wt_start(struct wt *t)
 		_exit(127);
 	}
 	t->pid = pid;
+}
+
+void wt_start(struct wt *t)
+{
+	wt_launch(t);
 	/* The host is up once its state database exists and records its pid. */
-	bool up = wt_wait_sql(t, 10000, "SELECT count(*) FROM host WHERE key = 'pid' AND value = '%d'", (int)pid);
+	bool up = wt_wait_sql(t, 10000, "SELECT count(*) FROM host WHERE key = 'pid' AND value = '%d'", (int)t->pid);
 	cr_assert(up, "the host did not come up; its stderr:\n%s", wt_host_stderr(t));
+}
+
+int wt_connect_control(struct wt *t)
+{
+	char path[1200];
+	snprintf(path, sizeof(path), "%s/ward.sock", t->state);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	cr_assert(fd >= 0 && strlen(path) < sizeof(sa.sun_path));
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	cr_assert(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect: %s", strerror(errno));
+	return fd;
 }
 
 int wt_stop(struct wt *t, int timeout_ms)

@@ -27,7 +27,12 @@ struct wt {
 void wt_setup(struct wt *t, const char *ini);
 /* Adds another file to conf/. */
 void wt_write_conf(struct wt *t, const char *file, const char *text);
+/* Runs `ward run -c conf` in the background (stderr into errfile); it dies with the test. */
+void wt_launch(struct wt *t);
+/* wt_launch, then waits until the host has recorded itself in ward.db. */
 void wt_start(struct wt *t);
+/* A client connection to the host's control socket. */
+int wt_connect_control(struct wt *t);
 /* SIGTERM, then waits up to timeout_ms; returns the exit code (or 128+signal). */
 int wt_stop(struct wt *t, int timeout_ms);
 /* Kills what may be left, removes the directory. Installed as .fini. */

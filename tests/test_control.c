@@ -27,18 +27,6 @@ static void no_sigpipe(void)
 
 TestSuite(control, .init = no_sigpipe, .fini = wt_teardown, .timeout = 60);
 
-static int connect_control(void)
-{
-	char path[1200];
-	snprintf(path, sizeof(path), "%s/ward.sock", wt.state);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	cr_assert(strlen(path) < sizeof(sa.sun_path));
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	cr_assert(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect: %s", strerror(errno));
-	return fd;
-}
-
 static char *read_all(int fd, int timeout_ms)
 {
 	char *buf = wt_keep(calloc(1, 65536));
@@ -59,7 +47,7 @@ static char *read_all(int fd, int timeout_ms)
 
 static char *request(const char *text)
 {
-	int fd = connect_control();
+	int fd = wt_connect_control(&wt);
 	cr_assert(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
 	char *reply = read_all(fd, 5000);
 	close(fd);
@@ -88,17 +76,17 @@ Test(control, the_protocol_answers_good_requests_and_refuses_bad_ones)
 	cr_expect(strstr(request("stop\n"), "error\nname at least one worker"));
 	char big[5000];
 	memset(big, 'x', sizeof(big));
-	int fd = connect_control();
+	int fd = wt_connect_control(&wt);
 	ssize_t sent = write(fd, big, sizeof(big));
 	(void)sent;
 	cr_expect(strstr(read_all(fd, 5000), "error\nrequest too long"));
 	close(fd);
-	fd = connect_control();
+	fd = wt_connect_control(&wt);
 	cr_assert(write(fd, "ping\0x\n", 7) == 7);
 	cr_expect(strstr(read_all(fd, 5000), "error\nmalformed request"));
 	close(fd);
 	/* A half-sent request does not hold the host up for anyone else. */
-	int half = connect_control();
+	int half = wt_connect_control(&wt);
 	cr_assert(write(half, "sto", 3) == 3);
 	cr_expect_str_eq(request("ping\n"), "ok\npong\n");
 	close(half);
@@ -113,7 +101,7 @@ Test(control, clients_beyond_the_bound_are_turned_away_and_the_host_recovers)
 	enum { N = 40 };
 	int fds[N];
 	for (int i = 0; i < N; i++)
-		fds[i] = connect_control();
+		fds[i] = wt_connect_control(&wt);
 	char *last = read_all(fds[N - 1], 3000);
 	cr_expect(strstr(last, "too many clients"), "client %d got \"%s\"", N, last);
 	for (int i = 0; i < N; i++)

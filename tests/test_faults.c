@@ -260,28 +260,6 @@ static void set_nofile(pid_t pid, rlim_t soft, struct rlimit *old)
 	cr_assert(prlimit(pid, RLIMIT_NOFILE, &lim, NULL) == 0, "prlimit: %s", strerror(errno));
 }
 
-/* Starts the host like wt_start, but without waiting on the history
- * database (for a database that is broken on purpose). */
-static void start_host_without_db(void)
-{
-	pid_t parent = getpid();
-	pid_t pid = fork();
-	cr_assert(pid >= 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		int fd = open(wt.errfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (fd >= 0) {
-			dup2(fd, 2);
-			dup2(fd, 1);
-		}
-		execl(WARD_BIN, "ward", "run", "-c", wt.conf, (char *)NULL);
-		_exit(127);
-	}
-	wt.pid = pid;
-}
-
 static void write_text(const char *path, const char *text)
 {
 	int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
@@ -629,7 +607,7 @@ Test(faults, a_history_database_that_is_not_a_database_is_reported_once_and_repl
 		garbage[i] = (char)(i * 2654435761u >> 13);
 	cr_assert(write(fd, garbage, sizeof(garbage)) == (ssize_t)sizeof(garbage));
 	close(fd);
-	start_host_without_db();
+	wt_launch(&wt);
 	cr_assert(wait_log_starts("w", 5, 5000), "the host does not supervise with a broken database:\n%s",
 		  host_said());
 	ASSERT_HOST_ALIVE("with a broken database");
@@ -829,18 +807,6 @@ Test(faults, out_of_descriptors_the_host_cannot_start_workers_says_so_once_and_r
 	cr_expect_eq(wt_stop(&wt, 10000), 0);
 }
 
-static int connect_control(void)
-{
-	char path[600];
-	path_in(path, sizeof(path), wt.state, "ward.sock");
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	cr_assert(fd >= 0 && strlen(path) < sizeof(sa.sun_path));
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	cr_assert(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect: %s", strerror(errno));
-	return fd;
-}
-
 Test(faults, out_of_descriptors_a_control_client_neither_floods_the_log_nor_spins_the_host)
 {
 	wt_setup(&wt, "[w]\nplugin = idle\n");
@@ -852,7 +818,7 @@ Test(faults, out_of_descriptors_a_control_client_neither_floods_the_log_nor_spin
 	host_cpu_ms(wt.pid, &cpu0);
 	long long t0 = now_ms();
 	/* The connection waits in the socket's backlog: the host cannot accept it. */
-	int fd = connect_control();
+	int fd = wt_connect_control(&wt);
 	cr_assert(write(fd, "ping\n", 5) == 5);
 	sleep_ms(1000);
 	host_cpu_ms(wt.pid, &cpu1);

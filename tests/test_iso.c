@@ -354,27 +354,10 @@ Test(iso, a_constructor_that_never_returns_is_reported_and_holds_up_no_reload)
 	cr_expect_eq(wt_stop(&wt, 10000), 0);
 }
 
-/* Starts the host without waiting for it: it is still probing. */
-static void start_probing_host(void)
-{
-	pid_t pid = fork();
-	cr_assert(pid >= 0);
-	if (pid == 0) {
-		int fd = open(wt.errfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (fd >= 0) {
-			dup2(fd, 2);
-			dup2(fd, 1);
-		}
-		execl(WARD_BIN, "ward", "run", "-c", wt.conf, (char *)NULL);
-		_exit(127);
-	}
-	wt.pid = pid;
-}
-
 Test(iso, a_probe_dies_with_the_host)
 {
 	wt_setup(&wt, "[spin]\nplugin = iso_ctorspin\nautostart = no\n");
-	start_probing_host();
+	wt_launch(&wt);
 	pid_t kids[8];
 	int n = 0;
 	for (long long deadline = now_ms() + 3000; n == 0 && now_ms() < deadline; sleep_ms(50))
@@ -391,7 +374,7 @@ Test(iso, a_probe_dies_with_the_host)
 Test(iso, at_boot_a_constructor_that_never_returns_is_reported_and_the_host_goes_on)
 {
 	wt_setup(&wt, "[a]\nplugin = idle\n[spin]\nplugin = iso_ctorspin\nautostart = no\n");
-	start_probing_host();
+	wt_launch(&wt);
 	cr_assert(wt_wait_sql(&wt, 20000, "SELECT state = 'running' FROM instances WHERE worker = 'a'"),
 		  "a did not start; host said:\n%s", wt_host_stderr(&wt));
 	char want[512];

@@ -417,18 +417,6 @@ Test(refused_command, a_request_the_host_refuses_before_reading_it_all_gets_its_
 	cr_expect_eq(wt_stop(&wt, 5000), 0);
 }
 
-static int connect_control(void)
-{
-	char path[1200];
-	snprintf(path, sizeof(path), "%s/ward.sock", wt.state);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	cr_assert(strlen(path) < sizeof(sa.sun_path));
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	cr_assert(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect: %s", strerror(errno));
-	return fd;
-}
-
 Test(refused_command, the_cli_prints_the_hosts_refusal_when_it_has_too_many_clients)
 {
 	wt_setup(&wt, "[w]\nplugin = idle\n");
@@ -437,7 +425,7 @@ Test(refused_command, the_cli_prints_the_hosts_refusal_when_it_has_too_many_clie
 	enum { HELD = 32 }; /* the host's bound: these say nothing for 5 s */
 	int fds[HELD];
 	for (int i = 0; i < HELD; i++)
-		fds[i] = connect_control();
+		fds[i] = wt_connect_control(&wt);
 	char *argv[] = {"ward", "stop", "w", "-c", wt.conf, NULL};
 	for (int k = 0; k < 5; k++) {
 		char *err;
