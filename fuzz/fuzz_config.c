@@ -12,7 +12,7 @@
  *   - loading the same directory twice gives equal workers (no hidden state).
  */
 #define _GNU_SOURCE
-#include "config.h"
+#include "config/config.h"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -17,12 +17,12 @@
  * "error\n".
  */
 #define _GNU_SOURCE
-#include "control.h"
-#include "dependency.h"
-#include "history.h"
-#include "loop.h"
-#include "util.h"
-#include "worker.h"
+#include "daemon/control.h"
+#include "daemon/dependency.h"
+#include "daemon/history.h"
+#include "common/loop.h"
+#include "common/util.h"
+#include "daemon/worker.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -186,7 +186,7 @@ static int remove_dir(const char *path, const struct stat *sb, int flag, struct 
 /* A host killed with SIGKILL leaves its cgroups behind (emptied: its spawner
  * kills what was in them) for the next host on its state_dir, and no host
  * comes after a test's: remove them. ward names them <the host's
- * cgroup>/ward-<FNV-1a of state_dir, 16 hex digits> (host/cgroup.c). */
+ * cgroup>/ward-<FNV-1a of state_dir, 16 hex digits> (host/daemon/cgroup.c). */
 static void remove_host_cgroups(const struct wt *t)
 {
 	char *info = wt_read_raw("/proc/self/mountinfo"), *own = wt_read_raw("/proc/self/cgroup");

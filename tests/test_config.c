@@ -20,7 +20,7 @@
 #include <unistd.h>
 #include <ward_harness.h>
 
-#include "config.h"
+#include "config/config.h"
 
 /* ---- the `config` suite's fixture: a directory and what config_load made of it ---- */
 

@@ -21,7 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "worker.h"
+#include "daemon/worker.h"
 
 static void no_sigpipe(void)
 {

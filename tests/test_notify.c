@@ -21,8 +21,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "notify.h"
-#include "util.h"
+#include "daemon/notify.h"
+#include "common/util.h"
 
 /* ---- the suite's fixture: a directory, a receiving socket, a captured stderr ---- */
 

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "units.h"
+#include "common/units.h"
 
 /* Parses s as a duration, asserting success; the sentinel shows "not written". */
 static uint64_t duration(const char *s)

@@ -8,8 +8,8 @@
 #define _GNU_SOURCE
 #include <ward_harness.h>
 
-#include "tester.h"
-#include "util.h"
+#include "cli/tester.h"
+#include "common/util.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,0 +1,310 @@
+/*
+ * main.c - the `ward` command line: parses arguments and hands each command
+ * to the subsystem that owns it. Exit status: 0 success, 1 failure, 2 bad usage.
+ */
+#define _GNU_SOURCE
+#include "cli/client.h"
+#include "config/config.h"
+#include "daemon/host.h"
+#include "config/options.h"
+#include "cli/report.h"
+#include "cli/tester.h"
+#include "cli/logview.h"
+#include "common/units.h"
+#include "common/util.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ward.h>
+
+#ifndef WARD_VERSION
+#define WARD_VERSION "0.1.0"
+#endif
+#define DEFAULT_CONFIG_DIR "/etc/ward/conf.d"
+#define PROBE_TIMEOUT_MS 5000
+
+static const char usage[] =
+	"usage: ward COMMAND [options]\n"
+	"\n"
+	"  run [-c DIR]                        run the host in the foreground (SIGTERM/SIGINT stop it)\n"
+	"  check [-c DIR]                      validate the configuration and every plugin; start nothing\n"
+	"  status [NAME] [--json] [-c DIR]     every worker: state, pids, uptime, restarts, cycles, last exit\n"
+	"  history [NAME] [-n N] [--json] [-c DIR]  past runs and how they ended\n"
+	"  logs NAME [-n N] [-f] [-c DIR]      show or follow a worker's log\n"
+	"  start|stop|restart NAME... [-c DIR] act on workers of the running host\n"
+	"  reload [-c DIR]                     re-read the configuration: start added workers, stop\n"
+	"                                      removed ones, restart changed ones, leave the rest alone\n"
+	"  test PLUGIN.so [key=value...] [--cycles N] [--timeout DUR] [--json] [--in-process]\n"
+	"                                      run one plugin as the host would and report each phase;\n"
+	"                                      after --cycles N it is stopped with SIGTERM as the host\n"
+	"                                      stops it; after --timeout (default 30s) too, and killed\n"
+	"                                      " TEST_STOP_GRACE_TEXT " later if it is still there\n"
+	"  test --describe PLUGIN.so           the plugin's name, version, ABI and options\n"
+	"  version                             ward's version and plugin ABI version\n"
+	"\n"
+	"DIR defaults to $WARD_CONFIG_DIR, else " DEFAULT_CONFIG_DIR ". See docs/ for the guides.\n";
+
+struct args {
+	const char *config_dir;
+	const char *name;
+	bool json, follow;
+	long lines;
+};
+
+static int bad_usage(const char *fmt, const char *what)
+{
+	fprintf(stderr, "ward: ");
+	fprintf(stderr, fmt, what);
+	fprintf(stderr, "\n\n%s", usage);
+	return 2;
+}
+
+/* Options shared by every command; returns 0, or 2 for bad usage. */
+static int parse_args(int argc, char **argv, struct args *a, bool takes_name)
+{
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
+		{"follow", no_argument, NULL, 'f'},      {"lines", required_argument, NULL, 'n'},
+		{"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+	};
+	*a = (struct args){.lines = -1};
+	a->config_dir = getenv("WARD_CONFIG_DIR") ? getenv("WARD_CONFIG_DIR") : DEFAULT_CONFIG_DIR;
+	optind = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, "c:n:fh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': a->config_dir = optarg; break;
+		case 'j': a->json = true; break;
+		case 'f': a->follow = true; break;
+		case 'n':
+			if (parse_long(optarg, &a->lines) < 0 || a->lines < 0)
+				return bad_usage("-n wants a number of lines, not '%s'", optarg);
+			break;
+		case 'h': fputs(usage, stdout); exit(0);
+		default: return bad_usage("%s", "unknown option");
+		}
+	}
+	if (optind < argc) {
+		if (!takes_name)
+			return bad_usage("unexpected argument '%s'", argv[optind]);
+		a->name = argv[optind++];
+	}
+	if (optind < argc)
+		return bad_usage("unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
+/* Host settings are needed even when worker sections have errors. */
+static int load_for_client(const char *dir, struct config *cfg)
+{
+	config_load(dir, cfg);
+	if (!cfg->state_dir) {
+		for (size_t i = 0; i < cfg->errors.n; i++)
+			fprintf(stderr, "ward: error: %s\n", cfg->errors.v[i]);
+		return -1;
+	}
+	return 0;
+}
+
+static int cmd_check(const struct args *a)
+{
+	struct config cfg;
+	config_load(a->config_dir, &cfg);
+	struct strv load_errors = {0};
+	options_check_all(&cfg, &load_errors);
+	size_t errors = cfg.errors.n + load_errors.n;
+	for (size_t i = 0; i < cfg.warnings.n; i++)
+		fprintf(stderr, "ward: warning: %s\n", cfg.warnings.v[i]);
+	for (size_t i = 0; i < cfg.errors.n; i++)
+		fprintf(stderr, "ward: error: %s\n", cfg.errors.v[i]);
+	for (size_t i = 0; i < load_errors.n; i++)
+		fprintf(stderr, "ward: error: %s\n", load_errors.v[i]);
+	strv_free(&load_errors);
+	if (errors) {
+		fprintf(stderr, "ward: %zu error%s in %s\n", errors, errors == 1 ? "" : "s", a->config_dir);
+		config_free(&cfg);
+		return 1;
+	}
+	printf("%s: configuration is valid: %zu worker%s\n", cfg.dir, cfg.nworkers, cfg.nworkers == 1 ? "" : "s");
+	for (size_t i = 0; i < cfg.nworkers; i++)
+		printf("  %-20s %s (%d instance%s%s)\n", cfg.workers[i].name, cfg.workers[i].plugin,
+		       cfg.workers[i].instances, cfg.workers[i].instances == 1 ? "" : "s",
+		       cfg.workers[i].autostart ? "" : ", not autostarted");
+	config_free(&cfg);
+	return 0;
+}
+
+static int cmd_report(const struct args *a, bool history)
+{
+	struct config cfg;
+	if (load_for_client(a->config_dir, &cfg) < 0) {
+		config_free(&cfg);
+		return 1;
+	}
+	/* A running host brings its history up to date first: status is live.
+	 * When it cannot, its answer (on stderr) says since when status is stale. */
+	if (!history)
+		client_request(cfg.state_dir, "sync", false);
+	struct report_opts o = {.state_dir = cfg.state_dir, .config_dir = a->config_dir, .name = a->name,
+				.json = a->json, .limit = a->lines};
+	int rc = history ? report_history(&o) : report_status(&o);
+	config_free(&cfg);
+	return rc;
+}
+
+/* start/stop/restart NAME... and reload: one request to the running host. */
+static int cmd_control(const char *verb, int argc, char **argv, const struct args *a)
+{
+	struct config cfg;
+	if (load_for_client(a->config_dir, &cfg) < 0) {
+		config_free(&cfg);
+		return 1;
+	}
+	char *request = xstrdup(verb);
+	for (int i = 0; i < argc; i++) {
+		char *more = xasprintf("%s %s", request, argv[i]);
+		free(request);
+		request = more;
+	}
+	enum client_result r = client_request(cfg.state_dir, request, false);
+	if (r == CLIENT_NO_HOST)
+		fprintf(stderr, "ward: no host is running for %s (nothing listens on %s/ward.sock); start one with `ward run -c %s`\n",
+			a->config_dir, cfg.state_dir, a->config_dir);
+	free(request);
+	config_free(&cfg);
+	return r == CLIENT_OK ? 0 : 1;
+}
+
+/* Splits "ward VERB NAME... [-c DIR]" into names and options. */
+static int parse_names(int argc, char **argv, struct args *a, char **names, int *nnames)
+{
+	*nnames = 0;
+	char *opts[argc + 1];
+	int nopts = 0;
+	opts[nopts++] = argv[0];
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+			opts[nopts++] = argv[i];
+			if (i + 1 < argc)
+				opts[nopts++] = argv[++i];
+		} else if (argv[i][0] == '-') {
+			opts[nopts++] = argv[i];
+		} else {
+			names[(*nnames)++] = argv[i];
+		}
+	}
+	opts[nopts] = NULL;
+	return parse_args(nopts, opts, a, false);
+}
+
+/* ward test PLUGIN.so [key=value...] [--cycles N] [--timeout DUR] [--json] [--in-process] [--describe] */
+static int cmd_test(int argc, char **argv)
+{
+	struct tester_options o = {.timeout_ms = 30000};
+	char **keys = xcalloc((size_t)argc + 1, sizeof(char *));
+	bool json = false, describe = false;
+	long n;
+	for (int i = 0; i < argc; i++) {
+		const char *arg = argv[i];
+		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+			fputs(usage, stdout);
+			free(keys);
+			return 0;
+		} else if (strcmp(arg, "--json") == 0) {
+			json = true;
+		} else if (strcmp(arg, "--in-process") == 0) {
+			o.in_process = true;
+		} else if (strcmp(arg, "--describe") == 0) {
+			describe = true;
+		} else if (strcmp(arg, "--cycles") == 0 && i + 1 < argc) {
+			if (parse_long(argv[++i], &n) < 0 || n <= 0)
+				return bad_usage("--cycles wants a positive number, not '%s'", argv[i]);
+			o.cycles = (uint64_t)n;
+		} else if (strcmp(arg, "--timeout") == 0 && i + 1 < argc) {
+			if (parse_duration_ms(argv[++i], &o.timeout_ms) < 0 || o.timeout_ms == 0)
+				return bad_usage("--timeout wants a duration such as 10s, not '%s'", argv[i]);
+		} else if (arg[0] == '-') {
+			return bad_usage("unknown option '%s' for test", arg);
+		} else if (!o.plugin) {
+			o.plugin = arg;
+		} else if (strchr(arg, '=')) {
+			keys[o.nkeys++] = argv[i];
+		} else {
+			return bad_usage("'%s' is not key=value", arg);
+		}
+	}
+	if (!o.plugin)
+		return bad_usage("%s", "test needs a PLUGIN.so");
+	o.keys = keys;
+	if (describe) {
+		free(keys);
+		return tester_describe(o.plugin, PROBE_TIMEOUT_MS, stdout) == 0 ? 0 : 1;
+	}
+	struct test_result r;
+	int rc = tester_run(&o, &r);
+	if (rc == 0)
+		tester_print(&o, &r, stdout, json);
+	bool ok = rc == 0 && r.ok;
+	test_result_free(&r);
+	free(keys);
+	return ok ? 0 : 1;
+}
+
+static int cmd_logs(const struct args *a)
+{
+	if (!a->name)
+		return bad_usage("%s", "logs needs a worker NAME");
+	struct config cfg;
+	if (load_for_client(a->config_dir, &cfg) < 0) {
+		config_free(&cfg);
+		return 1;
+	}
+	int rc = logview_show(cfg.log_dir, a->name, a->lines < 0 ? 20 : a->lines, a->follow);
+	config_free(&cfg);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return bad_usage("%s", "a command is needed");
+	const char *cmd = argv[1];
+	struct args a;
+	bool named = strcmp(cmd, "status") == 0 || strcmp(cmd, "history") == 0 || strcmp(cmd, "logs") == 0;
+	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+		printf("ward %s (plugin ABI %d)\n", WARD_VERSION, WARD_ABI_VERSION);
+		return 0;
+	}
+	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "start") == 0 || strcmp(cmd, "stop") == 0 || strcmp(cmd, "restart") == 0 ||
+	    strcmp(cmd, "reload") == 0) {
+		char *names[argc];
+		int nnames, rc = parse_names(argc - 1, argv + 1, &a, names, &nnames);
+		if (rc)
+			return rc;
+		if (strcmp(cmd, "reload") == 0 ? nnames != 0 : nnames == 0)
+			return bad_usage(strcmp(cmd, "reload") == 0 ? "%s takes no worker names" : "%s needs at least one worker NAME", cmd);
+		return cmd_control(cmd, nnames, names, &a);
+	}
+	if (strcmp(cmd, "test") == 0)
+		return cmd_test(argc - 2, argv + 2);
+	int rc = parse_args(argc - 1, argv + 1, &a, named);
+	if (rc)
+		return rc;
+	if (strcmp(cmd, "run") == 0)
+		return host_run(a.config_dir);
+	if (strcmp(cmd, "check") == 0)
+		return cmd_check(&a);
+	if (strcmp(cmd, "status") == 0)
+		return cmd_report(&a, false);
+	if (strcmp(cmd, "history") == 0)
+		return cmd_report(&a, true);
+	if (strcmp(cmd, "logs") == 0)
+		return cmd_logs(&a);
+	return bad_usage("unknown command '%s'", cmd);
+}

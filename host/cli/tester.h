@@ -1,0 +1,95 @@
+/*
+ * tester.h - `ward test` and the plugin test harness: run one plugin the way
+ * the host runs it (same fork, same child set-up, same runtime and watchdog,
+ * on a throw-away configuration) and report every phase with its timing,
+ * every cycle's result, the plugin's log lines, and how it ended. On
+ * request it runs the plugin inside the calling process instead (no fork:
+ * for valgrind and gdb), through the same runtime.
+ */
+#ifndef WARD_TESTER_H
+#define WARD_TESTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/proto.h"
+#include "common/reason.h"
+#include "common/util.h"
+
+struct config;
+struct instance;
+struct worker;
+
+/* After --timeout the plugin gets SIGTERM, and SIGKILL this long after if it
+ * is still there (or after stop_timeout, when shorter): a run never takes
+ * much longer than --timeout. */
+#define TEST_STOP_GRACE_MS 2000
+#define TEST_STOP_GRACE_TEXT "2s" /* the same, for --help */
+
+struct tester_options {
+	const char *plugin;     /* path of the .so, as the user gave it */
+	char *const *keys;      /* "key=value": plugin keys and worker keys (interval, watchdog...) */
+	size_t nkeys;
+	uint64_t cycles;        /* stop after this many cycles; 0: run until it ends */
+	uint64_t timeout_ms;    /* the longest the run may take */
+	bool in_process;        /* no fork: the plugin runs in this process */
+	bool from_harness;      /* messages name ward_harness_new/_set calls, not arguments */
+};
+
+struct test_phase {
+	bool seen;
+	int64_t ns;
+	char note[256];
+};
+
+struct test_cycle {
+	int result;
+	int64_t ns;
+};
+
+struct test_result {
+	struct test_phase load, init, shutdown;
+	int init_rc;
+	struct test_cycle *cycles; /* owned */
+	size_t ncycles, cap;
+	struct strv log;           /* the worker's log lines */
+	struct strv errors;        /* why it did not start: each names what the user typed */
+	struct strv warnings;      /* about the configuration, named the same way */
+	struct exit_info end;
+	bool timed_out;
+	bool config_error;         /* it did not start: see errors */
+	bool ok;                   /* the plugin behaved */
+};
+
+struct tester; /* one run in progress */
+
+/* Runs the plugin; fills *r (free with test_result_free). 0, or -1 when the
+ * run could not be set up at all (reported on stderr). What the user gave
+ * that is wrong (a key, the plugin's path) is a result: config_error. */
+int tester_run(const struct tester_options *o, struct test_result *r);
+void test_result_free(struct test_result *r);
+/* Human-readable (or JSON) report of a run. */
+void tester_print(const struct tester_options *o, const struct test_result *r, FILE *out, bool json);
+const char *cycle_result_name(int result);
+/* The reason a harness or JSON report gives: an exit reason, or "config-error". */
+const char *test_result_reason(const struct test_result *r);
+/* `ward test --describe`: the plugin (a path relative to the current
+ * directory, too) probed and described. 0 or -1 (reported on stderr). */
+int tester_describe(const char *plugin, uint64_t timeout_ms, FILE *out);
+
+/* For the host running a test (host.c, spawn.c, output.c, worker.c). */
+const struct test_request *tester_request(struct tester *t);
+int64_t tester_timeout_ns(const struct tester *t);
+void tester_take_frame(struct tester *t, const struct frame_hdr *hdr, const char *payload);
+/* The configuration's errors and warnings, for the report. */
+void tester_take_config(struct tester *t, const struct config *cfg);
+/* True once --cycles N were run: the host is to stop the worker now. */
+bool tester_take_stop(struct tester *t);
+void tester_timed_out(struct tester *t);
+/* The host is about to kill a process that did not stop on SIGTERM: the
+ * tester finds out why (SIGTERM blocked or ignored, a cycle that hangs...). */
+void tester_stop_overdue(struct tester *t, const struct instance *in);
+void tester_collect(struct tester *t, const struct worker *w);
+
+#endif

@@ -1,0 +1,202 @@
+/*
+ * loop.c - epoll plus a binary min-heap of deadlines behind one timerfd.
+ *
+ * The timerfd is re-armed only when the earliest deadline changes, so a host
+ * with nothing due sleeps in epoll_wait with no timeout at all. Timer
+ * callbacks may arm and cancel timers (their own included); watch callbacks
+ * may close any watch.
+ */
+#define _GNU_SOURCE
+#include "common/loop.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+struct loop {
+	int epfd;
+	struct watch timer_watch;
+	int64_t armed_for; /* deadline the timerfd is set to; 0: disarmed */
+	struct timer **heap;
+	size_t n, cap;
+};
+
+static void heap_swap(struct loop *l, size_t a, size_t b)
+{
+	struct timer *t = l->heap[a];
+	l->heap[a] = l->heap[b];
+	l->heap[b] = t;
+	l->heap[a]->index = a + 1;
+	l->heap[b]->index = b + 1;
+}
+
+static void heap_up(struct loop *l, size_t i)
+{
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+		if (l->heap[parent]->deadline <= l->heap[i]->deadline)
+			break;
+		heap_swap(l, i, parent);
+		i = parent;
+	}
+}
+
+static void heap_down(struct loop *l, size_t i)
+{
+	for (;;) {
+		size_t left = 2 * i + 1, right = left + 1, min = i;
+		if (left < l->n && l->heap[left]->deadline < l->heap[min]->deadline)
+			min = left;
+		if (right < l->n && l->heap[right]->deadline < l->heap[min]->deadline)
+			min = right;
+		if (min == i)
+			return;
+		heap_swap(l, i, min);
+		i = min;
+	}
+}
+
+/* Points the timerfd at the earliest deadline, if that changed. */
+static void sync_timerfd(struct loop *l)
+{
+	int64_t want = l->n ? l->heap[0]->deadline : 0;
+	if (want == l->armed_for)
+		return;
+	if (want <= 0 && l->n)
+		want = 1; /* already due: fire at once */
+	struct itimerspec its = {0};
+	its.it_value.tv_sec = want / NS_PER_SEC;
+	its.it_value.tv_nsec = want % NS_PER_SEC;
+	if (timerfd_settime(l->timer_watch.fd, TFD_TIMER_ABSTIME, &its, NULL) < 0) {
+		fprintf(stderr, "ward: unable to arm the loop timer: %s\n", strerror(errno));
+		return;
+	}
+	l->armed_for = want;
+}
+
+void timer_arm(struct loop *l, struct timer *t, int64_t deadline)
+{
+	if (timer_armed(t)) {
+		int64_t old = t->deadline;
+		t->deadline = deadline;
+		if (deadline < old)
+			heap_up(l, t->index - 1);
+		else
+			heap_down(l, t->index - 1);
+	} else {
+		if (l->n == l->cap) {
+			l->cap = l->cap ? l->cap * 2 : 64;
+			l->heap = xrealloc(l->heap, l->cap * sizeof(*l->heap));
+		}
+		t->deadline = deadline;
+		l->heap[l->n] = t;
+		t->index = ++l->n;
+		heap_up(l, l->n - 1);
+	}
+	sync_timerfd(l);
+}
+
+void timer_cancel(struct loop *l, struct timer *t)
+{
+	if (!timer_armed(t))
+		return;
+	size_t i = t->index - 1;
+	l->n--;
+	if (i != l->n) {
+		l->heap[i] = l->heap[l->n];
+		l->heap[i]->index = i + 1;
+		heap_down(l, i);
+		heap_up(l, i);
+	}
+	t->index = 0;
+	sync_timerfd(l);
+}
+
+static void run_due_timers(struct watch *w, uint32_t events)
+{
+	(void)events;
+	struct loop *l = container_of(w, struct loop, timer_watch);
+	uint64_t expirations;
+	if (read(w->fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
+		fprintf(stderr, "ward: unable to read the loop timer: %s\n", strerror(errno));
+	l->armed_for = 0; /* fired: it is no longer armed */
+	int64_t now = mono_ns();
+	while (l->n && l->heap[0]->deadline <= now) {
+		struct timer *t = l->heap[0];
+		timer_cancel(l, t);
+		t->fn(t);
+	}
+	sync_timerfd(l);
+}
+
+struct loop *loop_new(void)
+{
+	struct loop *l = xcalloc(1, sizeof(*l));
+	l->epfd = epoll_create1(EPOLL_CLOEXEC);
+	l->timer_watch.fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	l->timer_watch.fn = run_due_timers;
+	if (l->epfd < 0 || l->timer_watch.fd < 0 || loop_watch(l, &l->timer_watch, EPOLLIN) < 0) {
+		fprintf(stderr, "ward: unable to create the event loop: %s\n", strerror(errno));
+		loop_free(l);
+		return NULL;
+	}
+	return l;
+}
+
+void loop_free(struct loop *l)
+{
+	if (!l)
+		return;
+	if (l->timer_watch.fd >= 0)
+		close(l->timer_watch.fd);
+	if (l->epfd >= 0)
+		close(l->epfd);
+	free(l->heap);
+	free(l);
+}
+
+int loop_watch(struct loop *l, struct watch *w, uint32_t events)
+{
+	struct epoll_event ev = {.events = events, .data.ptr = w};
+	return epoll_ctl(l->epfd, EPOLL_CTL_ADD, w->fd, &ev);
+}
+
+int loop_modify(struct loop *l, struct watch *w, uint32_t events)
+{
+	struct epoll_event ev = {.events = events, .data.ptr = w};
+	return epoll_ctl(l->epfd, EPOLL_CTL_MOD, w->fd, &ev);
+}
+
+int loop_unwatch(struct loop *l, struct watch *w)
+{
+	return epoll_ctl(l->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+}
+
+void loop_close(struct loop *l, struct watch *w)
+{
+	if (w->fd < 0)
+		return;
+	epoll_ctl(l->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+	close(w->fd);
+	w->fd = -1;
+}
+
+int loop_run_once(struct loop *l)
+{
+	struct epoll_event events[64];
+	int n = epoll_wait(l->epfd, events, (int)ARRAY_SIZE(events), -1);
+	if (n < 0)
+		return errno == EINTR ? 0 : -1;
+	for (int i = 0; i < n; i++) {
+		struct watch *w = events[i].data.ptr;
+		if (w->fd >= 0) /* closed by an earlier callback of this batch */
+			w->fn(w, events[i].events);
+	}
+	return 0;
+}
+

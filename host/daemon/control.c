@@ -1,0 +1,400 @@
+/*
+ * control.c - the control socket on the host side: accepting clients,
+ * reading one request each under a deadline, running it, and writing the
+ * reply without ever blocking the loop. At most MAX_CLIENTS at once; more
+ * are told so and closed.
+ */
+#define _GNU_SOURCE
+#include "daemon/control.h"
+#include "daemon/dependency.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define MAX_CLIENTS 32
+#define MAX_ARGS 256
+#define REQUEST_TIMEOUT_NS (5 * NS_PER_SEC)
+#define RESUME_AFTER_NS (250 * NS_PER_MS)
+
+struct client {
+	struct watch watch;
+	struct timer deadline;
+	struct control *ctl;
+	struct client *next;
+	char request[CONTROL_MAX_REQUEST];
+	size_t len;
+	char *reply; /* owned, once the request was run */
+	size_t reply_len, sent;
+	FILE *pending; /* the reply being written while a reload waits for its plugins */
+};
+
+struct control {
+	struct watch listen;
+	struct timer resume;   /* out of descriptors: accept again after a pause */
+	bool starved;          /* reported; recovery is reported once too */
+	struct host *host;
+	char *path;
+	struct client *clients;
+	int nclients;
+};
+
+static struct control *the_control; /* one host, one control socket */
+
+static void drop_client(struct client *c)
+{
+	struct control *ctl = c->ctl;
+	loop_close(ctl->host->loop, &c->watch);
+	timer_cancel(ctl->host->loop, &c->deadline);
+	for (struct client **p = &ctl->clients; *p; p = &(*p)->next)
+		if (*p == c) {
+			*p = c->next;
+			break;
+		}
+	ctl->nclients--;
+	if (c->pending)
+		fclose(c->pending);
+	free(c->reply);
+	free(c);
+}
+
+/* ---- commands ---- */
+
+static struct worker *find_worker(struct host *h, const char *name)
+{
+	for (size_t i = 0; i < h->nworkers; i++)
+		if (strcmp(h->workers[i]->conf->name, name) == 0)
+			return h->workers[i];
+	return NULL;
+}
+
+/* Resolves every NAME first: an unknown name means nothing is done. */
+static int resolve_names(struct host *h, char **names, int n, struct worker **out, FILE *reply)
+{
+	int unknown = 0;
+	if (n == 0) {
+		fprintf(reply, "error\nname at least one worker\n");
+		return -1;
+	}
+	for (int i = 0; i < n; i++)
+		if (!(out[i] = find_worker(h, names[i])))
+			unknown++;
+	if (!unknown)
+		return 0;
+	fprintf(reply, "error\n");
+	for (int i = 0; i < n; i++)
+		if (!out[i])
+			fprintf(reply, "no worker named '%s' (nothing was done)\n", names[i]);
+	return -1;
+}
+
+/* A worker whose sockets cannot be bound (tried again now) cannot start:
+ * then nothing is done and the reply is an error, so the command fails. */
+static int check_startable(struct worker **ws, int n, FILE *reply)
+{
+	char why[512];
+	int refused = 0;
+	for (int i = 0; i < n; i++)
+		if (listener_bind_now(ws[i], why, sizeof(why)) < 0)
+			fprintf(reply, "%s%s: cannot start: %s; the host keeps retrying (nothing was done)\n",
+				refused++ ? "" : "error\n", ws[i]->conf->name, why);
+	return refused ? -1 : 0;
+}
+
+static void command_start(struct worker **ws, int n, FILE *reply, bool restart)
+{
+	if (check_startable(ws, n, reply) < 0)
+		return;
+	fprintf(reply, "ok\n");
+	for (int i = 0; i < n; i++) {
+		struct worker *w = ws[i];
+		if (restart)
+			worker_stop(w);
+		dependency_request_start(w, "command");
+		fprintf(reply, "%s: %s\n", w->conf->name, restart ? "restarting" : "starting");
+	}
+}
+
+static void command_stop(struct worker **ws, int n, FILE *reply)
+{
+	fprintf(reply, "ok\n");
+	for (int i = 0; i < n; i++) {
+		struct worker *w = ws[i];
+		w->pending_start = NULL;
+		worker_stop(w);
+		fprintf(reply, "%s: stopping%s\n", w->conf->name,
+			w->nlisteners ? "; its sockets stay open: the next connection starts it again" : "");
+	}
+}
+
+static void command_sync(struct host *h, FILE *reply)
+{
+	for (size_t i = 0; i < h->nworkers; i++)
+		worker_record_live(h->workers[i]);
+	int64_t since;
+	const char *why;
+	if (history_flush(h->history) < 0 && history_stale(h->history, &since, &why)) {
+		char at[32];
+		format_iso_ms(since, at, sizeof(at));
+		fprintf(reply, "error\nthe history database has not been written since %s: %s; what status shows may be stale\n",
+			at, why);
+	} else {
+		fprintf(reply, "ok\n");
+	}
+}
+
+/* The words of line, or -1 when there are more than max. */
+static int split_words(char *line, char **words, int max)
+{
+	int n = 0;
+	for (char *save, *tok = strtok_r(line, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+		if (n == max)
+			return -1;
+		words[n++] = tok;
+	}
+	return n;
+}
+
+static void send_reply(struct client *c);
+
+/* The reload's reply is complete: it goes to the client now. */
+static void reload_answered(void *arg)
+{
+	struct client *c = arg;
+	fclose(c->pending);
+	c->pending = NULL;
+	c->ctl->host->order_dirty = true;
+	if (loop_watch(c->ctl->host->loop, &c->watch, EPOLLIN) < 0)
+		drop_client(c);
+	else
+		send_reply(c);
+}
+
+/* Runs one request; the reply is written into a memory stream (later, for
+ * a reload whose plugins are being probed: c->pending). */
+static void run_request(struct client *c)
+{
+	struct host *h = c->ctl->host;
+	FILE *reply = open_memstream(&c->reply, &c->reply_len);
+	if (!reply) {
+		c->reply = xstrdup("error\nout of memory\n");
+		c->reply_len = strlen(c->reply);
+		return;
+	}
+	char *words[MAX_ARGS];
+	int n = split_words(c->request, words, MAX_ARGS);
+	struct worker *ws[MAX_ARGS];
+	if (n < 0) {
+		fprintf(reply, "error\ntoo many names in one request (at most %d): nothing was done; send them in several requests\n",
+			MAX_ARGS - 1);
+	} else if (n == 0) {
+		fprintf(reply, "error\nempty request\n");
+	} else if (strcmp(words[0], "ping") == 0) {
+		fprintf(reply, "ok\npong\n");
+	} else if (strcmp(words[0], "sync") == 0) {
+		command_sync(h, reply);
+	} else if (strcmp(words[0], "start") == 0 || strcmp(words[0], "restart") == 0) {
+		if (resolve_names(h, words + 1, n - 1, ws, reply) == 0)
+			command_start(ws, n - 1, reply, words[0][0] == 'r');
+	} else if (strcmp(words[0], "stop") == 0) {
+		if (resolve_names(h, words + 1, n - 1, ws, reply) == 0)
+			command_stop(ws, n - 1, reply);
+	} else if (strcmp(words[0], "reload") == 0) {
+		if (reload_begin(h, reply, reload_answered, c) > 0) {
+			c->pending = reply;
+			loop_unwatch(h->loop, &c->watch); /* nothing to read meanwhile */
+			return;
+		}
+	} else {
+		fprintf(reply, "error\nunknown request '%.64s' (expected ping, sync, start, stop, restart or reload)\n",
+			words[0]);
+	}
+	fclose(reply);
+	h->order_dirty = true;
+}
+
+static void send_reply(struct client *c)
+{
+	while (c->sent < c->reply_len) {
+		ssize_t n = send(c->watch.fd, c->reply + c->sent, c->reply_len - c->sent, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) { /* the rest when the client reads */
+			if (loop_modify(c->ctl->host->loop, &c->watch, EPOLLOUT) < 0)
+				drop_client(c);
+			else
+				timer_arm(c->ctl->host->loop, &c->deadline, mono_ns() + REQUEST_TIMEOUT_NS);
+			return;
+		}
+		if (n < 0)
+			break; /* the client went away: nothing more to do for it */
+		c->sent += (size_t)n;
+	}
+	drop_client(c);
+}
+
+static void reject(struct client *c, const char *msg)
+{
+	free(c->reply);
+	c->reply = xasprintf("error\n%s\n", msg);
+	c->reply_len = strlen(c->reply);
+	send_reply(c);
+}
+
+static void on_client(struct watch *w, uint32_t events)
+{
+	struct client *c = container_of(w, struct client, watch);
+	if (c->reply) { /* replying: the socket became writable again */
+		if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+			send_reply(c);
+		return;
+	}
+	ssize_t n = read(w->fd, c->request + c->len, sizeof(c->request) - c->len);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) { /* gone before finishing its request */
+		drop_client(c);
+		return;
+	}
+	c->len += (size_t)n;
+	char *nl = memchr(c->request, '\n', c->len);
+	if (!nl) {
+		if (c->len == sizeof(c->request))
+			reject(c, "request too long (at most 4096 bytes)");
+		return;
+	}
+	*nl = '\0';
+	if (memchr(c->request, '\0', (size_t)(nl - c->request))) {
+		reject(c, "malformed request");
+		return;
+	}
+	timer_cancel(c->ctl->host->loop, &c->deadline);
+	run_request(c);
+	if (!c->pending)
+		send_reply(c);
+}
+
+static void on_deadline(struct timer *t)
+{
+	struct client *c = container_of(t, struct client, deadline);
+	if (c->reply)
+		drop_client(c); /* a client that does not read its reply */
+	else
+		reject(c, "request not finished within 5 s");
+}
+
+static bool peer_allowed(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return false;
+	return cred.uid == 0 || cred.uid == geteuid();
+}
+
+static void resume_accepting(struct timer *t)
+{
+	struct control *ctl = container_of(t, struct control, resume);
+	if (loop_watch(ctl->host->loop, &ctl->listen, EPOLLIN) < 0)
+		timer_arm(ctl->host->loop, t, mono_ns() + RESUME_AFTER_NS);
+}
+
+static void on_accept(struct watch *w, uint32_t events)
+{
+	(void)events;
+	struct control *ctl = container_of(w, struct control, listen);
+	for (;;) {
+		int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
+			/* The client stays queued and the socket stays readable: stop
+			 * watching it for a moment instead of spinning on it. */
+			if (!ctl->starved)
+				host_log(HOST_ERR, "control socket: unable to accept a client: %s; clients wait until descriptors are free again",
+					 strerror(errno));
+			ctl->starved = true;
+			if (loop_unwatch(ctl->host->loop, w) == 0)
+				timer_arm(ctl->host->loop, &ctl->resume, mono_ns() + RESUME_AFTER_NS);
+			return;
+		}
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				host_log(HOST_WARN, "control socket: unable to accept a client: %s", strerror(errno));
+			return;
+		}
+		if (ctl->starved) {
+			host_log(HOST_INFO, "control socket: accepting clients again");
+			ctl->starved = false;
+		}
+		struct client *c = xcalloc(1, sizeof(*c));
+		c->ctl = ctl;
+		c->watch = (struct watch){.fd = fd, .fn = on_client};
+		c->deadline.fn = on_deadline;
+		c->next = ctl->clients;
+		ctl->clients = c;
+		ctl->nclients++;
+		if (loop_watch(ctl->host->loop, &c->watch, EPOLLIN) < 0) {
+			drop_client(c);
+			continue;
+		}
+		timer_arm(ctl->host->loop, &c->deadline, mono_ns() + REQUEST_TIMEOUT_NS);
+		if (!peer_allowed(fd))
+			reject(c, "permission denied: only the host's user and root may control it");
+		else if (ctl->nclients > MAX_CLIENTS)
+			reject(c, "too many clients at once; try again");
+	}
+}
+
+int control_open(struct host *h)
+{
+	struct control *ctl = xcalloc(1, sizeof(*ctl));
+	ctl->host = h;
+	ctl->path = xasprintf("%s/ward.sock", h->cfg.state_dir);
+	ctl->listen = (struct watch){.fd = -1, .fn = on_accept};
+	ctl->resume.fn = resume_accepting;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(ctl->path) >= sizeof(sa.sun_path)) {
+		host_log(HOST_ERR, "control socket path %s is too long: use a shorter state_dir", ctl->path);
+		goto fail;
+	}
+	memcpy(sa.sun_path, ctl->path, strlen(ctl->path) + 1);
+	unlink(ctl->path); /* the host holds ward.lock: a socket file here is a dead host's */
+	ctl->listen.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	mode_t old = umask(0177); /* 0600 from the first instant, not after a chmod */
+	int rc = ctl->listen.fd < 0 ? -1 : bind(ctl->listen.fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (rc < 0 || listen(ctl->listen.fd, 64) < 0 || loop_watch(h->loop, &ctl->listen, EPOLLIN) < 0) {
+		host_log(HOST_ERR, "unable to open the control socket %s: %s; `ward start/stop/reload` will not reach this host",
+			 ctl->path, strerror(errno));
+		goto fail;
+	}
+	the_control = ctl;
+	return 0;
+fail:
+	if (ctl->listen.fd >= 0)
+		close(ctl->listen.fd);
+	free(ctl->path);
+	free(ctl);
+	return -1;
+}
+
+void control_close(struct host *h)
+{
+	struct control *ctl = the_control;
+	if (!ctl)
+		return;
+	while (ctl->clients)
+		drop_client(ctl->clients);
+	timer_cancel(h->loop, &ctl->resume);
+	loop_close(h->loop, &ctl->listen);
+	unlink(ctl->path);
+	free(ctl->path);
+	free(ctl);
+	the_control = NULL;
+}

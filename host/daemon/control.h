@@ -1,0 +1,35 @@
+/*
+ * control.h - the host's control socket, <state_dir>/ward.sock: how `ward
+ * status|start|stop|restart|reload` talk to a running host. Only the host's
+ * own user and root may connect. The protocol is one request line and one
+ * reply, then the host closes the connection:
+ *
+ *     request:  VERB [ARG...]\n           at most 4096 bytes and 255 ARGs, words split by spaces
+ *     reply:    ok\n  or  error\n          then zero or more message lines
+ *
+ * Verbs: ping, sync (history is brought up to date before the reply, so a
+ * client reading it sees live state), start NAME..., stop NAME...,
+ * restart NAME..., reload. A malformed, oversized or half-sent request gets
+ * an error reply or a closed connection and never disturbs the host.
+ */
+#ifndef WARD_CONTROL_H
+#define WARD_CONTROL_H
+
+#include <stdio.h>
+
+#include "daemon/worker.h"
+
+#define CONTROL_MAX_REQUEST 4096
+
+int control_open(struct host *h);
+void control_close(struct host *h);
+
+/* Provided by reload.c: re-reads the configuration and applies the
+ * difference. Messages for the operator go to `out` (one per line, the
+ * first "ok" or "error"). 0 when that is done; 1 when the plugins are being
+ * probed: out is complete when done(arg) is called, from the loop. */
+int reload_begin(struct host *h, FILE *out, void (*done)(void *arg), void *arg);
+/* The host is exiting: a reload still waiting is dropped (done is not called). */
+void reload_abandon(struct host *h);
+
+#endif

@@ -1,0 +1,876 @@
+/*
+ * host.c - the running host: boot, the event loop, signals (through a
+ * signalfd: no signal handlers), reaping, the progress tick, batching of
+ * history writes, and shutdown that leaves no process behind.
+ *
+ * Children are reaped with waitid(WNOWAIT) first, so the dead leader's pid
+ * still names its process group and session while the host kills what is
+ * left of the worker: a pid can not be reused under us. With cgroups that is
+ * the instance's cgroup (cgroup.c), whatever its processes did. Without, the
+ * host is a child subreaper: a worker's descendants whose parent died are
+ * re-parented here, and those still in the dead worker's session or process
+ * group are killed with it. Any other child of the host (another worker's
+ * helper, an orphan re-parented to a host that is PID 1) is only reaped.
+ */
+#define _GNU_SOURCE
+#include "daemon/host.h"
+#include "daemon/cgroup.h"
+#include "daemon/control.h"
+#include "daemon/dependency.h"
+#include "daemon/history.h"
+#include "daemon/listener.h"
+#include "daemon/log.h"
+#include "daemon/notify.h"
+#include "daemon/probe.h"
+#include "common/reason.h"
+#include "common/loop.h"
+#include "daemon/output.h"
+#include "spawner/spawner.h"
+#include "daemon/statedir.h"
+#include "cli/tester.h"
+#include "daemon/worker.h"
+#include "common/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <poll.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FLUSH_DELAY_NS (20 * NS_PER_MS)  /* batch history writes this long */
+#define FLUSH_RETRY_NS (1 * NS_PER_SEC)
+#define TICK_MAX_NS (1 * NS_PER_SEC)
+#define TICK_MIN_NS (10 * NS_PER_MS)
+
+/* ---- pid -> instance: open addressing, linear probing ---- */
+
+struct pid_entry {
+	pid_t pid; /* 0: empty, -1: deleted */
+	struct instance *in;
+};
+
+static struct pid_entry *pids;
+static size_t pids_cap, pids_used;
+
+static size_t pid_hash(pid_t pid)
+{
+	return ((size_t)pid * 2654435761u) & (pids_cap - 1);
+}
+
+static void pids_grow(void)
+{
+	struct pid_entry *old = pids;
+	size_t old_cap = pids_cap;
+	pids_cap = pids_cap ? pids_cap * 2 : 1024;
+	pids = xcalloc(pids_cap, sizeof(*pids));
+	pids_used = 0;
+	for (size_t i = 0; i < old_cap; i++)
+		if (old[i].pid > 0) {
+			size_t j = pid_hash(old[i].pid);
+			while (pids[j].pid != 0)
+				j = (j + 1) & (pids_cap - 1);
+			pids[j] = old[i];
+			pids_used++;
+		}
+	free(old);
+}
+
+static struct pid_entry *pid_find(pid_t pid)
+{
+	if (!pids_cap)
+		return NULL;
+	for (size_t j = pid_hash(pid);; j = (j + 1) & (pids_cap - 1)) {
+		if (pids[j].pid == pid)
+			return &pids[j];
+		if (pids[j].pid == 0)
+			return NULL;
+	}
+}
+
+void host_note_pid(struct host *h, struct instance *in)
+{
+	(void)h;
+	if ((pids_used + 1) * 2 > pids_cap)
+		pids_grow();
+	size_t j = pid_hash(in->pid);
+	while (pids[j].pid > 0)
+		j = (j + 1) & (pids_cap - 1);
+	if (pids[j].pid == 0)
+		pids_used++;
+	pids[j] = (struct pid_entry){in->pid, in};
+}
+
+struct instance *host_instance_of(struct host *h, pid_t pid)
+{
+	(void)h;
+	struct pid_entry *e = pid > 0 ? pid_find(pid) : NULL;
+	return e ? e->in : NULL;
+}
+
+void host_forget_pid(struct host *h, struct instance *in)
+{
+	(void)h;
+	struct pid_entry *e = pid_find(in->pid);
+	if (e && e->in == in) /* not when forgotten already and the pid reused */
+		e->pid = -1; /* a tombstone keeps later probes intact */
+}
+
+/* ---- history batching ---- */
+
+static void record_host(struct host *h, const char *dir);
+
+void host_record_live_state(struct host *h)
+{
+	record_host(h, h->cfg.dir);
+	for (size_t i = 0; i < h->nworkers; i++)
+		worker_record_all(h->workers[i]);
+}
+
+static void flush_history(struct timer *t)
+{
+	struct host *h = container_of(t, struct host, flush_timer);
+	if (statedir_repairing()) { /* its repair writes the history, once state_dir is back */
+		timer_arm(h->loop, &h->flush_timer, mono_ns() + FLUSH_DELAY_NS);
+		return;
+	}
+	if (history_flush(h->history) < 0) {
+		timer_arm(h->loop, &h->flush_timer, mono_ns() + FLUSH_RETRY_NS);
+	} else if (history_take_recreated(h->history)) {
+		/* A fresh database: tell it who is running, right away. */
+		host_record_live_state(h);
+		timer_arm(h->loop, &h->flush_timer, mono_ns() + FLUSH_DELAY_NS);
+	}
+}
+
+void host_history_changed(struct host *h)
+{
+	if (!timer_armed(&h->flush_timer))
+		timer_arm(h->loop, &h->flush_timer, mono_ns() + FLUSH_DELAY_NS);
+}
+
+/* ---- the progress tick: one timer for every instance ---- */
+
+/* The watchdog's check period: a tenth of the shortest watchdog, at most a
+ * second, so detection lands within watchdog + 10% (+1 s at most) while an
+ * idle host wakes at most once a second. 0 when no worker has a watchdog:
+ * then an idle host does not wake at all. */
+static int64_t tick_period(const struct host *h)
+{
+	int64_t period = 0;
+	for (size_t i = 0; i < h->nworkers; i++) {
+		uint64_t wd = h->workers[i]->conf->watchdog_ms;
+		int64_t p = (int64_t)wd * NS_PER_MS / 10;
+		if (wd && (period == 0 || p < period))
+			period = p;
+	}
+	if (period > TICK_MAX_NS)
+		period = TICK_MAX_NS;
+	return period && period < TICK_MIN_NS ? TICK_MIN_NS : period;
+}
+
+static void progress_tick(struct timer *t)
+{
+	struct host *h = container_of(t, struct host, tick_timer);
+	int64_t now = mono_ns();
+	int64_t next = now + h->tick_ns;
+	bool any_running = false;
+	for (size_t i = 0; i < h->nworkers; i++) {
+		struct worker *w = h->workers[i];
+		for (int k = 0; k < w->ninst; k++) {
+			struct instance *in = &w->inst[k];
+			instance_check_progress(in, now);
+			uint64_t wd = w->conf->watchdog_ms;
+			if (in->state != IS_RUNNING || !wd)
+				continue;
+			any_running = true;
+			/* Wake exactly when a stalled cycle would cross its watchdog. */
+			int64_t due = in->progress_ns + (int64_t)wd * NS_PER_MS;
+			if (in->kill_reason == REASON_NONE && due > now && due < next)
+				next = due;
+		}
+	}
+	if (any_running)
+		timer_arm(h->loop, &h->tick_timer, next);
+}
+
+void host_progress_tick_needed(struct host *h)
+{
+	if (h->tick_ns && !timer_armed(&h->tick_timer))
+		timer_arm(h->loop, &h->tick_timer, mono_ns() + h->tick_ns);
+}
+
+/* ---- children ---- */
+
+/* Children of the host that are no instance's process nor the spawner:
+ * processes re-parented to it. Their pids stay theirs until the host reaps
+ * them. Returns how many fit in pids. */
+static size_t strays(struct host *h, pid_t *pids, size_t max)
+{
+	FILE *f = fopen("/proc/thread-self/children", "re");
+	size_t n = 0;
+	int pid;
+	while (f && n < max && fscanf(f, "%d", &pid) == 1)
+		if (pid > 0 && !pid_find(pid) && !spawner_is(h, pid) && !probe_owns(pid))
+			pids[n++] = pid;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/* Without cgroups: a worker leader died (still a zombie, so its pid names
+ * its session and group): kills the host's strays that are in either. */
+static void kill_strays_of(struct host *h, pid_t leader)
+{
+	pid_t pids[4096];
+	size_t n = strays(h, pids, ARRAY_SIZE(pids));
+	for (size_t i = 0; i < n; i++)
+		if (getsid(pids[i]) == leader || getpgid(pids[i]) == leader)
+			kill(pids[i], SIGKILL);
+}
+
+/* When the process started, in ns of CLOCK_BOOTTIME; -1 if unknown. */
+static int64_t start_time_ns(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "re");
+	size_t len = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	buf[len] = '\0';
+	char *end = strrchr(buf, ')');
+	unsigned long long ticks;
+	if (!end || sscanf(end + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+			   &ticks) != 1)
+		return -1;
+	return (int64_t)(ticks * (NS_PER_SEC / sysconf(_SC_CLK_TCK)));
+}
+
+/* The spawner failed in a request sent at sent_ns: it may have cloned the
+ * process (the host's child, through CLONE_PARENT) without telling. With
+ * cgroups the instance's cgroup is killed instead (spawn.c). Without, the
+ * candidates are strays started since the request that are in no live
+ * worker's session: a worker's helper is in its worker's session. */
+void host_kill_strays(struct host *h, int64_t sent_ns)
+{
+	if (cgroup_active(&h->cgroups))
+		return;
+	struct timespec boot;
+	clock_gettime(CLOCK_BOOTTIME, &boot);
+	int64_t since = (int64_t)boot.tv_sec * NS_PER_SEC + boot.tv_nsec - (mono_ns() - sent_ns);
+	int64_t tick = NS_PER_SEC / sysconf(_SC_CLK_TCK);
+	pid_t pids[4096];
+	size_t n = strays(h, pids, ARRAY_SIZE(pids));
+	for (size_t i = 0; i < n; i++) {
+		int64_t started = start_time_ns(pids[i]);
+		if (started >= 0 && started + tick >= since && !host_instance_of(h, getsid(pids[i])))
+			kill(pids[i], SIGKILL);
+	}
+}
+
+static void reap_children(struct host *h)
+{
+	for (;;) {
+		siginfo_t si = {0};
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0) {
+			if (errno == EINTR)
+				continue;
+			break; /* ECHILD: nothing left */
+		}
+		pid_t pid = si.si_pid;
+		if (pid == 0)
+			break;
+		if (!pid_find(pid) && !spawner_is(h, pid) && !probe_owns(pid) && spawner_unanswered(h)) {
+			/* Perhaps a process the spawner forked and has not named yet:
+			 * it stays a zombie (its pid not reused) until it has. */
+			spawner_recheck_children_later(h);
+			break;
+		}
+		struct pid_entry *e = pid_find(pid);
+		struct instance *in = e ? e->in : NULL;
+		/* The leader is a zombie, so its pid still names its group and
+		 * session: kill what is left of the worker before reaping, then
+		 * nothing of it outlives it. Its last frames are read while its pid
+		 * still names it, too. */
+		if (in) {
+			kill(-pid, SIGKILL);
+			if (!cgroup_active(&h->cgroups))
+				kill_strays_of(h, pid); /* with cgroups: its cgroup, once reaped */
+			output_read_frames(h);
+		}
+		int status;
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		if (in) {
+			output_drain(in);
+			instance_exited(in, status);
+		} else if (!probe_reaped(pid, status)) {
+			spawner_reaped(h, pid, status); /* or a stray: nothing more to do */
+		}
+	}
+}
+
+/* A child that died while the spawner's answers were awaited is reaped
+ * now. Strays are never killed here: one belongs to the worker it came
+ * from, and only that worker's end kills it (reap_children). */
+void host_recheck_children(struct host *h)
+{
+	reap_children(h);
+}
+
+/* ---- boot and shutdown ---- */
+
+static void stop_every_worker(struct host *h)
+{
+	notify_stopping();
+	h->shutting_down = true;
+	dependency_request_stop_all(h);
+}
+
+static void begin_shutdown(struct host *h, int sig)
+{
+	if (h->shutting_down) {
+		host_log(HOST_WARN, "SIG%s again: killing every worker now", sigabbrev_np(sig));
+		for (size_t i = 0; i < h->nworkers; i++)
+			worker_kill(h->workers[i]);
+		return;
+	}
+	host_log(HOST_INFO, "SIG%s: stopping every worker (send it again to kill them at once)",
+		 sigabbrev_np(sig));
+	stop_every_worker(h);
+}
+
+/* Called from the state machine, which must not drive the loop: the stop
+ * itself begins in the loop (stop_if_critical_failed). */
+void host_critical_failed(struct host *h, const char *name)
+{
+	if (h->shutting_down || h->critical_failed)
+		return;
+	host_log(HOST_ERR, "[%s] is critical and has failed: stopping every worker; the host will exit with status 3",
+		 name);
+	h->critical_failed = true;
+}
+
+static void stop_if_critical_failed(struct host *h)
+{
+	if (h->critical_failed && !h->shutting_down)
+		stop_every_worker(h);
+}
+
+/* SIGHUP: the same reload as `ward reload`, its report going to the host's log. */
+struct hup_reload {
+	FILE *out;
+	char *text;
+	size_t len;
+};
+
+static void log_reload(void *arg)
+{
+	struct hup_reload *r = arg;
+	fclose(r->out);
+	char *save, *first = strtok_r(r->text, "\n", &save);
+	bool ok = first && strcmp(first, "ok") == 0;
+	host_log(ok ? HOST_INFO : HOST_ERR, "SIGHUP: reload %s", ok ? "applied" : "refused");
+	for (char *line = strtok_r(NULL, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		host_log(ok ? HOST_INFO : HOST_ERR, "reload: %s", line);
+	free(r->text);
+	free(r);
+}
+
+static void reload_from_signal(struct host *h)
+{
+	struct hup_reload *r = xcalloc(1, sizeof(*r));
+	r->out = open_memstream(&r->text, &r->len);
+	if (!r->out) {
+		host_log(HOST_ERR, "SIGHUP: unable to reload: out of memory");
+		free(r);
+		return;
+	}
+	if (reload_begin(h, r->out, log_reload, r) == 0)
+		log_reload(r);
+}
+
+struct signal_watch {
+	struct watch watch;
+	struct host *host;
+	bool told[NSIG]; /* an ignored signal is reported the first time only */
+};
+
+/* Signals whose default action would end the host but that ask nothing of it:
+ * a stray one (a logrotate script's USR2, a timer's ALRM, a keyboard's QUIT)
+ * must not end supervision. They are read from the signalfd, reported once
+ * and ignored. Faults (SEGV, BUS, ILL, FPE, TRAP, SYS) and ABRT keep their
+ * default: the host itself is broken, or systemd's watchdog wants a core. */
+static const int ignored_signals[] = {SIGQUIT, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF,
+				      SIGIO,   SIGPWR,  SIGSTKFLT, SIGXCPU};
+
+static void add_ignored_signals(sigset_t *set)
+{
+	for (size_t i = 0; i < sizeof(ignored_signals) / sizeof(ignored_signals[0]); i++)
+		sigaddset(set, ignored_signals[i]);
+	/* Real-time signals end a process by default too; sigaddset refuses
+	 * those glibc (or valgrind) keeps for itself, which is what we want. */
+	for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+		sigaddset(set, sig);
+}
+
+static void report_ignored(struct signal_watch *sw, const struct signalfd_siginfo *si)
+{
+	int sig = (int)si->ssi_signo;
+	if (sig <= 0 || sig >= NSIG || sw->told[sig])
+		return;
+	sw->told[sig] = true;
+	char name[32], from[64] = "from the kernel";
+	signal_name(sig, name, sizeof(name));
+	if (si->ssi_code == SI_USER || si->ssi_code == SI_QUEUE || si->ssi_code == SI_TKILL)
+		snprintf(from, sizeof(from), "from pid %u (uid %u)", si->ssi_pid, si->ssi_uid);
+	host_log(HOST_WARN, "%s %s ignored (SIGTERM or SIGINT stops the host, SIGHUP reloads, SIGUSR1 reopens the logs); "
+			    "any further %s is ignored silently", name, from, name);
+}
+
+/* SIGUSR1: an external logrotate renamed the logs; new lines go to new files. */
+static void reopen_logs(struct host *h)
+{
+	size_t reopened = 0;
+	for (size_t i = 0; i < h->nworkers; i++)
+		reopened += log_reopen(&h->workers[i]->log) == 0;
+	host_log(HOST_INFO, "SIGUSR1: reopened %zu of %zu worker logs", reopened, h->nworkers);
+}
+
+static void on_signal(struct watch *w, uint32_t events)
+{
+	(void)events;
+	struct signal_watch *sw = container_of(w, struct signal_watch, watch);
+	struct host *h = sw->host;
+	struct signalfd_siginfo si;
+	bool reap = false;
+	while (read(w->fd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGCHLD:
+			reap = true;
+			break;
+		case SIGTERM:
+		case SIGINT:
+			begin_shutdown(h, (int)si.ssi_signo);
+			break;
+		case SIGHUP:
+			reload_from_signal(h);
+			break;
+		case SIGUSR1:
+			reopen_logs(h);
+			break;
+		default:
+			report_ignored(sw, &si);
+			break;
+		}
+	}
+	if (reap)
+		reap_children(h);
+}
+
+/* Every signal the host acts on, or that must not end it, arrives on one
+ * signalfd, so it is blocked; workers start with an empty mask and default
+ * actions all the same (child_reset_signals). */
+static int setup_signals(struct signal_watch *sw, struct loop *loop)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	add_ignored_signals(&set);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -1;
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN); /* a file size limit makes writes fail (EFBIG), not the host die */
+	sw->watch.fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	sw->watch.fn = on_signal;
+	if (sw->watch.fd < 0)
+		return -1;
+	return loop_watch(loop, &sw->watch, EPOLLIN);
+}
+
+/* One descriptor per worker process, and a few: make room for thousands. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static void print_config_problems(const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->warnings.n; i++)
+		fprintf(stderr, "ward: warning: %s\n", cfg->warnings.v[i]);
+	for (size_t i = 0; i < cfg->errors.n; i++)
+		fprintf(stderr, "ward: error: %s\n", cfg->errors.v[i]);
+}
+
+void host_state_changed(struct host *h)
+{
+	h->order_dirty = true;
+}
+
+/* Boot is over once nothing started at boot is still starting. */
+static bool boot_settled(const struct host *h)
+{
+	for (size_t i = 0; i < h->nworkers; i++) {
+		const struct worker *w = h->workers[i];
+		if (w->pending_start && !w->blocked_by && !listener_unbound(w))
+			return false;
+		for (int k = 0; k < w->ninst; k++)
+			if (w->inst[k].state == IS_STARTING)
+				return false;
+	}
+	return true;
+}
+
+/* systemd's view of the host: READY=1 once boot is over, and a STATUS= line
+ * whenever the counts change. */
+static void tell_systemd(struct host *h)
+{
+	size_t running = 0, failed = 0;
+	for (size_t i = 0; i < h->nworkers; i++) {
+		const char *s = worker_state(h->workers[i]);
+		running += strcmp(s, "running") == 0;
+		failed += strcmp(s, "failed") == 0;
+	}
+	char status[128];
+	snprintf(status, sizeof(status), "%zu workers: %zu running, %zu failed%s", h->nworkers, running, failed,
+		 h->shutting_down ? "; stopping" : "");
+	if (!h->ready_told && boot_settled(h)) {
+		h->ready_told = true;
+		notify_ready(status);
+	} else if (h->ready_told && strcmp(status, h->told_status) != 0) {
+		notify_status(status);
+	}
+	snprintf(h->told_status, sizeof(h->told_status), "%s", status);
+}
+
+static void ping_systemd(struct timer *t)
+{
+	struct host *h = container_of(t, struct host, notify_timer);
+	notify_watchdog();
+	timer_arm(h->loop, t, mono_ns() + h->notify_period);
+}
+
+/* Lets dependency ordering act on every state change, until nothing moves. */
+static void settle_order(struct host *h)
+{
+	for (size_t rounds = 0; h->order_dirty && rounds <= h->nworkers + 1; rounds++) {
+		h->order_dirty = false;
+		dependency_settle(h);
+	}
+	reload_finish(h);
+	for (size_t i = 0; i < h->nworkers; i++)
+		listener_update(h->workers[i]);
+	tell_systemd(h);
+}
+
+static bool all_settled(const struct host *h)
+{
+	for (size_t i = 0; i < h->nworkers; i++)
+		if (!worker_is_settled(h->workers[i]))
+			return false;
+	return true;
+}
+
+/* Waits for pid, our child, to end and reaps it, until the deadline. */
+static bool reap_by(pid_t pid, int64_t deadline_ns)
+{
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	int ms = (int)((deadline_ns - mono_ns()) / NS_PER_MS);
+	if (fd >= 0) {
+		while (poll(&p, 1, ms > 0 ? ms : 0) < 0 && errno == EINTR)
+			;
+		close(fd);
+	}
+	return waitpid(pid, NULL, WNOHANG) == pid;
+}
+
+/* Last line of defence when the loop itself failed: nothing outlives the
+ * host, and the host does not wait forever for what SIGKILL cannot end. */
+static void kill_survivors(struct host *h)
+{
+	int64_t deadline = mono_ns() + KILL_WAIT_MS * NS_PER_MS;
+	for (size_t i = 0; i < h->nworkers; i++)
+		for (int k = 0; k < h->workers[i]->ninst; k++) {
+			struct instance *in = &h->workers[i]->inst[k];
+			if (in->pid > 0 && !in->reaped) {
+				kill(in->pid, SIGKILL);
+				kill(-in->pid, SIGKILL);
+			}
+			cgroup_instance_kill(in);
+		}
+	for (size_t i = 0; i < h->nworkers; i++)
+		for (int k = 0; k < h->workers[i]->ninst; k++) {
+			struct instance *in = &h->workers[i]->inst[k];
+			if (in->pid > 0 && !in->reaped && !reap_by(in->pid, deadline))
+				host_log(HOST_ERR, "[%s:%d] could not kill pid %d: still alive after SIGKILL",
+					 h->workers[i]->conf->name, k, (int)in->pid);
+			in->pid = 0;
+		}
+}
+
+/* Every socket of every worker exists before the first worker starts (one
+ * that cannot be bound yet holds its worker back, and is retried). */
+static int open_sockets(struct host *h)
+{
+	int rc = 0;
+	for (size_t i = 0; i < h->nworkers; i++) {
+		struct worker *w = h->workers[i];
+		if (w->conf->listen.n && listener_open_all(w) < 0)
+			rc = -1;
+	}
+	return rc;
+}
+
+static void boot(struct host *h)
+{
+	int64_t t0 = mono_ns();
+	size_t started = 0;
+	for (size_t i = 0; i < h->nworkers; i++) {
+		struct worker *w = h->workers[i];
+		if (w->conf->autostart)
+			dependency_request_start(w, "boot");
+	}
+	settle_order(h);
+	for (size_t i = 0; i < h->nworkers; i++)
+		for (int k = 0; k < h->workers[i]->ninst; k++)
+			started += h->workers[i]->inst[k].pid > 0 || h->workers[i]->inst[k].spawning;
+	if (!h->test)
+		host_log(HOST_INFO, "host up: %zu workers configured, %zu processes started in %.1f ms",
+			 h->nworkers, started, (double)(mono_ns() - t0) / NS_PER_MS);
+}
+
+static void record_host(struct host *h, const char *dir)
+{
+	char buf[32];
+	history_reset_states(h->history);
+	snprintf(buf, sizeof(buf), "%d", (int)h->pid);
+	history_host(h->history, "pid", buf);
+	snprintf(buf, sizeof(buf), "%lld", (long long)wall_ms());
+	history_host(h->history, "started_at", buf);
+	history_host(h->history, "config_dir", dir);
+}
+
+/* Configuration errors and warnings: printed, or for `ward test` handed to
+ * the report, which names what the user typed, not the generated file. */
+static void report_config(const struct host *h, bool refused, const char *config_dir)
+{
+	if (h->test) {
+		tester_take_config(h->test, &h->cfg);
+		return;
+	}
+	print_config_problems(&h->cfg);
+	if (refused)
+		fprintf(stderr, "ward: %zu configuration error%s; nothing was started (`ward check -c %s` lists them too)\n",
+			h->cfg.errors.n, h->cfg.errors.n == 1 ? "" : "s", config_dir);
+}
+
+static void plugins_checked(void *arg)
+{
+	*(bool *)arg = true;
+}
+
+/* Probes every plugin before any worker exists, the loop running meanwhile
+ * (signals are served; a constructor that does not return costs at most
+ * PROBE_TIMEOUT_MS). -1 when the configuration is refused (said) or the
+ * host was asked to stop. */
+static int check_plugins(struct host *h)
+{
+	bool done = false;
+	h->booting = true;
+	struct probe_batch *b = probe_batch_start(h, &h->cfg, plugins_checked, &done);
+	while (!done && !h->shutting_down)
+		if (loop_run_once(h->loop) < 0) {
+			host_log(HOST_ERR, "event loop failed: %s", strerror(errno));
+			break;
+		}
+	h->booting = false;
+	const struct strv *load_errors = probe_batch_load_errors(b);
+	for (size_t i = 0; done && i < load_errors->n; i++)
+		host_log(HOST_WARN, "%s; its workers will fail to start", load_errors->v[i]);
+	probe_batch_free(b);
+	if (done && h->cfg.errors.n)
+		report_config(h, true, h->cfg.dir);
+	return done && !h->cfg.errors.n ? 0 : -1;
+}
+
+static int host_main(const char *config_dir, struct tester *test);
+
+int host_run(const char *config_dir)
+{
+	return host_main(config_dir, NULL);
+}
+
+int host_run_test(const char *config_dir, struct tester *test)
+{
+	return host_main(config_dir, test);
+}
+
+/* `ward test`: once the worker has ended for good, so has the test. */
+static void end_test_when_settled(struct host *h)
+{
+	if (!h->test)
+		return;
+	if (tester_take_stop(h->test)) /* --cycles N were run: a real stop ends the run */
+		worker_stop(h->workers[0]);
+	if (h->shutting_down)
+		return;
+	for (size_t i = 0; i < h->nworkers; i++)
+		if (!worker_is_settled(h->workers[i]) || h->workers[i]->pending_start)
+			return;
+	h->shutting_down = true;
+}
+
+/* --timeout: stop the plugin. Its stop gets a short grace rather than
+ * stop_timeout (a stop already under way too), so the run ends soon after. */
+static void test_timed_out(struct timer *t)
+{
+	struct host *h = container_of(t, struct host, test_timer);
+	int64_t grace_end = mono_ns() + TEST_STOP_GRACE_MS * NS_PER_MS;
+	tester_timed_out(h->test);
+	for (size_t i = 0; i < h->cfg.nworkers; i++)
+		if (h->cfg.workers[i].stop_timeout_ms > TEST_STOP_GRACE_MS)
+			h->cfg.workers[i].stop_timeout_ms = TEST_STOP_GRACE_MS;
+	for (size_t i = 0; i < h->nworkers; i++)
+		for (int k = 0; k < h->workers[i]->ninst; k++) {
+			struct instance *in = &h->workers[i]->inst[k];
+			if (in->state == IS_STOPPING && timer_armed(&in->timer) && in->timer.deadline > grace_end)
+				timer_arm(h->loop, &in->timer, grace_end);
+		}
+	begin_shutdown(h, SIGTERM);
+}
+
+static int host_main(const char *config_dir, struct tester *test)
+{
+	struct host *h = xcalloc(1, sizeof(*h));
+	h->test = test;
+	h->spawner.watch.fd = -1;
+	h->cgroups.workers_fd = -1;
+	struct signal_watch sw = {.watch.fd = -1, .host = h};
+	int status = 1;
+	h->pid = getpid();
+	if (!test)
+		notify_open(); /* first: no worker may inherit NOTIFY_SOCKET */
+	raise_fd_limit(); /* before the spawner: workers inherit its limit, as they always did */
+	spawner_open(h);
+	if (config_load(config_dir, &h->cfg) < 0) {
+		report_config(h, true, config_dir);
+		goto out;
+	}
+	if (statedir_open(&h->cfg) < 0)
+		goto out;
+	cgroup_setup(h); /* before anything starts: it kills what a previous host left */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		host_log(HOST_WARN, "unable to become a child subreaper: %s; descendants that leave their worker's process group may survive it",
+			 strerror(errno));
+	h->loop = loop_new();
+	if (!h->loop || setup_signals(&sw, h->loop) < 0) {
+		host_log(HOST_ERR, "unable to set up the event loop: %s", strerror(errno));
+		goto out;
+	}
+	spawner_attach(h);
+	char *db = xasprintf("%s/ward.db", h->cfg.state_dir);
+	h->history = history_open(db, h->cfg.history_keep);
+	free(db);
+	h->flush_timer.fn = flush_history;
+	h->notify_timer.fn = ping_systemd;
+	h->notify_period = test ? 0 : notify_watchdog_ns() / 2;
+	if (h->notify_period > 0)
+		timer_arm(h->loop, &h->notify_timer, mono_ns() + h->notify_period);
+	h->tick_timer.fn = progress_tick;
+	record_host(h, h->cfg.dir);
+	if (check_plugins(h) < 0) {
+		status = h->shutting_down ? 0 : 1; /* asked to stop meanwhile, or refused */
+		goto out;
+	}
+	report_config(h, false, config_dir);
+
+	h->workers = xcalloc(h->cfg.nworkers ? h->cfg.nworkers : 1, sizeof(*h->workers));
+	for (size_t i = 0; i < h->cfg.nworkers; i++) {
+		struct worker *w = xcalloc(1, sizeof(*w));
+		h->workers[h->nworkers++] = w;
+		if (worker_init(w, h, &h->cfg.workers[i]) < 0)
+			goto out;
+	}
+	h->tick_ns = tick_period(h);
+	dependency_link(h);
+	/* A `ward test` run whose socket cannot be bound ends here, reported. */
+	bool unbound = open_sockets(h) < 0 && test;
+	if (test) {
+		h->test_timer.fn = test_timed_out;
+		timer_arm(h->loop, &h->test_timer, mono_ns() + tester_timeout_ns(test));
+	} else {
+		control_open(h);
+		statedir_watch(h);
+	}
+	if (unbound)
+		h->shutting_down = true;
+	else
+		boot(h);
+
+	bool loop_failed = false;
+	while (!(h->shutting_down && all_settled(h))) {
+		if (loop_run_once(h->loop) < 0) {
+			host_log(HOST_ERR, "event loop failed: %s", strerror(errno));
+			loop_failed = true;
+			break;
+		}
+		stop_if_critical_failed(h);
+		settle_order(h);
+		end_test_when_settled(h);
+	}
+	if (!test)
+		host_log(HOST_INFO, "every worker has stopped; host exiting%s",
+			 h->critical_failed ? " with status 3 (a critical worker failed)" : "");
+	/* SPEC §3: 0 after a requested stop, 3 after a critical failure (1: could not start, above) */
+	status = loop_failed ? 1 : h->critical_failed ? 3 : 0;
+out:
+	kill_survivors(h);
+	spawner_close(h);
+	reload_abandon(h);
+	control_close(h);
+	if (test && h->nworkers)
+		tester_collect(test, h->workers[0]);
+	for (size_t i = 0; i < h->nworkers; i++) {
+		worker_free(h->workers[i]);
+		free(h->workers[i]);
+	}
+	free(h->workers);
+	cgroup_teardown(h);
+	for (size_t i = 0; i < h->nold; i++) {
+		config_free(h->old_configs[i]);
+		free(h->old_configs[i]);
+	}
+	free(h->old_configs);
+	output_close_channels(h);
+	history_close(h->history);
+	statedir_close(h); /* the lock goes last: the history is closed */
+	if (sw.watch.fd >= 0)
+		close(sw.watch.fd);
+	loop_free(h->loop);
+	config_free(&h->cfg);
+	notify_close();
+	free(pids);
+	pids = NULL;
+	pids_cap = pids_used = 0;
+	free(h);
+	return status;
+}

@@ -1,0 +1,561 @@
+/*
+ * output.c - turns what worker processes write into log lines and events.
+ *
+ * A process's stdout/stderr is a pipe of its own, read into the host's one
+ * scratch buffer; a line split across reads is carried in the instance's
+ * `pending` (allocated only when that happens), a line longer than the
+ * buffer is cut into pieces: nothing is dropped. Runtime frames (ward_log
+ * lines, ready, end) travel as datagrams from a socket of each process's own
+ * to one socket of the host's, so the host holds one descriptor per
+ * process, not two: 10,000 workers fit in a 20,000-descriptor limit.
+ */
+#define _GNU_SOURCE
+#include "daemon/output.h"
+#include "cli/tester.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define READS_PER_WAKEUP 4
+
+static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+
+static void keep_pending(struct pending *p, const char *data, size_t len)
+{
+	if (len == 0) {
+		free(p->buf);
+		*p = (struct pending){0};
+		return;
+	}
+	char *buf = xmalloc(len);
+	memcpy(buf, data, len);
+	free(p->buf);
+	p->buf = buf;
+	p->len = len;
+}
+
+/* Consumes complete lines of data; returns how many bytes were used. */
+static size_t take_lines(struct instance *in, const char *data, size_t len, bool eof)
+{
+	struct log_file *lf = &in->worker->log;
+	int64_t now = wall_ms();
+	size_t used = 0;
+	while (used < len) {
+		const char *nl = memchr(data + used, '\n', len - used);
+		if (!nl)
+			break;
+		log_line(lf, now, in->index, in->pid, "OUT", data + used, (size_t)(nl - data - used));
+		used = (size_t)(nl - data) + 1;
+	}
+	if (eof && used < len) { /* a last line without newline */
+		log_line(lf, now, in->index, in->pid, "OUT", data + used, len - used);
+		used = len;
+	}
+	return used;
+}
+
+static void take_end(struct instance *in, const char *payload, size_t len)
+{
+	struct frame_end end;
+	if (len < sizeof(end))
+		return;
+	memcpy(&end, payload, sizeof(end));
+	in->got_end = true;
+	in->end.reason = end.reason > REASON_NONE && end.reason < REASON_COUNT ? (enum reason)end.reason
+									       : REASON_ERROR;
+	in->end.code = end.code;
+	size_t tlen = len - sizeof(end);
+	if (tlen >= sizeof(in->end.message))
+		tlen = sizeof(in->end.message) - 1;
+	memcpy(in->end.message, payload + sizeof(end), tlen);
+	in->end.message[tlen] = '\0';
+}
+
+/* Consumes complete frames that process `pid` of the instance sent; returns
+ * bytes used, or (size_t)-1 on garbage. */
+static size_t take_frames(struct instance *in, pid_t pid, const char *data, size_t len)
+{
+	size_t used = 0;
+	struct frame_hdr hdr;
+	const char *payload;
+	long n;
+	while ((n = frame_next(data + used, len - used, &hdr, &payload)) > 0) {
+		struct tester *test = in->worker->host->test;
+		switch (hdr.type) {
+		case FRAME_LOG:
+			log_line(&in->worker->log, wall_ms(), in->index, pid,
+				 level_names[hdr.level <= 3 ? hdr.level : 2], payload, hdr.len);
+			break;
+		case FRAME_READY:
+			instance_ready(in);
+			break;
+		case FRAME_END:
+			take_end(in, payload, hdr.len);
+			break;
+		case FRAME_PHASE:
+		case FRAME_CYCLE:
+			if (test)
+				tester_take_frame(test, &hdr, payload);
+			break;
+		}
+		used += (size_t)n;
+	}
+	return n < 0 ? (size_t)-1 : used;
+}
+
+/* ---- the runtime channel ---- */
+
+/*
+ * The host binds one datagram socket, <state_dir>/ward.chan (mode 0600: no
+ * other local user can reach it). For each process it starts, the host makes
+ * a socket, binds it to an address the kernel picks (autobind: unique, and no
+ * one else can send from it), connects it to its own, and hands it to the
+ * process. So the address a datagram comes from names the instance, whichever
+ * process sent it (a child plugin code forked shares its worker's socket),
+ * and the kernel stamps it with the sending process's pid, which goes in the
+ * log line. A worker can shut down, fill or close only its own socket.
+ */
+#define MAX_RETIRED 8 /* removals of state_dir survived by processes started before them */
+
+struct frame_channel {
+	struct watch watch;  /* the host's socket */
+	int marker_fd;       /* the host's own sender: marks where "sent so far" ends */
+	uint64_t marker_key;
+	struct sockaddr_un addr; /* where processes' sockets are connected */
+	socklen_t addrlen;
+	struct host *host;
+	struct sender {
+		uint64_t key; /* 0: empty; SENDER_GONE: deleted */
+		struct instance *in;
+	} *senders;          /* open addressing: sender address -> instance */
+	size_t cap, used;
+	/* Sockets whose file was removed with state_dir (output_channel_restore):
+	 * still read, for the processes already connected to them. */
+	struct retired {
+		struct watch watch;
+		struct frame_channel *channel;
+	} retired[MAX_RETIRED];
+	int nretired;
+};
+
+#define SENDER_GONE UINT64_MAX
+#define FRAME_BATCH 16 /* datagrams per recvmmsg */
+/* The channel serves many processes: read about as many frames per wakeup
+ * as the four 64 KiB reads a pipe gets would hold. */
+#define BATCHES_PER_WAKEUP 64
+
+/* Datagrams land here: a batch's worth, each up to a whole frame. */
+static char datagrams[FRAME_BATCH][FRAME_MAX];
+
+/* An autobound address ("\0" and five hex digits) as a number; 0 when the
+ * address is not one (unnamed, or a path). */
+static uint64_t address_key(const struct sockaddr_un *sa, socklen_t len)
+{
+	size_t n = len > offsetof(struct sockaddr_un, sun_path) ? len - offsetof(struct sockaddr_un, sun_path) : 0;
+	if (n < 2 || n > 7 || sa->sun_path[0] != '\0')
+		return 0;
+	uint64_t key = 0;
+	memcpy(&key, sa->sun_path, n);
+	return key | (uint64_t)n << 56; /* the length too, so "\0a" and "\0a\0" differ */
+}
+
+static struct sender *sender_slot(struct frame_channel *c, uint64_t key, bool for_insert)
+{
+	size_t mask = c->cap - 1, i = (size_t)(key * 0x9E3779B97F4A7C15ull >> 20) & mask;
+	struct sender *reuse = NULL;
+	for (;; i = (i + 1) & mask) {
+		struct sender *e = &c->senders[i];
+		if (e->key == key)
+			return e;
+		if (e->key == SENDER_GONE && !reuse)
+			reuse = e;
+		if (e->key == 0)
+			return for_insert ? (reuse ? reuse : e) : NULL;
+	}
+}
+
+static void senders_grow(struct frame_channel *c)
+{
+	struct sender *old = c->senders;
+	size_t old_cap = c->cap;
+	c->cap = c->cap ? c->cap * 2 : 1024;
+	c->senders = xcalloc(c->cap, sizeof(*c->senders));
+	c->used = 0;
+	for (size_t i = 0; i < old_cap; i++)
+		if (old[i].key && old[i].key != SENDER_GONE) {
+			*sender_slot(c, old[i].key, true) = old[i];
+			c->used++;
+		}
+	free(old);
+}
+
+static void sender_add(struct frame_channel *c, uint64_t key, struct instance *in)
+{
+	if ((c->used + 1) * 2 > c->cap)
+		senders_grow(c);
+	struct sender *e = sender_slot(c, key, true);
+	if (e->key == 0)
+		c->used++; /* a reused tombstone was counted already */
+	*e = (struct sender){key, in};
+}
+
+/* The sender's pid, as the kernel stamped it; 0 when missing. */
+static pid_t sender_pid(struct msghdr *m)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
+			struct ucred cred;
+			memcpy(&cred, CMSG_DATA(c), sizeof(cred));
+			return cred.pid;
+		}
+	return 0;
+}
+
+static void take_datagram(struct instance *in, struct msghdr *m, size_t len)
+{
+	const char *data = m->msg_iov->iov_base;
+	pid_t pid = sender_pid(m);
+	if (!(m->msg_flags & MSG_TRUNC) && take_frames(in, pid > 0 ? pid : in->pid, data, len) == len)
+		return;
+	in->frames_ignored = true;
+	log_printf(&in->worker->log, in->index, in->pid, "WARD",
+		   "garbage on the runtime channel (its descriptor written by plugin code?): ignoring it from now on");
+}
+
+enum reading {
+	READ_SOME,         /* a wakeup's worth */
+	READ_TO_MARKER,    /* everything queued before the host's own empty datagram */
+	READ_TO_EMPTY,     /* until nothing is queued */
+};
+
+#define MAX_DRAIN_BATCHES 4096 /* a bound even if the marker got lost */
+
+struct batch {
+	struct mmsghdr msgs[FRAME_BATCH];
+	struct iovec iov[FRAME_BATCH];
+	struct sockaddr_un from[FRAME_BATCH];
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(struct ucred))];
+	} ctl[FRAME_BATCH];
+};
+
+/* Receives up to a batch of datagrams: how many, 0 when none is queued. */
+static int receive_batch(int fd, struct batch *b)
+{
+	for (int i = 0; i < FRAME_BATCH; i++) {
+		b->iov[i] = (struct iovec){.iov_base = datagrams[i], .iov_len = FRAME_MAX};
+		b->msgs[i].msg_hdr = (struct msghdr){.msg_name = &b->from[i], .msg_namelen = sizeof(b->from[i]),
+						     .msg_iov = &b->iov[i], .msg_iovlen = 1,
+						     .msg_control = b->ctl[i].buf, .msg_controllen = sizeof(b->ctl[i].buf)};
+	}
+	int n;
+	while ((n = recvmmsg(fd, b->msgs, FRAME_BATCH, MSG_DONTWAIT, NULL)) < 0 && errno == EINTR)
+		;
+	return n < 0 ? 0 : n; /* EAGAIN: empty for now */
+}
+
+/* Hands a batch to the instances it came from; whether the marker was in it.
+ * A datagram from an address that names no instance is dropped. *last is
+ * the worker whose log has lines not flushed yet (the caller flushes it). */
+static bool take_batch(struct frame_channel *c, struct batch *b, int n, struct worker **last)
+{
+	bool marker_seen = false;
+	for (int i = 0; i < n; i++) {
+		struct msghdr *m = &b->msgs[i].msg_hdr;
+		uint64_t key = address_key(&b->from[i], m->msg_namelen);
+		struct sender *e = key && c->cap ? sender_slot(c, key, false) : NULL;
+		marker_seen |= key == c->marker_key;
+		if (!e || e->in->frames_ignored)
+			continue;
+		if (*last && *last != e->in->worker)
+			log_flush(&(*last)->log);
+		*last = e->in->worker;
+		take_datagram(e->in, m, b->msgs[i].msg_len);
+	}
+	return marker_seen;
+}
+
+/* Reads until the queue is empty (or the marker, or the round limit). The
+ * queue is short, and senders refill it as it empties: reading on rather
+ * than waiting for the next wakeup keeps a fast logger going. */
+static void read_channel(struct frame_channel *c, int fd, enum reading how)
+{
+	static struct batch b;
+	int rounds = how == READ_SOME ? BATCHES_PER_WAKEUP : MAX_DRAIN_BATCHES;
+	bool marker_seen = false;
+	struct worker *last = NULL;
+	for (int round = 0; round < rounds && !marker_seen; round++) {
+		int n = receive_batch(fd, &b);
+		if (n == 0)
+			break;
+		marker_seen = take_batch(c, &b, n, &last) && how == READ_TO_MARKER;
+	}
+	if (last)
+		log_flush(&last->log);
+}
+
+static void on_frames(struct watch *w, uint32_t events)
+{
+	(void)events;
+	read_channel(container_of(w, struct frame_channel, watch), w->fd, READ_SOME);
+}
+
+static void on_retired_frames(struct watch *w, uint32_t events)
+{
+	(void)events;
+	read_channel(container_of(w, struct retired, watch)->channel, w->fd, READ_SOME);
+}
+
+/* A datagram socket bound to an address the kernel picks; its key in *key. */
+static int autobound_socket(uint64_t *key)
+{
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	socklen_t len = sizeof(sa);
+	if (fd < 0)
+		return -1;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa_family_t)) < 0 || getsockname(fd, (struct sockaddr *)&sa, &len) < 0 ||
+	    !(*key = address_key(&sa, len))) {
+		int saved = errno ? errno : EAFNOSUPPORT;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+/* The host's socket, bound to path with mode 0600 from the first instant. */
+static int bind_host_socket(struct frame_channel *c, const char *path)
+{
+	c->addr = (struct sockaddr_un){.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(c->addr.sun_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(c->addr.sun_path, path, strlen(path) + 1);
+	c->addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
+	unlink(path); /* the host holds ward.lock: a socket file here is a dead host's */
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), on = 1;
+	mode_t old = umask(0177);
+	int rc = fd < 0 ? -1 : bind(fd, (struct sockaddr *)&c->addr, c->addrlen);
+	umask(old);
+	if (rc < 0 || setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) < 0) {
+		int saved = errno;
+		if (fd >= 0)
+			close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+static struct frame_channel *open_channel(struct host *h)
+{
+	struct frame_channel *c = xcalloc(1, sizeof(*c));
+	*c = (struct frame_channel){.watch = {.fn = on_frames}, .host = h};
+	char *path = xasprintf("%s/ward.chan", h->cfg.state_dir);
+	c->watch.fd = bind_host_socket(c, path);
+	c->marker_fd = c->watch.fd < 0 ? -1 : autobound_socket(&c->marker_key);
+	if (c->watch.fd < 0 || c->marker_fd < 0 || connect(c->marker_fd, (struct sockaddr *)&c->addr, c->addrlen) < 0) {
+		host_log(HOST_ERR, "unable to open the runtime channel %s: %s; workers cannot start", path, strerror(errno));
+		if (c->watch.fd >= 0)
+			close(c->watch.fd);
+		if (c->marker_fd >= 0)
+			close(c->marker_fd);
+		free(path);
+		free(c);
+		return NULL;
+	}
+	free(path);
+	if (loop_watch(h->loop, &c->watch, EPOLLIN) < 0)
+		host_log(HOST_ERR, "unable to watch the runtime channel: %s; frames are read when processes exit",
+			 strerror(errno));
+	h->channel = c;
+	return c;
+}
+
+int output_channel_open(struct instance *in)
+{
+	struct host *h = in->worker->host;
+	struct frame_channel *c = h->channel ? h->channel : open_channel(h);
+	if (!c)
+		return -1;
+	uint64_t key;
+	int fd = autobound_socket(&key);
+	if (fd < 0)
+		return -1;
+	/* Connected by the host: the process can send here without any right to
+	 * the socket file, and can point its socket nowhere else that counts. */
+	if (connect(fd, (struct sockaddr *)&c->addr, c->addrlen) < 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	sender_add(c, key, in);
+	in->channel_key = key;
+	return fd;
+}
+
+void output_channel_forget(struct instance *in)
+{
+	struct frame_channel *c = in->worker->host->channel;
+	struct sender *e = c && c->cap && in->channel_key ? sender_slot(c, in->channel_key, false) : NULL;
+	if (e && e->in == in)
+		e->key = SENDER_GONE; /* a tombstone keeps later probes intact */
+	in->channel_key = 0;
+}
+
+void output_read_frames(struct host *h)
+{
+	struct frame_channel *c = h->channel;
+	if (!c)
+		return;
+	/* Processes may keep sending while the host reads: an empty datagram of
+	 * the host's own marks where "sent so far" ends, so reading stops there.
+	 * The host's queue is short (net.unix.max_dgram_qlen): when it is full,
+	 * read a batch to make room, and try again. */
+	static struct batch b;
+	bool marked = false;
+	for (int tries = 0; tries < MAX_DRAIN_BATCHES && !marked; tries++) {
+		if (send(c->marker_fd, "", 0, MSG_DONTWAIT | MSG_NOSIGNAL) == 0) {
+			read_channel(c, c->watch.fd, READ_TO_MARKER);
+			marked = true;
+			break;
+		}
+		int n = errno == EAGAIN ? receive_batch(c->watch.fd, &b) : 0;
+		if (n == 0)
+			break;
+		struct worker *last = NULL;
+		take_batch(c, &b, n, &last);
+		if (last)
+			log_flush(&last->log);
+	}
+	if (!marked) /* no marker got through */
+		read_channel(c, c->watch.fd, READ_TO_EMPTY);
+	/* No marker there: a dead process sends nothing more, so what it sent is in. */
+	for (int i = 0; i < c->nretired; i++)
+		read_channel(c, c->retired[i].watch.fd, READ_TO_EMPTY);
+}
+
+bool output_channel_restore(struct host *h)
+{
+	struct frame_channel *c = h->channel;
+	struct stat st;
+	if (!c || (lstat(c->addr.sun_path, &st) == 0 && S_ISSOCK(st.st_mode)))
+		return false;
+	if (c->nretired == MAX_RETIRED) {
+		host_log(HOST_ERR, "the runtime channel %s was removed %d times: new processes cannot be connected; restart the host",
+			 c->addr.sun_path, MAX_RETIRED + 1);
+		return false;
+	}
+	struct sockaddr_un old = c->addr;
+	socklen_t oldlen = c->addrlen;
+	char *path = xstrdup(c->addr.sun_path);
+	int fd = bind_host_socket(c, path);
+	if (fd < 0 || connect(c->marker_fd, (struct sockaddr *)&c->addr, c->addrlen) < 0) {
+		host_log(HOST_ERR, "unable to open the runtime channel %s again: %s; workers cannot start", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		c->addr = old;
+		c->addrlen = oldlen;
+		free(path);
+		return false;
+	}
+	free(path);
+	struct retired *r = &c->retired[c->nretired++];
+	*r = (struct retired){.watch = {.fd = c->watch.fd, .fn = on_retired_frames}, .channel = c};
+	loop_unwatch(h->loop, &c->watch);
+	c->watch.fd = fd;
+	if (loop_watch(h->loop, &r->watch, EPOLLIN) < 0 || loop_watch(h->loop, &c->watch, EPOLLIN) < 0)
+		host_log(HOST_ERR, "unable to watch the runtime channel: %s; frames are read when processes exit",
+			 strerror(errno));
+	return true;
+}
+
+void output_close_channels(struct host *h)
+{
+	struct frame_channel *c = h->channel;
+	if (!c)
+		return;
+	loop_close(h->loop, &c->watch);
+	for (int i = 0; i < c->nretired; i++)
+		loop_close(h->loop, &c->retired[i].watch);
+	close(c->marker_fd);
+	unlink(c->addr.sun_path);
+	free(c->senders);
+	free(c);
+	h->channel = NULL;
+}
+
+/* ---- stdout/stderr: one pipe per process ---- */
+
+static void close_watch(struct instance *in, struct watch *w, struct pending *rest)
+{
+	loop_close(in->worker->host->loop, w);
+	keep_pending(rest, NULL, 0);
+}
+
+/* Reads the stdout/stderr pipe: `rounds` reads at most, or until empty when draining. */
+static void pump(struct instance *in, bool drain)
+{
+	struct host *h = in->worker->host;
+	struct watch *w = &in->out;
+	struct pending *rest = &in->out_rest;
+	char *buf = h->scratch;
+	for (int round = 0; w->fd >= 0 && (drain || round < READS_PER_WAKEUP); round++) {
+		size_t have = rest->len;
+		if (have)
+			memcpy(buf, rest->buf, have);
+		ssize_t n = read(w->fd, buf + have, sizeof(h->scratch) - have);
+		if (n < 0 && errno == EINTR)
+			continue;
+		bool eof = n == 0 || (n < 0 && errno != EAGAIN);
+		size_t len = have + (n > 0 ? (size_t)n : 0);
+		size_t used = take_lines(in, buf, len, eof || len == sizeof(h->scratch));
+		keep_pending(rest, buf + used, len - used);
+		if (eof) {
+			close_watch(in, w, rest);
+			break;
+		}
+		if (n < 0) /* EAGAIN: empty for now */
+			break;
+	}
+	log_flush(&in->worker->log);
+}
+
+static void on_out(struct watch *w, uint32_t events)
+{
+	(void)events;
+	pump(container_of(w, struct instance, out), false);
+}
+
+void output_attach(struct instance *in, int out_fd)
+{
+	in->out = (struct watch){.fd = out_fd, .fn = on_out};
+	in->frames_ignored = false;
+	if (loop_watch(in->worker->host->loop, &in->out, EPOLLIN) < 0)
+		host_log(HOST_ERR, "[%s:%d] unable to watch the process's output: %s; it will be read when it exits",
+			 in->worker->conf->name, in->index, strerror(errno));
+}
+
+void output_drain(struct instance *in)
+{
+	pump(in, true);
+	output_detach(in);
+}
+
+void output_detach(struct instance *in)
+{
+	close_watch(in, &in->out, &in->out_rest);
+	output_channel_forget(in);
+}

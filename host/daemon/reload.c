@@ -1,0 +1,246 @@
+/*
+ * reload.c - `ward reload` and SIGHUP: read the configuration again and
+ * apply only the difference. Added workers start, removed ones stop and go,
+ * changed ones (configuration or plugin file) restart with their new
+ * settings, and every other worker is left exactly as it is. A
+ * configuration with errors changes nothing. Its plugins are probed first,
+ * while the host's loop goes on; the reply comes once their verdicts are in. The old configuration stays
+ * alive until no worker refers to it any more.
+ */
+#define _GNU_SOURCE
+#include "daemon/control.h"
+#include "daemon/dependency.h"
+#include "daemon/probe.h"
+#include "common/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static bool plugin_file_changed(const struct worker *w)
+{
+	struct stat st;
+	if (stat(w->conf->plugin, &st) < 0)
+		return true;
+	const struct stat *was = &w->plugin_stat;
+	return st.st_ino != was->st_ino || st.st_dev != was->st_dev || st.st_size != was->st_size ||
+	       st.st_mtim.tv_sec != was->st_mtim.tv_sec || st.st_mtim.tv_nsec != was->st_mtim.tv_nsec;
+}
+
+static struct worker *find_current(struct host *h, const char *name)
+{
+	for (size_t i = 0; i < h->nworkers; i++)
+		if (strcmp(h->workers[i]->conf->name, name) == 0)
+			return h->workers[i];
+	return NULL;
+}
+
+/* Points an unchanged worker at its entry in the new configuration. */
+static void adopt_conf(struct worker *w, const struct worker_conf *c)
+{
+	w->conf = c;
+	for (size_t i = 0; i < w->nlisteners; i++)
+		w->listeners[i].address = c->listen.v[i];
+}
+
+static void add_worker(struct host *h, const struct worker_conf *c)
+{
+	struct worker *w = xcalloc(1, sizeof(*w));
+	h->workers = xrealloc(h->workers, (h->nworkers + 1) * sizeof(*h->workers));
+	h->workers[h->nworkers++] = w;
+	worker_init(w, h, c);
+	if (c->listen.n)
+		listener_open_all(w); /* a socket not bound yet holds the start back */
+	if (c->autostart)
+		dependency_request_start(w, "reload");
+}
+
+static bool refers_to(const struct config *cfg, const struct worker_conf *c)
+{
+	return c && c >= cfg->workers && c < cfg->workers + cfg->nworkers;
+}
+
+/* Frees the configurations that no worker refers to any more. */
+static void release_old_configs(struct host *h)
+{
+	size_t kept = 0;
+	for (size_t k = 0; k < h->nold; k++) {
+		struct config *old = h->old_configs[k];
+		bool used = false;
+		for (size_t i = 0; i < h->nworkers && !used; i++)
+			used = refers_to(old, h->workers[i]->conf) || refers_to(old, h->workers[i]->next_conf);
+		if (used) {
+			h->old_configs[kept++] = old;
+		} else {
+			config_free(old);
+			free(old);
+				}
+	}
+	h->nold = kept;
+}
+
+void reload_finish(struct host *h)
+{
+	bool changed = false;
+	for (size_t i = 0; i < h->nworkers; i++) {
+		struct worker *w = h->workers[i];
+		if (!(w->retiring || w->next_conf) || !worker_is_settled(w))
+			continue;
+		history_forget_worker(h->history, w->conf->name);
+		if (w->retiring) {
+			host_log(HOST_INFO, "[%s] removed by reload", w->conf->name);
+			worker_free(w);
+			free(w);
+			h->workers[i--] = h->workers[--h->nworkers];
+		} else {
+			const struct worker_conf *c = w->next_conf;
+			bool start = w->start_after_reload;
+			worker_free(w);
+			worker_init(w, h, c);
+			if (c->listen.n)
+				listener_open_all(w);
+			if (start)
+				dependency_request_start(w, "reload");
+			host_log(HOST_INFO, "[%s] restarted with its new configuration", c->name);
+		}
+		changed = true;
+	}
+	if (changed) {
+		dependency_link(h);
+		release_old_configs(h);
+		h->order_dirty = true;
+	}
+}
+
+static int refuse_reload(struct config *next, FILE *out, const char *why)
+{
+	fprintf(out, "error\n");
+	for (size_t i = 0; i < next->errors.n; i++)
+		fprintf(out, "%s\n", next->errors.v[i]);
+	if (why)
+		fprintf(out, "%s\n", why);
+	fprintf(out, "nothing was changed: the host keeps running its current configuration\n");
+	config_free(next);
+	free(next);
+	return -1;
+}
+
+/* next passed every check: the difference is applied. */
+static void apply(struct host *h, struct config *next, FILE *out)
+{
+	fprintf(out, "ok\n");
+	size_t unchanged = 0;
+	for (size_t i = 0; i < h->nworkers; i++) {
+		struct worker *w = h->workers[i];
+		const struct worker_conf *c = config_find_worker(next, w->conf->name);
+		if (!c) {
+			w->retiring = true;
+			w->pending_start = NULL;
+			worker_stop(w);
+			fprintf(out, "removed: %s\n", w->conf->name);
+		} else if (!w->retiring && !w->next_conf && config_worker_equal(w->conf, c) && !plugin_file_changed(w)) {
+			adopt_conf(w, c);
+			unchanged++;
+		} else {
+			w->retiring = false;
+			w->next_conf = c;
+			w->start_after_reload = c->autostart || worker_is_active(w) || w->pending_start;
+			w->pending_start = NULL;
+			worker_stop(w);
+			fprintf(out, "restarting with its new configuration: %s\n", c->name);
+		}
+	}
+	for (size_t i = 0; i < next->nworkers; i++) {
+		if (find_current(h, next->workers[i].name))
+			continue;
+		add_worker(h, &next->workers[i]);
+		fprintf(out, "added: %s\n", next->workers[i].name);
+	}
+	fprintf(out, "unchanged: %zu worker%s\n", unchanged, unchanged == 1 ? "" : "s");
+	for (size_t i = 0; i < next->warnings.n; i++)
+		fprintf(out, "warning: %s\n", next->warnings.v[i]);
+
+	/* The new configuration becomes the host's; the old one lives on until released. */
+	struct config *old = xmalloc(sizeof(*old));
+	*old = h->cfg;
+	h->cfg = *next;
+	free(next);
+	h->old_configs = xrealloc(h->old_configs, (h->nold + 1) * sizeof(*h->old_configs));
+	h->old_configs[h->nold++] = old;
+	for (size_t i = 0; i < h->nworkers; i++)
+		log_settings(&h->workers[i]->log, h->cfg.log_max_size, (int)h->cfg.log_keep);
+	history_set_keep(h->history, h->cfg.history_keep);
+	dependency_link(h);
+	release_old_configs(h);
+	h->order_dirty = true;
+	reload_finish(h);
+}
+
+/* A reload waiting for the verdicts on its plugins. */
+struct reload {
+	struct host *host;
+	struct config *next;
+	FILE *out;
+	struct probe_batch *batch;
+	void (*done)(void *arg);
+	void *arg;
+};
+
+static void verdicts_in(void *arg)
+{
+	struct reload *r = arg;
+	struct host *h = r->host;
+	h->reload = NULL;
+	const struct strv *load_errors = probe_batch_load_errors(r->batch);
+	if (r->next->errors.n)
+		refuse_reload(r->next, r->out, NULL);
+	else if (h->shutting_down)
+		refuse_reload(r->next, r->out, "the host is stopping");
+	else
+		apply(h, r->next, r->out);
+	for (size_t i = 0; i < load_errors->n; i++)
+		fprintf(r->out, "warning: %s\n", load_errors->v[i]);
+	probe_batch_free(r->batch);
+	r->done(r->arg);
+	free(r);
+}
+
+int reload_begin(struct host *h, FILE *out, void (*done)(void *arg), void *arg)
+{
+	if (h->shutting_down || h->booting) {
+		fprintf(out, "error\nthe host is %s\n", h->shutting_down ? "stopping" : "still starting: try again in a moment");
+		return 0;
+	}
+	if (h->reload) {
+		fprintf(out, "error\na reload is being checked already: try again in a moment\n");
+		return 0;
+	}
+	struct config *next = xcalloc(1, sizeof(*next));
+	if (config_load(h->cfg.dir, next) < 0) {
+		refuse_reload(next, out, NULL);
+		return 0;
+	}
+	if (strcmp(next->state_dir, h->cfg.state_dir) != 0 || strcmp(next->log_dir, h->cfg.log_dir) != 0) {
+		refuse_reload(next, out, "state_dir and log_dir cannot change while the host runs: restart the host for that");
+		return 0;
+	}
+	/* Its plugins are probed while the host goes on; the rest waits for them. */
+	struct reload *r = xmalloc(sizeof(*r));
+	*r = (struct reload){.host = h, .next = next, .out = out, .done = done, .arg = arg};
+	h->reload = r;
+	r->batch = probe_batch_start(h, next, verdicts_in, r);
+	return 1;
+}
+
+void reload_abandon(struct host *h)
+{
+	struct reload *r = h->reload;
+	if (!r)
+		return;
+	probe_batch_free(r->batch);
+	config_free(r->next);
+	free(r->next);
+	free(r);
+	h->reload = NULL;
+}

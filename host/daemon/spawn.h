@@ -1,0 +1,17 @@
+/*
+ * spawn.h - creating a worker process on the host side: its stdout/stderr
+ * pipe, its runtime channel and slot, the fork (by the spawner, or the host
+ * itself), and handing the child over to child.c. Never loads plugin code.
+ */
+#ifndef WARD_SPAWN_H
+#define WARD_SPAWN_H
+
+#include "daemon/worker.h"
+
+/* Has a process forked for the instance. Once it exists, its pipe is read
+ * and instance_spawned() is called; if it cannot be made,
+ * instance_spawn_failed() (nothing leaks). Either may come before this
+ * returns, or later (the spawner's answer). */
+void spawn_process(struct instance *in);
+
+#endif

@@ -1,0 +1,198 @@
+/*
+ * worker.h - workers and their instances: the lifecycle state machine of
+ * SPEC §3 (one table of states x events, one function per transition), the
+ * restart policy, and the host-wide structure they live in. A state changes
+ * in exactly one place, set_state(), which also records it to history.
+ */
+#ifndef WARD_WORKER_H
+#define WARD_WORKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "daemon/cgroup.h"
+#include "config/config.h"
+#include "daemon/history.h"
+#include "daemon/log.h"
+#include "daemon/listener.h"
+#include "common/loop.h"
+#include "common/proto.h"
+#include "common/reason.h"
+#include "spawner/spawner.h"
+
+enum istate { IS_STOPPED, IS_STARTING, IS_RUNNING, IS_STOPPING, IS_BACKOFF, IS_FAILED, IS_DONE, IS_COUNT };
+
+/* Bytes of a line or frame that a read split, kept until the next read. */
+struct pending {
+	char *buf; /* owned; NULL when empty */
+	size_t len;
+};
+
+struct worker;
+
+struct instance {
+	struct worker *worker;
+	int index;
+	enum istate state;
+	pid_t pid;             /* > 0 while the run lasts: until reaped, and its cgroup is empty */
+	pid_t last_pid;        /* the process that ended last, for lines written after it */
+	struct watch out;      /* the process's stdout/stderr pipe */
+	struct pending out_rest;
+	bool frames_ignored;   /* it sent garbage on its runtime channel */
+	uint64_t channel_key;  /* the address of its process's runtime socket (output.c); 0: none */
+	struct timer timer;    /* the one deadline of the current state */
+	struct spawn_job spawn_job; /* asking for its process (spawn.c) */
+	bool spawning;         /* a process was asked for and is not there yet */
+	bool ready_early;      /* it said ready before the spawner named it */
+	struct slot *slot;     /* shared with the process; owned by the slot pool */
+	struct watch cg_events; /* its cgroup's cgroup.events while waiting for it to empty; fd -1 otherwise */
+	bool reaped;           /* the process is reaped (pid names it no more); its cgroup is not empty yet */
+	int64_t killed_ns;     /* when the host SIGKILLed it; 0: it did not */
+
+	/* the current run */
+	int64_t run;
+	int64_t started_ms, ready_ms, started_ns;
+	const char *activation; /* static string: boot, command, restart, dependency */
+	bool stop_requested;
+	enum reason kill_reason; /* why the host killed it, if it did */
+	bool kill_landed;        /* that SIGKILL was delivered (not ESRCH: it had left its group) */
+	bool got_end;
+	struct exit_info end;    /* what the process said before exiting */
+	int wait_status;         /* set just before the exit event */
+
+	/* restart policy */
+	unsigned failures;        /* failed runs in a row, each shorter than restart_window */
+	bool spawn_failing;
+	struct exit_info last_exit; /* reason NONE until a process ended */
+
+	/* progress, sampled by the host's tick */
+	uint64_t seen_progress;
+	int64_t progress_ns;
+	uint64_t recorded_cycles;
+};
+
+struct worker {
+	struct host *host;
+	const struct worker_conf *conf; /* owned by host->cfg */
+	struct instance *inst;
+	int ninst;
+	unsigned restarts;
+	char *state_dir; /* owned */
+	struct log_file log;
+	const char *recorded_state; /* what history has for the worker as a whole */
+
+	/* ordering between workers (dependency.c) */
+	struct worker **deps;       /* what `requires` names, resolved; owned array */
+	size_t ndeps;
+	struct worker **dependants; /* workers that require this one; owned array */
+	size_t ndependants;
+	const char *pending_start;  /* activation of a start waiting for its dependencies, or NULL */
+	bool pending_stop;          /* stop once no dependant is active (host shutdown) */
+	const struct worker *blocked_by; /* the failed dependency last reported, to say it once */
+
+	/* sockets held for the worker (listener.c) */
+	struct listener *listeners; /* owned array, one per `listen` address */
+	int *listen_fds;            /* their descriptors, for the child; owned */
+	size_t nlisteners;
+	enum listen_mode listen_mode;
+	struct timer bind_retry;    /* a socket could not be bound: the next attempt */
+	int64_t bind_delay_ns, unbound_since_ns;
+
+	/* reload (reload.c) */
+	struct stat plugin_stat;            /* the plugin file when the worker was created */
+	bool retiring;                      /* removed from the configuration: goes once stopped */
+	const struct worker_conf *next_conf; /* changed: the settings to take once stopped */
+	bool start_after_reload;
+	bool drain_reported;
+};
+
+struct host {
+	struct config cfg;
+	struct loop *loop;
+	struct history *history;
+	struct worker **workers; /* each owned; stable addresses (reload adds and removes) */
+	size_t nworkers;
+	pid_t pid;
+	bool shutting_down;
+	bool critical_failed;    /* a `critical = yes` worker became failed: stop, exit 3 */
+	bool order_dirty;        /* a state changed: dependency ordering may have work to do */
+	bool ready_told;         /* systemd was told READY=1 */
+	char told_status[128];   /* the last STATUS= sent */
+	struct timer notify_timer; /* WATCHDOG=1 for systemd, when it asks for it */
+	struct timer test_timer;   /* `ward test --timeout` */
+	int64_t notify_period;
+	struct timer flush_timer;
+	struct timer tick_timer;
+	int64_t tick_ns;         /* period of the progress check; 0: none needed */
+	struct tester *test;     /* `ward test`: the run being reported, else NULL */
+	struct config **old_configs; /* replaced by reloads, kept while a worker refers to them */
+	size_t nold;
+	char scratch[64 * 1024]; /* read buffer shared by every pipe */
+	struct frame_channel *channel; /* the runtime channel, once opened (output.c) */
+	bool booting;            /* the plugins are being probed: no worker exists yet */
+	struct reload *reload;   /* a reload waiting for its plugins' verdicts (reload.c) */
+	struct spawner spawner;
+	struct cgroups cgroups;  /* the instances' cgroups (cgroup.c) */
+};
+
+int worker_init(struct worker *w, struct host *h, const struct worker_conf *conf);
+/* Creates <state_dir>/workers/NAME (again), owned by the worker's user. 0 or -1 (reported). */
+int worker_make_state_dir(struct worker *w);
+void worker_free(struct worker *w);
+
+/* Requests, applied to every instance of the worker. */
+void worker_start(struct worker *w, const char *activation);
+void worker_stop(struct worker *w);
+/* Escalation for a host asked twice to stop: SIGKILL every process, its group and its cgroup now. */
+void worker_kill(struct worker *w);
+
+/* What the restart policy (SPEC §3) says after a run of ran_ms ended, a
+ * failure or not. *streak is the instance's count of failed runs in a row,
+ * each shorter than restart_window; it is updated. Pure: no clock, no I/O. */
+struct restart_verdict {
+	bool give_up;      /* max_restarts reached: the instance becomes `failed` */
+	uint64_t delay_ms; /* otherwise: wait this long, then start again */
+};
+struct restart_verdict restart_policy(const struct worker_conf *c, unsigned *streak, uint64_t ran_ms, bool failed);
+
+/* Events coming from the process or the host's checks. */
+void instance_ready(struct instance *in);
+/* The process asked for by spawn_process() exists, or could not be made. */
+void instance_spawned(struct instance *in, pid_t pid);
+void instance_spawn_failed(struct instance *in, int err);
+void instance_exited(struct instance *in, int wait_status);
+void instance_check_progress(struct instance *in, int64_t now);
+
+/* Writes the worker's row (state, restarts, sockets) to history. */
+void worker_record(struct worker *w);
+/* Also the live figures (cycles, progress) of every instance with a process. */
+void worker_record_live(struct worker *w);
+/* Every instance, with a process or not (a history database created anew). */
+void worker_record_all(struct worker *w);
+const char *istate_name(enum istate s);
+/* The worker's state as one word: its instances' state when they agree, else the most telling one. */
+const char *worker_state(const struct worker *w);
+bool worker_is_settled(const struct worker *w); /* no process, no pending restart */
+bool worker_is_active(const struct worker *w);  /* starting, running, in backoff or stopping */
+
+/* Provided by host.c: */
+void host_note_pid(struct host *h, struct instance *in);    /* a process now exists */
+void host_forget_pid(struct host *h, struct instance *in);
+struct instance *host_instance_of(struct host *h, pid_t pid); /* NULL: no instance has that process */
+/* After the spawner failed with requests sent since sent_ns (mono_ns())
+ * unanswered: SIGKILLs children of the host it may have forked without
+ * telling (cgroups: none needed, each instance's cgroup is killed). */
+void host_kill_strays(struct host *h, int64_t sent_ns);
+void host_recheck_children(struct host *h); /* reaps what had to wait for the spawner's answers */
+void host_history_changed(struct host *h);
+void host_record_live_state(struct host *h); /* the host and every worker, into a new database */
+void host_state_changed(struct host *h);
+void host_critical_failed(struct host *h, const char *name); /* a critical worker gave up */
+
+/* Provided by reload.c: replaces workers that a reload removed or changed once they have stopped. */
+void reload_finish(struct host *h);
+void host_progress_tick_needed(struct host *h);
+
+#endif

@@ -1,0 +1,448 @@
+/*
+ * runtime.c - what plugin code calls (the ward_* functions of <ward.h>) and
+ * the loop that calls plugin code (init, cycles, shutdown).
+ *
+ * It must stay cheap and obviously correct: an empty cycle costs a flag test,
+ * an indirect call and one store to the shared slot; no system call happens
+ * per cycle. Stop requests arrive as SIGTERM, whose handler only sets a flag
+ * and bumps an eventfd that ward_sleep() waits on.
+ */
+#define _GNU_SOURCE
+#include "worker/runtime.h"
+#include "common/units.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop_requested;
+/* Written by the stop handler; ward_sleep() waits on it. An eventfd (not a
+ * self-pipe) so the runtime adds one descriptor, not two, to the worker. */
+static int wake_fd = -1;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	int saved = errno;
+	stop_requested = 1;
+	if (wake_fd >= 0) {
+		uint64_t one = 1;
+		ssize_t n = write(wake_fd, &one, sizeof(one));
+		(void)n; /* an overflowing counter is still readable: the sleeper wakes */
+	}
+	errno = saved;
+}
+
+/* Kills every pid listed in one /proc/self/task/<tid>/children file. Only
+ * async-signal-safe calls: this runs in a signal handler. */
+static void kill_listed(int dirfd, const char *tid)
+{
+	char path[64];
+	size_t n = 0;
+	while (tid[n] && n < 40) {
+		path[n] = tid[n];
+		n++;
+	}
+	const char *tail = "/children";
+	for (size_t k = 0; tail[k]; k++)
+		path[n++] = tail[k];
+	path[n] = '\0';
+	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	char buf[4096];
+	ssize_t len = read(fd, buf, sizeof(buf));
+	close(fd);
+	pid_t pid = 0;
+	for (ssize_t i = 0; i < len; i++) {
+		if (buf[i] >= '0' && buf[i] <= '9') {
+			pid = pid * 10 + (buf[i] - '0');
+		} else if (pid > 0) {
+			kill(pid, SIGKILL);
+			pid = 0;
+		}
+	}
+}
+
+/* Every child of every thread of this process. */
+static void kill_children(void)
+{
+	int dirfd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return;
+	char buf[4096];
+	long len;
+	while ((len = syscall(SYS_getdents64, dirfd, buf, sizeof(buf))) > 0) {
+		for (long off = 0; off < len;) {
+			struct linux_dirent64 {
+				uint64_t ino;
+				int64_t off;
+				unsigned short reclen;
+				unsigned char type;
+				char name[];
+			} *d = (void *)(buf + off);
+			if (d->name[0] >= '0' && d->name[0] <= '9')
+				kill_listed(dirfd, d->name);
+			off += d->reclen;
+		}
+	}
+	close(dirfd);
+}
+
+/* The host is gone: nobody supervises this worker any more, so the worker
+ * takes everything it started down, then itself. Its process group holds
+ * most of it; its children that left the group with setsid() are killed
+ * one by one first. (Deeper descendants that left the group are out of
+ * reach once the host, their subreaper, is gone: with cgroups the spawner
+ * kills them, see spawner.c.) */
+static void on_host_death(int sig)
+{
+	(void)sig;
+	kill_children();
+	kill(0, SIGKILL);
+}
+
+int runtime_install_signals(void)
+{
+	stop_requested = 0; /* an in-process test may run plugins one after another */
+	if (wake_fd >= 0)
+		close(wake_fd);
+	wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (wake_fd < 0)
+		return -1;
+	struct sigaction sa = {.sa_handler = on_stop_signal, .sa_flags = SA_RESTART};
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGTERM, &sa, NULL) < 0)
+		return -1;
+	sa.sa_handler = on_host_death;
+	return sigaction(HOST_DEATH_SIGNAL, &sa, NULL);
+}
+
+/* ---- frames to the host ---- */
+
+static void send_frame(ward_ctx *ctx, uint8_t type, uint8_t level, const void *a, size_t alen,
+		       const char *text, size_t tlen)
+{
+	char buf[FRAME_MAX];
+	struct frame_hdr hdr = {.type = type, .level = level, .at_ms = wall_ms()};
+	if (tlen > FRAME_MAX - sizeof(hdr) - alen)
+		tlen = FRAME_MAX - sizeof(hdr) - alen;
+	hdr.len = (uint16_t)(alen + tlen);
+	memcpy(buf, &hdr, sizeof(hdr));
+	if (alen)
+		memcpy(buf + sizeof(hdr), a, alen);
+	if (tlen)
+		memcpy(buf + sizeof(hdr) + alen, text, tlen);
+	/* One write: one datagram (atomic), in the kernel once it returns. The
+	 * host's queue may be full: a blocking socket waits for room; one that
+	 * plugin code made non-blocking waits here. Any other failure means the
+	 * host is gone (or plugin code broke its own socket); the death signal
+	 * handles the first. */
+	size_t len = sizeof(hdr) + alen + tlen;
+	ssize_t n;
+	while ((n = write(ctx->frame_fd, buf, len)) < 0) {
+		struct pollfd room = {.fd = ctx->frame_fd, .events = POLLOUT};
+		if (errno == EAGAIN && poll(&room, 1, -1) >= 0)
+			continue;
+		if (errno != EINTR && errno != EAGAIN)
+			return;
+	}
+}
+
+static const char *level_name(int level)
+{
+	static const char *names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+	return level >= 0 && level <= 3 ? names[level] : "INFO";
+}
+
+static void log_v(ward_ctx *ctx, int level, const char *fmt, va_list ap)
+{
+	char text[FRAME_TEXT_MAX];
+	int n = vsnprintf(text, sizeof(text), fmt, ap);
+	if (n < 0)
+		return;
+	size_t len = (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1;
+	while (len > 0 && text[len - 1] == '\n')
+		len--;
+	if (ctx->frame_fd < 0) {
+		fprintf(stderr, "%s %.*s\n", level_name(level), (int)len, text);
+		return;
+	}
+	send_frame(ctx, FRAME_LOG, (uint8_t)(level < 0 ? 0 : level > 3 ? 3 : level), NULL, 0, text, len);
+}
+
+void runtime_send_ready(ward_ctx *ctx)
+{
+	if (ctx->frame_fd >= 0)
+		send_frame(ctx, FRAME_READY, 0, NULL, 0, NULL, 0);
+}
+
+void runtime_report_phase(ward_ctx *ctx, enum phase phase, int64_t ns, const char *note)
+{
+	struct frame_timing t = {.what = phase, .ns = ns};
+	send_frame(ctx, FRAME_PHASE, 0, &t, sizeof(t), note ? note : "", note ? strlen(note) : 0);
+}
+
+static void report_cycle(ward_ctx *ctx, int result, int64_t ns)
+{
+	struct frame_timing t = {.what = result, .ns = ns};
+	send_frame(ctx, FRAME_CYCLE, 0, &t, sizeof(t), NULL, 0);
+}
+
+void runtime_send_end(ward_ctx *ctx, enum reason reason, int code, const char *fmt, ...)
+{
+	char text[FRAME_TEXT_MAX];
+	text[0] = '\0';
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(text, sizeof(text), fmt, ap);
+		va_end(ap);
+	}
+	if (ctx->frame_fd < 0)
+		return;
+	struct frame_end end = {.reason = reason, .code = code};
+	send_frame(ctx, FRAME_END, 0, &end, sizeof(end), text, strlen(text));
+}
+
+/* ---- the plugin-facing API ---- */
+
+static const struct ward_option *declared_option(ward_ctx *ctx, const char *key)
+{
+	for (const struct ward_option *o = ctx->options; o && o->name; o++)
+		if (strcmp(o->name, key) == 0)
+			return o;
+	return NULL;
+}
+
+const char *ward_conf(ward_ctx *ctx, const char *key)
+{
+	size_t klen = strlen(key);
+	for (size_t i = 0; i < ctx->nconf; i++)
+		if (strncmp(ctx->conf[i], key, klen) == 0 && ctx->conf[i][klen] == '=')
+			return ctx->conf[i] + klen + 1;
+	const struct ward_option *o = declared_option(ctx, key);
+	return o ? o->default_value : NULL;
+}
+
+long ward_conf_int(ward_ctx *ctx, const char *key, long dflt)
+{
+	const char *v = ward_conf(ctx, key);
+	long out;
+	return v && parse_long(v, &out) == 0 ? out : dflt;
+}
+
+int ward_conf_bool(ward_ctx *ctx, const char *key, int dflt)
+{
+	const char *v = ward_conf(ctx, key);
+	int out;
+	return v && parse_bool(v, &out) == 0 ? out : dflt;
+}
+
+uint64_t ward_conf_ms(ward_ctx *ctx, const char *key, uint64_t dflt)
+{
+	const char *v = ward_conf(ctx, key);
+	uint64_t out;
+	return v && parse_duration_ms(v, &out) == 0 ? out : dflt;
+}
+
+void ward_log(ward_ctx *ctx, int level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_v(ctx, level, fmt, ap);
+	va_end(ap);
+}
+
+void ward_heartbeat(ward_ctx *ctx)
+{
+	atomic_fetch_add_explicit(&ctx->slot->beats, 1, memory_order_relaxed);
+	atomic_store_explicit(&ctx->slot->last_beat_ns, mono_ns(), memory_order_relaxed);
+}
+
+int ward_stopping(ward_ctx *ctx)
+{
+	(void)ctx;
+	return stop_requested != 0;
+}
+
+int ward_sleep(ward_ctx *ctx, uint64_t ms)
+{
+	if (stop_requested)
+		return 1;
+	ward_heartbeat(ctx);
+	atomic_store_explicit(&ctx->slot->sleeping, 1, memory_order_relaxed);
+	int64_t deadline = mono_ns() + (int64_t)ms * NS_PER_MS;
+	struct pollfd pfd = {.fd = wake_fd, .events = POLLIN};
+	while (!stop_requested) {
+		int64_t left = deadline - mono_ns();
+		if (left <= 0)
+			break;
+		struct timespec ts = {.tv_sec = left / NS_PER_SEC, .tv_nsec = left % NS_PER_SEC};
+		if (ppoll(&pfd, pfd.fd >= 0 ? 1 : 0, &ts, NULL) < 0 && errno != EINTR)
+			break;
+	}
+	atomic_store_explicit(&ctx->slot->sleeping, 0, memory_order_relaxed);
+	ward_heartbeat(ctx);
+	return stop_requested != 0;
+}
+
+const char *ward_name(ward_ctx *ctx)
+{
+	return ctx->name;
+}
+
+int ward_instance(ward_ctx *ctx)
+{
+	return ctx->instance;
+}
+
+const char *ward_state_dir(ward_ctx *ctx)
+{
+	return ctx->state_dir;
+}
+
+int ward_listen_count(ward_ctx *ctx)
+{
+	return ctx->nlisten;
+}
+
+int ward_listen_fd(ward_ctx *ctx, int i)
+{
+	return i >= 0 && i < ctx->nlisten ? ctx->listen_fds[i] : -1;
+}
+
+/* ---- the lifecycle of a loaded plugin ---- */
+
+static void set_phase(ward_ctx *ctx, enum phase p)
+{
+	atomic_store_explicit(&ctx->slot->phase, p, memory_order_relaxed);
+}
+
+static void end_with(struct exit_info *out, enum reason reason, int code)
+{
+	out->reason = reason;
+	out->code = code;
+}
+
+/* Cycles whose duration is measured: every cycle after a wait, and one in
+ * TIMED_EVERY of back-to-back WARD_OK cycles, so the hot loop reads no clock. */
+#define TIMED_EVERY 1024
+
+/* `ward test --cycles N` ends the run the way every real stop ends one: with
+ * SIGTERM to the process, which must reach the runtime's handler. So a
+ * plugin that blocks or ignores SIGTERM fails the test instead of passing it.
+ * The host sends the signal once it has seen the N-th cycle; in process no
+ * host does, and the process sends it to itself. Meanwhile no cycle runs: the
+ * process waits as between cycles. False when the stop never came through. */
+static bool await_test_stop(ward_ctx *ctx, const struct test_request *test)
+{
+	if (test->self_stop_ms && kill(getpid(), SIGTERM) < 0)
+		return false;
+	int64_t deadline = mono_ns() + (int64_t)test->self_stop_ms * NS_PER_MS;
+	set_phase(ctx, PHASE_IDLE);
+	while (!ward_sleep(ctx, 100))
+		if (test->self_stop_ms && mono_ns() >= deadline)
+			return false;
+	return true;
+}
+
+/* Runs cycles until one says stop, or a stop is requested. */
+static void cycle_loop(ward_ctx *ctx, const struct ward_plugin *plugin, void *state,
+		       uint64_t interval_ms, const struct test_request *test, struct exit_info *out)
+{
+	int (*cycle)(ward_ctx *, void *) = plugin->cycle;
+	struct slot *slot = ctx->slot;
+	uint64_t n = 0;
+	uint64_t limit = test && test->max_cycles ? test->max_cycles : UINT64_MAX;
+	bool report = test && test->report;
+	bool after_wait = true;
+	for (;;) {
+		if (stop_requested || n >= limit) {
+			if (!stop_requested && !await_test_stop(ctx, test)) {
+				end_with(out, REASON_STOP_TIMEOUT, 1);
+				snprintf(out->message, sizeof(out->message), "%s", TEST_SIGTERM_UNHEARD);
+				return;
+			}
+			end_with(out, REASON_STOPPED, 0);
+			if (n >= limit)
+				snprintf(out->message, sizeof(out->message), "stopped after %llu cycles, as asked",
+					 (unsigned long long)n);
+			return;
+		}
+		set_phase(ctx, PHASE_CYCLE);
+		int r;
+		if (after_wait || report || n % TIMED_EVERY == 0) {
+			int64_t t0 = mono_ns();
+			r = cycle(ctx, state);
+			int64_t took = mono_ns() - t0;
+			atomic_store_explicit(&slot->last_cycle_ns, took, memory_order_relaxed);
+			if (report)
+				report_cycle(ctx, r, took);
+		} else {
+			r = cycle(ctx, state);
+		}
+		atomic_store_explicit(&slot->cycles, ++n, memory_order_relaxed);
+		after_wait = r != WARD_OK;
+		switch (r) {
+		case WARD_OK:
+			continue;
+		case WARD_IDLE:
+			set_phase(ctx, PHASE_IDLE);
+			ward_sleep(ctx, interval_ms);
+			continue;
+		case WARD_DONE:
+			end_with(out, REASON_DONE, 0);
+			return;
+		default:
+			end_with(out, REASON_ERROR, 1);
+			if (r >= 0)
+				snprintf(out->message, sizeof(out->message),
+					 "cycle returned %d, which is not a ward result", r);
+			return;
+		}
+	}
+}
+
+void runtime_run(ward_ctx *ctx, const struct ward_plugin *plugin, uint64_t interval_ms,
+		 const struct test_request *test, struct exit_info *out)
+{
+	bool report = test && test->report;
+	*out = (struct exit_info){0};
+	void *state = NULL;
+	set_phase(ctx, PHASE_INIT);
+	int64_t t0 = mono_ns();
+	int rc = plugin->init ? plugin->init(ctx, &state) : 0;
+	int64_t init_ns = mono_ns() - t0;
+	atomic_store_explicit(&ctx->slot->init_ns, init_ns, memory_order_relaxed);
+	if (report) {
+		char note[32];
+		snprintf(note, sizeof(note), "%d", rc);
+		runtime_report_phase(ctx, PHASE_INIT, init_ns, note);
+	}
+	if (rc < 0) {
+		end_with(out, REASON_INIT_FAILED, 1);
+		snprintf(out->message, sizeof(out->message), "init returned %d", rc);
+		return;
+	}
+	runtime_send_ready(ctx);
+	cycle_loop(ctx, plugin, state, interval_ms, test, out);
+	if (out->reason == REASON_STOP_TIMEOUT)
+		return; /* the host would have killed it: no shutdown */
+	set_phase(ctx, PHASE_SHUTDOWN);
+	t0 = mono_ns();
+	if (plugin->shutdown)
+		plugin->shutdown(ctx, state);
+	if (report)
+		runtime_report_phase(ctx, PHASE_SHUTDOWN, mono_ns() - t0, plugin->shutdown ? "" : "none");
+}
