@@ -5,7 +5,7 @@
 #define _GNU_SOURCE
 #include "cli/client.h"
 #include "config/config.h"
-#include "daemon/host.h"
+#include "daemon/run.h"
 #include "config/options.h"
 #include "cli/report.h"
 #include "cli/tester.h"

@@ -6,7 +6,6 @@
 #define _GNU_SOURCE
 #include "cli/report.h"
 #include "daemon/cgroup.h"
-#include "daemon/host.h"
 #include "common/json.h"
 #include "common/reason.h"
 #include "daemon/statedir.h"

@@ -12,7 +12,7 @@
 #include "cli/tester.h"
 #include "worker/child.h"
 #include "config/config.h"
-#include "daemon/host.h"
+#include "daemon/run.h"
 #include "common/json.h"
 #include "daemon/listener.h"
 #include "worker/loader.h"

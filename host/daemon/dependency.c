@@ -5,6 +5,7 @@
  * and cheap (one pass over the workers), and runs only after a state change.
  */
 #include "daemon/dependency.h"
+#include "daemon/host.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /*
  * host.c - the running host: boot, the event loop, signals (through a
- * signalfd: no signal handlers), reaping, the progress tick, batching of
- * history writes, and shutdown that leaves no process behind.
+ * signalfd: no signal handlers), reaping, batching of history writes,
+ * and shutdown that leaves no process behind.
  *
  * Children are reaped with waitid(WNOWAIT) first, so the dead leader's pid
  * still names its process group and session while the host kills what is
@@ -25,8 +25,12 @@
 #include "common/reason.h"
 #include "common/loop.h"
 #include "daemon/output.h"
+#include "daemon/pidtable.h"
+#include "daemon/reload.h"
+#include "daemon/run.h"
 #include "spawner/spawner.h"
 #include "daemon/statedir.h"
+#include "daemon/tick.h"
 #include "cli/tester.h"
 #include "daemon/worker.h"
 #include "common/util.h"
@@ -49,81 +53,6 @@
 
 #define FLUSH_DELAY_NS (20 * NS_PER_MS)  /* batch history writes this long */
 #define FLUSH_RETRY_NS (1 * NS_PER_SEC)
-#define TICK_MAX_NS (1 * NS_PER_SEC)
-#define TICK_MIN_NS (10 * NS_PER_MS)
-
-/* ---- pid -> instance: open addressing, linear probing ---- */
-
-struct pid_entry {
-	pid_t pid; /* 0: empty, -1: deleted */
-	struct instance *in;
-};
-
-static struct pid_entry *pids;
-static size_t pids_cap, pids_used;
-
-static size_t pid_hash(pid_t pid)
-{
-	return ((size_t)pid * 2654435761u) & (pids_cap - 1);
-}
-
-static void pids_grow(void)
-{
-	struct pid_entry *old = pids;
-	size_t old_cap = pids_cap;
-	pids_cap = pids_cap ? pids_cap * 2 : 1024;
-	pids = xcalloc(pids_cap, sizeof(*pids));
-	pids_used = 0;
-	for (size_t i = 0; i < old_cap; i++)
-		if (old[i].pid > 0) {
-			size_t j = pid_hash(old[i].pid);
-			while (pids[j].pid != 0)
-				j = (j + 1) & (pids_cap - 1);
-			pids[j] = old[i];
-			pids_used++;
-		}
-	free(old);
-}
-
-static struct pid_entry *pid_find(pid_t pid)
-{
-	if (!pids_cap)
-		return NULL;
-	for (size_t j = pid_hash(pid);; j = (j + 1) & (pids_cap - 1)) {
-		if (pids[j].pid == pid)
-			return &pids[j];
-		if (pids[j].pid == 0)
-			return NULL;
-	}
-}
-
-void host_note_pid(struct host *h, struct instance *in)
-{
-	(void)h;
-	if ((pids_used + 1) * 2 > pids_cap)
-		pids_grow();
-	size_t j = pid_hash(in->pid);
-	while (pids[j].pid > 0)
-		j = (j + 1) & (pids_cap - 1);
-	if (pids[j].pid == 0)
-		pids_used++;
-	pids[j] = (struct pid_entry){in->pid, in};
-}
-
-struct instance *host_instance_of(struct host *h, pid_t pid)
-{
-	(void)h;
-	struct pid_entry *e = pid > 0 ? pid_find(pid) : NULL;
-	return e ? e->in : NULL;
-}
-
-void host_forget_pid(struct host *h, struct instance *in)
-{
-	(void)h;
-	struct pid_entry *e = pid_find(in->pid);
-	if (e && e->in == in) /* not when forgotten already and the pid reused */
-		e->pid = -1; /* a tombstone keeps later probes intact */
-}
 
 /* ---- history batching ---- */
 
@@ -158,57 +87,6 @@ void host_history_changed(struct host *h)
 		timer_arm(h->loop, &h->flush_timer, mono_ns() + FLUSH_DELAY_NS);
 }
 
-/* ---- the progress tick: one timer for every instance ---- */
-
-/* The watchdog's check period: a tenth of the shortest watchdog, at most a
- * second, so detection lands within watchdog + 10% (+1 s at most) while an
- * idle host wakes at most once a second. 0 when no worker has a watchdog:
- * then an idle host does not wake at all. */
-static int64_t tick_period(const struct host *h)
-{
-	int64_t period = 0;
-	for (size_t i = 0; i < h->nworkers; i++) {
-		uint64_t wd = h->workers[i]->conf->watchdog_ms;
-		int64_t p = (int64_t)wd * NS_PER_MS / 10;
-		if (wd && (period == 0 || p < period))
-			period = p;
-	}
-	if (period > TICK_MAX_NS)
-		period = TICK_MAX_NS;
-	return period && period < TICK_MIN_NS ? TICK_MIN_NS : period;
-}
-
-static void progress_tick(struct timer *t)
-{
-	struct host *h = container_of(t, struct host, tick_timer);
-	int64_t now = mono_ns();
-	int64_t next = now + h->tick_ns;
-	bool any_running = false;
-	for (size_t i = 0; i < h->nworkers; i++) {
-		struct worker *w = h->workers[i];
-		for (int k = 0; k < w->ninst; k++) {
-			struct instance *in = &w->inst[k];
-			instance_check_progress(in, now);
-			uint64_t wd = w->conf->watchdog_ms;
-			if (in->state != IS_RUNNING || !wd)
-				continue;
-			any_running = true;
-			/* Wake exactly when a stalled cycle would cross its watchdog. */
-			int64_t due = in->progress_ns + (int64_t)wd * NS_PER_MS;
-			if (in->kill_reason == REASON_NONE && due > now && due < next)
-				next = due;
-		}
-	}
-	if (any_running)
-		timer_arm(h->loop, &h->tick_timer, next);
-}
-
-void host_progress_tick_needed(struct host *h)
-{
-	if (h->tick_ns && !timer_armed(&h->tick_timer))
-		timer_arm(h->loop, &h->tick_timer, mono_ns() + h->tick_ns);
-}
-
 /* ---- children ---- */
 
 /* Children of the host that are no instance's process nor the spawner:
@@ -220,7 +98,7 @@ static size_t strays(struct host *h, pid_t *pids, size_t max)
 	size_t n = 0;
 	int pid;
 	while (f && n < max && fscanf(f, "%d", &pid) == 1)
-		if (pid > 0 && !pid_find(pid) && !spawner_is(h, pid) && !probe_owns(pid))
+		if (pid > 0 && !pidtable_find(pid) && !spawner_is(h, pid) && !probe_owns(pid))
 			pids[n++] = pid;
 	if (f)
 		fclose(f);
@@ -273,7 +151,7 @@ void host_kill_strays(struct host *h, int64_t sent_ns)
 	size_t n = strays(h, pids, ARRAY_SIZE(pids));
 	for (size_t i = 0; i < n; i++) {
 		int64_t started = start_time_ns(pids[i]);
-		if (started >= 0 && started + tick >= since && !host_instance_of(h, getsid(pids[i])))
+		if (started >= 0 && started + tick >= since && !pidtable_find(getsid(pids[i])))
 			kill(pids[i], SIGKILL);
 	}
 }
@@ -290,14 +168,13 @@ static void reap_children(struct host *h)
 		pid_t pid = si.si_pid;
 		if (pid == 0)
 			break;
-		if (!pid_find(pid) && !spawner_is(h, pid) && !probe_owns(pid) && spawner_unanswered(h)) {
+		if (!pidtable_find(pid) && !spawner_is(h, pid) && !probe_owns(pid) && spawner_unanswered(h)) {
 			/* Perhaps a process the spawner forked and has not named yet:
 			 * it stays a zombie (its pid not reused) until it has. */
 			spawner_recheck_children_later(h);
 			break;
 		}
-		struct pid_entry *e = pid_find(pid);
-		struct instance *in = e ? e->in : NULL;
+		struct instance *in = pidtable_find(pid);
 		/* The leader is a zombie, so its pid still names its group and
 		 * session: kill what is left of the worker before reaping, then
 		 * nothing of it outlives it. Its last frames are read while its pid
@@ -795,7 +672,7 @@ static int host_main(const char *config_dir, struct tester *test)
 	h->notify_period = test ? 0 : notify_watchdog_ns() / 2;
 	if (h->notify_period > 0)
 		timer_arm(h->loop, &h->notify_timer, mono_ns() + h->notify_period);
-	h->tick_timer.fn = progress_tick;
+	tick_init(h);
 	record_host(h, h->cfg.dir);
 	if (check_plugins(h) < 0) {
 		status = h->shutting_down ? 0 : 1; /* asked to stop meanwhile, or refused */
@@ -868,9 +745,7 @@ out:
 	loop_free(h->loop);
 	config_free(&h->cfg);
 	notify_close();
-	free(pids);
-	pids = NULL;
-	pids_cap = pids_used = 0;
+	pidtable_free();
 	free(h);
 	return status;
 }

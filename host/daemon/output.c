@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include "daemon/output.h"
+#include "daemon/host.h"
 #include "cli/tester.h"
 #include "common/util.h"
 

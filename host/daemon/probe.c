@@ -13,6 +13,7 @@
 #include "worker/loader.h"
 #include "config/options.h"
 #include "spawner/spawner.h"
+#include "daemon/host.h"
 #include "daemon/worker.h"
 #include "common/util.h"
 

@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include "daemon/spawn.h"
+#include "daemon/host.h"
 #include "daemon/cgroup.h"
 #include "worker/child.h"
 #include "daemon/output.h"

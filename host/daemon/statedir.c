@@ -19,6 +19,7 @@
 #include "daemon/history.h"
 #include "daemon/log.h"
 #include "common/util.h"
+#include "daemon/host.h"
 #include "daemon/worker.h"
 
 #include <errno.h>

@@ -7,10 +7,13 @@
  */
 #define _GNU_SOURCE
 #include "daemon/worker.h"
+#include "daemon/host.h"
 #include "daemon/output.h"
+#include "daemon/pidtable.h"
 #include "worker/slot.h"
 #include "daemon/spawn.h"
 #include "cli/tester.h"
+#include "daemon/tick.h"
 #include "common/units.h"
 #include "common/util.h"
 
@@ -203,7 +206,7 @@ void instance_spawned(struct instance *in, pid_t pid)
 		host_log(HOST_INFO, "[%s:%d] processes can be started again", w->conf->name, in->index);
 		in->spawn_failing = false;
 	}
-	host_note_pid(h, in);
+	pidtable_add(in);
 	in->run = history_begin(h->history, w->conf->name, in->index, in->pid, in->started_ms,
 				in->activation);
 	wlog(in, "started (%s)", in->activation);
@@ -261,7 +264,7 @@ static void become_ready(struct instance *in)
 	wlog(in, "ready (init took %lld ms)", (long long)init_ms);
 	set_state(in, IS_RUNNING, NULL);
 	if (w->conf->watchdog_ms)
-		host_progress_tick_needed(w->host);
+		tick_needed(w->host);
 }
 
 static void terminate(struct instance *in)
@@ -563,7 +566,7 @@ static void kill_timed_out(struct instance *in)
 		 name, in->index, (int)in->pid, KILL_WAIT_MS / 1000);
 	wlog(in, "could not be killed: still alive %d s after SIGKILL; left behind by the host's stop",
 	     KILL_WAIT_MS / 1000);
-	host_forget_pid(h, in);
+	pidtable_remove(in);
 	in->wait_status = SIGKILL; /* what it was sent, and will die of */
 	struct exit_info e = classify(in);
 	size_t len = strlen(e.message);
@@ -640,7 +643,7 @@ void instance_ready(struct instance *in)
 void instance_exited(struct instance *in, int wait_status)
 {
 	in->wait_status = wait_status;
-	host_forget_pid(in->worker->host, in); /* its pid may be reused from now on */
+	pidtable_remove(in); /* its pid may be reused from now on */
 	if (cgroup_instance_await_empty(in)) {
 		finish_exit(in);
 		return;
