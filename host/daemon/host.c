@@ -81,9 +81,20 @@ static void flush_history(struct timer *t)
 	}
 }
 
-void host_history_changed(struct host *h)
+/* Before a deadline is judged (an init_timeout above all), every frame sent
+ * so far is read: a busy host (a big boot) may reach the deadline before
+ * reading a READY the worker sent in time. */
+static void read_frames_before_timers(void *arg)
 {
-	if (!timer_armed(&h->flush_timer))
+	output_read_frames(arg);
+}
+
+/* Before the loop sleeps: whatever was recorded since gets written in one
+ * batch, FLUSH_DELAY_NS from now (or when the retry timer says). */
+static void arm_history_flush(void *arg)
+{
+	struct host *h = arg;
+	if (history_dirty(h->history) && !timer_armed(&h->flush_timer))
 		timer_arm(h->loop, &h->flush_timer, mono_ns() + FLUSH_DELAY_NS);
 }
 
@@ -668,6 +679,8 @@ static int host_main(const char *config_dir, struct tester *test)
 	h->history = history_open(db, h->cfg.history_keep);
 	free(db);
 	h->flush_timer.fn = flush_history;
+	loop_before_sleep(h->loop, arm_history_flush, h);
+	loop_before_timers(h->loop, read_frames_before_timers, h);
 	h->notify_timer.fn = ping_systemd;
 	h->notify_period = test ? 0 : notify_watchdog_ns() / 2;
 	if (h->notify_period > 0)

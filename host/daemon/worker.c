@@ -73,7 +73,6 @@ static void record_instance(struct instance *in)
 	};
 	history_instance_state(in->worker->host->history, &row);
 	in->recorded_cycles = row.cycles;
-	host_history_changed(in->worker->host);
 }
 
 static void record_state(struct instance *in, const char *detail)
@@ -110,7 +109,6 @@ void worker_record(struct worker *w)
 	w->recorded_state = worker_state(w);
 	history_worker_state(w->host->history, w->conf->name, w->conf->plugin, w->recorded_state,
 			     w->ninst, w->restarts, len ? listen : NULL, listener_describe(w, sockets, sizeof(sockets)));
-	host_history_changed(w->host);
 }
 
 /* The one place a state changes. */
@@ -292,10 +290,8 @@ static void stop_timed_out(struct instance *in)
 static void init_timed_out(struct instance *in)
 {
 	/* A busy host (a big boot) may reach this deadline before reading a READY
-	 * the worker sent in time: read what it sent first, and judge then. */
-	output_read_frames(in->worker->host);
-	if (in->state != IS_STARTING)
-		return;
+	 * the worker sent in time: the loop reads every frame sent so far before
+	 * it runs a timer (host.c, read_frames_before_timers). */
 	char d[32];
 	format_duration_ms(in->worker->conf->init_timeout_ms, d, sizeof(d));
 	wlog(in, "init did not return within %s: killing it with everything it started", d);
