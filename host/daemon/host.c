@@ -31,7 +31,7 @@
 #include "spawner/spawner.h"
 #include "daemon/statedir.h"
 #include "daemon/tick.h"
-#include "cli/tester.h"
+#include "daemon/observer.h"
 #include "daemon/worker.h"
 #include "common/util.h"
 
@@ -562,7 +562,7 @@ static void record_host(struct host *h, const char *dir)
 static void report_config(const struct host *h, bool refused, const char *config_dir)
 {
 	if (h->test) {
-		tester_take_config(h->test, &h->cfg);
+		h->test->on_config(h->test->ctx, &h->cfg);
 		return;
 	}
 	print_config_problems(&h->cfg);
@@ -600,14 +600,14 @@ static int check_plugins(struct host *h)
 	return done && !h->cfg.errors.n ? 0 : -1;
 }
 
-static int host_main(const char *config_dir, struct tester *test);
+static int host_main(const char *config_dir, const struct host_observer *test);
 
 int host_run(const char *config_dir)
 {
 	return host_main(config_dir, NULL);
 }
 
-int host_run_test(const char *config_dir, struct tester *test)
+int host_run_test(const char *config_dir, const struct host_observer *test)
 {
 	return host_main(config_dir, test);
 }
@@ -617,7 +617,7 @@ static void end_test_when_settled(struct host *h)
 {
 	if (!h->test)
 		return;
-	if (tester_take_stop(h->test)) /* --cycles N were run: a real stop ends the run */
+	if (h->test->take_stop(h->test->ctx)) /* --cycles N were run: a real stop ends the run */
 		worker_stop(h->workers[0]);
 	if (h->shutting_down)
 		return;
@@ -633,7 +633,7 @@ static void test_timed_out(struct timer *t)
 {
 	struct host *h = container_of(t, struct host, test_timer);
 	int64_t grace_end = mono_ns() + TEST_STOP_GRACE_MS * NS_PER_MS;
-	tester_timed_out(h->test);
+	h->test->on_timeout(h->test->ctx);
 	for (size_t i = 0; i < h->cfg.nworkers; i++)
 		if (h->cfg.workers[i].stop_timeout_ms > TEST_STOP_GRACE_MS)
 			h->cfg.workers[i].stop_timeout_ms = TEST_STOP_GRACE_MS;
@@ -646,7 +646,7 @@ static void test_timed_out(struct timer *t)
 	begin_shutdown(h, SIGTERM);
 }
 
-static int host_main(const char *config_dir, struct tester *test)
+static int host_main(const char *config_dir, const struct host_observer *test)
 {
 	struct host *h = xcalloc(1, sizeof(*h));
 	h->test = test;
@@ -706,7 +706,7 @@ static int host_main(const char *config_dir, struct tester *test)
 	bool unbound = open_sockets(h) < 0 && test;
 	if (test) {
 		h->test_timer.fn = test_timed_out;
-		timer_arm(h->loop, &h->test_timer, mono_ns() + tester_timeout_ns(test));
+		timer_arm(h->loop, &h->test_timer, mono_ns() + test->timeout_ns);
 	} else {
 		control_open(h);
 		statedir_watch(h);
@@ -738,7 +738,7 @@ out:
 	reload_abandon(h);
 	control_close(h);
 	if (test && h->nworkers)
-		tester_collect(test, h->workers[0]);
+		test->on_settled(test->ctx, h->workers[0]);
 	for (size_t i = 0; i < h->nworkers; i++) {
 		worker_free(h->workers[i]);
 		free(h->workers[i]);

@@ -17,7 +17,7 @@
 
 struct worker;
 struct history;
-struct tester;
+struct host_observer;
 struct frame_channel;
 struct reload;
 
@@ -39,7 +39,7 @@ struct host {
 	struct timer flush_timer;
 	struct timer tick_timer;
 	int64_t tick_ns;         /* period of the progress check; 0: none needed */
-	struct tester *test;     /* `ward test`: the run being reported, else NULL */
+	const struct host_observer *test; /* `ward test` watching the run (observer.h), else NULL */
 	struct config **old_configs; /* replaced by reloads, kept while a worker refers to them */
 	size_t nold;
 	char scratch[64 * 1024]; /* read buffer shared by every pipe */

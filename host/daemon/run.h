@@ -8,9 +8,10 @@
 /* Runs the host in the foreground until SIGTERM/SIGINT. Returns the exit status. */
 int host_run(const char *config_dir);
 
-struct tester;
+struct host_observer;
 /* The same host, running the one worker of a `ward test` configuration until
- * it has ended (or test's timeout), without control socket or systemd. */
-int host_run_test(const char *config_dir, struct tester *test);
+ * it has ended (or the observer's timeout), without control socket or
+ * systemd; the observer (daemon/observer.h) is told what the report needs. */
+int host_run_test(const char *config_dir, const struct host_observer *test);
 
 #endif

@@ -15,7 +15,7 @@
 #include "daemon/output.h"
 #include "worker/slot.h"
 #include "spawner/spawner.h"
-#include "cli/tester.h"
+#include "daemon/observer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -71,7 +71,7 @@ static int prepare(struct spawn_job *j, struct child_spec *spec)
 		w->listen_fds[i] = w->listeners[i].watch.fd;
 	*spec = (struct child_spec){
 		.listen_fds = w->listen_fds,
-		.test = h->test ? tester_request(h->test) : NULL,
+		.test = h->test ? h->test->request : NULL,
 		.nlisten = (int)w->nlisteners,
 		.conf = w->conf,
 		.instance = in->index,

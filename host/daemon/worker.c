@@ -12,7 +12,7 @@
 #include "daemon/pidtable.h"
 #include "worker/slot.h"
 #include "daemon/spawn.h"
-#include "cli/tester.h"
+#include "daemon/observer.h"
 #include "daemon/tick.h"
 #include "common/units.h"
 #include "common/util.h"
@@ -279,8 +279,9 @@ static void terminate(struct instance *in)
 
 static void stop_timed_out(struct instance *in)
 {
-	if (in->worker->host->test) /* `ward test` says why, while /proc still shows it */
-		tester_stop_overdue(in->worker->host->test, in);
+	const struct host_observer *test = in->worker->host->test;
+	if (test) /* `ward test` says why, while /proc still shows it */
+		test->on_stop_overdue(test->ctx, in);
 	char d[32];
 	format_duration_ms(in->worker->conf->stop_timeout_ms, d, sizeof(d));
 	wlog(in, "still running %s after SIGTERM: killing it with everything it started", d);
