@@ -646,6 +646,77 @@ static void test_timed_out(struct timer *t)
 	begin_shutdown(h, SIGTERM);
 }
 
+/* The loop with its signals, the spawner on it, history and the host's own
+ * timers. 0, or -1 when there is no loop (said). */
+static int open_loop(struct host *h, struct signal_watch *sw)
+{
+	h->loop = loop_new();
+	if (!h->loop || setup_signals(sw, h->loop) < 0) {
+		host_log(HOST_ERR, "unable to set up the event loop: %s", strerror(errno));
+		return -1;
+	}
+	spawner_attach(h);
+	char *db = xasprintf("%s/ward.db", h->cfg.state_dir);
+	h->history = history_open(db, h->cfg.history_keep);
+	free(db);
+	h->flush_timer.fn = flush_history;
+	loop_before_sleep(h->loop, arm_history_flush, h);
+	loop_before_timers(h->loop, read_frames_before_timers, h);
+	h->notify_timer.fn = ping_systemd;
+	h->notify_period = h->test ? 0 : notify_watchdog_ns() / 2;
+	if (h->notify_period > 0)
+		timer_arm(h->loop, &h->notify_timer, mono_ns() + h->notify_period);
+	tick_init(h);
+	return 0;
+}
+
+/* One worker per configured [worker]. 0, or -1 when one could not be made (said). */
+static int create_workers(struct host *h)
+{
+	h->workers = xcalloc(h->cfg.nworkers ? h->cfg.nworkers : 1, sizeof(*h->workers));
+	for (size_t i = 0; i < h->cfg.nworkers; i++) {
+		struct worker *w = xcalloc(1, sizeof(*w));
+		h->workers[h->nworkers++] = w;
+		if (worker_init(w, h, &h->cfg.workers[i]) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void free_workers(struct host *h)
+{
+	for (size_t i = 0; i < h->nworkers; i++) {
+		worker_free(h->workers[i]);
+		free(h->workers[i]);
+	}
+	free(h->workers);
+}
+
+static void free_old_configs(struct host *h)
+{
+	for (size_t i = 0; i < h->nold; i++) {
+		config_free(h->old_configs[i]);
+		free(h->old_configs[i]);
+	}
+	free(h->old_configs);
+}
+
+/* The loop, until the host is stopping and every worker has. 0, or -1 when
+ * the loop itself failed (said). */
+static int run_until_stopped(struct host *h)
+{
+	while (!(h->shutting_down && all_settled(h))) {
+		if (loop_run_once(h->loop) < 0) {
+			host_log(HOST_ERR, "event loop failed: %s", strerror(errno));
+			return -1;
+		}
+		stop_if_critical_failed(h);
+		settle_order(h);
+		end_test_when_settled(h);
+	}
+	return 0;
+}
+
 static int host_main(const char *config_dir, const struct host_observer *test)
 {
 	struct host *h = xcalloc(1, sizeof(*h));
@@ -669,23 +740,8 @@ static int host_main(const char *config_dir, const struct host_observer *test)
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		host_log(HOST_WARN, "unable to become a child subreaper: %s; descendants that leave their worker's process group may survive it",
 			 strerror(errno));
-	h->loop = loop_new();
-	if (!h->loop || setup_signals(&sw, h->loop) < 0) {
-		host_log(HOST_ERR, "unable to set up the event loop: %s", strerror(errno));
+	if (open_loop(h, &sw) < 0)
 		goto out;
-	}
-	spawner_attach(h);
-	char *db = xasprintf("%s/ward.db", h->cfg.state_dir);
-	h->history = history_open(db, h->cfg.history_keep);
-	free(db);
-	h->flush_timer.fn = flush_history;
-	loop_before_sleep(h->loop, arm_history_flush, h);
-	loop_before_timers(h->loop, read_frames_before_timers, h);
-	h->notify_timer.fn = ping_systemd;
-	h->notify_period = test ? 0 : notify_watchdog_ns() / 2;
-	if (h->notify_period > 0)
-		timer_arm(h->loop, &h->notify_timer, mono_ns() + h->notify_period);
-	tick_init(h);
 	record_host(h, h->cfg.dir);
 	if (check_plugins(h) < 0) {
 		status = h->shutting_down ? 0 : 1; /* asked to stop meanwhile, or refused */
@@ -693,13 +749,8 @@ static int host_main(const char *config_dir, const struct host_observer *test)
 	}
 	report_config(h, false, config_dir);
 
-	h->workers = xcalloc(h->cfg.nworkers ? h->cfg.nworkers : 1, sizeof(*h->workers));
-	for (size_t i = 0; i < h->cfg.nworkers; i++) {
-		struct worker *w = xcalloc(1, sizeof(*w));
-		h->workers[h->nworkers++] = w;
-		if (worker_init(w, h, &h->cfg.workers[i]) < 0)
-			goto out;
-	}
+	if (create_workers(h) < 0)
+		goto out;
 	h->tick_ns = tick_period(h);
 	dependency_link(h);
 	/* A `ward test` run whose socket cannot be bound ends here, reported. */
@@ -716,17 +767,7 @@ static int host_main(const char *config_dir, const struct host_observer *test)
 	else
 		boot(h);
 
-	bool loop_failed = false;
-	while (!(h->shutting_down && all_settled(h))) {
-		if (loop_run_once(h->loop) < 0) {
-			host_log(HOST_ERR, "event loop failed: %s", strerror(errno));
-			loop_failed = true;
-			break;
-		}
-		stop_if_critical_failed(h);
-		settle_order(h);
-		end_test_when_settled(h);
-	}
+	bool loop_failed = run_until_stopped(h) < 0;
 	if (!test)
 		host_log(HOST_INFO, "every worker has stopped; host exiting%s",
 			 h->critical_failed ? " with status 3 (a critical worker failed)" : "");
@@ -739,17 +780,9 @@ out:
 	control_close(h);
 	if (test && h->nworkers)
 		test->on_settled(test->ctx, h->workers[0]);
-	for (size_t i = 0; i < h->nworkers; i++) {
-		worker_free(h->workers[i]);
-		free(h->workers[i]);
-	}
-	free(h->workers);
+	free_workers(h);
 	cgroup_teardown(h);
-	for (size_t i = 0; i < h->nold; i++) {
-		config_free(h->old_configs[i]);
-		free(h->old_configs[i]);
-	}
-	free(h->old_configs);
+	free_old_configs(h);
 	output_close_channels(h);
 	history_close(h->history);
 	statedir_close(h); /* the lock goes last: the history is closed */
