@@ -6,7 +6,7 @@
 #include "cli/client.h"
 #include "config/config.h"
 #include "daemon/host.h"
-#include "config/options.h"
+#include "daemon/probe.h"
 #include "cli/report.h"
 #include "cli/tester.h"
 #include "cli/logview.h"
@@ -113,7 +113,7 @@ static int cmd_check(const struct args *a)
 	struct config cfg;
 	config_load(a->config_dir, &cfg);
 	struct strv load_errors = {0};
-	options_check_all(&cfg, &load_errors);
+	probe_check_config(&cfg, &load_errors);
 	size_t errors = cfg.errors.n + load_errors.n;
 	for (size_t i = 0; i < cfg.warnings.n; i++)
 		fprintf(stderr, "ward: warning: %s\n", cfg.warnings.v[i]);
