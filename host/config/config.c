@@ -392,50 +392,75 @@ struct key_def {
 	const char *dflt; /* NULL: unset unless configured */
 	size_t offset;
 	long min, max;
+	const char *help; /* one line, for `ward check --keys` */
 };
 
 #define W(field) offsetof(struct worker_conf, field)
 static const struct key_def worker_keys[] = {
-	{"plugin", K_SPECIAL, NULL, 0, 0, 0},
-	{"enabled", K_SPECIAL, "yes", 0, 0, 0},
-	{"autostart", K_BOOL, "yes", W(autostart), 0, 0},
-	{"instances", K_INT, "1", W(instances), 1, 1024},
-	{"interval", K_DURATION, "1s", W(interval_ms), 0, 0},
-	{"restart", K_RESTART, "on-failure", W(restart), 0, 0},
-	{"restart_delay", K_DURATION, "100ms", W(restart_delay_ms), 0, 0},
-	{"restart_delay_max", K_DURATION, "30s", W(restart_delay_max_ms), 0, 0},
-	{"max_restarts", K_MAX_RESTARTS, "10", W(max_restarts), 0, 1000000},
-	{"restart_window", K_DURATION, "60s", W(restart_window_ms), 0, 0},
-	{"init_timeout", K_DURATION, "30s", W(init_timeout_ms), 0, 0},
-	{"watchdog", K_DURATION, "60s", W(watchdog_ms), 0, 0},
-	{"stop_timeout", K_DURATION, "10s", W(stop_timeout_ms), 0, 0},
-	{"requires", K_LIST, NULL, W(requires), 0, 0},
-	{"listen", K_LIST, NULL, W(listen), 0, 0},
-	{"user", K_STRING, NULL, W(user), 0, 0},
-	{"group", K_STRING, NULL, W(group), 0, 0},
-	{"inherit_env", K_BOOL, "no", W(inherit_env), 0, 0},
-	{"workdir", K_PATH, NULL, W(workdir), 0, 0},
-	{"nice", K_LONG, NULL, W(nice), -20, 19},
-	{"limit.nofile", K_LIMIT_COUNT, NULL, W(limit_nofile), 0, 0},
-	{"limit.memory", K_LIMIT_SIZE, NULL, W(limit_memory), 0, 0},
-	{"limit.cpu", K_LIMIT_SECONDS, NULL, W(limit_cpu), 0, 0},
-	{"limit.core", K_LIMIT_SIZE, NULL, W(limit_core), 0, 0},
-	{"critical", K_BOOL, "no", W(critical), 0, 0},
+	{"plugin", K_SPECIAL, NULL, 0, 0, 0, "plugin file stem (in plugin_dir) or path; unset: the section name"},
+	{"enabled", K_SPECIAL, "yes", 0, 0, 0, "no: not a worker at all"},
+	{"autostart", K_BOOL, "yes", W(autostart), 0, 0, "no: not started at boot"},
+	{"instances", K_INT, "1", W(instances), 1, 1024, "processes running this worker, 1..1024"},
+	{"interval", K_DURATION, "1s", W(interval_ms), 0, 0, "wait after a cycle returns WARD_IDLE"},
+	{"restart", K_RESTART, "on-failure", W(restart), 0, 0, "always, on-failure or never"},
+	{"restart_delay", K_DURATION, "100ms", W(restart_delay_ms), 0, 0, "first delay before a restart (it doubles)"},
+	{"restart_delay_max", K_DURATION, "30s", W(restart_delay_max_ms), 0, 0, "cap of the doubling restart delay"},
+	{"max_restarts", K_MAX_RESTARTS, "10", W(max_restarts), 0, 1000000, "short failed runs in a row that are restarted, or unlimited"},
+	{"restart_window", K_DURATION, "60s", W(restart_window_ms), 0, 0, "a run this long resets the failure count and the delay"},
+	{"init_timeout", K_DURATION, "30s", W(init_timeout_ms), 0, 0, "longest time from fork to the end of init; 0: no limit"},
+	{"watchdog", K_DURATION, "60s", W(watchdog_ms), 0, 0, "longest time a cycle may go without progress; 0: off"},
+	{"stop_timeout", K_DURATION, "10s", W(stop_timeout_ms), 0, 0, "time between SIGTERM and SIGKILL when stopping"},
+	{"requires", K_LIST, NULL, W(requires), 0, 0, "workers that must be running before this one starts"},
+	{"listen", K_LIST, NULL, W(listen), 0, 0, "sockets the host holds for the worker: unix:PATH or tcp:HOST:PORT"},
+	{"user", K_STRING, NULL, W(user), 0, 0, "run as this user; unset: the host's"},
+	{"group", K_STRING, NULL, W(group), 0, 0, "run with this group; unset: the user's primary group"},
+	{"inherit_env", K_BOOL, "no", W(inherit_env), 0, 0, "yes: the worker gets the host's environment"},
+	{"workdir", K_PATH, NULL, W(workdir), 0, 0, "working directory; unset: the worker's state directory"},
+	{"nice", K_LONG, NULL, W(nice), -20, 19, "scheduling priority, -20..19; unset: unchanged"},
+	{"limit.nofile", K_LIMIT_COUNT, NULL, W(limit_nofile), 0, 0, "RLIMIT_NOFILE: a number, or unlimited; unset: inherited"},
+	{"limit.memory", K_LIMIT_SIZE, NULL, W(limit_memory), 0, 0, "RLIMIT_AS: a size, or unlimited; unset: inherited"},
+	{"limit.cpu", K_LIMIT_SECONDS, NULL, W(limit_cpu), 0, 0, "RLIMIT_CPU: whole seconds as a duration, or unlimited; unset: inherited"},
+	{"limit.core", K_LIMIT_SIZE, NULL, W(limit_core), 0, 0, "RLIMIT_CORE: a size, or unlimited; unset: inherited"},
+	{"critical", K_BOOL, "no", W(critical), 0, 0, "yes: its failing stops the host (exit status 3)"},
 };
 #undef W
 
 #define H(field) offsetof(struct config, field)
 static const struct key_def host_keys[] = {
-	{"plugin_dir", K_PATH, "plugins", H(plugin_dir), 0, 0},
-	{"state_dir", K_PATH, "state", H(state_dir), 0, 0},
-	{"log_dir", K_PATH, NULL, H(log_dir), 0, 0},
-	{"autoload", K_BOOL, "yes", H(autoload), 0, 0},
-	{"strict_permissions", K_BOOL, "yes", H(strict_permissions), 0, 0},
-	{"log_max_size", K_SIZE, "10M", H(log_max_size), 0, 0},
-	{"log_keep", K_LONG, "5", H(log_keep), 0, 1000},
-	{"history_keep", K_LONG, "10000", H(history_keep), 1, 1000000000},
+	{"plugin_dir", K_PATH, "plugins", H(plugin_dir), 0, 0, "where plugins are looked up by stem, and what autoload scans"},
+	{"state_dir", K_PATH, "state", H(state_dir), 0, 0, "holds ward.db, ward.lock and each worker's directory"},
+	{"log_dir", K_PATH, NULL, H(log_dir), 0, 0, "holds NAME.log for each worker; unset: <state_dir>/logs"},
+	{"autoload", K_BOOL, "yes", H(autoload), 0, 0, "yes: every *.so in plugin_dir is a worker named after its stem"},
+	{"strict_permissions", K_BOOL, "yes", H(strict_permissions), 0, 0, "yes: refuse plugin files others could have written"},
+	{"log_max_size", K_SIZE, "10M", H(log_max_size), 0, 0, "a log is rotated at this size; 0: never"},
+	{"log_keep", K_LONG, "5", H(log_keep), 0, 1000, "rotated log files kept, 0..1000"},
+	{"history_keep", K_LONG, "10000", H(history_keep), 1, 1000000000, "runs kept in ward.db, 1..1000000000"},
 };
 #undef H
+
+static const char *const kind_names[] = {
+	[K_BOOL] = "boolean", [K_INT] = "number", [K_LONG] = "number", [K_DURATION] = "duration",
+	[K_SIZE] = "size", [K_RESTART] = "enum", [K_MAX_RESTARTS] = "number", [K_LIST] = "list",
+	[K_STRING] = "string", [K_PATH] = "path", [K_LIMIT_COUNT] = "number", [K_LIMIT_SIZE] = "size",
+	[K_LIMIT_SECONDS] = "duration", [K_SPECIAL] = "special",
+};
+
+static void print_key_table(const char *title, const struct key_def *defs, size_t n, FILE *out)
+{
+	fprintf(out, "%s\n  %-20s %-9s %-11s %s\n", title, "key", "type", "default", "meaning");
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "  %-20s %-9s %-11s %s\n", defs[i].name, kind_names[defs[i].kind],
+			defs[i].dflt ? defs[i].dflt : "-", defs[i].help);
+}
+
+void config_print_keys(FILE *out)
+{
+	print_key_table("[ward] keys:", host_keys, ARRAY_SIZE(host_keys), out);
+	print_key_table("\nworker keys ([NAME] sections, and [defaults]):", worker_keys, ARRAY_SIZE(worker_keys), out);
+	/* env.NAME is a family of keys, not a row: load_worker reads it by prefix. */
+	fprintf(out, "  %-20s %-9s %-11s %s\n", "env.NAME", "string", "-", "set environment variable NAME");
+	fprintf(out, "\nAny other key of a worker section is passed to its plugin.\n");
+}
 
 static const struct key_def *find_def(const struct key_def *defs, size_t n, const char *name)
 {
@@ -517,22 +542,15 @@ static const char *parse_int_key(const struct config *cfg, const struct key_def 
 	return NULL;
 }
 
-static const char *parse_duration_key(const struct config *cfg, const struct key_def *def, void *field, const char *value)
+/* K_DURATION (milliseconds) or K_SIZE (bytes), both uint64_t. */
+static const char *parse_amount_key(const struct config *cfg, const struct key_def *def, void *field, const char *value)
 {
-	(void)cfg, (void)def;
+	(void)cfg;
 	uint64_t u;
-	if (parse_duration_ms(value, &u) < 0)
-		return "expected a duration such as 250ms, 5s, 2m or 1h (a bare number is seconds)";
-	*(uint64_t *)field = u;
-	return NULL;
-}
-
-static const char *parse_size_key(const struct config *cfg, const struct key_def *def, void *field, const char *value)
-{
-	(void)cfg, (void)def;
-	uint64_t u;
-	if (parse_size(value, &u) < 0)
-		return "expected a size such as 512K, 10M or 1G";
+	bool duration = def->kind == K_DURATION;
+	if ((duration ? parse_duration_ms(value, &u) : parse_size(value, &u)) < 0)
+		return duration ? "expected a duration such as 250ms, 5s, 2m or 1h (a bare number is seconds)"
+				: "expected a size such as 512K, 10M or 1G";
 	*(uint64_t *)field = u;
 	return NULL;
 }
@@ -627,8 +645,8 @@ static parse_fn *const parsers[] = {
 	[K_BOOL] = parse_bool_key,
 	[K_INT] = parse_int_key,
 	[K_LONG] = parse_int_key,
-	[K_DURATION] = parse_duration_key,
-	[K_SIZE] = parse_size_key,
+	[K_DURATION] = parse_amount_key,
+	[K_SIZE] = parse_amount_key,
 	[K_RESTART] = parse_restart_key,
 	[K_MAX_RESTARTS] = parse_max_restarts_key,
 	[K_LIST] = parse_list_key,
