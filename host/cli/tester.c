@@ -509,7 +509,7 @@ static void run_in_process(struct tester *t, const char *conf)
 {
 	struct config cfg;
 	if (config_load(conf, &cfg) == 0)
-		options_check_all(&cfg, NULL);
+		probe_check_config(&cfg, NULL);
 	tester_take_config(t, &cfg);
 	if (!t->result->config_error && cfg.nworkers == 1) {
 		struct worker w = {.conf = &cfg.workers[0]}; /* only for listener.c: no host, no process */
