@@ -235,11 +235,13 @@ void instance_spawn_failed(struct instance *in, int err)
 		set_state(in, IS_STOPPED, "stop requested");
 		return;
 	}
-	if (!in->spawn_failing)
+	/* Out of descriptors: one line for the host, not one per instance. */
+	const char *why = err == EMFILE ? spawn_out_of_descriptors(h) : NULL;
+	if (!in->spawn_failing && !why)
 		host_log(HOST_ERR, "[%s:%d] unable to start a process: %s; retrying every second", w->conf->name,
 			 in->index, strerror(err));
 	in->spawn_failing = true;
-	set_state(in, IS_BACKOFF, "unable to fork");
+	set_state(in, IS_BACKOFF, why ? why : "unable to fork");
 	timer_arm(h->loop, &in->timer, mono_ns() + NS_PER_SEC);
 }
 
