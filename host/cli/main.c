@@ -7,7 +7,6 @@
 #include "config/config.h"
 #include "daemon/run.h"
 #include "daemon/probe.h"
-#include "config/options.h"
 #include "cli/report.h"
 #include "cli/tester.h"
 #include "cli/logview.h"
