@@ -98,26 +98,43 @@ static void stop_host(void)
 		fprintf(stderr, "bench: could not remove %s\n", dir);
 }
 
-/* Reads "<instance> <ns>" lines; returns how many, up to max. */
-static int read_stamps(const char *path, long long *ns, int max)
+/* Reads the "<instance> <ns>" lines added since the last call, into ns[*n..max).
+ * Only complete lines count: a line being written is read at the next call. */
+static void read_new_stamps(FILE *f, long long *ns, int *n, int max)
 {
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return 0;
-	int n = 0, inst;
-	long long v;
-	while (n < max && fscanf(f, "%d %lld", &inst, &v) == 2)
-		ns[n++] = v;
-	fclose(f);
-	return n;
+	char line[64];
+	long at = ftell(f);
+	while (*n < max && fgets(line, sizeof(line), f)) {
+		int inst;
+		long long v;
+		if (!strchr(line, '\n')) {
+			fseek(f, at, SEEK_SET); /* not all there yet */
+			break;
+		}
+		if (sscanf(line, "%d %lld", &inst, &v) == 2)
+			ns[(*n)++] = v;
+		at = ftell(f);
+	}
+	clearerr(f);
 }
 
+/* Reads the file on from where it left off: a bench that re-read it whole
+ * at every poll would cost O(n^2) and take the host's CPU at 10,000. */
 static int wait_stamps(const char *path, long long *ns, int want, int timeout_ms)
 {
 	long long deadline = mono_ns() + (long long)timeout_ms * 1000000;
-	int n;
-	while ((n = read_stamps(path, ns, want)) < want && mono_ns() < deadline)
-		nap_ms(2);
+	int n = 0;
+	FILE *f = NULL;
+	while (n < want && mono_ns() < deadline) {
+		if (!f)
+			f = fopen(path, "r");
+		if (f)
+			read_new_stamps(f, ns, &n, want);
+		if (n < want)
+			nap_ms(2);
+	}
+	if (f)
+		fclose(f);
 	return n;
 }
 
