@@ -82,6 +82,7 @@ struct worker {
 	char *state_dir; /* owned */
 	struct log_file log;
 	const char *recorded_state; /* what history has for the worker as a whole */
+	int in_state[IS_COUNT];     /* how many instances are in each state: kept by set_state */
 
 	/* ordering between workers (dependency.c) */
 	struct worker **deps;       /* what `requires` names, resolved; owned array */
@@ -118,6 +119,7 @@ struct host {
 	bool shutting_down;
 	bool critical_failed;    /* a `critical = yes` worker became failed: stop, exit 3 */
 	bool order_dirty;        /* a state changed: dependency ordering may have work to do */
+	size_t nstarting;        /* instances in IS_STARTING, of every worker: kept by set_state */
 	bool ready_told;         /* systemd was told READY=1 */
 	char told_status[128];   /* the last STATUS= sent */
 	struct timer notify_timer; /* WATCHDOG=1 for systemd, when it asks for it */
