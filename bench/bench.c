@@ -252,7 +252,9 @@ static double status_ms(void)
 		execl(WARD_BIN, "ward", "status", "-c", conf, (char *)NULL);
 		_exit(127);
 	}
-	waitpid(pid, NULL, 0);
+	int status = 0;
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 3))
+		fprintf(stderr, "bench: `ward status` failed (wait status %d)\n", status);
 	return (mono_ns() - t0) / 1e6;
 }
 
