@@ -7,6 +7,7 @@
 #include "support.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
 
@@ -68,10 +69,34 @@ Test(scale, too_many_workers_for_the_limit_are_said_once_with_what_to_raise)
 	cr_expect_eq(wt_count(err, "out of file descriptors"), 1, "said more than once:\n%s", err);
 	cr_expect(strstr(err, "RLIMIT_NOFILE is 256") && strstr(err, "LimitNOFILE=") && strstr(err, "ulimit -n"),
 		  "the line does not say what to raise:\n%s", err);
-	cr_expect_eq(wt_count(err, "unable to start a process"), 0, "one line per instance:\n%s", err);
+	cr_expect_eq(wt_count(err, "unable to start a process"), 1, "not one line for all:\n%s", err);
 	long long run = running();
 	cr_expect(run > 100 && run < 250, "%lld running", run);
 	cr_expect(wt_sql_int(&wt, "SELECT count(*) FROM events WHERE detail = 'out of file descriptors (RLIMIT_NOFILE 256)'") > 0,
 		  "the waiting instances' events do not say why");
+	cr_expect_eq(wt_stop(&wt, 20000), 0);
+}
+
+/* More workers than log files kept open: a rename plus SIGUSR1 (logrotate)
+ * still sends every worker's next lines to a new file at its path. */
+Test(scale, logs_closed_between_writes_still_follow_sigusr1)
+{
+	setup_workers(80);
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 20000, "SELECT count(*) = 80 FROM instances WHERE state = 'running'"),
+		  "%lld of 80 running; the host said:\n%s", running(), wt_host_stderr(&wt));
+	char from[1200], to[1300];
+	snprintf(from, sizeof(from), "%s/logs/w3.log", wt.state);
+	snprintf(to, sizeof(to), "%s.1", from);
+	cr_assert(rename(from, to) == 0, "rename %s: %s", from, strerror(errno));
+	kill(wt.pid, SIGUSR1);
+	bool said = false;
+	for (long long deadline = now_ms() + 5000; !said && now_ms() < deadline; sleep_ms(20))
+		said = strstr(wt_host_stderr(&wt), "reopened 80 of 80 worker logs") != NULL;
+	cr_expect(said, "the host said:\n%s", wt_host_stderr(&wt));
+	char *out, *err;
+	cr_expect_eq(wt_cli(&wt, &out, &err, "restart w3"), 0, "%s", err);
+	cr_expect(wt_wait_log(&wt, 5000, "w3", "stop requested") || wt_wait_log(&wt, 5000, "w3", "started"),
+		  "no new lines in the new w3.log");
 	cr_expect_eq(wt_stop(&wt, 20000), 0);
 }

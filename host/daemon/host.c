@@ -416,6 +416,8 @@ void host_state_changed(struct host *h)
 /* Boot is over once nothing started at boot is still starting. */
 static bool boot_settled(const struct host *h)
 {
+	if (h->nstarting)
+		return false; /* the usual answer during boot, without a scan */
 	for (size_t i = 0; i < h->nworkers; i++) {
 		const struct worker *w = h->workers[i];
 		if (w->pending_start && !w->blocked_by && !listener_unbound(w))
@@ -431,6 +433,8 @@ static bool boot_settled(const struct host *h)
  * whenever the counts change. */
 static void tell_systemd(struct host *h)
 {
+	if (!notify_enabled())
+		return; /* no one to tell: no counting after every event */
 	size_t running = 0, failed = 0;
 	for (size_t i = 0; i < h->nworkers; i++) {
 		const char *s = worker_state(h->workers[i]);

@@ -31,6 +31,7 @@ struct host {
 	bool shutting_down;
 	bool critical_failed;    /* a `critical = yes` worker became failed: stop, exit 3 */
 	bool order_dirty;        /* a state changed: dependency ordering may have work to do */
+	size_t nstarting;        /* instances in IS_STARTING, of every worker: kept by set_state */
 	bool ready_told;         /* systemd was told READY=1 */
 	char told_status[128];   /* the last STATUS= sent */
 	struct timer notify_timer; /* WATCHDOG=1 for systemd, when it asks for it */

@@ -174,10 +174,10 @@ const char *spawn_out_of_descriptors(struct host *h)
 	unsigned long long own = limit > fit ? limit - fit : 0;
 	snprintf(detail, sizeof(detail), "out of file descriptors (RLIMIT_NOFILE %llu)", limit);
 	host_log(HOST_ERR,
-		 "out of file descriptors: RLIMIT_NOFILE is %llu, the host holds one per worker process and about %llu "
-		 "of its own, so %zu of the %zu worker processes can run; the others wait in backoff and start when "
-		 "descriptors are free. Raise the limit to at least %llu: LimitNOFILE= in ward's systemd unit, or "
-		 "ulimit -n before `ward run`",
-		 limit, own, fit, all, own + all + 16);
+		 "unable to start a process: %s: out of file descriptors: RLIMIT_NOFILE is %llu, the host holds one "
+		 "per worker process and about %llu of its own, so %zu of the %zu worker processes can run; the others "
+		 "wait in backoff and start when descriptors are free. Raise the limit to at least %llu: LimitNOFILE= "
+		 "in ward's systemd unit, or ulimit -n before `ward run`",
+		 strerror(EMFILE), limit, own, fit, all, own + all + 16);
 	return detail;
 }

@@ -112,8 +112,21 @@ void worker_record(struct worker *w)
 }
 
 /* The one place a state changes. */
+/* The counts that let a question about all instances take O(1), not a scan. */
+static void count_state(struct instance *in, enum istate s)
+{
+	struct worker *w = in->worker;
+	w->in_state[in->state]--;
+	w->in_state[s]++;
+	if (in->state == IS_STARTING)
+		w->host->nstarting--;
+	if (s == IS_STARTING)
+		w->host->nstarting++;
+}
+
 static void set_state(struct instance *in, enum istate s, const char *detail)
 {
+	count_state(in, s);
 	in->state = s;
 	record_state(in, detail);
 	host_state_changed(in->worker->host);
@@ -687,17 +700,23 @@ const char *worker_state(const struct worker *w)
 	/* Most telling first: what an operator must notice wins. */
 	static const enum istate order[] = {IS_FAILED, IS_BACKOFF, IS_STARTING, IS_STOPPING,
 					    IS_RUNNING, IS_DONE, IS_STOPPED};
-	unsigned present = 0;
-	for (int i = 0; i < w->ninst; i++)
-		present |= 1u << w->inst[i].state;
 	for (size_t k = 0; k < ARRAY_SIZE(order); k++)
-		if (present & (1u << order[k]))
+		if (w->in_state[order[k]])
 			return istate_name(order[k]);
 	return istate_name(IS_STOPPED);
 }
 
+/* Instances in a state that has (or is about to have) a process. */
+static int in_live_states(const struct worker *w)
+{
+	return w->in_state[IS_STARTING] + w->in_state[IS_RUNNING] + w->in_state[IS_STOPPING] +
+	       w->in_state[IS_BACKOFF];
+}
+
 bool worker_is_active(const struct worker *w)
 {
+	if (in_live_states(w))
+		return true; /* the common answer, without a scan */
 	for (int i = 0; i < w->ninst; i++) {
 		enum istate s = w->inst[i].state;
 		if (w->inst[i].pid > 0 || s == IS_STARTING || s == IS_RUNNING || s == IS_STOPPING || s == IS_BACKOFF)
@@ -708,6 +727,8 @@ bool worker_is_active(const struct worker *w)
 
 bool worker_is_settled(const struct worker *w)
 {
+	if (in_live_states(w))
+		return false;
 	for (int i = 0; i < w->ninst; i++) {
 		const struct instance *in = &w->inst[i];
 		if (in->pid > 0 || in->state == IS_STARTING || in->state == IS_RUNNING ||
@@ -754,6 +775,7 @@ int worker_init(struct worker *w, struct host *h, const struct worker_conf *conf
 	if (stat(conf->plugin, &w->plugin_stat) < 0)
 		memset(&w->plugin_stat, 0, sizeof(w->plugin_stat));
 	w->inst = xcalloc((size_t)w->ninst, sizeof(*w->inst));
+	w->in_state[IS_STOPPED] = w->ninst;
 	for (int i = 0; i < w->ninst; i++) {
 		struct instance *in = &w->inst[i];
 		in->worker = w;
@@ -788,5 +810,6 @@ void worker_free(struct worker *w)
 	log_close(&w->log);
 	free(w->state_dir);
 	struct host *h = w->host;
+	h->nstarting -= (size_t)w->in_state[IS_STARTING];
 	*w = (struct worker){.host = h};
 }

@@ -83,6 +83,7 @@ struct worker {
 	char *state_dir; /* owned */
 	struct log_file log;
 	const char *recorded_state; /* what history has for the worker as a whole */
+	int in_state[IS_COUNT];     /* how many instances are in each state: kept by set_state */
 
 	/* ordering between workers (dependency.c) */
 	struct worker **deps;       /* what `requires` names, resolved; owned array */
