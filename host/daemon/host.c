@@ -463,11 +463,17 @@ static void ping_systemd(struct timer *t)
 /* Lets dependency ordering act on every state change, until nothing moves. */
 static void settle_order(struct host *h)
 {
+	/* Every state change sets order_dirty (set_state, requests, listeners,
+	 * reload); without one the per-worker passes below would find nothing new,
+	 * and running them on every loop turn made boot quadratic. */
+	bool changed = h->order_dirty;
 	for (size_t rounds = 0; h->order_dirty && rounds <= h->nworkers + 1; rounds++) {
 		h->order_dirty = false;
 		dependency_settle(h);
 	}
 	reload_finish(h);
+	if (!changed)
+		return;
 	for (size_t i = 0; i < h->nworkers; i++)
 		listener_update(h->workers[i]);
 	tell_systemd(h);
@@ -770,6 +776,7 @@ static int host_main(const char *config_dir, const struct host_observer *test)
 		h->shutting_down = true;
 	else
 		boot(h);
+	h->order_dirty = true; /* the first settle tells systemd, even with no worker */
 
 	bool loop_failed = run_until_stopped(h) < 0;
 	if (!test)
