@@ -105,7 +105,7 @@ void worker_record(struct worker *w)
 		len += (size_t)snprintf(listen + len, sizeof(listen) - len, "%s%s", i ? "," : "",
 					w->conf->listen.v[i]);
 	w->recorded_state = worker_state(w);
-	history_worker_state(w->host->history, w->conf->name, w->conf->plugin, w->recorded_state,
+	history_worker_state(w->host->history, w->conf->name, w->conf->plugin, istate_name(w->recorded_state),
 			     w->ninst, w->restarts, len ? listen : NULL, listener_describe(w, sockets, sizeof(sockets)));
 	host_history_changed(w->host);
 }
@@ -678,10 +678,10 @@ void instance_check_progress(struct instance *in, int64_t now)
 		dispatch(in, EV_HUNG);
 }
 
-const char *worker_state(const struct worker *w)
+enum istate worker_state(const struct worker *w)
 {
 	if (w->pending_start && !worker_is_active(w))
-		return istate_name(IS_STARTING); /* waiting for what it requires */
+		return IS_STARTING; /* waiting for what it requires */
 	/* Most telling first: what an operator must notice wins. */
 	static const enum istate order[] = {IS_FAILED, IS_BACKOFF, IS_STARTING, IS_STOPPING,
 					    IS_RUNNING, IS_DONE, IS_STOPPED};
@@ -690,8 +690,8 @@ const char *worker_state(const struct worker *w)
 		present |= 1u << w->inst[i].state;
 	for (size_t k = 0; k < ARRAY_SIZE(order); k++)
 		if (present & (1u << order[k]))
-			return istate_name(order[k]);
-	return istate_name(IS_STOPPED);
+			return order[k];
+	return IS_STOPPED;
 }
 
 bool worker_is_active(const struct worker *w)
