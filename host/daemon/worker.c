@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "daemon/worker.h"
+#include "daemon/lifecycle.h"
 #include "daemon/output.h"
 #include "worker/slot.h"
 #include "daemon/spawn.h"
@@ -23,8 +24,6 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-enum event { EV_START, EV_READY, EV_EXIT, EV_STOP, EV_TIMER, EV_HUNG, EV_COUNT };
 
 static void dispatch(struct instance *in, enum event ev);
 
@@ -516,17 +515,12 @@ static void process_ended(struct instance *in)
 
 typedef void (*transition)(struct instance *in);
 
-/* What each event does in each state; NULL: the event changes nothing there. */
-static const transition transitions[IS_COUNT][EV_COUNT] = {
-	[IS_STOPPED]  = {[EV_START] = start_fresh},
-	[IS_STARTING] = {[EV_READY] = become_ready, [EV_EXIT] = process_ended,
-			 [EV_STOP] = terminate, [EV_TIMER] = init_timed_out},
-	[IS_RUNNING]  = {[EV_EXIT] = process_ended, [EV_STOP] = terminate, [EV_HUNG] = hung},
-	[IS_STOPPING] = {[EV_EXIT] = process_ended, [EV_TIMER] = stop_timed_out},
-	[IS_BACKOFF]  = {[EV_START] = spawn, [EV_STOP] = cancel_backoff,
-			 [EV_TIMER] = restart_after_backoff},
-	[IS_FAILED]   = {[EV_START] = start_fresh},
-	[IS_DONE]     = {[EV_START] = start_fresh},
+/* The function that performs each action of the table (daemon/lifecycle.c). */
+static const transition performers[ACT_COUNT] = {
+	[ACT_START_FRESH] = start_fresh, [ACT_SPAWN] = spawn, [ACT_BECOME_READY] = become_ready,
+	[ACT_END_RUN] = process_ended, [ACT_TERMINATE] = terminate, [ACT_INIT_TIMED_OUT] = init_timed_out,
+	[ACT_STOP_TIMED_OUT] = stop_timed_out, [ACT_HUNG] = hung, [ACT_CANCEL_BACKOFF] = cancel_backoff,
+	[ACT_RESTART] = restart_after_backoff,
 };
 
 static void dispatch(struct instance *in, enum event ev)
@@ -537,7 +531,7 @@ static void dispatch(struct instance *in, enum event ev)
 		in->stop_requested |= ev == EV_STOP;
 		return;
 	}
-	transition fn = transitions[in->state][ev];
+	transition fn = performers[lifecycle_step(in->state, ev).action];
 	if (fn)
 		fn(in);
 }
