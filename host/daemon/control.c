@@ -110,8 +110,11 @@ static int check_startable(struct worker **ws, int n, FILE *reply)
 	return refused ? -1 : 0;
 }
 
-static void command_start(struct worker **ws, int n, FILE *reply, bool restart)
+enum start_kind { START_ONLY, RESTART };
+
+static void command_start(struct worker **ws, int n, FILE *reply, enum start_kind kind)
 {
+	bool restart = kind == RESTART;
 	if (check_startable(ws, n, reply) < 0)
 		return;
 	fprintf(reply, "ok\n");
@@ -204,7 +207,7 @@ static void run_request(struct client *c)
 		command_sync(h, reply);
 	} else if (strcmp(words[0], "start") == 0 || strcmp(words[0], "restart") == 0) {
 		if (resolve_names(h, words + 1, n - 1, ws, reply) == 0)
-			command_start(ws, n - 1, reply, words[0][0] == 'r');
+			command_start(ws, n - 1, reply, strcmp(words[0], "restart") == 0 ? RESTART : START_ONLY);
 	} else if (strcmp(words[0], "stop") == 0) {
 		if (resolve_names(h, words + 1, n - 1, ws, reply) == 0)
 			command_stop(ws, n - 1, reply);

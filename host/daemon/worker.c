@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include "daemon/worker.h"
 #include "daemon/host.h"
+#include "daemon/lifecycle.h"
 #include "daemon/output.h"
 #include "daemon/pidtable.h"
 #include "worker/slot.h"
@@ -26,8 +27,6 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-enum event { EV_START, EV_READY, EV_EXIT, EV_STOP, EV_TIMER, EV_HUNG, EV_COUNT };
 
 static void dispatch(struct instance *in, enum event ev);
 
@@ -107,7 +106,7 @@ void worker_record(struct worker *w)
 		len += (size_t)snprintf(listen + len, sizeof(listen) - len, "%s%s", i ? "," : "",
 					w->conf->listen.v[i]);
 	w->recorded_state = worker_state(w);
-	history_worker_state(w->host->history, w->conf->name, w->conf->plugin, w->recorded_state,
+	history_worker_state(w->host->history, w->conf->name, w->conf->plugin, istate_name(w->recorded_state),
 			     w->ninst, w->restarts, len ? listen : NULL, listener_describe(w, sockets, sizeof(sockets)));
 }
 
@@ -531,17 +530,12 @@ static void process_ended(struct instance *in)
 
 typedef void (*transition)(struct instance *in);
 
-/* What each event does in each state; NULL: the event changes nothing there. */
-static const transition transitions[IS_COUNT][EV_COUNT] = {
-	[IS_STOPPED]  = {[EV_START] = start_fresh},
-	[IS_STARTING] = {[EV_READY] = become_ready, [EV_EXIT] = process_ended,
-			 [EV_STOP] = terminate, [EV_TIMER] = init_timed_out},
-	[IS_RUNNING]  = {[EV_EXIT] = process_ended, [EV_STOP] = terminate, [EV_HUNG] = hung},
-	[IS_STOPPING] = {[EV_EXIT] = process_ended, [EV_TIMER] = stop_timed_out},
-	[IS_BACKOFF]  = {[EV_START] = spawn, [EV_STOP] = cancel_backoff,
-			 [EV_TIMER] = restart_after_backoff},
-	[IS_FAILED]   = {[EV_START] = start_fresh},
-	[IS_DONE]     = {[EV_START] = start_fresh},
+/* The function that performs each action of the table (daemon/lifecycle.c). */
+static const transition performers[ACT_COUNT] = {
+	[ACT_START_FRESH] = start_fresh, [ACT_SPAWN] = spawn, [ACT_BECOME_READY] = become_ready,
+	[ACT_END_RUN] = process_ended, [ACT_TERMINATE] = terminate, [ACT_INIT_TIMED_OUT] = init_timed_out,
+	[ACT_STOP_TIMED_OUT] = stop_timed_out, [ACT_HUNG] = hung, [ACT_CANCEL_BACKOFF] = cancel_backoff,
+	[ACT_RESTART] = restart_after_backoff,
 };
 
 static void dispatch(struct instance *in, enum event ev)
@@ -552,7 +546,7 @@ static void dispatch(struct instance *in, enum event ev)
 		in->stop_requested |= ev == EV_STOP;
 		return;
 	}
-	transition fn = transitions[in->state][ev];
+	transition fn = performers[lifecycle_step(in->state, ev).action];
 	if (fn)
 		fn(in);
 }
@@ -693,17 +687,17 @@ void instance_check_progress(struct instance *in, int64_t now)
 		dispatch(in, EV_HUNG);
 }
 
-const char *worker_state(const struct worker *w)
+enum istate worker_state(const struct worker *w)
 {
 	if (w->pending_start && !worker_is_active(w))
-		return istate_name(IS_STARTING); /* waiting for what it requires */
+		return IS_STARTING; /* waiting for what it requires */
 	/* Most telling first: what an operator must notice wins. */
 	static const enum istate order[] = {IS_FAILED, IS_BACKOFF, IS_STARTING, IS_STOPPING,
 					    IS_RUNNING, IS_DONE, IS_STOPPED};
 	for (size_t k = 0; k < ARRAY_SIZE(order); k++)
 		if (w->in_state[order[k]])
-			return istate_name(order[k]);
-	return istate_name(IS_STOPPED);
+			return order[k];
+	return IS_STOPPED;
 }
 
 /* Instances in a state that has (or is about to have) a process. */

@@ -82,7 +82,7 @@ struct worker {
 	unsigned restarts;
 	char *state_dir; /* owned */
 	struct log_file log;
-	const char *recorded_state; /* what history has for the worker as a whole */
+	enum istate recorded_state; /* what history has for the worker as a whole */
 	int in_state[IS_COUNT];     /* how many instances are in each state: kept by set_state */
 
 	/* ordering between workers (dependency.c) */
@@ -147,7 +147,7 @@ void worker_record_live(struct worker *w);
 void worker_record_all(struct worker *w);
 const char *istate_name(enum istate s);
 /* The worker's state as one word: its instances' state when they agree, else the most telling one. */
-const char *worker_state(const struct worker *w);
+enum istate worker_state(const struct worker *w);
 bool worker_is_settled(const struct worker *w); /* no process, no pending restart */
 bool worker_is_active(const struct worker *w);  /* starting, running, in backoff or stopping */
 
