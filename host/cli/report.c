@@ -1,6 +1,6 @@
 /*
  * report.c - `ward status` and `ward history`: queries on <state_dir>/ward.db
- * printed as an aligned table for people or as JSON (SPEC §6) for programs.
+ * printed as an aligned table for people or as JSON (docs/operator-guide.md) for programs.
  * The database is opened read-only; WAL mode means the host is never held up.
  */
 #define _GNU_SOURCE

@@ -1,7 +1,7 @@
 /*
  * worker.c - the lifecycle of worker instances as one explicit table of
  * states x events (after s6-supervise), with one function per transition,
- * and the restart policy of SPEC §3. Only set_state() changes a state, and
+ * and the restart policy of docs/lifecycle.md. Only set_state() changes a state, and
  * it records every change to history. Called only from the host's loop;
  * never blocks.
  */
@@ -434,7 +434,7 @@ static void give_up(struct instance *in, const char *why)
 		host_critical_failed(in->worker->host, c->name);
 }
 
-/* Restart policy of SPEC §3, as a pure function (tested on its own): a run
+/* Restart policy (docs/lifecycle.md), as a pure function (tested on its own): a run
  * that lasted restart_window resets the streak of failed runs and the delay;
  * each shorter failed run counts, and once max_restarts of them have been
  * restarted, the next one gives up. Counting runs rather than restarts per

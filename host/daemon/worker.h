@@ -1,6 +1,6 @@
 /*
  * worker.h - workers and their instances: the lifecycle state machine of
- * SPEC §3 (one table of states x events, one function per transition), the
+ * docs/lifecycle.md (one table of states x events, one function per transition), the
  * restart policy. A state changes in exactly one place, set_state(), which
  * also records it to history. Runs in the host process; the host-wide
  * structure they live in is daemon/host.h.
@@ -122,7 +122,7 @@ void worker_stop(struct worker *w);
 /* Escalation for a host asked twice to stop: SIGKILL every process, its group and its cgroup now. */
 void worker_kill(struct worker *w);
 
-/* What the restart policy (SPEC §3) says after a run of ran_ms ended, a
+/* What the restart policy (docs/lifecycle.md) says after a run of ran_ms ended, a
  * failure or not. *streak is the instance's count of failed runs in a row,
  * each shorter than restart_window; it is updated. Pure: no clock, no I/O. */
 struct restart_verdict {
