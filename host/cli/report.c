@@ -84,6 +84,20 @@ static sqlite3_stmt *prepare(sqlite3 *db, const char *sql)
 	return st;
 }
 
+/* A query whose ?1 is the NAME the user asked for (NULL: every worker).
+ * On failure the database is closed too. */
+static sqlite3_stmt *prepare_for_name(sqlite3 *db, const struct report_opts *o, const char *sql)
+{
+	sqlite3_stmt *st = prepare(db, sql);
+	if (!st) {
+		sqlite3_close(db);
+		return NULL;
+	}
+	if (o->name)
+		sqlite3_bind_text(st, 1, o->name, -1, SQLITE_STATIC);
+	return st;
+}
+
 static const char *plugin_stem(const char *path, char *buf, size_t size)
 {
 	const char *base = path ? strrchr(path, '/') : NULL;
@@ -115,17 +129,9 @@ static void json_cpu_seconds(sqlite3_stmt *in, const char *worker)
 		fputs("null", stdout);
 }
 
-static void print_json_worker(sqlite3 *db, sqlite3_stmt *w, bool first)
+/* The instances of worker NAME, as the elements of a JSON array. */
+static void print_json_instances(sqlite3 *db, const char *name)
 {
-	const char *name = col_text(w, 0);
-	char stem[256];
-	printf("%s\n  {\"name\": ", first ? "" : ",");
-	json_string(stdout, name);
-	printf(", \"plugin\": ");
-	json_string(stdout, plugin_stem(col_text(w, 1), stem, sizeof(stem)));
-	printf(", \"state\": ");
-	json_string(stdout, col_text(w, 2));
-	printf(", \"instances\": [");
 	sqlite3_stmt *in = prepare(db, instances_sql);
 	if (in) {
 		sqlite3_bind_text(in, 1, name, -1, SQLITE_STATIC);
@@ -152,19 +158,24 @@ static void print_json_worker(sqlite3 *db, sqlite3_stmt *w, bool first)
 		}
 		sqlite3_finalize(in);
 	}
-	printf("], \"restarts\": %d, \"listen\": [", sqlite3_column_int(w, 3));
-	const char *listen = col_text(w, 4);
-	for (const char *p = listen; p && *p;) {
+}
+
+/* A comma-separated list (as the workers table keeps `listen`), as the elements of a JSON array. */
+static void print_json_list(const char *list)
+{
+	for (const char *p = list; p && *p;) {
 		size_t n = strcspn(p, ",");
 		char *one = xstrndup(p, n);
-		printf("%s", p == listen ? "" : ", ");
+		printf("%s", p == list ? "" : ", ");
 		json_string(stdout, one);
 		free(one);
 		p += n + (p[n] == ',');
 	}
-	printf("], \"on_demand\": ");
-	json_string(stdout, col_text(w, 5));
-	printf(", \"last_exit\": ");
+}
+
+/* How worker NAME's last run ended, as a JSON object, or null. */
+static void print_json_last_exit(sqlite3 *db, const char *name)
+{
 	sqlite3_stmt *le = prepare(db, last_exit_sql);
 	if (le) {
 		sqlite3_bind_text(le, 1, name, -1, SQLITE_STATIC);
@@ -187,6 +198,26 @@ static void print_json_worker(sqlite3 *db, sqlite3_stmt *w, bool first)
 	} else {
 		printf("null");
 	}
+}
+
+static void print_json_worker(sqlite3 *db, sqlite3_stmt *w, bool first)
+{
+	const char *name = col_text(w, 0);
+	char stem[256];
+	printf("%s\n  {\"name\": ", first ? "" : ",");
+	json_string(stdout, name);
+	printf(", \"plugin\": ");
+	json_string(stdout, plugin_stem(col_text(w, 1), stem, sizeof(stem)));
+	printf(", \"state\": ");
+	json_string(stdout, col_text(w, 2));
+	printf(", \"instances\": [");
+	print_json_instances(db, name);
+	printf("], \"restarts\": %d, \"listen\": [", sqlite3_column_int(w, 3));
+	print_json_list(col_text(w, 4));
+	printf("], \"on_demand\": ");
+	json_string(stdout, col_text(w, 5));
+	printf(", \"last_exit\": ");
+	print_json_last_exit(db, name);
 	printf("}");
 }
 
@@ -302,14 +333,10 @@ int report_status(const struct report_opts *o)
 		return 1;
 	if (held != 1)
 		fprintf(stderr, "ward: no host is running for %s; showing the last recorded state\n", o->config_dir);
-	sqlite3_stmt *w = prepare(db, "SELECT name, plugin, state, restarts, listen, on_demand FROM workers"
-				      " WHERE ?1 IS NULL OR name = ?1 ORDER BY name");
-	if (!w) {
-		sqlite3_close(db);
+	sqlite3_stmt *w = prepare_for_name(db, o, "SELECT name, plugin, state, restarts, listen, on_demand FROM workers"
+					       " WHERE ?1 IS NULL OR name = ?1 ORDER BY name");
+	if (!w)
 		return 1;
-	}
-	if (o->name)
-		sqlite3_bind_text(w, 1, o->name, -1, SQLITE_STATIC);
 	int rows = 0;
 	if (o->json)
 		printf("[");
@@ -347,83 +374,83 @@ int report_status(const struct report_opts *o)
 	return held == 1 ? 0 : 1;
 }
 
+static void json_text(FILE *f, sqlite3_stmt *st, int col)
+{
+	json_string(f, col_text(st, col));
+}
+
+static void json_bool(FILE *f, sqlite3_stmt *st, int col)
+{
+	fputs(sqlite3_column_int(st, col) ? "true" : "false", f);
+}
+
+/* The fields of a run in `ward history --json` (docs/operator-guide.md),
+ * in the order of the query's columns. */
+static const struct {
+	const char *name;
+	void (*print)(FILE *f, sqlite3_stmt *st, int col);
+} run_fields[] = {
+	{"id", json_int_or_null},	 {"worker", json_text},	    {"instance", json_int_or_null},
+	{"pid", json_int_or_null},	 {"activation", json_text}, {"started_at", json_time},
+	{"ready_at", json_time},	 {"ended_at", json_time},   {"reason", json_text},
+	{"code", json_int_or_null},	 {"signal", json_signal},   {"core", json_bool},
+	{"message", json_text},		 {"cycles", json_int_or_null}, {"init_ms", json_int_or_null},
+	{"last_cycle_ms", json_int_or_null},
+};
+
+static void print_json_run(sqlite3_stmt *st, bool first)
+{
+	printf("%s\n  {", first ? "" : ",");
+	for (int c = 0; c < (int)ARRAY_SIZE(run_fields); c++) {
+		printf("%s\"%s\": ", c ? ", " : "", run_fields[c].name);
+		run_fields[c].print(stdout, st, c);
+	}
+	printf("}");
+}
+
+/* One run of `ward history` as a table row; "(running)" until it ended. */
+static void print_run_row(sqlite3_stmt *st)
+{
+	char started[32], ran[32] = "-", exitdesc[512] = "(running)";
+	format_iso_ms(sqlite3_column_int64(st, 5), started, sizeof(started));
+	if (sqlite3_column_type(st, 7) != SQLITE_NULL) {
+		int64_t d = sqlite3_column_int64(st, 7) - sqlite3_column_int64(st, 5);
+		format_duration_ms(d > 0 ? (uint64_t)d : 0, ran, sizeof(ran));
+		struct exit_info e = {.reason = reason_from_name(col_text(st, 8)),
+				      .code = sqlite3_column_int(st, 9),
+				      .signal = sqlite3_column_int(st, 10),
+				      .core = sqlite3_column_int(st, 11)};
+		snprintf(e.message, sizeof(e.message), "%s", col_text(st, 12) ? col_text(st, 12) : "");
+		exit_describe(&e, exitdesc, sizeof(exitdesc));
+	}
+	printf("%-24s %-20s %-4d %-8d %-10s %-9s %-10lld %s\n", started, col_text(st, 1), sqlite3_column_int(st, 2),
+	       sqlite3_column_int(st, 3), col_text(st, 4) ? col_text(st, 4) : "-", ran,
+	       (long long)sqlite3_column_int64(st, 13), exitdesc);
+}
+
 int report_history(const struct report_opts *o)
 {
 	sqlite3 *db = open_state(o);
 	if (!db)
 		return 1;
-	sqlite3_stmt *st = prepare(db,
+	sqlite3_stmt *st = prepare_for_name(db, o,
 		"SELECT id, worker, instance, pid, activation, started_at, ready_at, ended_at, reason, code,"
 		" signal, core, message, cycles, init_ms, last_cycle_ms FROM (SELECT * FROM runs WHERE ?1 IS NULL OR worker = ?1"
 		" ORDER BY id DESC LIMIT ?2) ORDER BY id");
-	if (!st) {
-		sqlite3_close(db);
+	if (!st)
 		return 1;
-	}
-	if (o->name)
-		sqlite3_bind_text(st, 1, o->name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, o->limit > 0 ? o->limit : 20);
-	int rows = 0;
 	if (o->json)
 		printf("[");
 	else
 		printf("%-24s %-20s %-4s %-8s %-10s %-9s %-10s %s\n", "STARTED", "WORKER", "INST", "PID", "ACTIVATION",
 		       "RAN", "CYCLES", "EXIT");
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		if (o->json) {
-			static const char *const ints[] = {"id", NULL, "instance", "pid"};
-			printf("%s\n  {", rows ? "," : "");
-			for (int c = 0; c < 4; c++) {
-				if (c == 1) {
-					printf(", \"worker\": ");
-					json_string(stdout, col_text(st, 1));
-					continue;
-				}
-				printf("%s\"%s\": ", c ? ", " : "", ints[c]);
-				json_int_or_null(stdout, st, c);
-			}
-			printf(", \"activation\": ");
-			json_string(stdout, col_text(st, 4));
-			printf(", \"started_at\": ");
-			json_time(stdout, st, 5);
-			printf(", \"ready_at\": ");
-			json_time(stdout, st, 6);
-			printf(", \"ended_at\": ");
-			json_time(stdout, st, 7);
-			printf(", \"reason\": ");
-			json_string(stdout, col_text(st, 8));
-			printf(", \"code\": ");
-			json_int_or_null(stdout, st, 9);
-			printf(", \"signal\": ");
-			json_signal(stdout, st, 10);
-			printf(", \"core\": %s, \"message\": ", sqlite3_column_int(st, 11) ? "true" : "false");
-			json_string(stdout, col_text(st, 12));
-			printf(", \"cycles\": ");
-			json_int_or_null(stdout, st, 13);
-			printf(", \"init_ms\": ");
-			json_int_or_null(stdout, st, 14);
-			printf(", \"last_cycle_ms\": ");
-			json_int_or_null(stdout, st, 15);
-			printf("}");
-		} else {
-			char started[32], ran[32] = "-", exitdesc[512] = "(running)";
-			format_iso_ms(sqlite3_column_int64(st, 5), started, sizeof(started));
-			if (sqlite3_column_type(st, 7) != SQLITE_NULL) {
-				int64_t d = sqlite3_column_int64(st, 7) - sqlite3_column_int64(st, 5);
-				format_duration_ms(d > 0 ? (uint64_t)d : 0, ran, sizeof(ran));
-				struct exit_info e = {.reason = reason_from_name(col_text(st, 8)),
-						      .code = sqlite3_column_int(st, 9),
-						      .signal = sqlite3_column_int(st, 10),
-						      .core = sqlite3_column_int(st, 11)};
-				snprintf(e.message, sizeof(e.message), "%s", col_text(st, 12) ? col_text(st, 12) : "");
-				exit_describe(&e, exitdesc, sizeof(exitdesc));
-			}
-			printf("%-24s %-20s %-4d %-8d %-10s %-9s %-10lld %s\n", started, col_text(st, 1),
-			       sqlite3_column_int(st, 2), sqlite3_column_int(st, 3),
-			       col_text(st, 4) ? col_text(st, 4) : "-", ran,
-			       (long long)sqlite3_column_int64(st, 13), exitdesc);
-		}
-		rows++;
+	int rows = 0;
+	for (; sqlite3_step(st) == SQLITE_ROW; rows++) {
+		if (o->json)
+			print_json_run(st, rows == 0);
+		else
+			print_run_row(st);
 	}
 	if (o->json)
 		printf("%s]\n", rows ? "\n" : "");
