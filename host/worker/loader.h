@@ -1,7 +1,11 @@
 /*
  * loader.h - opens a plugin file and checks its descriptor before anything in
- * it is used. Runs only in a worker process or a `ward check` probe, never in
- * the host: a plugin's constructors may crash, and only a child may die of it.
+ * it is used. Runs in a worker process or a probe process (worker/probe.c),
+ * never in the supervising host: a plugin's constructors may crash, and only
+ * a child may die of it. One exception is the caller's own choice: `ward test
+ * --in-process` (cli/tester.c) loads the plugin into the ward command itself,
+ * or the test harness into the test program (ward_harness_in_process), and
+ * dies with it.
  */
 #ifndef WARD_LOADER_H
 #define WARD_LOADER_H
