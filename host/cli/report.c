@@ -7,6 +7,7 @@
 #include "cli/report.h"
 #include "daemon/cgroup.h"
 #include "daemon/host.h"
+#include "daemon/lifecycle.h"
 #include "common/json.h"
 #include "common/reason.h"
 #include "daemon/statedir.h"
@@ -280,17 +281,17 @@ static bool use_colour(void)
 	return isatty(STDOUT_FILENO) && !getenv("NO_COLOR") && term && strcmp(term, "dumb") != 0;
 }
 
-static const char *state_colour(const char *state)
+static const char *state_colour(const char *name)
 {
-	if (!state)
+	enum istate state;
+	if (!istate_parse(name, &state))
 		return "";
-	if (strcmp(state, "running") == 0)
-		return "\033[32m";
-	if (strcmp(state, "failed") == 0)
-		return "\033[1;31m";
-	if (strcmp(state, "backoff") == 0 || strcmp(state, "starting") == 0 || strcmp(state, "stopping") == 0)
-		return "\033[33m";
-	return "";
+	switch (state) {
+	case IS_RUNNING: return "\033[32m";
+	case IS_FAILED: return "\033[1;31m";
+	case IS_BACKOFF: case IS_STARTING: case IS_STOPPING: return "\033[33m";
+	default: return "";
+	}
 }
 
 int report_status(const struct report_opts *o)

@@ -108,17 +108,27 @@ static int check_startable(struct worker **ws, int n, FILE *reply)
 	return refused ? -1 : 0;
 }
 
-static void command_start(struct worker **ws, int n, FILE *reply, bool restart)
+static void command_start(struct worker **ws, int n, FILE *reply)
 {
 	if (check_startable(ws, n, reply) < 0)
 		return;
 	fprintf(reply, "ok\n");
 	for (int i = 0; i < n; i++) {
-		struct worker *w = ws[i];
-		if (restart)
-			worker_stop(w);
-		dependency_request_start(w, "command");
-		fprintf(reply, "%s: %s\n", w->conf->name, restart ? "restarting" : "starting");
+		dependency_request_start(ws[i], ACTIVATION_COMMAND);
+		fprintf(reply, "%s: starting\n", ws[i]->conf->name);
+	}
+}
+
+/* A stop, then a start once the old processes are gone (dependency.c waits). */
+static void command_restart(struct worker **ws, int n, FILE *reply)
+{
+	if (check_startable(ws, n, reply) < 0)
+		return;
+	fprintf(reply, "ok\n");
+	for (int i = 0; i < n; i++) {
+		worker_stop(ws[i]);
+		dependency_request_start(ws[i], ACTIVATION_COMMAND);
+		fprintf(reply, "%s: restarting\n", ws[i]->conf->name);
 	}
 }
 
@@ -127,7 +137,7 @@ static void command_stop(struct worker **ws, int n, FILE *reply)
 	fprintf(reply, "ok\n");
 	for (int i = 0; i < n; i++) {
 		struct worker *w = ws[i];
-		w->pending_start = NULL;
+		w->pending_start = ACTIVATION_NONE;
 		worker_stop(w);
 		fprintf(reply, "%s: stopping%s\n", w->conf->name,
 			w->nlisteners ? "; its sockets stay open: the next connection starts it again" : "");
@@ -200,9 +210,12 @@ static void run_request(struct client *c)
 		fprintf(reply, "ok\npong\n");
 	} else if (strcmp(words[0], "sync") == 0) {
 		command_sync(h, reply);
-	} else if (strcmp(words[0], "start") == 0 || strcmp(words[0], "restart") == 0) {
+	} else if (strcmp(words[0], "start") == 0) {
 		if (resolve_names(h, words + 1, n - 1, ws, reply) == 0)
-			command_start(ws, n - 1, reply, words[0][0] == 'r');
+			command_start(ws, n - 1, reply);
+	} else if (strcmp(words[0], "restart") == 0) {
+		if (resolve_names(h, words + 1, n - 1, ws, reply) == 0)
+			command_restart(ws, n - 1, reply);
 	} else if (strcmp(words[0], "stop") == 0) {
 		if (resolve_names(h, words + 1, n - 1, ws, reply) == 0)
 			command_stop(ws, n - 1, reply);

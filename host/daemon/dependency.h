@@ -13,7 +13,7 @@
 /* Resolves every worker's `requires` names into pointers (both directions). */
 void dependency_link(struct host *h);
 /* Asks for a start that happens as soon as the dependencies allow it. */
-void dependency_request_start(struct worker *w, const char *activation);
+void dependency_request_start(struct worker *w, enum activation activation);
 /* Host shutdown: every worker stops, dependants first. */
 void dependency_request_stop_all(struct host *h);
 /* Applies everything that can happen now; called by the loop after state changes. */

@@ -545,9 +545,9 @@ static void tell_systemd(struct host *h)
 {
 	size_t running = 0, failed = 0;
 	for (size_t i = 0; i < h->nworkers; i++) {
-		const char *s = worker_state(h->workers[i]);
-		running += strcmp(s, "running") == 0;
-		failed += strcmp(s, "failed") == 0;
+		enum istate s = worker_state(h->workers[i]);
+		running += s == IS_RUNNING;
+		failed += s == IS_FAILED;
 	}
 	char status[128];
 	snprintf(status, sizeof(status), "%zu workers: %zu running, %zu failed%s", h->nworkers, running, failed,
@@ -647,7 +647,7 @@ static void boot(struct host *h)
 	for (size_t i = 0; i < h->nworkers; i++) {
 		struct worker *w = h->workers[i];
 		if (w->conf->autostart)
-			dependency_request_start(w, "boot");
+			dependency_request_start(w, ACTIVATION_BOOT);
 	}
 	settle_order(h);
 	for (size_t i = 0; i < h->nworkers; i++)

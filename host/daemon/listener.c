@@ -160,7 +160,7 @@ static void on_connection(struct watch *wt, uint32_t events)
 	}
 	/* LISTEN_ACTIVATE: the connection waits in the backlog for the worker. */
 	host_log(HOST_INFO, "[%s] connection on %s: starting the worker", w->conf->name, l->address);
-	dependency_request_start(w, "connection");
+	dependency_request_start(w, ACTIVATION_CONNECTION);
 	listener_update(w);
 }
 

@@ -1,9 +1,9 @@
 /*
- * worker.c - the lifecycle of worker instances as one explicit table of
- * states x events (after s6-supervise), with one function per transition,
- * and the restart policy of SPEC §3. Only set_state() changes a state, and
- * it records every change to history. Called only from the host's loop;
- * never blocks.
+ * worker.c - the lifecycle of worker instances: one function per action of
+ * the table of states x events in daemon/lifecycle.c (after s6-supervise),
+ * and the restart policy of docs/lifecycle.md. Only set_state() changes a
+ * state, and it records every change to history. Host daemon only, called
+ * from its loop; never blocks.
  */
 #define _GNU_SOURCE
 #include "daemon/worker.h"
@@ -24,20 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum event { EV_START, EV_READY, EV_EXIT, EV_STOP, EV_TIMER, EV_HUNG, EV_COUNT };
-
 static void dispatch(struct instance *in, enum event ev);
-
-static const char *const state_names[IS_COUNT] = {
-	[IS_STOPPED] = "stopped", [IS_STARTING] = "starting", [IS_RUNNING] = "running",
-	[IS_STOPPING] = "stopping", [IS_BACKOFF] = "backoff", [IS_FAILED] = "failed",
-	[IS_DONE] = "done",
-};
-
-const char *istate_name(enum istate s)
-{
-	return (unsigned)s < IS_COUNT ? state_names[s] : "unknown";
-}
 
 static int64_t ms_to_ns(uint64_t ms)
 {
@@ -105,7 +92,7 @@ void worker_record(struct worker *w)
 		len += (size_t)snprintf(listen + len, sizeof(listen) - len, "%s%s", i ? "," : "",
 					w->conf->listen.v[i]);
 	w->recorded_state = worker_state(w);
-	history_worker_state(w->host->history, w->conf->name, w->conf->plugin, w->recorded_state,
+	history_worker_state(w->host->history, w->conf->name, w->conf->plugin, istate_name(w->recorded_state),
 			     w->ninst, w->restarts, len ? listen : NULL, listener_describe(w, sockets, sizeof(sockets)));
 	host_history_changed(w->host);
 }
@@ -187,7 +174,7 @@ static void spawn(struct instance *in)
 	if (!in->spawning)
 		return; /* the host forked it itself: done already */
 	/* The spawner answers later: starting from now on, without a pid yet. */
-	set_state(in, IS_STARTING, in->activation);
+	set_state(in, IS_STARTING, activation_name(in->activation));
 	arm_init_timeout(in);
 }
 
@@ -205,10 +192,10 @@ void instance_spawned(struct instance *in, pid_t pid)
 	}
 	host_note_pid(h, in);
 	in->run = history_begin(h->history, w->conf->name, in->index, in->pid, in->started_ms,
-				in->activation);
-	wlog(in, "started (%s)", in->activation);
+				activation_name(in->activation));
+	wlog(in, "started (%s)", activation_name(in->activation));
 	if (!waited) {
-		set_state(in, IS_STARTING, in->activation);
+		set_state(in, IS_STARTING, activation_name(in->activation));
 		arm_init_timeout(in);
 		return;
 	}
@@ -317,7 +304,7 @@ static void cancel_backoff(struct instance *in)
 
 static void restart_after_backoff(struct instance *in)
 {
-	in->activation = "restart";
+	in->activation = ACTIVATION_RESTART;
 	spawn(in);
 }
 
@@ -420,7 +407,7 @@ static void give_up(struct instance *in, const char *why)
 		host_critical_failed(in->worker->host, c->name);
 }
 
-/* Restart policy of SPEC §3, as a pure function (tested on its own): a run
+/* Restart policy of docs/lifecycle.md, as a pure function (tested on its own): a run
  * that lasted restart_window resets the streak of failed runs and the delay;
  * each shorter failed run counts, and once max_restarts of them have been
  * restarted, the next one gives up. Counting runs rather than restarts per
@@ -516,17 +503,12 @@ static void process_ended(struct instance *in)
 
 typedef void (*transition)(struct instance *in);
 
-/* What each event does in each state; NULL: the event changes nothing there. */
-static const transition transitions[IS_COUNT][EV_COUNT] = {
-	[IS_STOPPED]  = {[EV_START] = start_fresh},
-	[IS_STARTING] = {[EV_READY] = become_ready, [EV_EXIT] = process_ended,
-			 [EV_STOP] = terminate, [EV_TIMER] = init_timed_out},
-	[IS_RUNNING]  = {[EV_EXIT] = process_ended, [EV_STOP] = terminate, [EV_HUNG] = hung},
-	[IS_STOPPING] = {[EV_EXIT] = process_ended, [EV_TIMER] = stop_timed_out},
-	[IS_BACKOFF]  = {[EV_START] = spawn, [EV_STOP] = cancel_backoff,
-			 [EV_TIMER] = restart_after_backoff},
-	[IS_FAILED]   = {[EV_START] = start_fresh},
-	[IS_DONE]     = {[EV_START] = start_fresh},
+/* How each action of the table (daemon/lifecycle.c) is done. */
+static const transition actions[ACT_COUNT] = {
+	[ACT_START_FRESH] = start_fresh, [ACT_SPAWN] = spawn, [ACT_BECOME_READY] = become_ready,
+	[ACT_PROCESS_ENDED] = process_ended, [ACT_TERMINATE] = terminate,
+	[ACT_INIT_TIMED_OUT] = init_timed_out, [ACT_STOP_TIMED_OUT] = stop_timed_out, [ACT_HUNG] = hung,
+	[ACT_CANCEL_BACKOFF] = cancel_backoff, [ACT_RESTART_AFTER_BACKOFF] = restart_after_backoff,
 };
 
 static void dispatch(struct instance *in, enum event ev)
@@ -537,7 +519,7 @@ static void dispatch(struct instance *in, enum event ev)
 		in->stop_requested |= ev == EV_STOP;
 		return;
 	}
-	transition fn = transitions[in->state][ev];
+	transition fn = actions[transition_for(in->state, ev)];
 	if (fn)
 		fn(in);
 }
@@ -604,7 +586,7 @@ static void on_timer(struct timer *t)
 
 /* ---- the interface ---- */
 
-void worker_start(struct worker *w, const char *activation)
+void worker_start(struct worker *w, enum activation activation)
 {
 	for (int i = 0; i < w->ninst; i++) {
 		w->inst[i].activation = activation;
@@ -678,10 +660,10 @@ void instance_check_progress(struct instance *in, int64_t now)
 		dispatch(in, EV_HUNG);
 }
 
-const char *worker_state(const struct worker *w)
+enum istate worker_state(const struct worker *w)
 {
 	if (w->pending_start && !worker_is_active(w))
-		return istate_name(IS_STARTING); /* waiting for what it requires */
+		return IS_STARTING; /* waiting for what it requires */
 	/* Most telling first: what an operator must notice wins. */
 	static const enum istate order[] = {IS_FAILED, IS_BACKOFF, IS_STARTING, IS_STOPPING,
 					    IS_RUNNING, IS_DONE, IS_STOPPED};
@@ -690,8 +672,8 @@ const char *worker_state(const struct worker *w)
 		present |= 1u << w->inst[i].state;
 	for (size_t k = 0; k < ARRAY_SIZE(order); k++)
 		if (present & (1u << order[k]))
-			return istate_name(order[k]);
-	return istate_name(IS_STOPPED);
+			return order[k];
+	return IS_STOPPED;
 }
 
 bool worker_is_active(const struct worker *w)
@@ -745,7 +727,7 @@ int worker_make_state_dir(struct worker *w)
 
 int worker_init(struct worker *w, struct host *h, const struct worker_conf *conf)
 {
-	*w = (struct worker){.host = h, .conf = conf, .ninst = conf->instances};
+	*w = (struct worker){.host = h, .conf = conf, .ninst = conf->instances, .recorded_state = IS_COUNT};
 	w->state_dir = xasprintf("%s/workers/%s", h->cfg.state_dir, conf->name);
 	worker_make_state_dir(w);
 	log_open(&w->log, h->cfg.log_dir, conf->name, h->cfg.log_max_size, (int)h->cfg.log_keep);

@@ -1,8 +1,9 @@
 /*
  * worker.h - workers and their instances: the lifecycle state machine of
- * SPEC §3 (one table of states x events, one function per transition), the
- * restart policy, and the host-wide structure they live in. A state changes
- * in exactly one place, set_state(), which also records it to history.
+ * docs/lifecycle.md (the table of states x events is daemon/lifecycle.c, one
+ * function per transition in worker.c), the restart policy, and the host-wide
+ * structure they live in. Host daemon only. A state changes in exactly one
+ * place, set_state(), which also records it to history.
  */
 #ifndef WARD_WORKER_H
 #define WARD_WORKER_H
@@ -15,14 +16,13 @@
 #include "daemon/cgroup.h"
 #include "config/config.h"
 #include "daemon/history.h"
+#include "daemon/lifecycle.h"
 #include "daemon/log.h"
 #include "daemon/listener.h"
 #include "common/loop.h"
 #include "common/proto.h"
 #include "common/reason.h"
 #include "spawner/spawner.h"
-
-enum istate { IS_STOPPED, IS_STARTING, IS_RUNNING, IS_STOPPING, IS_BACKOFF, IS_FAILED, IS_DONE, IS_COUNT };
 
 /* Bytes of a line or frame that a read split, kept until the next read. */
 struct pending {
@@ -54,7 +54,7 @@ struct instance {
 	/* the current run */
 	int64_t run;
 	int64_t started_ms, ready_ms, started_ns;
-	const char *activation; /* static string: boot, command, restart, dependency */
+	enum activation activation;
 	bool stop_requested;
 	enum reason kill_reason; /* why the host killed it, if it did */
 	bool kill_landed;        /* that SIGKILL was delivered (not ESRCH: it had left its group) */
@@ -81,14 +81,14 @@ struct worker {
 	unsigned restarts;
 	char *state_dir; /* owned */
 	struct log_file log;
-	const char *recorded_state; /* what history has for the worker as a whole */
+	enum istate recorded_state; /* what history has for the worker as a whole; IS_COUNT: nothing yet */
 
 	/* ordering between workers (dependency.c) */
 	struct worker **deps;       /* what `requires` names, resolved; owned array */
 	size_t ndeps;
 	struct worker **dependants; /* workers that require this one; owned array */
 	size_t ndependants;
-	const char *pending_start;  /* activation of a start waiting for its dependencies, or NULL */
+	enum activation pending_start; /* of a start waiting for its dependencies; ACTIVATION_NONE: none */
 	bool pending_stop;          /* stop once no dependant is active (host shutdown) */
 	const struct worker *blocked_by; /* the failed dependency last reported, to say it once */
 
@@ -143,12 +143,12 @@ int worker_make_state_dir(struct worker *w);
 void worker_free(struct worker *w);
 
 /* Requests, applied to every instance of the worker. */
-void worker_start(struct worker *w, const char *activation);
+void worker_start(struct worker *w, enum activation activation);
 void worker_stop(struct worker *w);
 /* Escalation for a host asked twice to stop: SIGKILL every process, its group and its cgroup now. */
 void worker_kill(struct worker *w);
 
-/* What the restart policy (SPEC §3) says after a run of ran_ms ended, a
+/* What the restart policy (docs/lifecycle.md, "Restart policy") says after a run of ran_ms ended, a
  * failure or not. *streak is the instance's count of failed runs in a row,
  * each shorter than restart_window; it is updated. Pure: no clock, no I/O. */
 struct restart_verdict {
@@ -171,9 +171,8 @@ void worker_record(struct worker *w);
 void worker_record_live(struct worker *w);
 /* Every instance, with a process or not (a history database created anew). */
 void worker_record_all(struct worker *w);
-const char *istate_name(enum istate s);
 /* The worker's state as one word: its instances' state when they agree, else the most telling one. */
-const char *worker_state(const struct worker *w);
+enum istate worker_state(const struct worker *w);
 bool worker_is_settled(const struct worker *w); /* no process, no pending restart */
 bool worker_is_active(const struct worker *w);  /* starting, running, in backoff or stopping */
 
@@ -190,9 +189,9 @@ void host_history_changed(struct host *h);
 void host_record_live_state(struct host *h); /* the host and every worker, into a new database */
 void host_state_changed(struct host *h);
 void host_critical_failed(struct host *h, const char *name); /* a critical worker gave up */
+void host_progress_tick_needed(struct host *h); /* a watchdog needs the progress tick */
 
 /* Provided by reload.c: replaces workers that a reload removed or changed once they have stopped. */
 void reload_finish(struct host *h);
-void host_progress_tick_needed(struct host *h);
 
 #endif
