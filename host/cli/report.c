@@ -117,8 +117,101 @@ static void json_cpu_seconds(sqlite3_stmt *in, const char *worker)
 		fputs("null", stdout);
 }
 
-static void print_json_worker(sqlite3 *db, sqlite3_stmt *w, bool first)
+/* A JSON object's members from a row: member c is column c. */
+enum field_kind { F_INT, F_STRING, F_TIME, F_SIGNAL, F_BOOL };
+struct field {
+	const char *name;
+	enum field_kind kind;
+};
+
+static void print_fields(sqlite3_stmt *st, const struct field *fields, int n)
 {
+	for (int c = 0; c < n; c++) {
+		printf("%s\"%s\": ", c ? ", " : "", fields[c].name);
+		switch (fields[c].kind) {
+		case F_INT: json_int_or_null(stdout, st, c); break;
+		case F_STRING: json_string(stdout, col_text(st, c)); break;
+		case F_TIME: json_time(stdout, st, c); break;
+		case F_SIGNAL: json_signal(stdout, st, c); break;
+		case F_BOOL: fputs(sqlite3_column_int(st, c) ? "true" : "false", stdout); break;
+		}
+	}
+}
+
+/* The columns of last_exit_sql, as `ward status --json` names them. */
+static const struct field exit_fields[] = {
+	{"reason", F_STRING}, {"code", F_INT}, {"signal", F_SIGNAL}, {"core", F_BOOL}, {"at", F_TIME},
+	{"message", F_STRING},
+};
+
+/* The columns of report_history's query, as `ward history --json` names them. */
+static const struct field run_fields[] = {
+	{"id", F_INT}, {"worker", F_STRING}, {"instance", F_INT}, {"pid", F_INT}, {"activation", F_STRING},
+	{"started_at", F_TIME}, {"ready_at", F_TIME}, {"ended_at", F_TIME}, {"reason", F_STRING},
+	{"code", F_INT}, {"signal", F_SIGNAL}, {"core", F_BOOL}, {"message", F_STRING}, {"cycles", F_INT},
+	{"init_ms", F_INT}, {"last_cycle_ms", F_INT},
+};
+
+/* What printing one row of a report needs besides the row. */
+struct list {
+	const struct report_opts *o;
+	sqlite3 *db;
+	bool colour;
+};
+
+/* The instances of worker name, as members of a JSON list. */
+static void print_json_instances(sqlite3 *db, const char *name)
+{
+	sqlite3_stmt *in = prepare(db, instances_sql);
+	if (!in)
+		return;
+	sqlite3_bind_text(in, 1, name, -1, SQLITE_STATIC);
+	for (int k = 0; sqlite3_step(in) == SQLITE_ROW; k++) {
+		bool live = sqlite3_column_type(in, 1) != SQLITE_NULL;
+		printf("%s{\"instance\": %d, \"pid\": ", k ? ", " : "", sqlite3_column_int(in, 0));
+		json_int_or_null(stdout, in, 1);
+		printf(", \"state\": ");
+		json_string(stdout, col_text(in, 2));
+		printf(", \"started_at\": ");
+		if (live)
+			json_time(stdout, in, 3);
+		else
+			fputs("null", stdout);
+		printf(", \"cycles\": %lld, \"init_ms\": ", (long long)sqlite3_column_int64(in, 4));
+		json_int_or_null(stdout, in, 6);
+		printf(", \"last_cycle_ms\": ");
+		json_int_or_null(stdout, in, 7);
+		printf(", \"last_progress_at\": ");
+		json_time(stdout, in, 8);
+		printf(", \"cpu_seconds\": ");
+		json_cpu_seconds(in, name);
+		printf("}");
+	}
+	sqlite3_finalize(in);
+}
+
+/* How worker name's last run ended, as a JSON object; null before any ended. */
+static void print_json_last_exit(sqlite3 *db, const char *name)
+{
+	sqlite3_stmt *le = prepare(db, last_exit_sql);
+	if (!le) {
+		printf("null");
+		return;
+	}
+	sqlite3_bind_text(le, 1, name, -1, SQLITE_STATIC);
+	if (sqlite3_step(le) == SQLITE_ROW) {
+		printf("{");
+		print_fields(le, exit_fields, (int)ARRAY_SIZE(exit_fields));
+		printf("}");
+	} else {
+		printf("null");
+	}
+	sqlite3_finalize(le);
+}
+
+static void print_json_worker(const struct list *l, sqlite3_stmt *w, bool first)
+{
+	sqlite3 *db = l->db;
 	const char *name = col_text(w, 0);
 	char stem[256];
 	printf("%s\n  {\"name\": ", first ? "" : ",");
@@ -128,32 +221,7 @@ static void print_json_worker(sqlite3 *db, sqlite3_stmt *w, bool first)
 	printf(", \"state\": ");
 	json_string(stdout, col_text(w, 2));
 	printf(", \"instances\": [");
-	sqlite3_stmt *in = prepare(db, instances_sql);
-	if (in) {
-		sqlite3_bind_text(in, 1, name, -1, SQLITE_STATIC);
-		for (int k = 0; sqlite3_step(in) == SQLITE_ROW; k++) {
-			bool live = sqlite3_column_type(in, 1) != SQLITE_NULL;
-			printf("%s{\"instance\": %d, \"pid\": ", k ? ", " : "", sqlite3_column_int(in, 0));
-			json_int_or_null(stdout, in, 1);
-			printf(", \"state\": ");
-			json_string(stdout, col_text(in, 2));
-			printf(", \"started_at\": ");
-			if (live)
-				json_time(stdout, in, 3);
-			else
-				fputs("null", stdout);
-			printf(", \"cycles\": %lld, \"init_ms\": ", (long long)sqlite3_column_int64(in, 4));
-			json_int_or_null(stdout, in, 6);
-			printf(", \"last_cycle_ms\": ");
-			json_int_or_null(stdout, in, 7);
-			printf(", \"last_progress_at\": ");
-			json_time(stdout, in, 8);
-			printf(", \"cpu_seconds\": ");
-			json_cpu_seconds(in, name);
-			printf("}");
-		}
-		sqlite3_finalize(in);
-	}
+	print_json_instances(db, name);
 	printf("], \"restarts\": %d, \"listen\": [", sqlite3_column_int(w, 3));
 	const char *listen = col_text(w, 4);
 	for (const char *p = listen; p && *p;) {
@@ -167,28 +235,7 @@ static void print_json_worker(sqlite3 *db, sqlite3_stmt *w, bool first)
 	printf("], \"on_demand\": ");
 	json_string(stdout, col_text(w, 5));
 	printf(", \"last_exit\": ");
-	sqlite3_stmt *le = prepare(db, last_exit_sql);
-	if (le) {
-		sqlite3_bind_text(le, 1, name, -1, SQLITE_STATIC);
-		if (sqlite3_step(le) == SQLITE_ROW) {
-			printf("{\"reason\": ");
-			json_string(stdout, col_text(le, 0));
-			printf(", \"code\": ");
-			json_int_or_null(stdout, le, 1);
-			printf(", \"signal\": ");
-			json_signal(stdout, le, 2);
-			printf(", \"core\": %s, \"at\": ", sqlite3_column_int(le, 3) ? "true" : "false");
-			json_time(stdout, le, 4);
-			printf(", \"message\": ");
-			json_string(stdout, col_text(le, 5));
-			printf("}");
-		} else {
-			printf("null");
-		}
-		sqlite3_finalize(le);
-	} else {
-		printf("null");
-	}
+	print_json_last_exit(db, name);
 	printf("}");
 }
 
@@ -294,9 +341,69 @@ static const char *state_colour(const char *name)
 	}
 }
 
+/* A query whose ?1 is the worker asked for (NULL: every worker). NULL on
+ * an error, said by prepare(), and db is closed then. */
+static sqlite3_stmt *prepare_for_name(sqlite3 *db, const char *sql, const char *name)
+{
+	sqlite3_stmt *st = prepare(db, sql);
+	if (!st) {
+		sqlite3_close(db);
+		return NULL;
+	}
+	if (name)
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	return st;
+}
+
+typedef void (*row_printer)(const struct list *l, sqlite3_stmt *st, bool first);
+
+/* Every row of st, as a JSON list or as a table under its header; then
+ * st and the database are closed. Returns the number of rows. */
+static int print_list(const struct list *l, sqlite3_stmt *st, void (*header)(void), row_printer json,
+		      row_printer text)
+{
+	int rows = 0;
+	if (l->o->json)
+		printf("[");
+	else
+		header();
+	for (; sqlite3_step(st) == SQLITE_ROW; rows++)
+		(l->o->json ? json : text)(l, st, rows == 0);
+	if (l->o->json)
+		printf("%s]\n", rows ? "\n" : "");
+	sqlite3_finalize(st);
+	sqlite3_close(l->db);
+	return rows;
+}
+
+static void print_status_header(void)
+{
+	printf("%-20s %-14s %-9s %-14s %-9s %-8s %-10s %s\n", "NAME", "PLUGIN", "STATE", "PID", "UPTIME",
+	       "RESTARTS", "CYCLES", "LAST EXIT");
+}
+
+/* One worker's row of `ward status` (and its instances' for `ward status NAME`). */
+static void print_worker_line(const struct list *l, sqlite3_stmt *w, bool first)
+{
+	(void)first;
+	sqlite3 *db = l->db;
+	char stem[256], pids[64], uptime[32], last[512];
+	long long cycles;
+	summarize_instances(db, col_text(w, 0), pids, sizeof(pids), uptime, sizeof(uptime), &cycles);
+	describe_last_exit(db, col_text(w, 0), last, sizeof(last));
+	const char *on = l->colour ? state_colour(col_text(w, 2)) : "";
+	printf("%-20s %-14s %s%-9s%s %-14s %-9s %-8d %-10lld %s\n", col_text(w, 0),
+	       plugin_stem(col_text(w, 1), stem, sizeof(stem)), on, col_text(w, 2), *on ? "\033[0m" : "",
+	       pids, uptime, sqlite3_column_int(w, 3), cycles, last);
+	if (col_text(w, 4))
+		printf("  sockets %s%s%s%s\n", col_text(w, 4), col_text(w, 5) ? " (" : "",
+		       col_text(w, 5) ? col_text(w, 5) : "", col_text(w, 5) ? ")" : "");
+	if (l->o->name)
+		print_instance_lines(db, col_text(w, 0));
+}
+
 int report_status(const struct report_opts *o)
 {
-	bool colour = !o->json && use_colour();
 	int host_pid = 0;
 	int held = statedir_lock_held(o->state_dir, &host_pid);
 	sqlite3 *db = open_state(o);
@@ -304,44 +411,12 @@ int report_status(const struct report_opts *o)
 		return 1;
 	if (held != 1)
 		fprintf(stderr, "ward: no host is running for %s; showing the last recorded state\n", o->config_dir);
-	sqlite3_stmt *w = prepare(db, "SELECT name, plugin, state, restarts, listen, on_demand FROM workers"
-				      " WHERE ?1 IS NULL OR name = ?1 ORDER BY name");
-	if (!w) {
-		sqlite3_close(db);
+	sqlite3_stmt *w = prepare_for_name(db, "SELECT name, plugin, state, restarts, listen, on_demand FROM workers"
+						" WHERE ?1 IS NULL OR name = ?1 ORDER BY name", o->name);
+	if (!w)
 		return 1;
-	}
-	if (o->name)
-		sqlite3_bind_text(w, 1, o->name, -1, SQLITE_STATIC);
-	int rows = 0;
-	if (o->json)
-		printf("[");
-	else
-		printf("%-20s %-14s %-9s %-14s %-9s %-8s %-10s %s\n", "NAME", "PLUGIN", "STATE", "PID", "UPTIME",
-		       "RESTARTS", "CYCLES", "LAST EXIT");
-	while (sqlite3_step(w) == SQLITE_ROW) {
-		if (o->json) {
-			print_json_worker(db, w, rows == 0);
-		} else {
-			char stem[256], pids[64], uptime[32], last[512];
-			long long cycles;
-			summarize_instances(db, col_text(w, 0), pids, sizeof(pids), uptime, sizeof(uptime), &cycles);
-			describe_last_exit(db, col_text(w, 0), last, sizeof(last));
-			const char *on = colour ? state_colour(col_text(w, 2)) : "";
-			printf("%-20s %-14s %s%-9s%s %-14s %-9s %-8d %-10lld %s\n", col_text(w, 0),
-			       plugin_stem(col_text(w, 1), stem, sizeof(stem)), on, col_text(w, 2), *on ? "\033[0m" : "",
-			       pids, uptime, sqlite3_column_int(w, 3), cycles, last);
-			if (col_text(w, 4))
-				printf("  sockets %s%s%s%s\n", col_text(w, 4), col_text(w, 5) ? " (" : "",
-				       col_text(w, 5) ? col_text(w, 5) : "", col_text(w, 5) ? ")" : "");
-			if (o->name)
-				print_instance_lines(db, col_text(w, 0));
-		}
-		rows++;
-	}
-	if (o->json)
-		printf("%s]\n", rows ? "\n" : "");
-	sqlite3_finalize(w);
-	sqlite3_close(db);
+	struct list l = {.o = o, .db = db, .colour = !o->json && use_colour()};
+	int rows = print_list(&l, w, print_status_header, print_json_worker, print_worker_line);
 	if (o->name && rows == 0) {
 		fprintf(stderr, "ward: no worker named '%s'\n", o->name);
 		return 1;
@@ -349,87 +424,56 @@ int report_status(const struct report_opts *o)
 	return held == 1 ? 0 : 1;
 }
 
+/* One run of `ward history --json`. */
+static void print_json_run(const struct list *l, sqlite3_stmt *st, bool first)
+{
+	(void)l;
+	printf("%s\n  {", first ? "" : ",");
+	print_fields(st, run_fields, (int)ARRAY_SIZE(run_fields));
+	printf("}");
+}
+
+/* One run of `ward history`, the columns of report_history's query. */
+static void print_run_line(const struct list *l, sqlite3_stmt *st, bool first)
+{
+	(void)l;
+	(void)first;
+	char started[32], ran[32] = "-", exitdesc[512] = "(running)";
+	format_iso_ms(sqlite3_column_int64(st, 5), started, sizeof(started));
+	if (sqlite3_column_type(st, 7) != SQLITE_NULL) {
+		int64_t d = sqlite3_column_int64(st, 7) - sqlite3_column_int64(st, 5);
+		format_duration_ms(d > 0 ? (uint64_t)d : 0, ran, sizeof(ran));
+		struct exit_info e = {.reason = reason_from_name(col_text(st, 8)),
+				      .code = sqlite3_column_int(st, 9),
+				      .signal = sqlite3_column_int(st, 10),
+				      .core = sqlite3_column_int(st, 11)};
+		snprintf(e.message, sizeof(e.message), "%s", col_text(st, 12) ? col_text(st, 12) : "");
+		exit_describe(&e, exitdesc, sizeof(exitdesc));
+	}
+	printf("%-24s %-20s %-4d %-8d %-10s %-9s %-10lld %s\n", started, col_text(st, 1),
+	       sqlite3_column_int(st, 2), sqlite3_column_int(st, 3),
+	       col_text(st, 4) ? col_text(st, 4) : "-", ran,
+	       (long long)sqlite3_column_int64(st, 13), exitdesc);
+}
+
+static void print_history_header(void)
+{
+	printf("%-24s %-20s %-4s %-8s %-10s %-9s %-10s %s\n", "STARTED", "WORKER", "INST", "PID", "ACTIVATION",
+	       "RAN", "CYCLES", "EXIT");
+}
+
 int report_history(const struct report_opts *o)
 {
 	sqlite3 *db = open_state(o);
 	if (!db)
 		return 1;
-	sqlite3_stmt *st = prepare(db,
+	sqlite3_stmt *st = prepare_for_name(db,
 		"SELECT id, worker, instance, pid, activation, started_at, ready_at, ended_at, reason, code,"
 		" signal, core, message, cycles, init_ms, last_cycle_ms FROM (SELECT * FROM runs WHERE ?1 IS NULL OR worker = ?1"
-		" ORDER BY id DESC LIMIT ?2) ORDER BY id");
-	if (!st) {
-		sqlite3_close(db);
+		" ORDER BY id DESC LIMIT ?2) ORDER BY id", o->name);
+	if (!st)
 		return 1;
-	}
-	if (o->name)
-		sqlite3_bind_text(st, 1, o->name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, o->limit > 0 ? o->limit : 20);
-	int rows = 0;
-	if (o->json)
-		printf("[");
-	else
-		printf("%-24s %-20s %-4s %-8s %-10s %-9s %-10s %s\n", "STARTED", "WORKER", "INST", "PID", "ACTIVATION",
-		       "RAN", "CYCLES", "EXIT");
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		if (o->json) {
-			static const char *const ints[] = {"id", NULL, "instance", "pid"};
-			printf("%s\n  {", rows ? "," : "");
-			for (int c = 0; c < 4; c++) {
-				if (c == 1) {
-					printf(", \"worker\": ");
-					json_string(stdout, col_text(st, 1));
-					continue;
-				}
-				printf("%s\"%s\": ", c ? ", " : "", ints[c]);
-				json_int_or_null(stdout, st, c);
-			}
-			printf(", \"activation\": ");
-			json_string(stdout, col_text(st, 4));
-			printf(", \"started_at\": ");
-			json_time(stdout, st, 5);
-			printf(", \"ready_at\": ");
-			json_time(stdout, st, 6);
-			printf(", \"ended_at\": ");
-			json_time(stdout, st, 7);
-			printf(", \"reason\": ");
-			json_string(stdout, col_text(st, 8));
-			printf(", \"code\": ");
-			json_int_or_null(stdout, st, 9);
-			printf(", \"signal\": ");
-			json_signal(stdout, st, 10);
-			printf(", \"core\": %s, \"message\": ", sqlite3_column_int(st, 11) ? "true" : "false");
-			json_string(stdout, col_text(st, 12));
-			printf(", \"cycles\": ");
-			json_int_or_null(stdout, st, 13);
-			printf(", \"init_ms\": ");
-			json_int_or_null(stdout, st, 14);
-			printf(", \"last_cycle_ms\": ");
-			json_int_or_null(stdout, st, 15);
-			printf("}");
-		} else {
-			char started[32], ran[32] = "-", exitdesc[512] = "(running)";
-			format_iso_ms(sqlite3_column_int64(st, 5), started, sizeof(started));
-			if (sqlite3_column_type(st, 7) != SQLITE_NULL) {
-				int64_t d = sqlite3_column_int64(st, 7) - sqlite3_column_int64(st, 5);
-				format_duration_ms(d > 0 ? (uint64_t)d : 0, ran, sizeof(ran));
-				struct exit_info e = {.reason = reason_from_name(col_text(st, 8)),
-						      .code = sqlite3_column_int(st, 9),
-						      .signal = sqlite3_column_int(st, 10),
-						      .core = sqlite3_column_int(st, 11)};
-				snprintf(e.message, sizeof(e.message), "%s", col_text(st, 12) ? col_text(st, 12) : "");
-				exit_describe(&e, exitdesc, sizeof(exitdesc));
-			}
-			printf("%-24s %-20s %-4d %-8d %-10s %-9s %-10lld %s\n", started, col_text(st, 1),
-			       sqlite3_column_int(st, 2), sqlite3_column_int(st, 3),
-			       col_text(st, 4) ? col_text(st, 4) : "-", ran,
-			       (long long)sqlite3_column_int64(st, 13), exitdesc);
-		}
-		rows++;
-	}
-	if (o->json)
-		printf("%s]\n", rows ? "\n" : "");
-	sqlite3_finalize(st);
-	sqlite3_close(db);
+	print_list(&(struct list){.o = o, .db = db}, st, print_history_header, print_json_run, print_run_line);
 	return 0;
 }
