@@ -1,5 +1,5 @@
 /*
- * test_config.c - what a configuration directory means (SPEC §4): the
+ * test_config.c - what a configuration directory means (docs/configuration.md): the
  * defaults, how [defaults], worker sections and later files combine, and the
  * errors: every one of them is reported, each naming its file, its line, its
  * key and the reason. The `config` suite calls config_load() on a directory of
@@ -205,7 +205,7 @@ Test(config, every_host_setting_has_its_documented_default)
 	cr_expect_str_eq(cfg.log_dir, logs);
 	cr_expect(cfg.autoload, "autoload defaults to yes");
 	cr_expect_eq(cfg.nworkers, 1, "with autoload, plugins/w.so is a worker");
-	cr_expect(cfg.strict_permissions, "strict_permissions defaults to yes (SPEC §4)");
+	cr_expect(cfg.strict_permissions, "strict_permissions defaults to yes (docs/configuration.md)");
 	cr_expect_eq(cfg.log_max_size, 10ULL << 20);
 	cr_expect_eq(cfg.log_keep, 5);
 	cr_expect_eq(cfg.history_keep, 10000);

@@ -1,7 +1,9 @@
 /*
  * report.c - `ward status` and `ward history`: queries on <state_dir>/ward.db
- * printed as an aligned table for people or as JSON (SPEC §6) for programs.
- * The database is opened read-only; WAL mode means the host is never held up.
+ * printed as an aligned table for people or as JSON (docs/lifecycle.md,
+ * "History") for programs.
+ * Runs in the CLI process. The database is opened read-only; WAL mode means
+ * the host is never held up.
  */
 #define _GNU_SOURCE
 #include "cli/report.h"

@@ -1,5 +1,5 @@
 /*
- * reason.h - why a worker process ended: the exit reasons of SPEC §3, and how
+ * reason.h - why a worker process ended: the exit reasons of docs/lifecycle.md, and how
  * a wait status plus what the worker said before dying become one of them.
  */
 #ifndef WARD_REASON_H

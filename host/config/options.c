@@ -1,7 +1,9 @@
 /*
  * options.c - declared plugin options on the host side. The table crosses
  * from the probe process (probe.c) as tab-separated lines (tabs and newlines in the
- * strings are replaced), so the host never touches plugin memory.
+ * strings are replaced), so the host never touches plugin memory. The
+ * writing side runs in the probe child, the reading and checking side in the
+ * host daemon or the CLI (`ward check`, `ward test`).
  */
 #define _GNU_SOURCE
 #include "config/options.h"

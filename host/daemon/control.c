@@ -2,7 +2,7 @@
  * control.c - the control socket on the host side: accepting clients,
  * reading one request each under a deadline, running it, and writing the
  * reply without ever blocking the loop. At most MAX_CLIENTS at once; more
- * are told so and closed.
+ * are told so and closed. Host daemon only, called from its loop.
  */
 #define _GNU_SOURCE
 #include "daemon/control.h"

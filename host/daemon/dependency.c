@@ -3,6 +3,7 @@
  * satisfied when each of its instances is running (init returned 0) or done;
  * it is broken when one of them has failed for good. settle() is idempotent
  * and cheap (one pass over the workers), and runs only after a state change.
+ * Host daemon only.
  */
 #include "daemon/dependency.h"
 

@@ -3,7 +3,7 @@
  * once everything it requires is running, pulls in what it requires, is
  * stopped (and later brought back) when a dependency fails for good, and
  * the host stops dependants before what they depend on. This file only
- * decides; worker.c carries the decisions out.
+ * decides; worker.c carries the decisions out. Host daemon only.
  */
 #ifndef WARD_DEPENDENCY_H
 #define WARD_DEPENDENCY_H

@@ -3,6 +3,7 @@
  * statement id plus its values; history_flush binds and runs them all in one
  * transaction. Run ids are handed out by the host (not by SQLite), so a run
  * can be begun, marked ready and ended without waiting for the database.
+ * Host daemon only (the CLI reads the database itself: cli/report.c).
  */
 #define _GNU_SOURCE
 #include "daemon/history.h"
@@ -174,7 +175,7 @@ static void close_db(struct history *h)
 	h->db = NULL;
 }
 
-/* History is the host's user's business only (SPEC §5: 0600). SQLite gives
+/* History is the host's user's business only (docs/security.md, "Files": 0600). SQLite gives
  * -wal and -shm the database's mode when it creates them, so the database
  * is made 0600 before SQLite opens it: nothing is ever created readable by
  * others, whatever the umask. Called before SQLite has the file open: a

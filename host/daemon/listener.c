@@ -5,6 +5,7 @@
  * accept(). The host only waits for readability, and accepts itself only in
  * drain mode, when no worker process exists; then it switches the socket to
  * non-blocking for the drain and back before the next process gets it.
+ * Host daemon only.
  */
 #define _GNU_SOURCE
 #include "daemon/listener.h"

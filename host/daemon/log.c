@@ -2,6 +2,7 @@
  * log.c - worker log files (written only by the host) and the host's own
  * stderr messages. Lines are formatted into a per-file buffer and written
  * with one write() per batch, which keeps a fast-logging worker cheap.
+ * Runs in the host daemon; host_log() also in the CLI (`ward check`, `ward test`).
  */
 #define _GNU_SOURCE
 #include "daemon/log.h"

@@ -5,7 +5,7 @@
  * settings, and every other worker is left exactly as it is. A
  * configuration with errors changes nothing. Its plugins are probed first,
  * while the host's loop goes on; the reply comes once their verdicts are in. The old configuration stays
- * alive until no worker refers to it any more.
+ * alive until no worker refers to it any more. Host daemon only.
  */
 #define _GNU_SOURCE
 #include "daemon/control.h"

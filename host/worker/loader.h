@@ -1,7 +1,10 @@
 /*
  * loader.h - opens a plugin file and checks its descriptor before anything in
- * it is used. Runs only in a worker process or a `ward check` probe, never in
- * the host: a plugin's constructors may crash, and only a child may die of it.
+ * it is used. Runs in a worker process and in a probe child (forked for
+ * `ward check`, `ward run`'s boot and a reload: daemon/probe.c), and in the
+ * plugin author's own test process when the harness runs a plugin in-process
+ * (cli/tester.c); never in the host daemon: a plugin's constructors may
+ * crash, and only a child (or the author's test) may die of it.
  */
 #ifndef WARD_LOADER_H
 #define WARD_LOADER_H
