@@ -9,6 +9,7 @@
  *   bench idle N SECONDS   wakeups per second of the host and its spawner, N idle workers (watchdog on and off)
  *   bench cycle N          cost of an empty cycle in the runtime
  *   bench logs N           N ward_log lines of one worker: its first cycle -> the last line in its log; lines lost
+ *   bench scale            boot, stop, `ward status`, host CPU and RSS at 1k, 2k, 5k and 10k instances
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -98,26 +99,43 @@ static void stop_host(void)
 		fprintf(stderr, "bench: could not remove %s\n", dir);
 }
 
-/* Reads "<instance> <ns>" lines; returns how many, up to max. */
-static int read_stamps(const char *path, long long *ns, int max)
+/* Reads the "<instance> <ns>" lines added since the last call, into ns[*n..max).
+ * Only complete lines count: a line being written is read at the next call. */
+static void read_new_stamps(FILE *f, long long *ns, int *n, int max)
 {
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return 0;
-	int n = 0, inst;
-	long long v;
-	while (n < max && fscanf(f, "%d %lld", &inst, &v) == 2)
-		ns[n++] = v;
-	fclose(f);
-	return n;
+	char line[64];
+	long at = ftell(f);
+	while (*n < max && fgets(line, sizeof(line), f)) {
+		int inst;
+		long long v;
+		if (!strchr(line, '\n')) {
+			fseek(f, at, SEEK_SET); /* not all there yet */
+			break;
+		}
+		if (sscanf(line, "%d %lld", &inst, &v) == 2)
+			ns[(*n)++] = v;
+		at = ftell(f);
+	}
+	clearerr(f);
 }
 
+/* Reads the file on from where it left off: a bench that re-read it whole
+ * at every poll would cost O(n^2) and take the host's CPU at 10,000. */
 static int wait_stamps(const char *path, long long *ns, int want, int timeout_ms)
 {
 	long long deadline = mono_ns() + (long long)timeout_ms * 1000000;
-	int n;
-	while ((n = read_stamps(path, ns, want)) < want && mono_ns() < deadline)
-		nap_ms(2);
+	int n = 0;
+	FILE *f = NULL;
+	while (n < want && mono_ns() < deadline) {
+		if (!f)
+			f = fopen(path, "r");
+		if (f)
+			read_new_stamps(f, ns, &n, want);
+		if (n < want)
+			nap_ms(2);
+	}
+	if (f)
+		fclose(f);
 	return n;
 }
 
@@ -192,7 +210,56 @@ static int bench_restart(int n)
 	return 0;
 }
 
-static int bench_boot(int n)
+/* What one boot of n instances measured. */
+struct boot_figures {
+	double boot_ms, stop_ms, status_ms, host_cpu_ms;
+	long rss_kib, spawner_rss_kib;
+};
+
+/* The host's user + system CPU time so far, from /proc/<pid>/stat. */
+static double cpu_ms(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = '\0';
+	char *p = strrchr(buf, ')'); /* the name may hold spaces */
+	unsigned long long ut, st;
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return -1;
+	return (ut + st) * 1000.0 / sysconf(_SC_CLK_TCK);
+}
+
+/* `ward status` against the running host, output discarded: its wall time. */
+static double status_ms(void)
+{
+	char conf[128];
+	snprintf(conf, sizeof(conf), "%s/conf", dir);
+	long long t0 = mono_ns();
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork");
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execl(WARD_BIN, "ward", "status", "-c", conf, (char *)NULL);
+		_exit(127);
+	}
+	int status = 0;
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 3))
+		fprintf(stderr, "bench: `ward status` failed (wait status %d)\n", status);
+	return (mono_ns() - t0) / 1e6;
+}
+
+/* n stamp instances, 1,000 per worker; -1 when not all started. */
+static int boot_and_stop(int n, struct boot_figures *fig)
 {
 	char out[128];
 	configure("");
@@ -200,6 +267,8 @@ static int bench_boot(int n)
 	char path[128];
 	snprintf(path, sizeof(path), "%s/conf/ward.ini", dir);
 	FILE *f = fopen(path, "a");
+	if (!f)
+		die("conf");
 	for (int left = n, k = 0; left > 0; k++) {
 		int here = left > 1000 ? 1000 : left;
 		fprintf(f, "[boot%d]\nplugin = stamp\nout = %s\ninstances = %d\ninterval = 1h\n", k, out, here);
@@ -214,20 +283,56 @@ static int bench_boot(int n)
 	for (int i = 0; i < got; i++)
 		if (ns[i] > last)
 			last = ns[i];
+	free(ns);
+	fig->host_cpu_ms = cpu_ms(host);
 	nap_ms(200);
 	pid_t spawner = spawner_pid();
-	long rss = status_field(host, "VmRSS"), spawner_rss = spawner ? status_field(spawner, "VmRSS") : 0;
+	fig->rss_kib = status_field(host, "VmRSS");
+	fig->spawner_rss_kib = spawner ? status_field(spawner, "VmRSS") : 0;
+	double st[3];
+	for (int i = 0; i < 3; i++)
+		st[i] = status_ms();
+	fig->status_ms = st[0] < st[1] ? (st[0] < st[2] ? st[0] : st[2]) : (st[1] < st[2] ? st[1] : st[2]);
 	long long t1 = mono_ns();
 	stop_host();
-	long long t2 = mono_ns();
+	fig->stop_ms = (mono_ns() - t1) / 1e6;
+	fig->boot_ms = (last - t0) / 1e6;
 	if (got < n) {
 		fprintf(stderr, "bench: only %d of %d instances started\n", got, n);
-		return 1;
+		return -1;
 	}
+	return 0;
+}
+
+static int bench_boot(int n)
+{
+	struct boot_figures fig;
+	if (boot_and_stop(n, &fig) < 0)
+		return 1;
 	printf("| boot %d workers (exec of `ward run` -> every first cycle) | %.0f ms, host RSS %.1f MiB + spawner %.1f MiB |\n",
-	       n, (last - t0) / 1e6, rss / 1024.0, spawner_rss / 1024.0);
-	printf("| stop %d cooperative workers (SIGTERM to the host -> host exited) | %.0f ms |\n", n, (t2 - t1) / 1e6);
-	free(ns);
+	       n, fig.boot_ms, fig.rss_kib / 1024.0, fig.spawner_rss_kib / 1024.0);
+	printf("| stop %d cooperative workers (SIGTERM to the host -> host exited) | %.0f ms |\n", n, fig.stop_ms);
+	return 0;
+}
+
+/* Boot, status and stop at 1k, 2k, 5k and 10k instances in one run, each
+ * also as a multiple of the 1k figure (linear: 2, 5, 10). */
+static int bench_scale(void)
+{
+	static const int sizes[] = {1000, 2000, 5000, 10000};
+	struct boot_figures base = {0};
+	printf("| instances | boot | stop | `ward status` | host CPU during boot | host RSS |\n|---|---|---|---|---|---|\n");
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		struct boot_figures f;
+		if (boot_and_stop(sizes[i], &f) < 0)
+			return 1;
+		if (i == 0)
+			base = f;
+		printf("| %d | %.0f ms (x%.1f) | %.0f ms (x%.1f) | %.0f ms | %.0f ms (x%.1f) | %.1f MiB |\n", sizes[i],
+		       f.boot_ms, f.boot_ms / base.boot_ms, f.stop_ms, f.stop_ms / base.stop_ms, f.status_ms,
+		       f.host_cpu_ms, f.host_cpu_ms / base.host_cpu_ms, f.rss_kib / 1024.0);
+		fflush(stdout);
+	}
 	return 0;
 }
 
@@ -381,6 +486,8 @@ int main(int argc, char **argv)
 		return bench_cycle(argc > 2 ? atol(argv[2]) : 500000000L);
 	if (argc >= 2 && strcmp(argv[1], "logs") == 0)
 		return bench_logs(argc > 2 ? atol(argv[2]) : 1000000L);
-	fprintf(stderr, "usage: bench restart [N] | boot [N] | idle [N] [SECONDS] | cycle [N] | logs [N]\n");
+	if (argc >= 2 && strcmp(argv[1], "scale") == 0)
+		return bench_scale();
+	fprintf(stderr, "usage: bench restart [N] | boot [N] | idle [N] [SECONDS] | cycle [N] | logs [N] | scale\n");
 	return 2;
 }

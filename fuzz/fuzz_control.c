@@ -19,6 +19,7 @@
 #define _GNU_SOURCE
 #include "daemon/control.h"
 #include "daemon/dependency.h"
+#include "daemon/host.h"
 #include "daemon/history.h"
 #include "common/loop.h"
 #include "common/util.h"

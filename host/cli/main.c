@@ -8,8 +8,8 @@
 #define _GNU_SOURCE
 #include "cli/client.h"
 #include "config/config.h"
-#include "daemon/host.h"
-#include "config/options.h"
+#include "daemon/run.h"
+#include "daemon/probe.h"
 #include "cli/report.h"
 #include "cli/tester.h"
 #include "cli/logview.h"
@@ -33,6 +33,7 @@ static const char usage[] =
 	"\n"
 	"  run [-c DIR]                        run the host in the foreground (SIGTERM/SIGINT stop it)\n"
 	"  check [-c DIR]                      validate the configuration and every plugin; start nothing\n"
+	"  check --keys                        every ward key: type, default and meaning\n"
 	"  status [NAME] [--json] [-c DIR]     every worker: state, pids, uptime, restarts, cycles, last exit\n"
 	"  history [NAME] [-n N] [--json] [-c DIR]  past runs and how they ended\n"
 	"  logs NAME [-n N] [-f] [-c DIR]      show or follow a worker's log\n"
@@ -52,7 +53,7 @@ static const char usage[] =
 struct args {
 	const char *config_dir;
 	const char *name;
-	bool json, follow;
+	bool json, follow, keys;
 	long lines;
 };
 
@@ -70,7 +71,8 @@ static int parse_args(int argc, char **argv, struct args *a, bool takes_name)
 	static const struct option longopts[] = {
 		{"config", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
 		{"follow", no_argument, NULL, 'f'},      {"lines", required_argument, NULL, 'n'},
-		{"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+		{"help", no_argument, NULL, 'h'},        {"keys", no_argument, NULL, 'k'},
+		{NULL, 0, NULL, 0},
 	};
 	*a = (struct args){.lines = -1};
 	a->config_dir = getenv("WARD_CONFIG_DIR") ? getenv("WARD_CONFIG_DIR") : DEFAULT_CONFIG_DIR;
@@ -80,6 +82,7 @@ static int parse_args(int argc, char **argv, struct args *a, bool takes_name)
 		switch (c) {
 		case 'c': a->config_dir = optarg; break;
 		case 'j': a->json = true; break;
+		case 'k': a->keys = true; break;
 		case 'f': a->follow = true; break;
 		case 'n':
 			if (parse_long(optarg, &a->lines) < 0 || a->lines < 0)
@@ -113,10 +116,14 @@ static int load_for_client(const char *dir, struct config *cfg)
 
 static int cmd_check(const struct args *a)
 {
+	if (a->keys) {
+		config_print_keys(stdout);
+		return 0;
+	}
 	struct config cfg;
 	config_load(a->config_dir, &cfg);
 	struct strv load_errors = {0};
-	options_check_all(&cfg, &load_errors);
+	probe_check_config(&cfg, &load_errors);
 	size_t errors = cfg.errors.n + load_errors.n;
 	for (size_t i = 0; i < cfg.warnings.n; i++)
 		fprintf(stderr, "ward: warning: %s\n", cfg.warnings.v[i]);

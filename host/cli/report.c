@@ -8,7 +8,6 @@
 #define _GNU_SOURCE
 #include "cli/report.h"
 #include "daemon/cgroup.h"
-#include "daemon/host.h"
 #include "daemon/lifecycle.h"
 #include "common/json.h"
 #include "common/reason.h"

@@ -12,7 +12,8 @@
 #include "cli/tester.h"
 #include "worker/child.h"
 #include "config/config.h"
-#include "daemon/host.h"
+#include "daemon/observer.h"
+#include "daemon/run.h"
 #include "common/json.h"
 #include "daemon/listener.h"
 #include "worker/loader.h"
@@ -62,17 +63,7 @@ const char *test_result_reason(const struct test_result *r)
 	return r->config_error ? "config-error" : reason_name(r->end.reason);
 }
 
-const struct test_request *tester_request(struct tester *t)
-{
-	return &t->request;
-}
-
-int64_t tester_timeout_ns(const struct tester *t)
-{
-	return t->timeout_ns;
-}
-
-void tester_timed_out(struct tester *t)
+static void tester_timed_out(struct tester *t)
 {
 	t->result->timed_out = true;
 	t->stop_sent_ns = mono_ns();
@@ -103,7 +94,7 @@ static void take_cycle(struct tester *t, const struct frame_timing *ft)
 		t->stop_due = true;
 }
 
-void tester_take_frame(struct tester *t, const struct frame_hdr *hdr, const char *payload)
+static void tester_take_frame(struct tester *t, const struct frame_hdr *hdr, const char *payload)
 {
 	struct frame_timing ft;
 	if (hdr->len < sizeof(ft))
@@ -115,7 +106,7 @@ void tester_take_frame(struct tester *t, const struct frame_hdr *hdr, const char
 		take_cycle(t, &ft);
 }
 
-bool tester_take_stop(struct tester *t)
+static bool tester_take_stop(struct tester *t)
 {
 	if (!t->stop_due)
 		return false;
@@ -162,7 +153,7 @@ static void overdue(struct tester *t, enum reason reason, const char *fmt, ...)
 	va_end(ap);
 }
 
-void tester_stop_overdue(struct tester *t, const struct instance *in)
+static void tester_stop_overdue(struct tester *t, const struct instance *in)
 {
 	if (t->overdue.reason != REASON_NONE || in->pid <= 0)
 		return;
@@ -217,7 +208,7 @@ static void read_log(struct test_result *r, const char *path)
 	fclose(f);
 }
 
-void tester_collect(struct tester *t, const struct worker *w)
+static void tester_collect(struct tester *t, const struct worker *w)
 {
 	struct test_result *r = t->result;
 	r->end = w->inst[0].last_exit;
@@ -316,7 +307,7 @@ static char *as_typed(const struct tester *t, const char *msg)
 	return out;
 }
 
-void tester_take_config(struct tester *t, const struct config *cfg)
+static void tester_take_config(struct tester *t, const struct config *cfg)
 {
 	for (size_t i = 0; i < cfg->errors.n; i++)
 		refuse(t->result, as_typed(t, cfg->errors.v[i]));
@@ -398,11 +389,29 @@ static int write_config(struct tester *t, const char *dir, const char *plugin)
 	return fclose(f);
 }
 
+/* The host's observer (daemon/observer.h): each call lands in the tester. */
+static void observe_config(void *t, const struct config *cfg) { tester_take_config(t, cfg); }
+static void observe_frame(void *t, const struct frame_hdr *hdr, const char *payload) { tester_take_frame(t, hdr, payload); }
+static bool observe_take_stop(void *t) { return tester_take_stop(t); }
+static void observe_timeout(void *t) { tester_timed_out(t); }
+static void observe_stop_overdue(void *t, const struct instance *in) { tester_stop_overdue(t, in); }
+static void observe_settled(void *t, const struct worker *w) { tester_collect(t, w); }
+
 static void run_forked(struct tester *t, const char *conf)
 {
 	struct test_result *r = t->result;
 	host_log_quiet(true); /* the report tells the story; errors are collected for it */
-	host_run_test(conf, t);
+	host_run_test(conf, &(struct host_observer){
+		.ctx = t,
+		.request = &t->request,
+		.timeout_ns = t->timeout_ns,
+		.on_config = observe_config,
+		.on_frame = observe_frame,
+		.take_stop = observe_take_stop,
+		.on_timeout = observe_timeout,
+		.on_stop_overdue = observe_stop_overdue,
+		.on_settled = observe_settled,
+	});
 	host_log_quiet(false);
 	if (!r->load.seen && r->end.reason == REASON_NONE) { /* no process ever ran */
 		r->config_error = true;
@@ -500,7 +509,7 @@ static void run_in_process(struct tester *t, const char *conf)
 {
 	struct config cfg;
 	if (config_load(conf, &cfg) == 0)
-		options_check_all(&cfg, NULL);
+		probe_check_config(&cfg, NULL);
 	tester_take_config(t, &cfg);
 	if (!t->result->config_error && cfg.nworkers == 1) {
 		struct worker w = {.conf = &cfg.workers[0]}; /* only for listener.c: no host, no process */

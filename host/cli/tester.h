@@ -18,14 +18,13 @@
 #include "common/reason.h"
 #include "common/util.h"
 
+#include "daemon/observer.h"
+
 struct config;
 struct instance;
 struct worker;
 
-/* After --timeout the plugin gets SIGTERM, and SIGKILL this long after if it
- * is still there (or after stop_timeout, when shorter): a run never takes
- * much longer than --timeout. */
-#define TEST_STOP_GRACE_MS 2000
+/* TEST_STOP_GRACE_MS: daemon/observer.h */
 #define TEST_STOP_GRACE_TEXT "2s" /* the same, for --help */
 
 struct tester_options {
@@ -78,19 +77,5 @@ const char *test_result_reason(const struct test_result *r);
 /* `ward test --describe`: the plugin (a path relative to the current
  * directory, too) probed and described. 0 or -1 (reported on stderr). */
 int tester_describe(const char *plugin, uint64_t timeout_ms, FILE *out);
-
-/* For the host running a test (host.c, spawn.c, output.c, worker.c). */
-const struct test_request *tester_request(struct tester *t);
-int64_t tester_timeout_ns(const struct tester *t);
-void tester_take_frame(struct tester *t, const struct frame_hdr *hdr, const char *payload);
-/* The configuration's errors and warnings, for the report. */
-void tester_take_config(struct tester *t, const struct config *cfg);
-/* True once --cycles N were run: the host is to stop the worker now. */
-bool tester_take_stop(struct tester *t);
-void tester_timed_out(struct tester *t);
-/* The host is about to kill a process that did not stop on SIGTERM: the
- * tester finds out why (SIGTERM blocked or ignored, a cycle that hangs...). */
-void tester_stop_overdue(struct tester *t, const struct instance *in);
-void tester_collect(struct tester *t, const struct worker *w);
 
 #endif

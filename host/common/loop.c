@@ -4,7 +4,8 @@
  * The timerfd is re-armed only when the earliest deadline changes, so a host
  * with nothing due sleeps in epoll_wait with no timeout at all. Timer
  * callbacks may arm and cancel timers (their own included); watch callbacks
- * may close any watch.
+ * may close any watch. Of one wake-up, descriptor events run before timers.
+ * Runs in the host process (the only user of the loop).
  */
 #define _GNU_SOURCE
 #include "common/loop.h"
@@ -24,6 +25,10 @@ struct loop {
 	int64_t armed_for; /* deadline the timerfd is set to; 0: disarmed */
 	struct timer **heap;
 	size_t n, cap;
+	void (*before_sleep)(void *arg);
+	void *before_sleep_arg;
+	void (*before_timers)(void *arg);
+	void *before_timers_arg;
 };
 
 static void heap_swap(struct loop *l, size_t a, size_t b)
@@ -126,6 +131,8 @@ static void run_due_timers(struct watch *w, uint32_t events)
 		fprintf(stderr, "ward: unable to read the loop timer: %s\n", strerror(errno));
 	l->armed_for = 0; /* fired: it is no longer armed */
 	int64_t now = mono_ns();
+	if (l->before_timers && l->n && l->heap[0]->deadline <= now)
+		l->before_timers(l->before_timers_arg);
 	while (l->n && l->heap[0]->deadline <= now) {
 		struct timer *t = l->heap[0];
 		timer_cancel(l, t);
@@ -186,17 +193,38 @@ void loop_close(struct loop *l, struct watch *w)
 	w->fd = -1;
 }
 
+void loop_before_timers(struct loop *l, void (*fn)(void *arg), void *arg)
+{
+	l->before_timers = fn;
+	l->before_timers_arg = arg;
+}
+
+void loop_before_sleep(struct loop *l, void (*fn)(void *arg), void *arg)
+{
+	l->before_sleep = fn;
+	l->before_sleep_arg = arg;
+}
+
 int loop_run_once(struct loop *l)
 {
 	struct epoll_event events[64];
+	if (l->before_sleep)
+		l->before_sleep(l->before_sleep_arg);
 	int n = epoll_wait(l->epfd, events, (int)ARRAY_SIZE(events), -1);
 	if (n < 0)
 		return errno == EINTR ? 0 : -1;
+	/* Descriptors first, then timers: what arrived by a deadline is seen
+	 * before the deadline is judged. */
+	bool timers_due = false;
 	for (int i = 0; i < n; i++) {
 		struct watch *w = events[i].data.ptr;
-		if (w->fd >= 0) /* closed by an earlier callback of this batch */
+		if (w == &l->timer_watch)
+			timers_due = true;
+		else if (w->fd >= 0) /* closed by an earlier callback of this batch */
 			w->fn(w, events[i].events);
 	}
+	if (timers_due)
+		run_due_timers(&l->timer_watch, EPOLLIN);
 	return 0;
 }
 

@@ -43,6 +43,16 @@ void timer_arm(struct loop *loop, struct timer *t, int64_t deadline);
 void timer_cancel(struct loop *loop, struct timer *t);
 static inline bool timer_armed(const struct timer *t) { return t->index != 0; }
 
+/* fn(arg) runs before the timers that are due, once per wake-up that has
+ * some: the host reads every frame sent so far there, so no timer handler
+ * judges a deadline without what arrived before it. NULL: none. */
+void loop_before_timers(struct loop *loop, void (*fn)(void *arg), void *arg);
+
+/* fn(arg) runs each time the loop is about to sleep, after every callback
+ * of the last wake-up (as redis's beforesleep): work that changes marked
+ * "dirty" is acted on once, wherever the change was made. NULL: none. */
+void loop_before_sleep(struct loop *loop, void (*fn)(void *arg), void *arg);
+
 /* Waits for the next events or deadline and dispatches them. 0 or -1. */
 int loop_run_once(struct loop *loop);
 

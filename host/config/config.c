@@ -393,50 +393,75 @@ struct key_def {
 	const char *dflt; /* NULL: unset unless configured */
 	size_t offset;
 	long min, max;
+	const char *help; /* one line, for `ward check --keys` */
 };
 
 #define W(field) offsetof(struct worker_conf, field)
 static const struct key_def worker_keys[] = {
-	{"plugin", K_SPECIAL, NULL, 0, 0, 0},
-	{"enabled", K_SPECIAL, "yes", 0, 0, 0},
-	{"autostart", K_BOOL, "yes", W(autostart), 0, 0},
-	{"instances", K_INT, "1", W(instances), 1, 1024},
-	{"interval", K_DURATION, "1s", W(interval_ms), 0, 0},
-	{"restart", K_RESTART, "on-failure", W(restart), 0, 0},
-	{"restart_delay", K_DURATION, "100ms", W(restart_delay_ms), 0, 0},
-	{"restart_delay_max", K_DURATION, "30s", W(restart_delay_max_ms), 0, 0},
-	{"max_restarts", K_MAX_RESTARTS, "10", W(max_restarts), 0, 1000000},
-	{"restart_window", K_DURATION, "60s", W(restart_window_ms), 0, 0},
-	{"init_timeout", K_DURATION, "30s", W(init_timeout_ms), 0, 0},
-	{"watchdog", K_DURATION, "60s", W(watchdog_ms), 0, 0},
-	{"stop_timeout", K_DURATION, "10s", W(stop_timeout_ms), 0, 0},
-	{"requires", K_LIST, NULL, W(requires), 0, 0},
-	{"listen", K_LIST, NULL, W(listen), 0, 0},
-	{"user", K_STRING, NULL, W(user), 0, 0},
-	{"group", K_STRING, NULL, W(group), 0, 0},
-	{"inherit_env", K_BOOL, "no", W(inherit_env), 0, 0},
-	{"workdir", K_PATH, NULL, W(workdir), 0, 0},
-	{"nice", K_LONG, NULL, W(nice), -20, 19},
-	{"limit.nofile", K_LIMIT_COUNT, NULL, W(limit_nofile), 0, 0},
-	{"limit.memory", K_LIMIT_SIZE, NULL, W(limit_memory), 0, 0},
-	{"limit.cpu", K_LIMIT_SECONDS, NULL, W(limit_cpu), 0, 0},
-	{"limit.core", K_LIMIT_SIZE, NULL, W(limit_core), 0, 0},
-	{"critical", K_BOOL, "no", W(critical), 0, 0},
+	{"plugin", K_SPECIAL, NULL, 0, 0, 0, "plugin file stem (in plugin_dir) or path; unset: the section name"},
+	{"enabled", K_SPECIAL, "yes", 0, 0, 0, "no: not a worker at all"},
+	{"autostart", K_BOOL, "yes", W(autostart), 0, 0, "no: not started at boot"},
+	{"instances", K_INT, "1", W(instances), 1, 1024, "processes running this worker, 1..1024"},
+	{"interval", K_DURATION, "1s", W(interval_ms), 0, 0, "wait after a cycle returns WARD_IDLE"},
+	{"restart", K_RESTART, "on-failure", W(restart), 0, 0, "always, on-failure or never"},
+	{"restart_delay", K_DURATION, "100ms", W(restart_delay_ms), 0, 0, "first delay before a restart (it doubles)"},
+	{"restart_delay_max", K_DURATION, "30s", W(restart_delay_max_ms), 0, 0, "cap of the doubling restart delay"},
+	{"max_restarts", K_MAX_RESTARTS, "10", W(max_restarts), 0, 1000000, "short failed runs in a row that are restarted, or unlimited"},
+	{"restart_window", K_DURATION, "60s", W(restart_window_ms), 0, 0, "a run this long resets the failure count and the delay"},
+	{"init_timeout", K_DURATION, "30s", W(init_timeout_ms), 0, 0, "longest time from fork to the end of init; 0: no limit"},
+	{"watchdog", K_DURATION, "60s", W(watchdog_ms), 0, 0, "longest time a cycle may go without progress; 0: off"},
+	{"stop_timeout", K_DURATION, "10s", W(stop_timeout_ms), 0, 0, "time between SIGTERM and SIGKILL when stopping"},
+	{"requires", K_LIST, NULL, W(requires), 0, 0, "workers that must be running before this one starts"},
+	{"listen", K_LIST, NULL, W(listen), 0, 0, "sockets the host holds for the worker: unix:PATH or tcp:HOST:PORT"},
+	{"user", K_STRING, NULL, W(user), 0, 0, "run as this user; unset: the host's"},
+	{"group", K_STRING, NULL, W(group), 0, 0, "run with this group; unset: the user's primary group"},
+	{"inherit_env", K_BOOL, "no", W(inherit_env), 0, 0, "yes: the worker gets the host's environment"},
+	{"workdir", K_PATH, NULL, W(workdir), 0, 0, "working directory; unset: the worker's state directory"},
+	{"nice", K_LONG, NULL, W(nice), -20, 19, "scheduling priority, -20..19; unset: unchanged"},
+	{"limit.nofile", K_LIMIT_COUNT, NULL, W(limit_nofile), 0, 0, "RLIMIT_NOFILE: a number, or unlimited; unset: inherited"},
+	{"limit.memory", K_LIMIT_SIZE, NULL, W(limit_memory), 0, 0, "RLIMIT_AS: a size, or unlimited; unset: inherited"},
+	{"limit.cpu", K_LIMIT_SECONDS, NULL, W(limit_cpu), 0, 0, "RLIMIT_CPU: whole seconds as a duration, or unlimited; unset: inherited"},
+	{"limit.core", K_LIMIT_SIZE, NULL, W(limit_core), 0, 0, "RLIMIT_CORE: a size, or unlimited; unset: inherited"},
+	{"critical", K_BOOL, "no", W(critical), 0, 0, "yes: its failing stops the host (exit status 3)"},
 };
 #undef W
 
 #define H(field) offsetof(struct config, field)
 static const struct key_def host_keys[] = {
-	{"plugin_dir", K_PATH, "plugins", H(plugin_dir), 0, 0},
-	{"state_dir", K_PATH, "state", H(state_dir), 0, 0},
-	{"log_dir", K_PATH, NULL, H(log_dir), 0, 0},
-	{"autoload", K_BOOL, "yes", H(autoload), 0, 0},
-	{"strict_permissions", K_BOOL, "yes", H(strict_permissions), 0, 0},
-	{"log_max_size", K_SIZE, "10M", H(log_max_size), 0, 0},
-	{"log_keep", K_LONG, "5", H(log_keep), 0, 1000},
-	{"history_keep", K_LONG, "10000", H(history_keep), 1, 1000000000},
+	{"plugin_dir", K_PATH, "plugins", H(plugin_dir), 0, 0, "where plugins are looked up by stem, and what autoload scans"},
+	{"state_dir", K_PATH, "state", H(state_dir), 0, 0, "holds ward.db, ward.lock and each worker's directory"},
+	{"log_dir", K_PATH, NULL, H(log_dir), 0, 0, "holds NAME.log for each worker; unset: <state_dir>/logs"},
+	{"autoload", K_BOOL, "yes", H(autoload), 0, 0, "yes: every *.so in plugin_dir is a worker named after its stem"},
+	{"strict_permissions", K_BOOL, "yes", H(strict_permissions), 0, 0, "yes: refuse plugin files others could have written"},
+	{"log_max_size", K_SIZE, "10M", H(log_max_size), 0, 0, "a log is rotated at this size; 0: never"},
+	{"log_keep", K_LONG, "5", H(log_keep), 0, 1000, "rotated log files kept, 0..1000"},
+	{"history_keep", K_LONG, "10000", H(history_keep), 1, 1000000000, "runs kept in ward.db, 1..1000000000"},
 };
 #undef H
+
+static const char *const kind_names[] = {
+	[K_BOOL] = "boolean", [K_INT] = "number", [K_LONG] = "number", [K_DURATION] = "duration",
+	[K_SIZE] = "size", [K_RESTART] = "enum", [K_MAX_RESTARTS] = "number", [K_LIST] = "list",
+	[K_STRING] = "string", [K_PATH] = "path", [K_LIMIT_COUNT] = "number", [K_LIMIT_SIZE] = "size",
+	[K_LIMIT_SECONDS] = "duration", [K_SPECIAL] = "special",
+};
+
+static void print_key_table(const char *title, const struct key_def *defs, size_t n, FILE *out)
+{
+	fprintf(out, "%s\n  %-20s %-9s %-11s %s\n", title, "key", "type", "default", "meaning");
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "  %-20s %-9s %-11s %s\n", defs[i].name, kind_names[defs[i].kind],
+			defs[i].dflt ? defs[i].dflt : "-", defs[i].help);
+}
+
+void config_print_keys(FILE *out)
+{
+	print_key_table("[ward] keys:", host_keys, ARRAY_SIZE(host_keys), out);
+	print_key_table("\nworker keys ([NAME] sections, and [defaults]):", worker_keys, ARRAY_SIZE(worker_keys), out);
+	/* env.NAME is a family of keys, not a row: load_worker reads it by prefix. */
+	fprintf(out, "  %-20s %-9s %-11s %s\n", "env.NAME", "string", "-", "set environment variable NAME");
+	fprintf(out, "\nAny other key of a worker section is passed to its plugin.\n");
+}
 
 static const struct key_def *find_def(const struct key_def *defs, size_t n, const char *name)
 {
@@ -492,103 +517,155 @@ static const char *out_of_range(const struct key_def *def, const char *more)
 	return why;
 }
 
+/* One parser per key kind: value into field, NULL or the reason it is invalid. */
+typedef const char *parse_fn(const struct config *cfg, const struct key_def *def, void *field, const char *value);
+
+static const char *parse_bool_key(const struct config *cfg, const struct key_def *def, void *field, const char *value)
+{
+	(void)cfg, (void)def;
+	int b;
+	if (parse_bool(value, &b) < 0)
+		return "expected yes or no (also true/false, on/off, 1/0)";
+	*(bool *)field = b;
+	return NULL;
+}
+
+static const char *parse_int_key(const struct config *cfg, const struct key_def *def, void *field, const char *value)
+{
+	(void)cfg;
+	long l;
+	if (parse_long(value, &l) < 0 || l < def->min || l > def->max)
+		return out_of_range(def, "");
+	if (def->kind == K_INT)
+		*(int *)field = (int)l;
+	else
+		*(long *)field = l;
+	return NULL;
+}
+
+/* K_DURATION (milliseconds) or K_SIZE (bytes), both uint64_t. */
+static const char *parse_amount_key(const struct config *cfg, const struct key_def *def, void *field, const char *value)
+{
+	(void)cfg;
+	uint64_t u;
+	bool duration = def->kind == K_DURATION;
+	if ((duration ? parse_duration_ms(value, &u) : parse_size(value, &u)) < 0)
+		return duration ? "expected a duration such as 250ms, 5s, 2m or 1h (a bare number is seconds)"
+				: "expected a size such as 512K, 10M or 1G";
+	*(uint64_t *)field = u;
+	return NULL;
+}
+
+static const char *parse_restart_key(const struct config *cfg, const struct key_def *def, void *field, const char *value)
+{
+	(void)cfg, (void)def;
+	if (strcmp(value, "always") == 0)
+		*(enum restart_policy *)field = RESTART_ALWAYS;
+	else if (strcmp(value, "on-failure") == 0)
+		*(enum restart_policy *)field = RESTART_ON_FAILURE;
+	else if (strcmp(value, "never") == 0)
+		*(enum restart_policy *)field = RESTART_NEVER;
+	else
+		return "expected always, on-failure or never";
+	return NULL;
+}
+
+static const char *parse_max_restarts_key(const struct config *cfg, const struct key_def *def, void *field,
+					  const char *value)
+{
+	(void)cfg;
+	long l;
+	if (strcmp(value, "unlimited") == 0) {
+		*(long *)field = -1;
+		return NULL;
+	}
+	if (parse_long(value, &l) < 0 || l < def->min || l > def->max)
+		return out_of_range(def, ", or 'unlimited'");
+	*(long *)field = l;
+	return NULL;
+}
+
+static const char *parse_list_key(const struct config *cfg, const struct key_def *def, void *field, const char *value)
+{
+	(void)cfg, (void)def;
+	strv_free(field);
+	split_list(value, field);
+	return NULL;
+}
+
+static const char *parse_string_key(const struct config *cfg, const struct key_def *def, void *field, const char *value)
+{
+	if (*value == '\0')
+		return def->kind == K_PATH ? "expected a path" : "expected a value";
+	free(*(char **)field);
+	*(char **)field = def->kind == K_PATH ? absolute_path(cfg, value) : xstrdup(value);
+	return NULL;
+}
+
+/* limit.*: a count, a size or whole seconds, or unlimited (also "infinity"). */
+static int parse_limit_value(enum key_kind kind, const char *value, uint64_t *u)
+{
+	long l;
+	if (strcmp(value, "unlimited") == 0 || strcmp(value, "infinity") == 0) {
+		*u = UINT64_MAX;
+		return 0;
+	}
+	if (kind == K_LIMIT_SIZE)
+		return parse_size(value, u);
+	if (kind == K_LIMIT_SECONDS) {
+		int rc = parse_duration_ms(value, u);
+		*u /= 1000;
+		return rc;
+	}
+	int rc = parse_long(value, &l) < 0 || l < 0 ? -1 : 0;
+	*u = (uint64_t)l;
+	return rc;
+}
+
+static const char *parse_limit_key(const struct config *cfg, const struct key_def *def, void *field, const char *value)
+{
+	(void)cfg;
+	struct limit_conf *lim = field;
+	uint64_t u;
+	if (parse_limit_value(def->kind, value, &u) < 0)
+		return def->kind == K_LIMIT_SIZE ? "expected a size such as 512M, or unlimited"
+		       : def->kind == K_LIMIT_SECONDS ? "expected a duration such as 30s, or unlimited"
+		       : "expected a whole number, or unlimited";
+	lim->set = true;
+	lim->value = u;
+	return NULL;
+}
+
+static const char *parse_special_key(const struct config *cfg, const struct key_def *def, void *field, const char *value)
+{
+	(void)cfg, (void)def, (void)field, (void)value;
+	return NULL; /* the caller handles it */
+}
+
+static parse_fn *const parsers[] = {
+	[K_BOOL] = parse_bool_key,
+	[K_INT] = parse_int_key,
+	[K_LONG] = parse_int_key,
+	[K_DURATION] = parse_amount_key,
+	[K_SIZE] = parse_amount_key,
+	[K_RESTART] = parse_restart_key,
+	[K_MAX_RESTARTS] = parse_max_restarts_key,
+	[K_LIST] = parse_list_key,
+	[K_STRING] = parse_string_key,
+	[K_PATH] = parse_string_key,
+	[K_LIMIT_COUNT] = parse_limit_key,
+	[K_LIMIT_SIZE] = parse_limit_key,
+	[K_LIMIT_SECONDS] = parse_limit_key,
+	[K_SPECIAL] = parse_special_key,
+};
+
 /* Parses one value into base+def->offset. Returns NULL or the reason it is invalid. */
 static const char *apply_value(const struct config *cfg, void *base, const struct key_def *def,
 			       const char *value)
 {
-	void *field = (char *)base + def->offset;
-	int b;
-	long l;
-	uint64_t u;
-	switch (def->kind) {
-	case K_BOOL:
-		if (parse_bool(value, &b) < 0)
-			return "expected yes or no (also true/false, on/off, 1/0)";
-		*(bool *)field = b;
-		return NULL;
-	case K_INT:
-	case K_LONG:
-		if (parse_long(value, &l) < 0 || l < def->min || l > def->max)
-			return out_of_range(def, "");
-		if (def->kind == K_INT)
-			*(int *)field = (int)l;
-		else
-			*(long *)field = l;
-		return NULL;
-	case K_DURATION:
-		if (parse_duration_ms(value, &u) < 0)
-			return "expected a duration such as 250ms, 5s, 2m or 1h (a bare number is seconds)";
-		*(uint64_t *)field = u;
-		return NULL;
-	case K_SIZE:
-		if (parse_size(value, &u) < 0)
-			return "expected a size such as 512K, 10M or 1G";
-		*(uint64_t *)field = u;
-		return NULL;
-	case K_RESTART:
-		if (strcmp(value, "always") == 0)
-			*(enum restart_policy *)field = RESTART_ALWAYS;
-		else if (strcmp(value, "on-failure") == 0)
-			*(enum restart_policy *)field = RESTART_ON_FAILURE;
-		else if (strcmp(value, "never") == 0)
-			*(enum restart_policy *)field = RESTART_NEVER;
-		else
-			return "expected always, on-failure or never";
-		return NULL;
-	case K_MAX_RESTARTS:
-		if (strcmp(value, "unlimited") == 0) {
-			*(long *)field = -1;
-			return NULL;
-		}
-		if (parse_long(value, &l) < 0 || l < def->min || l > def->max)
-			return out_of_range(def, ", or 'unlimited'");
-		*(long *)field = l;
-		return NULL;
-	case K_LIST:
-		strv_free(field);
-		split_list(value, field);
-		return NULL;
-	case K_STRING:
-		if (*value == '\0')
-			return "expected a value";
-		free(*(char **)field);
-		*(char **)field = xstrdup(value);
-		return NULL;
-	case K_PATH:
-		if (*value == '\0')
-			return "expected a path";
-		free(*(char **)field);
-		*(char **)field = absolute_path(cfg, value);
-		return NULL;
-	case K_LIMIT_COUNT:
-	case K_LIMIT_SIZE:
-	case K_LIMIT_SECONDS: {
-		struct limit_conf *lim = field;
-		int rc;
-		if (strcmp(value, "unlimited") == 0 || strcmp(value, "infinity") == 0) {
-			u = UINT64_MAX;
-			rc = 0;
-		} else if (def->kind == K_LIMIT_SIZE) {
-			rc = parse_size(value, &u);
-		} else if (def->kind == K_LIMIT_SECONDS) {
-			rc = parse_duration_ms(value, &u);
-			u /= 1000;
-		} else {
-			rc = parse_long(value, &l) < 0 || l < 0 ? -1 : 0;
-			u = (uint64_t)l;
-		}
-		if (rc < 0)
-			return def->kind == K_LIMIT_SIZE ? "expected a size such as 512M, or unlimited"
-			       : def->kind == K_LIMIT_SECONDS ? "expected a duration such as 30s, or unlimited"
-			       : "expected a whole number, or unlimited";
-		lim->set = true;
-		lim->value = u;
-		return NULL;
-	}
-	case K_SPECIAL:
-		return NULL;
-	}
-	return "unknown key type";
+	if ((size_t)def->kind >= ARRAY_SIZE(parsers) || !parsers[def->kind])
+		return "unknown key type";
+	return parsers[def->kind](cfg, def, (char *)base + def->offset, value);
 }
 
 /* ---- [ward] ---- */
@@ -1162,16 +1239,25 @@ struct worker_conf *config_find_worker(const struct config *cfg, const char *nam
 	return NULL;
 }
 
+/* What a key's field owns, by its kind (the table says which fields exist). */
+static void free_field(const struct key_def *def, void *base)
+{
+	void *field = (char *)base + def->offset;
+	if (def->kind == K_LIST)
+		strv_free(field);
+	else if (def->kind == K_STRING || def->kind == K_PATH)
+		free(*(char **)field);
+}
+
 static void free_worker(struct worker_conf *w)
 {
+	for (size_t i = 0; i < ARRAY_SIZE(worker_keys); i++)
+		if (worker_keys[i].kind != K_SPECIAL)
+			free_field(&worker_keys[i], w);
+	/* What no key row owns: */
 	free(w->name);
 	free(w->plugin);
-	strv_free(&w->requires);
-	strv_free(&w->listen);
-	free(w->user);
-	free(w->group);
 	strv_free(&w->env);
-	free(w->workdir);
 	strv_free(&w->plugin_keys);
 	free(w->plugin_key_at);
 	free(w->plugin_key_shared);
@@ -1295,20 +1381,45 @@ static bool same_limit(struct limit_conf a, struct limit_conf b)
 	return a.set == b.set && (!a.set || a.value == b.value);
 }
 
-/* Every setting of struct worker_conf but its origins: keep in step with the struct. */
-bool config_worker_equal(const struct worker_conf *a, const struct worker_conf *b)
+/* Whether a key's field is the same in a and b, by its kind. */
+static bool same_field(const struct key_def *def, const void *a, const void *b)
 {
-	return same_str(a->name, b->name) && same_str(a->plugin, b->plugin) && a->autostart == b->autostart &&
-	       a->critical == b->critical &&
-	       a->instances == b->instances && a->restart == b->restart && a->interval_ms == b->interval_ms &&
-	       a->restart_delay_ms == b->restart_delay_ms && a->restart_delay_max_ms == b->restart_delay_max_ms &&
-	       a->restart_window_ms == b->restart_window_ms && a->init_timeout_ms == b->init_timeout_ms &&
-	       a->watchdog_ms == b->watchdog_ms && a->stop_timeout_ms == b->stop_timeout_ms &&
-	       a->max_restarts == b->max_restarts && same_strv(&a->requires, &b->requires) &&
-	       same_strv(&a->listen, &b->listen) && same_str(a->user, b->user) && same_str(a->group, b->group) &&
-	       same_strv(&a->env, &b->env) && a->inherit_env == b->inherit_env && same_str(a->workdir, b->workdir) &&
-	       a->nice_set == b->nice_set && a->nice == b->nice && same_limit(a->limit_nofile, b->limit_nofile) &&
-	       same_limit(a->limit_memory, b->limit_memory) && same_limit(a->limit_cpu, b->limit_cpu) &&
-	       same_limit(a->limit_core, b->limit_core) && same_strv(&a->plugin_keys, &b->plugin_keys);
+	const void *fa = (const char *)a + def->offset, *fb = (const char *)b + def->offset;
+	switch (def->kind) {
+	case K_BOOL:
+		return *(const bool *)fa == *(const bool *)fb;
+	case K_INT:
+		return *(const int *)fa == *(const int *)fb;
+	case K_LONG:
+	case K_MAX_RESTARTS:
+		return *(const long *)fa == *(const long *)fb;
+	case K_DURATION:
+	case K_SIZE:
+		return *(const uint64_t *)fa == *(const uint64_t *)fb;
+	case K_RESTART:
+		return *(const enum restart_policy *)fa == *(const enum restart_policy *)fb;
+	case K_LIST:
+		return same_strv(fa, fb);
+	case K_STRING:
+	case K_PATH:
+		return same_str(*(char *const *)fa, *(char *const *)fb);
+	case K_LIMIT_COUNT:
+	case K_LIMIT_SIZE:
+	case K_LIMIT_SECONDS:
+		return same_limit(*(const struct limit_conf *)fa, *(const struct limit_conf *)fb);
+	case K_SPECIAL:
+		return true; /* compared below, or no field of its own */
+	}
+	return false;
 }
 
+/* Every setting of struct worker_conf but its origins: each key row of
+ * worker_keys, and the fields no row owns. */
+bool config_worker_equal(const struct worker_conf *a, const struct worker_conf *b)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(worker_keys); i++)
+		if (!same_field(&worker_keys[i], a, b))
+			return false;
+	return same_str(a->name, b->name) && same_str(a->plugin, b->plugin) && same_strv(&a->env, &b->env) &&
+	       a->nice_set == b->nice_set && same_strv(&a->plugin_keys, &b->plugin_keys);
+}

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "common/util.h"
 
@@ -93,6 +94,8 @@ const char *config_nearest_worker_key(const char *key);
 
 /* Same settings (where they were written does not matter): a reload leaves such a worker alone. */
 bool config_worker_equal(const struct worker_conf *a, const struct worker_conf *b);
+/* `ward check --keys`: every ward key with its type, default and meaning, from the key tables. */
+void config_print_keys(FILE *out);
 
 
 #endif

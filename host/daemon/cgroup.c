@@ -23,6 +23,7 @@
  */
 #define _GNU_SOURCE
 #include "daemon/cgroup.h"
+#include "daemon/host.h"
 #include "daemon/worker.h"
 #include "common/util.h"
 

@@ -7,6 +7,8 @@
 #define _GNU_SOURCE
 #include "daemon/control.h"
 #include "daemon/dependency.h"
+#include "daemon/host.h"
+#include "daemon/reload.h"
 #include "common/util.h"
 
 #include <errno.h>

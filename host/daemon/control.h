@@ -24,12 +24,4 @@
 int control_open(struct host *h);
 void control_close(struct host *h);
 
-/* Provided by reload.c: re-reads the configuration and applies the
- * difference. Messages for the operator go to `out` (one per line, the
- * first "ok" or "error"). 0 when that is done; 1 when the plugins are being
- * probed: out is complete when done(arg) is called, from the loop. */
-int reload_begin(struct host *h, FILE *out, void (*done)(void *arg), void *arg);
-/* The host is exiting: a reload still waiting is dropped (done is not called). */
-void reload_abandon(struct host *h);
-
 #endif

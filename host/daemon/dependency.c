@@ -6,23 +6,19 @@
  * Host daemon only.
  */
 #include "daemon/dependency.h"
+#include "daemon/host.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 enum dep_status { DEP_READY, DEP_PENDING, DEP_BROKEN };
 
+/* From the worker's counts of instances per state: O(1), however many. */
 static enum dep_status dep_status(const struct worker *d)
 {
-	enum dep_status st = DEP_READY;
-	for (int i = 0; i < d->ninst; i++) {
-		enum istate s = d->inst[i].state;
-		if (s == IS_FAILED)
-			return DEP_BROKEN;
-		if (s != IS_RUNNING && s != IS_DONE)
-			st = DEP_PENDING;
-	}
-	return st;
+	if (d->in_state[IS_FAILED])
+		return DEP_BROKEN;
+	return d->in_state[IS_RUNNING] + d->in_state[IS_DONE] == d->ninst ? DEP_READY : DEP_PENDING;
 }
 
 static void append(struct worker ***v, size_t *n, struct worker *w)

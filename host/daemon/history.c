@@ -330,6 +330,11 @@ bool history_reopen_if_replaced(struct history *h, bool quiet)
 	return open_db(h) == 0;
 }
 
+bool history_dirty(const struct history *h)
+{
+	return h->len > 0 || !h->dead_runs_closed; /* what history_flush() would write */
+}
+
 bool history_take_recreated(struct history *h)
 {
 	bool r = h->recreated;

@@ -66,6 +66,9 @@ bool history_reopen_if_replaced(struct history *h, bool quiet);
  * opened), *why: what the database said. */
 bool history_stale(const struct history *h, int64_t *since_ms, const char **why);
 void history_set_keep(struct history *h, long keep_runs);
+/* Something is queued (or the previous host's runs are still to close):
+ * a flush is due. The host checks it before its loop sleeps. */
+bool history_dirty(const struct history *h);
 /* Commits everything queued. 0, or -1 when it must be retried later. */
 int history_flush(struct history *h);
 

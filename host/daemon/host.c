@@ -1,7 +1,7 @@
 /*
  * host.c - the running host: boot, the event loop, signals (through a
- * signalfd: no signal handlers), reaping, the progress tick, batching of
- * history writes, and shutdown that leaves no process behind.
+ * signalfd: no signal handlers), reaping, batching of history writes,
+ * and shutdown that leaves no process behind.
  *
  * Children are reaped with waitid(WNOWAIT) first, so the dead leader's pid
  * still names its process group and session while the host kills what is
@@ -25,9 +25,13 @@
 #include "common/reason.h"
 #include "common/loop.h"
 #include "daemon/output.h"
+#include "daemon/pidtable.h"
+#include "daemon/reload.h"
+#include "daemon/run.h"
 #include "spawner/spawner.h"
 #include "daemon/statedir.h"
-#include "cli/tester.h"
+#include "daemon/tick.h"
+#include "daemon/observer.h"
 #include "daemon/worker.h"
 #include "common/util.h"
 
@@ -49,81 +53,6 @@
 
 #define FLUSH_DELAY_NS (20 * NS_PER_MS)  /* batch history writes this long */
 #define FLUSH_RETRY_NS (1 * NS_PER_SEC)
-#define TICK_MAX_NS (1 * NS_PER_SEC)
-#define TICK_MIN_NS (10 * NS_PER_MS)
-
-/* ---- pid -> instance: open addressing, linear probing ---- */
-
-struct pid_entry {
-	pid_t pid; /* 0: empty, -1: deleted */
-	struct instance *in;
-};
-
-static struct pid_entry *pids;
-static size_t pids_cap, pids_used;
-
-static size_t pid_hash(pid_t pid)
-{
-	return ((size_t)pid * 2654435761u) & (pids_cap - 1);
-}
-
-static void pids_grow(void)
-{
-	struct pid_entry *old = pids;
-	size_t old_cap = pids_cap;
-	pids_cap = pids_cap ? pids_cap * 2 : 1024;
-	pids = xcalloc(pids_cap, sizeof(*pids));
-	pids_used = 0;
-	for (size_t i = 0; i < old_cap; i++)
-		if (old[i].pid > 0) {
-			size_t j = pid_hash(old[i].pid);
-			while (pids[j].pid != 0)
-				j = (j + 1) & (pids_cap - 1);
-			pids[j] = old[i];
-			pids_used++;
-		}
-	free(old);
-}
-
-static struct pid_entry *pid_find(pid_t pid)
-{
-	if (!pids_cap)
-		return NULL;
-	for (size_t j = pid_hash(pid);; j = (j + 1) & (pids_cap - 1)) {
-		if (pids[j].pid == pid)
-			return &pids[j];
-		if (pids[j].pid == 0)
-			return NULL;
-	}
-}
-
-void host_note_pid(struct host *h, struct instance *in)
-{
-	(void)h;
-	if ((pids_used + 1) * 2 > pids_cap)
-		pids_grow();
-	size_t j = pid_hash(in->pid);
-	while (pids[j].pid > 0)
-		j = (j + 1) & (pids_cap - 1);
-	if (pids[j].pid == 0)
-		pids_used++;
-	pids[j] = (struct pid_entry){in->pid, in};
-}
-
-struct instance *host_instance_of(struct host *h, pid_t pid)
-{
-	(void)h;
-	struct pid_entry *e = pid > 0 ? pid_find(pid) : NULL;
-	return e ? e->in : NULL;
-}
-
-void host_forget_pid(struct host *h, struct instance *in)
-{
-	(void)h;
-	struct pid_entry *e = pid_find(in->pid);
-	if (e && e->in == in) /* not when forgotten already and the pid reused */
-		e->pid = -1; /* a tombstone keeps later probes intact */
-}
 
 /* ---- history batching ---- */
 
@@ -152,61 +81,21 @@ static void flush_history(struct timer *t)
 	}
 }
 
-void host_history_changed(struct host *h)
+/* Before a deadline is judged (an init_timeout above all), every frame sent
+ * so far is read: a busy host (a big boot) may reach the deadline before
+ * reading a READY the worker sent in time. */
+static void read_frames_before_timers(void *arg)
 {
-	if (!timer_armed(&h->flush_timer))
+	output_read_frames(arg);
+}
+
+/* Before the loop sleeps: whatever was recorded since gets written in one
+ * batch, FLUSH_DELAY_NS from now (or when the retry timer says). */
+static void arm_history_flush(void *arg)
+{
+	struct host *h = arg;
+	if (history_dirty(h->history) && !timer_armed(&h->flush_timer))
 		timer_arm(h->loop, &h->flush_timer, mono_ns() + FLUSH_DELAY_NS);
-}
-
-/* ---- the progress tick: one timer for every instance ---- */
-
-/* The watchdog's check period: a tenth of the shortest watchdog, at most a
- * second, so detection lands within watchdog + 10% (+1 s at most) while an
- * idle host wakes at most once a second. 0 when no worker has a watchdog:
- * then an idle host does not wake at all. */
-static int64_t tick_period(const struct host *h)
-{
-	int64_t period = 0;
-	for (size_t i = 0; i < h->nworkers; i++) {
-		uint64_t wd = h->workers[i]->conf->watchdog_ms;
-		int64_t p = (int64_t)wd * NS_PER_MS / 10;
-		if (wd && (period == 0 || p < period))
-			period = p;
-	}
-	if (period > TICK_MAX_NS)
-		period = TICK_MAX_NS;
-	return period && period < TICK_MIN_NS ? TICK_MIN_NS : period;
-}
-
-static void progress_tick(struct timer *t)
-{
-	struct host *h = container_of(t, struct host, tick_timer);
-	int64_t now = mono_ns();
-	int64_t next = now + h->tick_ns;
-	bool any_running = false;
-	for (size_t i = 0; i < h->nworkers; i++) {
-		struct worker *w = h->workers[i];
-		for (int k = 0; k < w->ninst; k++) {
-			struct instance *in = &w->inst[k];
-			instance_check_progress(in, now);
-			uint64_t wd = w->conf->watchdog_ms;
-			if (in->state != IS_RUNNING || !wd)
-				continue;
-			any_running = true;
-			/* Wake exactly when a stalled cycle would cross its watchdog. */
-			int64_t due = in->progress_ns + (int64_t)wd * NS_PER_MS;
-			if (in->kill_reason == REASON_NONE && due > now && due < next)
-				next = due;
-		}
-	}
-	if (any_running)
-		timer_arm(h->loop, &h->tick_timer, next);
-}
-
-void host_progress_tick_needed(struct host *h)
-{
-	if (h->tick_ns && !timer_armed(&h->tick_timer))
-		timer_arm(h->loop, &h->tick_timer, mono_ns() + h->tick_ns);
 }
 
 /* ---- children ---- */
@@ -220,7 +109,7 @@ static size_t strays(struct host *h, pid_t *pids, size_t max)
 	size_t n = 0;
 	int pid;
 	while (f && n < max && fscanf(f, "%d", &pid) == 1)
-		if (pid > 0 && !pid_find(pid) && !spawner_is(h, pid) && !probe_owns(pid))
+		if (pid > 0 && !pidtable_find(pid) && !spawner_is(h, pid) && !probe_owns(pid))
 			pids[n++] = pid;
 	if (f)
 		fclose(f);
@@ -273,7 +162,7 @@ void host_kill_strays(struct host *h, int64_t sent_ns)
 	size_t n = strays(h, pids, ARRAY_SIZE(pids));
 	for (size_t i = 0; i < n; i++) {
 		int64_t started = start_time_ns(pids[i]);
-		if (started >= 0 && started + tick >= since && !host_instance_of(h, getsid(pids[i])))
+		if (started >= 0 && started + tick >= since && !pidtable_find(getsid(pids[i])))
 			kill(pids[i], SIGKILL);
 	}
 }
@@ -290,14 +179,13 @@ static void reap_children(struct host *h)
 		pid_t pid = si.si_pid;
 		if (pid == 0)
 			break;
-		if (!pid_find(pid) && !spawner_is(h, pid) && !probe_owns(pid) && spawner_unanswered(h)) {
+		if (!pidtable_find(pid) && !spawner_is(h, pid) && !probe_owns(pid) && spawner_unanswered(h)) {
 			/* Perhaps a process the spawner forked and has not named yet:
 			 * it stays a zombie (its pid not reused) until it has. */
 			spawner_recheck_children_later(h);
 			break;
 		}
-		struct pid_entry *e = pid_find(pid);
-		struct instance *in = e ? e->in : NULL;
+		struct instance *in = pidtable_find(pid);
 		/* The leader is a zombie, so its pid still names its group and
 		 * session: kill what is left of the worker before reaping, then
 		 * nothing of it outlives it. Its last frames are read while its pid
@@ -528,6 +416,8 @@ void host_state_changed(struct host *h)
 /* Boot is over once nothing started at boot is still starting. */
 static bool boot_settled(const struct host *h)
 {
+	if (h->nstarting)
+		return false; /* the usual answer during boot, without a scan */
 	for (size_t i = 0; i < h->nworkers; i++) {
 		const struct worker *w = h->workers[i];
 		if (w->pending_start && !w->blocked_by && !listener_unbound(w))
@@ -543,6 +433,8 @@ static bool boot_settled(const struct host *h)
  * whenever the counts change. */
 static void tell_systemd(struct host *h)
 {
+	if (!notify_enabled())
+		return; /* no one to tell: no counting after every event */
 	size_t running = 0, failed = 0;
 	for (size_t i = 0; i < h->nworkers; i++) {
 		enum istate s = worker_state(h->workers[i]);
@@ -571,11 +463,17 @@ static void ping_systemd(struct timer *t)
 /* Lets dependency ordering act on every state change, until nothing moves. */
 static void settle_order(struct host *h)
 {
+	/* Every state change sets order_dirty (set_state, requests, listeners,
+	 * reload); without one the per-worker passes below would find nothing new,
+	 * and running them on every loop turn made boot quadratic. */
+	bool changed = h->order_dirty;
 	for (size_t rounds = 0; h->order_dirty && rounds <= h->nworkers + 1; rounds++) {
 		h->order_dirty = false;
 		dependency_settle(h);
 	}
 	reload_finish(h);
+	if (!changed)
+		return;
 	for (size_t i = 0; i < h->nworkers; i++)
 		listener_update(h->workers[i]);
 	tell_systemd(h);
@@ -674,7 +572,7 @@ static void record_host(struct host *h, const char *dir)
 static void report_config(const struct host *h, bool refused, const char *config_dir)
 {
 	if (h->test) {
-		tester_take_config(h->test, &h->cfg);
+		h->test->on_config(h->test->ctx, &h->cfg);
 		return;
 	}
 	print_config_problems(&h->cfg);
@@ -712,14 +610,14 @@ static int check_plugins(struct host *h)
 	return done && !h->cfg.errors.n ? 0 : -1;
 }
 
-static int host_main(const char *config_dir, struct tester *test);
+static int host_main(const char *config_dir, const struct host_observer *test);
 
 int host_run(const char *config_dir)
 {
 	return host_main(config_dir, NULL);
 }
 
-int host_run_test(const char *config_dir, struct tester *test)
+int host_run_test(const char *config_dir, const struct host_observer *test)
 {
 	return host_main(config_dir, test);
 }
@@ -729,7 +627,7 @@ static void end_test_when_settled(struct host *h)
 {
 	if (!h->test)
 		return;
-	if (tester_take_stop(h->test)) /* --cycles N were run: a real stop ends the run */
+	if (h->test->take_stop(h->test->ctx)) /* --cycles N were run: a real stop ends the run */
 		worker_stop(h->workers[0]);
 	if (h->shutting_down)
 		return;
@@ -745,7 +643,7 @@ static void test_timed_out(struct timer *t)
 {
 	struct host *h = container_of(t, struct host, test_timer);
 	int64_t grace_end = mono_ns() + TEST_STOP_GRACE_MS * NS_PER_MS;
-	tester_timed_out(h->test);
+	h->test->on_timeout(h->test->ctx);
 	for (size_t i = 0; i < h->cfg.nworkers; i++)
 		if (h->cfg.workers[i].stop_timeout_ms > TEST_STOP_GRACE_MS)
 			h->cfg.workers[i].stop_timeout_ms = TEST_STOP_GRACE_MS;
@@ -758,7 +656,78 @@ static void test_timed_out(struct timer *t)
 	begin_shutdown(h, SIGTERM);
 }
 
-static int host_main(const char *config_dir, struct tester *test)
+/* The loop with its signals, the spawner on it, history and the host's own
+ * timers. 0, or -1 when there is no loop (said). */
+static int open_loop(struct host *h, struct signal_watch *sw)
+{
+	h->loop = loop_new();
+	if (!h->loop || setup_signals(sw, h->loop) < 0) {
+		host_log(HOST_ERR, "unable to set up the event loop: %s", strerror(errno));
+		return -1;
+	}
+	spawner_attach(h);
+	char *db = xasprintf("%s/ward.db", h->cfg.state_dir);
+	h->history = history_open(db, h->cfg.history_keep);
+	free(db);
+	h->flush_timer.fn = flush_history;
+	loop_before_sleep(h->loop, arm_history_flush, h);
+	loop_before_timers(h->loop, read_frames_before_timers, h);
+	h->notify_timer.fn = ping_systemd;
+	h->notify_period = h->test ? 0 : notify_watchdog_ns() / 2;
+	if (h->notify_period > 0)
+		timer_arm(h->loop, &h->notify_timer, mono_ns() + h->notify_period);
+	tick_init(h);
+	return 0;
+}
+
+/* One worker per configured [worker]. 0, or -1 when one could not be made (said). */
+static int create_workers(struct host *h)
+{
+	h->workers = xcalloc(h->cfg.nworkers ? h->cfg.nworkers : 1, sizeof(*h->workers));
+	for (size_t i = 0; i < h->cfg.nworkers; i++) {
+		struct worker *w = xcalloc(1, sizeof(*w));
+		h->workers[h->nworkers++] = w;
+		if (worker_init(w, h, &h->cfg.workers[i]) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void free_workers(struct host *h)
+{
+	for (size_t i = 0; i < h->nworkers; i++) {
+		worker_free(h->workers[i]);
+		free(h->workers[i]);
+	}
+	free(h->workers);
+}
+
+static void free_old_configs(struct host *h)
+{
+	for (size_t i = 0; i < h->nold; i++) {
+		config_free(h->old_configs[i]);
+		free(h->old_configs[i]);
+	}
+	free(h->old_configs);
+}
+
+/* The loop, until the host is stopping and every worker has. 0, or -1 when
+ * the loop itself failed (said). */
+static int run_until_stopped(struct host *h)
+{
+	while (!(h->shutting_down && all_settled(h))) {
+		if (loop_run_once(h->loop) < 0) {
+			host_log(HOST_ERR, "event loop failed: %s", strerror(errno));
+			return -1;
+		}
+		stop_if_critical_failed(h);
+		settle_order(h);
+		end_test_when_settled(h);
+	}
+	return 0;
+}
+
+static int host_main(const char *config_dir, const struct host_observer *test)
 {
 	struct host *h = xcalloc(1, sizeof(*h));
 	h->test = test;
@@ -781,21 +750,8 @@ static int host_main(const char *config_dir, struct tester *test)
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		host_log(HOST_WARN, "unable to become a child subreaper: %s; descendants that leave their worker's process group may survive it",
 			 strerror(errno));
-	h->loop = loop_new();
-	if (!h->loop || setup_signals(&sw, h->loop) < 0) {
-		host_log(HOST_ERR, "unable to set up the event loop: %s", strerror(errno));
+	if (open_loop(h, &sw) < 0)
 		goto out;
-	}
-	spawner_attach(h);
-	char *db = xasprintf("%s/ward.db", h->cfg.state_dir);
-	h->history = history_open(db, h->cfg.history_keep);
-	free(db);
-	h->flush_timer.fn = flush_history;
-	h->notify_timer.fn = ping_systemd;
-	h->notify_period = test ? 0 : notify_watchdog_ns() / 2;
-	if (h->notify_period > 0)
-		timer_arm(h->loop, &h->notify_timer, mono_ns() + h->notify_period);
-	h->tick_timer.fn = progress_tick;
 	record_host(h, h->cfg.dir);
 	if (check_plugins(h) < 0) {
 		status = h->shutting_down ? 0 : 1; /* asked to stop meanwhile, or refused */
@@ -803,20 +759,15 @@ static int host_main(const char *config_dir, struct tester *test)
 	}
 	report_config(h, false, config_dir);
 
-	h->workers = xcalloc(h->cfg.nworkers ? h->cfg.nworkers : 1, sizeof(*h->workers));
-	for (size_t i = 0; i < h->cfg.nworkers; i++) {
-		struct worker *w = xcalloc(1, sizeof(*w));
-		h->workers[h->nworkers++] = w;
-		if (worker_init(w, h, &h->cfg.workers[i]) < 0)
-			goto out;
-	}
+	if (create_workers(h) < 0)
+		goto out;
 	h->tick_ns = tick_period(h);
 	dependency_link(h);
 	/* A `ward test` run whose socket cannot be bound ends here, reported. */
 	bool unbound = open_sockets(h) < 0 && test;
 	if (test) {
 		h->test_timer.fn = test_timed_out;
-		timer_arm(h->loop, &h->test_timer, mono_ns() + tester_timeout_ns(test));
+		timer_arm(h->loop, &h->test_timer, mono_ns() + test->timeout_ns);
 	} else {
 		control_open(h);
 		statedir_watch(h);
@@ -825,18 +776,9 @@ static int host_main(const char *config_dir, struct tester *test)
 		h->shutting_down = true;
 	else
 		boot(h);
+	h->order_dirty = true; /* the first settle tells systemd, even with no worker */
 
-	bool loop_failed = false;
-	while (!(h->shutting_down && all_settled(h))) {
-		if (loop_run_once(h->loop) < 0) {
-			host_log(HOST_ERR, "event loop failed: %s", strerror(errno));
-			loop_failed = true;
-			break;
-		}
-		stop_if_critical_failed(h);
-		settle_order(h);
-		end_test_when_settled(h);
-	}
+	bool loop_failed = run_until_stopped(h) < 0;
 	if (!test)
 		host_log(HOST_INFO, "every worker has stopped; host exiting%s",
 			 h->critical_failed ? " with status 3 (a critical worker failed)" : "");
@@ -848,18 +790,10 @@ out:
 	reload_abandon(h);
 	control_close(h);
 	if (test && h->nworkers)
-		tester_collect(test, h->workers[0]);
-	for (size_t i = 0; i < h->nworkers; i++) {
-		worker_free(h->workers[i]);
-		free(h->workers[i]);
-	}
-	free(h->workers);
+		test->on_settled(test->ctx, h->workers[0]);
+	free_workers(h);
 	cgroup_teardown(h);
-	for (size_t i = 0; i < h->nold; i++) {
-		config_free(h->old_configs[i]);
-		free(h->old_configs[i]);
-	}
-	free(h->old_configs);
+	free_old_configs(h);
 	output_close_channels(h);
 	history_close(h->history);
 	statedir_close(h); /* the lock goes last: the history is closed */
@@ -868,9 +802,7 @@ out:
 	loop_free(h->loop);
 	config_free(&h->cfg);
 	notify_close();
-	free(pids);
-	pids = NULL;
-	pids_cap = pids_used = 0;
+	pidtable_free();
 	free(h);
 	return status;
 }

@@ -1,16 +1,54 @@
 /*
- * host.h - `ward run`: the supervising process. It owns the event loop, the
- * worker table, signal handling and reaping; it never loads plugin code.
+ * host.h - the host-wide structure (host process): the configuration, the
+ * loop, history, the worker table and the parts of the host each subsystem
+ * keeps here. How the host boots and runs is daemon/run.h.
  */
 #ifndef WARD_HOST_H
 #define WARD_HOST_H
 
-/* Runs the host in the foreground until SIGTERM/SIGINT. Returns the exit status. */
-int host_run(const char *config_dir);
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
 
-struct tester;
-/* The same host, running the one worker of a `ward test` configuration until
- * it has ended (or test's timeout), without control socket or systemd. */
-int host_run_test(const char *config_dir, struct tester *test);
+#include "config/config.h"
+#include "common/loop.h"
+#include "daemon/cgroup.h"
+#include "spawner/spawner.h"
+
+struct worker;
+struct history;
+struct host_observer;
+struct frame_channel;
+struct reload;
+
+struct host {
+	struct config cfg;
+	struct loop *loop;
+	struct history *history;
+	struct worker **workers; /* each owned; stable addresses (reload adds and removes) */
+	size_t nworkers;
+	pid_t pid;
+	bool shutting_down;
+	bool critical_failed;    /* a `critical = yes` worker became failed: stop, exit 3 */
+	bool order_dirty;        /* a state changed: dependency ordering may have work to do */
+	size_t nstarting;        /* instances in IS_STARTING, of every worker: kept by set_state */
+	bool ready_told;         /* systemd was told READY=1 */
+	char told_status[128];   /* the last STATUS= sent */
+	struct timer notify_timer; /* WATCHDOG=1 for systemd, when it asks for it */
+	struct timer test_timer;   /* `ward test --timeout` */
+	int64_t notify_period;
+	struct timer flush_timer;
+	struct timer tick_timer;
+	int64_t tick_ns;         /* period of the progress check; 0: none needed */
+	const struct host_observer *test; /* `ward test` watching the run (observer.h), else NULL */
+	struct config **old_configs; /* replaced by reloads, kept while a worker refers to them */
+	size_t nold;
+	char scratch[64 * 1024]; /* read buffer shared by every pipe */
+	struct frame_channel *channel; /* the runtime channel, once opened (output.c) */
+	bool booting;            /* the plugins are being probed: no worker exists yet */
+	struct reload *reload;   /* a reload waiting for its plugins' verdicts (reload.c) */
+	struct spawner spawner;
+	struct cgroups cgroups;  /* the instances' cgroups (cgroup.c) */
+};
 
 #endif

@@ -11,6 +11,7 @@
 #include "daemon/listener.h"
 #include "daemon/dependency.h"
 #include "common/units.h"
+#include "daemon/host.h"
 #include "daemon/worker.h"
 #include "common/util.h"
 

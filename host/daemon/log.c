@@ -2,6 +2,9 @@
  * log.c - worker log files (written only by the host) and the host's own
  * stderr messages. Lines are formatted into a per-file buffer and written
  * with one write() per batch, which keeps a fast-logging worker cheap.
+ * Only the LOG_OPEN_MAX files written last stay open (a least-recently-used
+ * list): the host's descriptors go to worker processes, one each, so ten
+ * thousand workers fit under a limit of ten thousand and a few.
  * Runs in the host daemon; host_log() also in the CLI (`ward check`, `ward test`).
  */
 #define _GNU_SOURCE
@@ -18,9 +21,71 @@
 #include <unistd.h>
 
 #define LOG_BUF_FLUSH (64 * 1024)
+#define LOG_OPEN_MAX 64
 
 static bool quiet;
 static struct strv *collected_errors;
+
+/* The open files, the one written last first. */
+static struct {
+	struct log_file *first, *last;
+	size_t n;
+} open_files;
+
+static void lru_unlink(struct log_file *lf)
+{
+	if (lf->newer)
+		lf->newer->older = lf->older;
+	else
+		open_files.first = lf->older;
+	if (lf->older)
+		lf->older->newer = lf->newer;
+	else
+		open_files.last = lf->newer;
+	lf->newer = lf->older = NULL;
+	open_files.n--;
+}
+
+static void lru_push_first(struct log_file *lf)
+{
+	lf->older = open_files.first;
+	lf->newer = NULL;
+	if (open_files.first)
+		open_files.first->newer = lf;
+	else
+		open_files.last = lf;
+	open_files.first = lf;
+	open_files.n++;
+}
+
+/* Every close of a log file's descriptor goes through here. */
+static void close_fd(struct log_file *lf)
+{
+	if (lf->fd < 0)
+		return;
+	close(lf->fd);
+	lf->fd = -1;
+	lru_unlink(lf);
+}
+
+/* Written now: first in the list, so the one closed to make room is the
+ * file written longest ago. O(1): this is on every flush. */
+static void touch(struct log_file *lf)
+{
+	if (open_files.first == lf)
+		return;
+	lru_unlink(lf);
+	lru_push_first(lf);
+}
+
+/* A closed file loses nothing: its pending lines stay in its buffer and the
+ * next write opens the path again (and measures its size again). */
+static void make_room(void)
+{
+	while (open_files.n >= LOG_OPEN_MAX && open_files.last)
+		close_fd(open_files.last);
+}
+
 
 void host_log_quiet(bool q)
 {
@@ -76,9 +141,16 @@ void host_log(enum host_level level, const char *fmt, ...)
 
 static int open_file(struct log_file *lf)
 {
+	make_room();
 	lf->fd = open(lf->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	if (lf->fd < 0 && errno == EMFILE && open_files.last) {
+		/* The workers' pipes took the rest: a log gives its descriptor up. */
+		close_fd(open_files.last);
+		lf->fd = open(lf->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	}
 	if (lf->fd < 0)
 		return -1;
+	lru_push_first(lf);
 	struct stat st;
 	lf->size = fstat(lf->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
 	return 0;
@@ -114,8 +186,7 @@ void log_settings(struct log_file *lf, uint64_t max_size, int keep)
 void log_close(struct log_file *lf)
 {
 	log_flush(lf);
-	if (lf->fd >= 0)
-		close(lf->fd);
+	close_fd(lf);
 	free(lf->path);
 	free(lf->name);
 	free(lf->buf);
@@ -125,8 +196,7 @@ void log_close(struct log_file *lf)
 /* NAME.log -> NAME.log.1 -> ... -> NAME.log.<keep>; the oldest is removed. */
 static void rotate(struct log_file *lf)
 {
-	close(lf->fd);
-	lf->fd = -1;
+	close_fd(lf);
 	if (lf->keep <= 0) {
 		if (unlink(lf->path) < 0 && errno != ENOENT)
 			report_failure(lf, errno);
@@ -188,17 +258,14 @@ static void reopen_if_gone(struct log_file *lf)
 	}
 	if (!gone)
 		return;
-	close(lf->fd);
-	lf->fd = -1;
+	close_fd(lf);
 	host_log(HOST_WARN, "[%s] log %s was deleted or replaced: writing a new one", lf->name, lf->path);
 }
 
 int log_reopen(struct log_file *lf)
 {
 	log_flush(lf); /* lines read before the signal belong to the old file */
-	if (lf->fd >= 0)
-		close(lf->fd);
-	lf->fd = -1;
+	close_fd(lf);
 	lf->checked_ns = mono_ns();
 	if (open_file(lf) < 0) {
 		report_failure(lf, errno);
@@ -230,6 +297,7 @@ static int write_part(struct log_file *lf, const char *part, size_t n)
 		return -1;
 	}
 	lf->size += n;
+	touch(lf);
 	if (lf->failing) {
 		host_log(HOST_INFO, "[%s] log %s is writable again; %llu lines were dropped", lf->name, lf->path,
 			 (unsigned long long)lf->dropped);
@@ -249,8 +317,7 @@ static void drop_unwritten(struct log_file *lf, size_t off)
 		 * next line written does not merge with it. The host is the only writer. */
 		if (ftruncate(lf->fd, (off_t)lf->size) < 0 && errno != EFBIG)
 			lf->size = 0; /* unknown now: the next open measures again */
-		close(lf->fd);
-		lf->fd = -1;
+		close_fd(lf);
 	}
 }
 

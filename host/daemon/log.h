@@ -3,7 +3,8 @@
  * messages. Every worker has one file, <log_dir>/<NAME>.log, written only by
  * the host: lines from the worker's stdout/stderr pipe and its ward_log
  * frames get a timestamp, the instance, the pid and the level, and files
- * rotate at log_max_size keeping log_keep old ones. A log that cannot be
+ * rotate at log_max_size keeping log_keep old ones. Only the files written
+ * last are kept open: a log costs the host no descriptor of its own. A log that cannot be
  * written is reported once, never stops supervision, and reports recovery.
  */
 #ifndef WARD_LOG_H
@@ -28,6 +29,7 @@ struct log_file {
 	int failing;       /* errno of the failure being reported, 0 when healthy */
 	int64_t checked_ns; /* when the file was last compared with its path */
 	int check_failing;  /* errno of a failed comparison being reported, 0 when none */
+	struct log_file *newer, *older; /* in the list of open files (log.c), while fd >= 0 */
 };
 
 int log_open(struct log_file *lf, const char *dir, const char *name, uint64_t max_size, int keep);

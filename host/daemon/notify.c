@@ -98,6 +98,11 @@ fail:
 	return -1;
 }
 
+bool notify_enabled(void)
+{
+	return notify.fd >= 0 && notify.owner == getpid();
+}
+
 void notify_close(void)
 {
 	if (notify.fd >= 0 && close(notify.fd) < 0)

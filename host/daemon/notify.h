@@ -10,6 +10,7 @@
 #ifndef WARD_NOTIFY_H
 #define WARD_NOTIFY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Reads NOTIFY_SOCKET (a path, or an abstract socket when it starts with '@';
@@ -22,6 +23,9 @@
  * first worker is forked. */
 int notify_open(void);
 void notify_close(void);
+/* Whether there is a systemd to tell (this process opened NOTIFY_SOCKET):
+ * without one the host need not count what it would say. */
+bool notify_enabled(void);
 
 /* Sends one datagram made of fmt (newline-separated KEY=value assignments).
  * Only the process that called notify_open sends: a forked child never does.

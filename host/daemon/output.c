@@ -12,7 +12,8 @@
  */
 #define _GNU_SOURCE
 #include "daemon/output.h"
-#include "cli/tester.h"
+#include "daemon/host.h"
+#include "daemon/observer.h"
 #include "common/util.h"
 
 #include <errno.h>
@@ -89,7 +90,7 @@ static size_t take_frames(struct instance *in, pid_t pid, const char *data, size
 	const char *payload;
 	long n;
 	while ((n = frame_next(data + used, len - used, &hdr, &payload)) > 0) {
-		struct tester *test = in->worker->host->test;
+		const struct host_observer *test = in->worker->host->test;
 		switch (hdr.type) {
 		case FRAME_LOG:
 			log_line(&in->worker->log, wall_ms(), in->index, pid,
@@ -104,7 +105,7 @@ static size_t take_frames(struct instance *in, pid_t pid, const char *data, size
 		case FRAME_PHASE:
 		case FRAME_CYCLE:
 			if (test)
-				tester_take_frame(test, &hdr, payload);
+				test->on_frame(test->ctx, &hdr, payload);
 			break;
 		}
 		used += (size_t)n;

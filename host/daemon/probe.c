@@ -4,15 +4,15 @@
  * child.c), reads its verdict from a pipe, and judges it once the process
  * is reaped, or kills it at its deadline; `ward check` runs the same
  * machinery on a loop of its own until every verdict is in. The probe side
- * (probe_report) runs in the probe process after child.c prepared it, and
- * is the only code here that ever maps plugin code.
+ * (probe_report, which maps the plugin) runs in the probe process and lives
+ * in worker/probe.c.
  */
 #define _GNU_SOURCE
 #include "daemon/probe.h"
 #include "worker/child.h"
-#include "worker/loader.h"
 #include "config/options.h"
 #include "spawner/spawner.h"
+#include "daemon/host.h"
 #include "daemon/worker.h"
 #include "common/util.h"
 
@@ -27,41 +27,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* ---- in the probe process ---- */
-
-static void copy_str(char *dst, size_t size, const char *src)
-{
-	snprintf(dst, size, "%s", src ? src : "");
-}
-
-void probe_send_failure(int fd, const char *message)
-{
-	struct probe_result r = {.why.reason = REASON_LOAD_FAILED};
-	copy_str(r.why.message, sizeof(r.why.message), message);
-	if (write_all(fd, &r, sizeof(r)) < 0)
-		_exit(1);
-}
-
-noreturn void probe_report(int fd, const char *plugin)
-{
-	struct probe_result r = {0};
-	struct ward_plugin p;
-	FILE *out = fdopen(fd, "w");
-	if (!out)
-		_exit(1);
-	if (loader_open(plugin, &p, &r.why) == 0) {
-		r.ok = true;
-		copy_str(r.name, sizeof(r.name), p.name);
-		copy_str(r.version, sizeof(r.version), p.version);
-		copy_str(r.description, sizeof(r.description), p.description);
-	}
-	fwrite(&r, sizeof(r), 1, out);
-	if (r.ok)
-		options_write(p.options, out);
-	_exit(fclose(out) == 0 ? 0 : 1);
-}
-
-/* ---- in the host ---- */
 
 struct probe {
 	struct spawn_job job;
@@ -449,7 +414,7 @@ static void copy_load_errors(struct probe_batch *b, void *arg)
 		strv_push(out, xstrdup(b->load_errors.v[i]));
 }
 
-size_t probe_check_config(struct config *cfg, struct strv *load_errors)
+static size_t check_config(struct config *cfg, struct strv *load_errors)
 {
 	size_t before = load_errors->n;
 	if (run_batch(cfg, true, PROBE_TIMEOUT_MS, copy_load_errors, load_errors) < 0) {
@@ -457,6 +422,16 @@ size_t probe_check_config(struct config *cfg, struct strv *load_errors)
 		return 1;
 	}
 	return load_errors->n - before;
+}
+
+size_t probe_check_config(struct config *cfg, struct strv *load_errors)
+{
+	if (load_errors)
+		return check_config(cfg, load_errors);
+	struct strv unused = {0}; /* the caller lets plugins that do not load fail at start */
+	size_t failed = check_config(cfg, &unused);
+	strv_free(&unused);
+	return failed;
 }
 
 struct describing {

@@ -15,19 +15,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdnoreturn.h>
 #include <sys/types.h>
 
 #include "config/config.h"
 #include "common/reason.h"
+#include "worker/probe.h"
 
 #define PROBE_TIMEOUT_MS 5000 /* the same in main.c */
-
-struct probe_result {
-	bool ok;
-	struct exit_info why; /* when !ok: load-failed or abi-mismatch, with the message */
-	char name[64], version[64], description[256];
-};
 
 struct host;
 struct probe_batch;
@@ -47,17 +41,13 @@ bool probe_owns(pid_t pid);
 /* The host reaped pid: true when it was a probe's. */
 bool probe_reaped(pid_t pid, int wait_status);
 
-/* `ward check`: the same probes, waited for. Load errors are added to
- * load_errors; returns how many plugins did not load. */
+/* `ward check`: the same probes, waited for, and every worker's keys checked
+ * against its plugin's options. "plugin PATH (worker NAME): REASON: MSG"
+ * lines are added to load_errors (may be NULL: plugins that do not load
+ * then fail when started). Returns how many plugins did not load. */
 size_t probe_check_config(struct config *cfg, struct strv *load_errors);
 /* `ward test --describe`: name, version, ABI and options, printed to out;
  * the probe may take timeout_ms. 0 or -1. */
 int probe_describe(const char *path, uint64_t timeout_ms, FILE *out);
-
-/* In the probe process (child.c), once it is prepared like a worker: loads
- * the plugin and writes the verdict on fd; or says why it could not even
- * get that far. */
-noreturn void probe_report(int fd, const char *plugin);
-void probe_send_failure(int fd, const char *message);
 
 #endif

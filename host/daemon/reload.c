@@ -8,8 +8,9 @@
  * alive until no worker refers to it any more. Host daemon only.
  */
 #define _GNU_SOURCE
-#include "daemon/control.h"
 #include "daemon/dependency.h"
+#include "daemon/host.h"
+#include "daemon/reload.h"
 #include "daemon/probe.h"
 #include "common/util.h"
 

@@ -10,17 +10,19 @@
  */
 #define _GNU_SOURCE
 #include "daemon/spawn.h"
+#include "daemon/host.h"
 #include "daemon/cgroup.h"
 #include "worker/child.h"
 #include "daemon/output.h"
 #include "worker/slot.h"
 #include "spawner/spawner.h"
-#include "cli/tester.h"
+#include "daemon/observer.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "common/util.h"
 #include <unistd.h>
@@ -71,7 +73,7 @@ static int prepare(struct spawn_job *j, struct child_spec *spec)
 		w->listen_fds[i] = w->listeners[i].watch.fd;
 	*spec = (struct child_spec){
 		.listen_fds = w->listen_fds,
-		.test = h->test ? tester_request(h->test) : NULL,
+		.test = h->test ? h->test->request : NULL,
 		.nlisten = (int)w->nlisteners,
 		.conf = w->conf,
 		.instance = in->index,
@@ -145,4 +147,38 @@ void spawn_process(struct instance *in)
 	in->spawn_job = (struct spawn_job){.prepare = prepare, .release = release, .done = done, .orphaned = orphaned};
 	in->out.fd = -1;
 	spawner_submit(in->worker->host, &in->spawn_job);
+}
+
+/* Worker processes that hold a pipe now: each costs the host one descriptor. */
+static size_t processes_with_pipes(const struct host *h, size_t *all)
+{
+	size_t n = 0;
+	*all = 0;
+	for (size_t i = 0; i < h->nworkers; i++)
+		for (int k = 0; k < h->workers[i]->ninst; k++) {
+			n += h->workers[i]->inst[k].out.fd >= 0;
+			++*all;
+		}
+	return n;
+}
+
+/* At EMFILE about every descriptor below the limit is taken: what the pipes
+ * do not hold is the host's own (its files, sockets, the open logs). */
+const char *spawn_out_of_descriptors(struct host *h)
+{
+	static char detail[96];
+	if (detail[0])
+		return detail;
+	struct rlimit rl;
+	unsigned long long limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (unsigned long long)rl.rlim_cur : 0;
+	size_t all, fit = processes_with_pipes(h, &all);
+	unsigned long long own = limit > fit ? limit - fit : 0;
+	snprintf(detail, sizeof(detail), "out of file descriptors (RLIMIT_NOFILE %llu)", limit);
+	host_log(HOST_ERR,
+		 "unable to start a process: %s: out of file descriptors: RLIMIT_NOFILE is %llu, the host holds one "
+		 "per worker process and about %llu of its own, so %zu of the %zu worker processes can run; the others "
+		 "wait in backoff and start when descriptors are free. Raise the limit to at least %llu: LimitNOFILE= "
+		 "in ward's systemd unit, or ulimit -n before `ward run`",
+		 strerror(EMFILE), limit, own, fit, all, own + all + 16);
+	return detail;
 }

@@ -14,4 +14,9 @@
  * returns, or later (the spawner's answer). */
 void spawn_process(struct instance *in);
 
+/* The host ran out of descriptors (EMFILE) making a process's: says once,
+ * in one host line, how many worker processes fit under RLIMIT_NOFILE and
+ * what to raise; returns the detail for the instance's backoff event. */
+const char *spawn_out_of_descriptors(struct host *h);
+
 #endif

@@ -19,6 +19,7 @@
 #include "daemon/history.h"
 #include "daemon/log.h"
 #include "common/util.h"
+#include "daemon/host.h"
 #include "daemon/worker.h"
 
 #include <errno.h>
@@ -205,8 +206,7 @@ static bool restore_history(struct host *h, bool quiet)
 	bool reopened = history_reopen_if_replaced(h->history, quiet);
 	if (history_take_recreated(h->history))
 		host_record_live_state(h);
-	if (history_flush(h->history) < 0)
-		host_history_changed(h); /* retried by the host's flush timer */
+	history_flush(h->history); /* a failure is retried by the host's flush timer */
 	return reopened;
 }
 

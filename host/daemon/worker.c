@@ -7,10 +7,13 @@
  */
 #define _GNU_SOURCE
 #include "daemon/worker.h"
+#include "daemon/host.h"
 #include "daemon/output.h"
+#include "daemon/pidtable.h"
 #include "worker/slot.h"
 #include "daemon/spawn.h"
-#include "cli/tester.h"
+#include "daemon/observer.h"
+#include "daemon/tick.h"
 #include "common/units.h"
 #include "common/util.h"
 
@@ -57,7 +60,6 @@ static void record_instance(struct instance *in)
 	};
 	history_instance_state(in->worker->host->history, &row);
 	in->recorded_cycles = row.cycles;
-	host_history_changed(in->worker->host);
 }
 
 static void record_state(struct instance *in, const char *detail)
@@ -94,12 +96,24 @@ void worker_record(struct worker *w)
 	w->recorded_state = worker_state(w);
 	history_worker_state(w->host->history, w->conf->name, w->conf->plugin, istate_name(w->recorded_state),
 			     w->ninst, w->restarts, len ? listen : NULL, listener_describe(w, sockets, sizeof(sockets)));
-	host_history_changed(w->host);
 }
 
 /* The one place a state changes. */
+/* The counts that let a question about all instances take O(1), not a scan. */
+static void count_state(struct instance *in, enum istate s)
+{
+	struct worker *w = in->worker;
+	w->in_state[in->state]--;
+	w->in_state[s]++;
+	if (in->state == IS_STARTING)
+		w->host->nstarting--;
+	if (s == IS_STARTING)
+		w->host->nstarting++;
+}
+
 static void set_state(struct instance *in, enum istate s, const char *detail)
 {
+	count_state(in, s);
 	in->state = s;
 	record_state(in, detail);
 	host_state_changed(in->worker->host);
@@ -190,7 +204,7 @@ void instance_spawned(struct instance *in, pid_t pid)
 		host_log(HOST_INFO, "[%s:%d] processes can be started again", w->conf->name, in->index);
 		in->spawn_failing = false;
 	}
-	host_note_pid(h, in);
+	pidtable_add(in);
 	in->run = history_begin(h->history, w->conf->name, in->index, in->pid, in->started_ms,
 				activation_name(in->activation));
 	wlog(in, "started (%s)", activation_name(in->activation));
@@ -221,11 +235,13 @@ void instance_spawn_failed(struct instance *in, int err)
 		set_state(in, IS_STOPPED, "stop requested");
 		return;
 	}
-	if (!in->spawn_failing)
+	/* Out of descriptors: one line for the host, not one per instance. */
+	const char *why = err == EMFILE ? spawn_out_of_descriptors(h) : NULL;
+	if (!in->spawn_failing && !why)
 		host_log(HOST_ERR, "[%s:%d] unable to start a process: %s; retrying every second", w->conf->name,
 			 in->index, strerror(err));
 	in->spawn_failing = true;
-	set_state(in, IS_BACKOFF, "unable to fork");
+	set_state(in, IS_BACKOFF, why ? why : "unable to fork");
 	timer_arm(h->loop, &in->timer, mono_ns() + NS_PER_SEC);
 }
 
@@ -248,7 +264,7 @@ static void become_ready(struct instance *in)
 	wlog(in, "ready (init took %lld ms)", (long long)init_ms);
 	set_state(in, IS_RUNNING, NULL);
 	if (w->conf->watchdog_ms)
-		host_progress_tick_needed(w->host);
+		tick_needed(w->host);
 }
 
 static void terminate(struct instance *in)
@@ -265,8 +281,9 @@ static void terminate(struct instance *in)
 
 static void stop_timed_out(struct instance *in)
 {
-	if (in->worker->host->test) /* `ward test` says why, while /proc still shows it */
-		tester_stop_overdue(in->worker->host->test, in);
+	const struct host_observer *test = in->worker->host->test;
+	if (test) /* `ward test` says why, while /proc still shows it */
+		test->on_stop_overdue(test->ctx, in);
 	char d[32];
 	format_duration_ms(in->worker->conf->stop_timeout_ms, d, sizeof(d));
 	wlog(in, "still running %s after SIGTERM: killing it with everything it started", d);
@@ -276,10 +293,8 @@ static void stop_timed_out(struct instance *in)
 static void init_timed_out(struct instance *in)
 {
 	/* A busy host (a big boot) may reach this deadline before reading a READY
-	 * the worker sent in time: read what it sent first, and judge then. */
-	output_read_frames(in->worker->host);
-	if (in->state != IS_STARTING)
-		return;
+	 * the worker sent in time: the loop reads every frame sent so far before
+	 * it runs a timer (host.c, read_frames_before_timers). */
 	char d[32];
 	format_duration_ms(in->worker->conf->init_timeout_ms, d, sizeof(d));
 	wlog(in, "init did not return within %s: killing it with everything it started", d);
@@ -545,7 +560,7 @@ static void kill_timed_out(struct instance *in)
 		 name, in->index, (int)in->pid, KILL_WAIT_MS / 1000);
 	wlog(in, "could not be killed: still alive %d s after SIGKILL; left behind by the host's stop",
 	     KILL_WAIT_MS / 1000);
-	host_forget_pid(h, in);
+	pidtable_remove(in);
 	in->wait_status = SIGKILL; /* what it was sent, and will die of */
 	struct exit_info e = classify(in);
 	size_t len = strlen(e.message);
@@ -622,7 +637,7 @@ void instance_ready(struct instance *in)
 void instance_exited(struct instance *in, int wait_status)
 {
 	in->wait_status = wait_status;
-	host_forget_pid(in->worker->host, in); /* its pid may be reused from now on */
+	pidtable_remove(in); /* its pid may be reused from now on */
 	if (cgroup_instance_await_empty(in)) {
 		finish_exit(in);
 		return;
@@ -667,17 +682,23 @@ enum istate worker_state(const struct worker *w)
 	/* Most telling first: what an operator must notice wins. */
 	static const enum istate order[] = {IS_FAILED, IS_BACKOFF, IS_STARTING, IS_STOPPING,
 					    IS_RUNNING, IS_DONE, IS_STOPPED};
-	unsigned present = 0;
-	for (int i = 0; i < w->ninst; i++)
-		present |= 1u << w->inst[i].state;
 	for (size_t k = 0; k < ARRAY_SIZE(order); k++)
-		if (present & (1u << order[k]))
+		if (w->in_state[order[k]])
 			return order[k];
 	return IS_STOPPED;
 }
 
+/* Instances in a state that has (or is about to have) a process. */
+static int in_live_states(const struct worker *w)
+{
+	return w->in_state[IS_STARTING] + w->in_state[IS_RUNNING] + w->in_state[IS_STOPPING] +
+	       w->in_state[IS_BACKOFF];
+}
+
 bool worker_is_active(const struct worker *w)
 {
+	if (in_live_states(w))
+		return true; /* the common answer, without a scan */
 	for (int i = 0; i < w->ninst; i++) {
 		enum istate s = w->inst[i].state;
 		if (w->inst[i].pid > 0 || s == IS_STARTING || s == IS_RUNNING || s == IS_STOPPING || s == IS_BACKOFF)
@@ -688,6 +709,8 @@ bool worker_is_active(const struct worker *w)
 
 bool worker_is_settled(const struct worker *w)
 {
+	if (in_live_states(w))
+		return false;
 	for (int i = 0; i < w->ninst; i++) {
 		const struct instance *in = &w->inst[i];
 		if (in->pid > 0 || in->state == IS_STARTING || in->state == IS_RUNNING ||
@@ -734,6 +757,7 @@ int worker_init(struct worker *w, struct host *h, const struct worker_conf *conf
 	if (stat(conf->plugin, &w->plugin_stat) < 0)
 		memset(&w->plugin_stat, 0, sizeof(w->plugin_stat));
 	w->inst = xcalloc((size_t)w->ninst, sizeof(*w->inst));
+	w->in_state[IS_STOPPED] = w->ninst;
 	for (int i = 0; i < w->ninst; i++) {
 		struct instance *in = &w->inst[i];
 		in->worker = w;
@@ -768,5 +792,6 @@ void worker_free(struct worker *w)
 	log_close(&w->log);
 	free(w->state_dir);
 	struct host *h = w->host;
+	h->nstarting -= (size_t)w->in_state[IS_STARTING];
 	*w = (struct worker){.host = h};
 }

@@ -1,9 +1,9 @@
 /*
  * worker.h - workers and their instances: the lifecycle state machine of
  * docs/lifecycle.md (the table of states x events is daemon/lifecycle.c, one
- * function per transition in worker.c), the restart policy, and the host-wide
- * structure they live in. Host daemon only. A state changes in exactly one
- * place, set_state(), which also records it to history.
+ * function per action in worker.c), the restart policy. A state changes in
+ * exactly one place, set_state(), which also records it to history. Runs in
+ * the host process; the host-wide structure they live in is daemon/host.h.
  */
 #ifndef WARD_WORKER_H
 #define WARD_WORKER_H
@@ -82,6 +82,7 @@ struct worker {
 	char *state_dir; /* owned */
 	struct log_file log;
 	enum istate recorded_state; /* what history has for the worker as a whole; IS_COUNT: nothing yet */
+	int in_state[IS_COUNT];     /* how many instances are in each state: kept by set_state */
 
 	/* ordering between workers (dependency.c) */
 	struct worker **deps;       /* what `requires` names, resolved; owned array */
@@ -108,34 +109,6 @@ struct worker {
 	bool drain_reported;
 };
 
-struct host {
-	struct config cfg;
-	struct loop *loop;
-	struct history *history;
-	struct worker **workers; /* each owned; stable addresses (reload adds and removes) */
-	size_t nworkers;
-	pid_t pid;
-	bool shutting_down;
-	bool critical_failed;    /* a `critical = yes` worker became failed: stop, exit 3 */
-	bool order_dirty;        /* a state changed: dependency ordering may have work to do */
-	bool ready_told;         /* systemd was told READY=1 */
-	char told_status[128];   /* the last STATUS= sent */
-	struct timer notify_timer; /* WATCHDOG=1 for systemd, when it asks for it */
-	struct timer test_timer;   /* `ward test --timeout` */
-	int64_t notify_period;
-	struct timer flush_timer;
-	struct timer tick_timer;
-	int64_t tick_ns;         /* period of the progress check; 0: none needed */
-	struct tester *test;     /* `ward test`: the run being reported, else NULL */
-	struct config **old_configs; /* replaced by reloads, kept while a worker refers to them */
-	size_t nold;
-	char scratch[64 * 1024]; /* read buffer shared by every pipe */
-	struct frame_channel *channel; /* the runtime channel, once opened (output.c) */
-	bool booting;            /* the plugins are being probed: no worker exists yet */
-	struct reload *reload;   /* a reload waiting for its plugins' verdicts (reload.c) */
-	struct spawner spawner;
-	struct cgroups cgroups;  /* the instances' cgroups (cgroup.c) */
-};
 
 int worker_init(struct worker *w, struct host *h, const struct worker_conf *conf);
 /* Creates <state_dir>/workers/NAME (again), owned by the worker's user. 0 or -1 (reported). */
@@ -177,21 +150,13 @@ bool worker_is_settled(const struct worker *w); /* no process, no pending restar
 bool worker_is_active(const struct worker *w);  /* starting, running, in backoff or stopping */
 
 /* Provided by host.c: */
-void host_note_pid(struct host *h, struct instance *in);    /* a process now exists */
-void host_forget_pid(struct host *h, struct instance *in);
-struct instance *host_instance_of(struct host *h, pid_t pid); /* NULL: no instance has that process */
 /* After the spawner failed with requests sent since sent_ns (mono_ns())
  * unanswered: SIGKILLs children of the host it may have forked without
  * telling (cgroups: none needed, each instance's cgroup is killed). */
 void host_kill_strays(struct host *h, int64_t sent_ns);
 void host_recheck_children(struct host *h); /* reaps what had to wait for the spawner's answers */
-void host_history_changed(struct host *h);
 void host_record_live_state(struct host *h); /* the host and every worker, into a new database */
 void host_state_changed(struct host *h);
 void host_critical_failed(struct host *h, const char *name); /* a critical worker gave up */
-void host_progress_tick_needed(struct host *h); /* a watchdog needs the progress tick */
-
-/* Provided by reload.c: replaces workers that a reload removed or changed once they have stopped. */
-void reload_finish(struct host *h);
 
 #endif

@@ -38,6 +38,7 @@
 #include "spawner/spawner.h"
 #include "daemon/cgroup.h"
 #include "worker/runtime.h"
+#include "daemon/host.h"
 #include "daemon/worker.h"
 #include "common/util.h"
 

@@ -16,7 +16,7 @@
 #define _GNU_SOURCE
 #include "worker/child.h"
 #include "worker/loader.h"
-#include "daemon/probe.h"
+#include "worker/probe.h"
 #include "worker/runtime.h"
 #include "worker/slot.h"
 #include "common/util.h"

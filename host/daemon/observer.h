@@ -1,0 +1,42 @@
+/*
+ * observer.h - how `ward test` watches the host it runs (host process).
+ * The host calls these at the few points a test report needs; in production
+ * struct host's observer is NULL and none of this runs. Implemented by
+ * cli/tester.c, so daemon/ never includes the tester.
+ */
+#ifndef WARD_OBSERVER_H
+#define WARD_OBSERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* After --timeout the plugin gets SIGTERM, and SIGKILL this long after if it
+ * is still there (or after stop_timeout, when shorter): a run never takes
+ * much longer than --timeout. */
+#define TEST_STOP_GRACE_MS 2000
+
+struct config;
+struct frame_hdr;
+struct instance;
+struct test_request;
+struct worker;
+
+struct host_observer {
+	void *ctx;                          /* handed back to every call */
+	const struct test_request *request; /* for the worker's process (spawn.c) */
+	int64_t timeout_ns;                 /* the whole run ends after this long */
+	/* The configuration's errors and warnings, instead of printing them. */
+	void (*on_config)(void *ctx, const struct config *cfg);
+	/* A phase or cycle frame from the worker (output.c). */
+	void (*on_frame)(void *ctx, const struct frame_hdr *hdr, const char *payload);
+	/* True once the run is to stop the worker now (--cycles N were run). */
+	bool (*take_stop)(void *ctx);
+	void (*on_timeout)(void *ctx);
+	/* A process did not stop on SIGTERM and is about to be killed: the
+	 * observer finds out why while /proc still shows it (worker.c). */
+	void (*on_stop_overdue)(void *ctx, const struct instance *in);
+	/* The host is done: the worker as it ended. */
+	void (*on_settled)(void *ctx, const struct worker *w);
+};
+
+#endif

@@ -1,0 +1,17 @@
+/*
+ * tick.h - the host's progress tick, one timer for every instance (host process).
+ */
+#ifndef WARD_TICK_H
+#define WARD_TICK_H
+
+#include <stdint.h>
+
+struct host;
+
+void tick_init(struct host *h);
+/* The check period the workers' watchdogs need; 0: none has a watchdog. */
+int64_t tick_period(const struct host *h);
+/* An instance started running: arm the tick if it is not. */
+void tick_needed(struct host *h);
+
+#endif
