@@ -1,5 +1,5 @@
 /*
- * test_abi.c - the loader's checks (docs/plugin-guide.md, "ABI rules") and the isolation of docs/security.md: a
+ * test_abi.c - the loader's checks of docs/plugin-guide.md and the isolation of §3: a
  * plugin without a descriptor, built for another ABI, with a descriptor of
  * the wrong size, without a cycle, that is not ELF at all, or whose
  * constructor crashes is refused, both by `ward check` and by `ward run`,

@@ -9,7 +9,7 @@
  *   - its descriptor count and resident memory do not grow;
  *   - no instance is stuck in a state that contradicts its process;
  *   - every process that ended has a row in the history with a reason of
- *     docs/lifecycle.md's list ("Exit reasons"), and one "started" line in its worker's log;
+ *     the SPEC's list, and one "started" line in its worker's log;
  *   - after a stop nothing of any worker remains, children included;
  *   - after a SIGKILL of the host, no worker process and no child of one
  *     (in its process group or not) survives for more than a second, and
@@ -481,7 +481,7 @@ Test(chaos, fifty_misbehaving_workers_never_wear_the_host_down, .timeout = 900)
 	cr_assert_eq(wt_stop(&wt, 30000), 0, "the host did not stop cleanly; its stderr:\n%s", wt_host_stderr(&wt));
 	cr_log_info("chaos: the host stopped in %lld ms", now_ms() - t0);
 
-	/* Every process that ran has its row, ended, with a reason of docs/lifecycle.md's list. */
+	/* Every process that ran has its row, ended, with a reason of the SPEC's list. */
 	long long runs = wt_sql_int(&wt, "SELECT count(*) FROM runs");
 	cr_log_info("chaos: %lld runs in %d s", runs, seconds);
 	cr_expect(runs >= NWORKERS * NINSTANCES * 2, "too few runs (%lld) for a chaos soak", runs);

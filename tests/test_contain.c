@@ -1,6 +1,6 @@
 /*
  * test_contain.c - every process a worker creates belongs to that worker
- * and to no other (docs/security.md, "Containment"):
+ * and to no other (docs/security.md, containment):
  *   - the end of one worker never kills another worker's helpers, nor an
  *     orphan re-parented to a host that is PID 1 (it is only reaped);
  *   - with cgroup v2 each instance runs in a cgroup of its own, created

@@ -1,6 +1,6 @@
 /*
  * test_history.c - what `ward history` and `ward status` show: a row for
- * every run with how it ended, the JSON fields of docs/lifecycle.md ("History"), and a history
+ * every run with how it ended, the JSON fields of docs/operator-guide.md, and a history
  * database that can fail without ever stopping supervision.
  */
 #include "support.h"

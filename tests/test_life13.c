@@ -1,5 +1,5 @@
 /*
- * test_life13.c - the restart policy gives up as docs/lifecycle.md ("Restart policy") counts (failed runs
+ * test_life13.c - the restart policy gives up as docs/lifecycle.md counts (failed runs
  * in a row, each shorter than restart_window), `ward run`'s exit statuses
  * and `critical` workers, listen sockets that could not be bound at boot
  * (retried, reported, started once bound), control commands that are
@@ -36,7 +36,7 @@ TestSuite(exit_record, .fini = wt_teardown, .timeout = 60);
 
 /* ---- the counting rule alone (restart_policy() is pure) ---- */
 
-/* The defaults of the restart keys (docs/configuration.md, "Worker keys"). */
+/* The defaults (docs/configuration.md) of the restart keys. */
 static struct worker_conf default_restart_keys(void)
 {
 	return (struct worker_conf){.restart_delay_ms = 100, .restart_delay_max_ms = 30000, .max_restarts = 10,

@@ -1,14 +1,13 @@
 /*
  * report.c - `ward status` and `ward history`: queries on <state_dir>/ward.db
- * printed as an aligned table for people or as JSON (docs/lifecycle.md,
- * "History") for programs.
+ * printed as an aligned table for people or as JSON (docs/operator-guide.md) for programs.
  * Runs in the CLI process. The database is opened read-only; WAL mode means
  * the host is never held up.
  */
 #define _GNU_SOURCE
 #include "cli/report.h"
 #include "daemon/cgroup.h"
-#include "daemon/lifecycle.h"
+#include "daemon/worker.h"
 #include "common/json.h"
 #include "common/reason.h"
 #include "daemon/statedir.h"

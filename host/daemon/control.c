@@ -110,27 +110,20 @@ static int check_startable(struct worker **ws, int n, FILE *reply)
 	return refused ? -1 : 0;
 }
 
-static void command_start(struct worker **ws, int n, FILE *reply)
-{
-	if (check_startable(ws, n, reply) < 0)
-		return;
-	fprintf(reply, "ok\n");
-	for (int i = 0; i < n; i++) {
-		dependency_request_start(ws[i], ACTIVATION_COMMAND);
-		fprintf(reply, "%s: starting\n", ws[i]->conf->name);
-	}
-}
+enum start_kind { START_ONLY, RESTART };
 
-/* A stop, then a start once the old processes are gone (dependency.c waits). */
-static void command_restart(struct worker **ws, int n, FILE *reply)
+static void command_start(struct worker **ws, int n, FILE *reply, enum start_kind kind)
 {
+	bool restart = kind == RESTART;
 	if (check_startable(ws, n, reply) < 0)
 		return;
 	fprintf(reply, "ok\n");
 	for (int i = 0; i < n; i++) {
-		worker_stop(ws[i]);
-		dependency_request_start(ws[i], ACTIVATION_COMMAND);
-		fprintf(reply, "%s: restarting\n", ws[i]->conf->name);
+		struct worker *w = ws[i];
+		if (restart)
+			worker_stop(w);
+		dependency_request_start(w, ACTIVATION_COMMAND);
+		fprintf(reply, "%s: %s\n", w->conf->name, restart ? "restarting" : "starting");
 	}
 }
 
@@ -212,12 +205,9 @@ static void run_request(struct client *c)
 		fprintf(reply, "ok\npong\n");
 	} else if (strcmp(words[0], "sync") == 0) {
 		command_sync(h, reply);
-	} else if (strcmp(words[0], "start") == 0) {
+	} else if (strcmp(words[0], "start") == 0 || strcmp(words[0], "restart") == 0) {
 		if (resolve_names(h, words + 1, n - 1, ws, reply) == 0)
-			command_start(ws, n - 1, reply);
-	} else if (strcmp(words[0], "restart") == 0) {
-		if (resolve_names(h, words + 1, n - 1, ws, reply) == 0)
-			command_restart(ws, n - 1, reply);
+			command_start(ws, n - 1, reply, strcmp(words[0], "restart") == 0 ? RESTART : START_ONLY);
 	} else if (strcmp(words[0], "stop") == 0) {
 		if (resolve_names(h, words + 1, n - 1, ws, reply) == 0)
 			command_stop(ws, n - 1, reply);

@@ -175,7 +175,7 @@ static void close_db(struct history *h)
 	h->db = NULL;
 }
 
-/* History is the host's user's business only (docs/security.md, "Files": 0600). SQLite gives
+/* History is the host's user's business only (docs/security.md: 0600). SQLite gives
  * -wal and -shm the database's mode when it creates them, so the database
  * is made 0600 before SQLite opens it: nothing is ever created readable by
  * others, whatever the umask. Called before SQLite has the file open: a

@@ -782,7 +782,7 @@ static int host_main(const char *config_dir, const struct host_observer *test)
 	if (!test)
 		host_log(HOST_INFO, "every worker has stopped; host exiting%s",
 			 h->critical_failed ? " with status 3 (a critical worker failed)" : "");
-	/* docs/lifecycle.md ("Stopping"): 0 after a requested stop, 3 after a critical failure (1: could not start, above) */
+	/* docs/lifecycle.md, ward run's exit status: 0 after a requested stop, 3 after a critical failure (1: could not start, above) */
 	status = loop_failed ? 1 : h->critical_failed ? 3 : 0;
 out:
 	kill_survivors(h);

@@ -1,60 +1,30 @@
 /*
- * lifecycle.c - the names of states and activations, and the table of
- * states x events of the worker state machine, as data. Pure: runs in the
- * host daemon (daemon/worker.c performs what it says) and in the CLI (names).
+ * lifecycle.c - the worker state table (after s6-supervise) as pure data.
+ * Runs in the host; daemon/worker.c performs the actions.
  */
 #include "daemon/lifecycle.h"
 
-#include <stddef.h>
-#include <string.h>
+#define S(a, n) {.action = (a), .next = (n)}
 
-static const char *const state_names[IS_COUNT] = {
-	[IS_STOPPED] = "stopped", [IS_STARTING] = "starting", [IS_RUNNING] = "running",
-	[IS_STOPPING] = "stopping", [IS_BACKOFF] = "backoff", [IS_FAILED] = "failed",
-	[IS_DONE] = "done",
+static const struct step table[IS_COUNT][EV_COUNT] = {
+	[IS_STOPPED]  = {[EV_START] = S(ACT_START_FRESH, IS_STARTING)},
+	[IS_STARTING] = {[EV_READY] = S(ACT_BECOME_READY, IS_RUNNING), [EV_EXIT] = S(ACT_END_RUN, IS_COUNT),
+			 [EV_STOP] = S(ACT_TERMINATE, IS_STOPPING), [EV_TIMER] = S(ACT_INIT_TIMED_OUT, IS_STARTING)},
+	[IS_RUNNING]  = {[EV_EXIT] = S(ACT_END_RUN, IS_COUNT), [EV_STOP] = S(ACT_TERMINATE, IS_STOPPING),
+			 [EV_HUNG] = S(ACT_HUNG, IS_RUNNING)},
+	[IS_STOPPING] = {[EV_EXIT] = S(ACT_END_RUN, IS_COUNT), [EV_TIMER] = S(ACT_STOP_TIMED_OUT, IS_STOPPING)},
+	[IS_BACKOFF]  = {[EV_START] = S(ACT_SPAWN, IS_STARTING), [EV_STOP] = S(ACT_CANCEL_BACKOFF, IS_STOPPED),
+			 [EV_TIMER] = S(ACT_RESTART, IS_STARTING)},
+	[IS_FAILED]   = {[EV_START] = S(ACT_START_FRESH, IS_STARTING)},
+	[IS_DONE]     = {[EV_START] = S(ACT_START_FRESH, IS_STARTING)},
 };
 
-const char *istate_name(enum istate s)
+struct step lifecycle_step(enum istate state, enum event ev)
 {
-	return (unsigned)s < IS_COUNT ? state_names[s] : "unknown";
-}
-
-bool istate_parse(const char *name, enum istate *out)
-{
-	for (unsigned s = 0; name && s < IS_COUNT; s++)
-		if (strcmp(name, state_names[s]) == 0) {
-			*out = (enum istate)s;
-			return true;
-		}
-	return false;
-}
-
-static const char *const activation_names[ACTIVATION_COUNT] = {
-	[ACTIVATION_NONE] = "none", [ACTIVATION_BOOT] = "boot", [ACTIVATION_COMMAND] = "command", [ACTIVATION_RESTART] = "restart",
-	[ACTIVATION_DEPENDENCY] = "dependency", [ACTIVATION_CONNECTION] = "connection",
-	[ACTIVATION_RELOAD] = "reload",
-};
-
-const char *activation_name(enum activation a)
-{
-	return (unsigned)a < ACTIVATION_COUNT ? activation_names[a] : "unknown";
-}
-
-static const enum action table[IS_COUNT][EV_COUNT] = {
-	[IS_STOPPED]  = {[EV_START] = ACT_START_FRESH},
-	[IS_STARTING] = {[EV_READY] = ACT_BECOME_READY, [EV_EXIT] = ACT_PROCESS_ENDED,
-			 [EV_STOP] = ACT_TERMINATE, [EV_TIMER] = ACT_INIT_TIMED_OUT},
-	[IS_RUNNING]  = {[EV_EXIT] = ACT_PROCESS_ENDED, [EV_STOP] = ACT_TERMINATE, [EV_HUNG] = ACT_HUNG},
-	[IS_STOPPING] = {[EV_EXIT] = ACT_PROCESS_ENDED, [EV_TIMER] = ACT_STOP_TIMED_OUT},
-	[IS_BACKOFF]  = {[EV_START] = ACT_SPAWN, [EV_STOP] = ACT_CANCEL_BACKOFF,
-			 [EV_TIMER] = ACT_RESTART_AFTER_BACKOFF},
-	[IS_FAILED]   = {[EV_START] = ACT_START_FRESH},
-	[IS_DONE]     = {[EV_START] = ACT_START_FRESH},
-};
-
-enum action transition_for(enum istate s, enum event ev)
-{
-	if ((unsigned)s >= IS_COUNT || (unsigned)ev >= EV_COUNT)
-		return ACT_NONE;
-	return table[s][ev];
+	if ((unsigned)state >= IS_COUNT || (unsigned)ev >= EV_COUNT)
+		return (struct step){ACT_NONE, state};
+	struct step s = table[state][ev];
+	if (s.action == ACT_NONE)
+		s.next = state;
+	return s;
 }

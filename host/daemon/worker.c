@@ -1,13 +1,14 @@
 /*
- * worker.c - the lifecycle of worker instances: one function per action of
- * the table of states x events in daemon/lifecycle.c (after s6-supervise),
- * and the restart policy of docs/lifecycle.md. Only set_state() changes a
- * state, and it records every change to history. Host daemon only, called
- * from its loop; never blocks.
+ * worker.c - the lifecycle of worker instances as one explicit table of
+ * states x events (after s6-supervise), with one function per transition,
+ * and the restart policy of docs/lifecycle.md. Only set_state() changes a state, and
+ * it records every change to history. Called only from the host's loop;
+ * never blocks.
  */
 #define _GNU_SOURCE
 #include "daemon/worker.h"
 #include "daemon/host.h"
+#include "daemon/lifecycle.h"
 #include "daemon/output.h"
 #include "daemon/pidtable.h"
 #include "worker/slot.h"
@@ -28,6 +29,38 @@
 #include <unistd.h>
 
 static void dispatch(struct instance *in, enum event ev);
+
+static const char *const state_names[IS_COUNT] = {
+	[IS_STOPPED] = "stopped", [IS_STARTING] = "starting", [IS_RUNNING] = "running",
+	[IS_STOPPING] = "stopping", [IS_BACKOFF] = "backoff", [IS_FAILED] = "failed",
+	[IS_DONE] = "done",
+};
+
+const char *istate_name(enum istate s)
+{
+	return (unsigned)s < IS_COUNT ? state_names[s] : "unknown";
+}
+
+static const char *const activation_names[ACTIVATION_COUNT] = {
+	[ACTIVATION_NONE] = "none", [ACTIVATION_BOOT] = "boot", [ACTIVATION_COMMAND] = "command",
+	[ACTIVATION_RESTART] = "restart", [ACTIVATION_DEPENDENCY] = "dependency",
+	[ACTIVATION_CONNECTION] = "connection", [ACTIVATION_RELOAD] = "reload",
+};
+
+const char *activation_name(enum activation a)
+{
+	return (unsigned)a < ACTIVATION_COUNT ? activation_names[a] : "unknown";
+}
+
+bool istate_parse(const char *name, enum istate *out)
+{
+	for (unsigned s = 0; name && s < IS_COUNT; s++)
+		if (strcmp(name, state_names[s]) == 0) {
+			*out = (enum istate)s;
+			return true;
+		}
+	return false;
+}
 
 static int64_t ms_to_ns(uint64_t ms)
 {
@@ -422,7 +455,7 @@ static void give_up(struct instance *in, const char *why)
 		host_critical_failed(in->worker->host, c->name);
 }
 
-/* Restart policy of docs/lifecycle.md, as a pure function (tested on its own): a run
+/* Restart policy (docs/lifecycle.md), as a pure function (tested on its own): a run
  * that lasted restart_window resets the streak of failed runs and the delay;
  * each shorter failed run counts, and once max_restarts of them have been
  * restarted, the next one gives up. Counting runs rather than restarts per
@@ -518,12 +551,12 @@ static void process_ended(struct instance *in)
 
 typedef void (*transition)(struct instance *in);
 
-/* How each action of the table (daemon/lifecycle.c) is done. */
-static const transition actions[ACT_COUNT] = {
+/* The function that performs each action of the table (daemon/lifecycle.c). */
+static const transition performers[ACT_COUNT] = {
 	[ACT_START_FRESH] = start_fresh, [ACT_SPAWN] = spawn, [ACT_BECOME_READY] = become_ready,
-	[ACT_PROCESS_ENDED] = process_ended, [ACT_TERMINATE] = terminate,
-	[ACT_INIT_TIMED_OUT] = init_timed_out, [ACT_STOP_TIMED_OUT] = stop_timed_out, [ACT_HUNG] = hung,
-	[ACT_CANCEL_BACKOFF] = cancel_backoff, [ACT_RESTART_AFTER_BACKOFF] = restart_after_backoff,
+	[ACT_END_RUN] = process_ended, [ACT_TERMINATE] = terminate, [ACT_INIT_TIMED_OUT] = init_timed_out,
+	[ACT_STOP_TIMED_OUT] = stop_timed_out, [ACT_HUNG] = hung, [ACT_CANCEL_BACKOFF] = cancel_backoff,
+	[ACT_RESTART] = restart_after_backoff,
 };
 
 static void dispatch(struct instance *in, enum event ev)
@@ -534,7 +567,7 @@ static void dispatch(struct instance *in, enum event ev)
 		in->stop_requested |= ev == EV_STOP;
 		return;
 	}
-	transition fn = actions[transition_for(in->state, ev)];
+	transition fn = performers[lifecycle_step(in->state, ev).action];
 	if (fn)
 		fn(in);
 }
@@ -750,7 +783,7 @@ int worker_make_state_dir(struct worker *w)
 
 int worker_init(struct worker *w, struct host *h, const struct worker_conf *conf)
 {
-	*w = (struct worker){.host = h, .conf = conf, .ninst = conf->instances, .recorded_state = IS_COUNT};
+	*w = (struct worker){.host = h, .conf = conf, .ninst = conf->instances};
 	w->state_dir = xasprintf("%s/workers/%s", h->cfg.state_dir, conf->name);
 	worker_make_state_dir(w);
 	log_open(&w->log, h->cfg.log_dir, conf->name, h->cfg.log_max_size, (int)h->cfg.log_keep);

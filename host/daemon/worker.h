@@ -1,9 +1,9 @@
 /*
  * worker.h - workers and their instances: the lifecycle state machine of
- * docs/lifecycle.md (the table of states x events is daemon/lifecycle.c, one
- * function per action in worker.c), the restart policy. A state changes in
- * exactly one place, set_state(), which also records it to history. Runs in
- * the host process; the host-wide structure they live in is daemon/host.h.
+ * docs/lifecycle.md (one table of states x events, one function per transition), the
+ * restart policy. A state changes in exactly one place, set_state(), which
+ * also records it to history. Runs in the host process; the host-wide
+ * structure they live in is daemon/host.h.
  */
 #ifndef WARD_WORKER_H
 #define WARD_WORKER_H
@@ -16,13 +16,21 @@
 #include "daemon/cgroup.h"
 #include "config/config.h"
 #include "daemon/history.h"
-#include "daemon/lifecycle.h"
 #include "daemon/log.h"
 #include "daemon/listener.h"
 #include "common/loop.h"
 #include "common/proto.h"
 #include "common/reason.h"
 #include "spawner/spawner.h"
+
+enum istate { IS_STOPPED, IS_STARTING, IS_RUNNING, IS_STOPPING, IS_BACKOFF, IS_FAILED, IS_DONE, IS_COUNT };
+
+/* What asked for a run to start. ACTIVATION_NONE (0, false as a condition):
+ * no start asked for. */
+enum activation {
+	ACTIVATION_NONE, ACTIVATION_BOOT, ACTIVATION_COMMAND, ACTIVATION_RESTART, ACTIVATION_DEPENDENCY,
+	ACTIVATION_CONNECTION, ACTIVATION_RELOAD, ACTIVATION_COUNT
+};
 
 /* Bytes of a line or frame that a read split, kept until the next read. */
 struct pending {
@@ -81,7 +89,7 @@ struct worker {
 	unsigned restarts;
 	char *state_dir; /* owned */
 	struct log_file log;
-	enum istate recorded_state; /* what history has for the worker as a whole; IS_COUNT: nothing yet */
+	enum istate recorded_state; /* what history has for the worker as a whole */
 	int in_state[IS_COUNT];     /* how many instances are in each state: kept by set_state */
 
 	/* ordering between workers (dependency.c) */
@@ -121,7 +129,7 @@ void worker_stop(struct worker *w);
 /* Escalation for a host asked twice to stop: SIGKILL every process, its group and its cgroup now. */
 void worker_kill(struct worker *w);
 
-/* What the restart policy (docs/lifecycle.md, "Restart policy") says after a run of ran_ms ended, a
+/* What the restart policy (docs/lifecycle.md) says after a run of ran_ms ended, a
  * failure or not. *streak is the instance's count of failed runs in a row,
  * each shorter than restart_window; it is updated. Pure: no clock, no I/O. */
 struct restart_verdict {
@@ -144,6 +152,10 @@ void worker_record(struct worker *w);
 void worker_record_live(struct worker *w);
 /* Every instance, with a process or not (a history database created anew). */
 void worker_record_all(struct worker *w);
+const char *istate_name(enum istate s);
+const char *activation_name(enum activation a); /* as history's runs.activation says it */
+/* The state of that name (as istate_name() writes it); false: none (name may be NULL). */
+bool istate_parse(const char *name, enum istate *out);
 /* The worker's state as one word: its instances' state when they agree, else the most telling one. */
 enum istate worker_state(const struct worker *w);
 bool worker_is_settled(const struct worker *w); /* no process, no pending restart */

@@ -126,7 +126,7 @@ static bool named_in(const char *entry, const char *const *names, size_t n)
 	return false;
 }
 
-/* docs/configuration.md ("Environment"): without inherit_env, only PATH, LANG, TZ and HOME of the host's
+/* docs/configuration.md, inherit_env: without it, only PATH, LANG, TZ and HOME of the host's
  * variables; with it, all but those meant for the host alone. */
 const char **child_inherited_env(const struct worker_conf *w)
 {

@@ -36,7 +36,7 @@ void runtime_send_end(ward_ctx *ctx, enum reason reason, int code, const char *f
 	__attribute__((format(printf, 4, 5)));
 
 /* Runs init, the cycle loop and shutdown of an already loaded plugin, as
- * docs/plugin-guide.md describes ("Cycle results"), and returns how it ended (the caller exits with
+ * docs/plugin-guide.md describes, and returns how it ended (the caller exits with
  * out->code). interval_ms is the wait after WARD_IDLE. */
 void runtime_run(ward_ctx *ctx, const struct ward_plugin *plugin, uint64_t interval_ms,
 		 const struct test_request *test, struct exit_info *out);
