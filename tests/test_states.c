@@ -71,3 +71,37 @@ Test(states, the_names_of_states_are_those_of_history_and_status)
 		cr_expect_str_eq(istate_name((enum istate)s), names[s]);
 	cr_expect_str_eq(istate_name(IS_COUNT), "unknown");
 }
+
+/* `ward status` reads the names back (to colour them): every name parses to
+ * its state, anything else to none. */
+Test(states, a_state_name_read_back_gives_its_state)
+{
+	for (int s = 0; s < IS_COUNT; s++) {
+		enum istate back = IS_COUNT;
+		cr_expect(istate_parse(istate_name((enum istate)s), &back), "%s", istate_name((enum istate)s));
+		cr_expect_eq(back, (enum istate)s, "%s read back as %d", istate_name((enum istate)s), back);
+	}
+	enum istate untouched = IS_RUNNING;
+	cr_expect_not(istate_parse("Running", &untouched));
+	cr_expect_not(istate_parse("unknown", &untouched));
+	cr_expect_not(istate_parse("", &untouched));
+	cr_expect_not(istate_parse(NULL, &untouched));
+	cr_expect_eq(untouched, IS_RUNNING, "a failed parse wrote its result");
+}
+
+/* The words of history's runs.activation and of "started (...)" in the logs. */
+Test(states, the_names_of_activations_are_those_of_history)
+{
+	static const struct {
+		enum activation a;
+		const char *name;
+	} want[] = {
+		{ACTIVATION_BOOT, "boot"}, {ACTIVATION_COMMAND, "command"}, {ACTIVATION_RESTART, "restart"},
+		{ACTIVATION_DEPENDENCY, "dependency"}, {ACTIVATION_CONNECTION, "connection"},
+		{ACTIVATION_RELOAD, "reload"},
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		cr_expect_str_eq(activation_name(want[i].a), want[i].name);
+	cr_expect_str_eq(activation_name(ACTIVATION_COUNT), "unknown");
+	cr_expect_eq(ACTIVATION_NONE, 0, "\"no start pending\" must read as false");
+}

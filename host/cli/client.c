@@ -1,7 +1,7 @@
 /*
  * client.c - connects to <state_dir>/ward.sock, sends one request and reads
  * the reply, all under one deadline, so a CLI command can never hang on a
- * host that does not answer.
+ * host that does not answer. Runs in the CLI process.
  */
 #define _GNU_SOURCE
 #include "cli/client.h"

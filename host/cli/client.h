@@ -1,6 +1,7 @@
 /*
  * client.h - the CLI's side of the control socket (control.h has the
  * protocol): one request to the host of a state directory, and its reply.
+ * CLI process only.
  */
 #ifndef WARD_CLIENT_H
 #define WARD_CLIENT_H

@@ -1,7 +1,7 @@
 /*
  * logview.c - prints the tail of <log_dir>/<NAME>.log and, with -f, keeps
  * printing what is appended, following the host's rotations without losing
- * or repeating a line.
+ * or repeating a line. Runs in the CLI process (`ward logs`).
  */
 #define _GNU_SOURCE
 #include "cli/logview.h"

@@ -1,6 +1,7 @@
 /*
  * logview.h - `ward logs`: the last lines of a worker's log, and following
  * it as it grows and rotates. Reads files only; needs no running host.
+ * CLI process only.
  */
 #ifndef WARD_LOGVIEW_H
 #define WARD_LOGVIEW_H

@@ -1,6 +1,9 @@
 /*
  * main.c - the `ward` command line: parses arguments and hands each command
  * to the subsystem that owns it. Exit status: 0 success, 1 failure, 2 bad usage.
+ * The CLI and the host daemon (`ward run`) start here; the spawner, which
+ * the host executes again as ward, never reaches main() (a constructor in
+ * spawner/spawner.c serves it).
  */
 #define _GNU_SOURCE
 #include "cli/client.h"

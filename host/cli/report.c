@@ -1,11 +1,13 @@
 /*
  * report.c - `ward status` and `ward history`: queries on <state_dir>/ward.db
  * printed as an aligned table for people or as JSON (docs/operator-guide.md) for programs.
- * The database is opened read-only; WAL mode means the host is never held up.
+ * Runs in the CLI process. The database is opened read-only; WAL mode means
+ * the host is never held up.
  */
 #define _GNU_SOURCE
 #include "cli/report.h"
 #include "daemon/cgroup.h"
+#include "daemon/worker.h"
 #include "common/json.h"
 #include "common/reason.h"
 #include "daemon/statedir.h"
@@ -84,20 +86,6 @@ static sqlite3_stmt *prepare(sqlite3 *db, const char *sql)
 	return st;
 }
 
-/* A query whose ?1 is the NAME the user asked for (NULL: every worker).
- * On failure the database is closed too. */
-static sqlite3_stmt *prepare_for_name(sqlite3 *db, const struct report_opts *o, const char *sql)
-{
-	sqlite3_stmt *st = prepare(db, sql);
-	if (!st) {
-		sqlite3_close(db);
-		return NULL;
-	}
-	if (o->name)
-		sqlite3_bind_text(st, 1, o->name, -1, SQLITE_STATIC);
-	return st;
-}
-
 static const char *plugin_stem(const char *path, char *buf, size_t size)
 {
 	const char *base = path ? strrchr(path, '/') : NULL;
@@ -129,79 +117,101 @@ static void json_cpu_seconds(sqlite3_stmt *in, const char *worker)
 		fputs("null", stdout);
 }
 
-/* The instances of worker NAME, as the elements of a JSON array. */
+/* A JSON object's members from a row: member c is column c. */
+enum field_kind { F_INT, F_STRING, F_TIME, F_SIGNAL, F_BOOL };
+struct field {
+	const char *name;
+	enum field_kind kind;
+};
+
+static void print_fields(sqlite3_stmt *st, const struct field *fields, int n)
+{
+	for (int c = 0; c < n; c++) {
+		printf("%s\"%s\": ", c ? ", " : "", fields[c].name);
+		switch (fields[c].kind) {
+		case F_INT: json_int_or_null(stdout, st, c); break;
+		case F_STRING: json_string(stdout, col_text(st, c)); break;
+		case F_TIME: json_time(stdout, st, c); break;
+		case F_SIGNAL: json_signal(stdout, st, c); break;
+		case F_BOOL: fputs(sqlite3_column_int(st, c) ? "true" : "false", stdout); break;
+		}
+	}
+}
+
+/* The columns of last_exit_sql, as `ward status --json` names them. */
+static const struct field exit_fields[] = {
+	{"reason", F_STRING}, {"code", F_INT}, {"signal", F_SIGNAL}, {"core", F_BOOL}, {"at", F_TIME},
+	{"message", F_STRING},
+};
+
+/* The columns of report_history's query, as `ward history --json` names them. */
+static const struct field run_fields[] = {
+	{"id", F_INT}, {"worker", F_STRING}, {"instance", F_INT}, {"pid", F_INT}, {"activation", F_STRING},
+	{"started_at", F_TIME}, {"ready_at", F_TIME}, {"ended_at", F_TIME}, {"reason", F_STRING},
+	{"code", F_INT}, {"signal", F_SIGNAL}, {"core", F_BOOL}, {"message", F_STRING}, {"cycles", F_INT},
+	{"init_ms", F_INT}, {"last_cycle_ms", F_INT},
+};
+
+/* What printing one row of a report needs besides the row. */
+struct list {
+	const struct report_opts *o;
+	sqlite3 *db;
+	bool colour;
+};
+
+/* The instances of worker name, as members of a JSON list. */
 static void print_json_instances(sqlite3 *db, const char *name)
 {
 	sqlite3_stmt *in = prepare(db, instances_sql);
-	if (in) {
-		sqlite3_bind_text(in, 1, name, -1, SQLITE_STATIC);
-		for (int k = 0; sqlite3_step(in) == SQLITE_ROW; k++) {
-			bool live = sqlite3_column_type(in, 1) != SQLITE_NULL;
-			printf("%s{\"instance\": %d, \"pid\": ", k ? ", " : "", sqlite3_column_int(in, 0));
-			json_int_or_null(stdout, in, 1);
-			printf(", \"state\": ");
-			json_string(stdout, col_text(in, 2));
-			printf(", \"started_at\": ");
-			if (live)
-				json_time(stdout, in, 3);
-			else
-				fputs("null", stdout);
-			printf(", \"cycles\": %lld, \"init_ms\": ", (long long)sqlite3_column_int64(in, 4));
-			json_int_or_null(stdout, in, 6);
-			printf(", \"last_cycle_ms\": ");
-			json_int_or_null(stdout, in, 7);
-			printf(", \"last_progress_at\": ");
-			json_time(stdout, in, 8);
-			printf(", \"cpu_seconds\": ");
-			json_cpu_seconds(in, name);
-			printf("}");
-		}
-		sqlite3_finalize(in);
+	if (!in)
+		return;
+	sqlite3_bind_text(in, 1, name, -1, SQLITE_STATIC);
+	for (int k = 0; sqlite3_step(in) == SQLITE_ROW; k++) {
+		bool live = sqlite3_column_type(in, 1) != SQLITE_NULL;
+		printf("%s{\"instance\": %d, \"pid\": ", k ? ", " : "", sqlite3_column_int(in, 0));
+		json_int_or_null(stdout, in, 1);
+		printf(", \"state\": ");
+		json_string(stdout, col_text(in, 2));
+		printf(", \"started_at\": ");
+		if (live)
+			json_time(stdout, in, 3);
+		else
+			fputs("null", stdout);
+		printf(", \"cycles\": %lld, \"init_ms\": ", (long long)sqlite3_column_int64(in, 4));
+		json_int_or_null(stdout, in, 6);
+		printf(", \"last_cycle_ms\": ");
+		json_int_or_null(stdout, in, 7);
+		printf(", \"last_progress_at\": ");
+		json_time(stdout, in, 8);
+		printf(", \"cpu_seconds\": ");
+		json_cpu_seconds(in, name);
+		printf("}");
 	}
+	sqlite3_finalize(in);
 }
 
-/* A comma-separated list (as the workers table keeps `listen`), as the elements of a JSON array. */
-static void print_json_list(const char *list)
-{
-	for (const char *p = list; p && *p;) {
-		size_t n = strcspn(p, ",");
-		char *one = xstrndup(p, n);
-		printf("%s", p == list ? "" : ", ");
-		json_string(stdout, one);
-		free(one);
-		p += n + (p[n] == ',');
-	}
-}
-
-/* How worker NAME's last run ended, as a JSON object, or null. */
+/* How worker name's last run ended, as a JSON object; null before any ended. */
 static void print_json_last_exit(sqlite3 *db, const char *name)
 {
 	sqlite3_stmt *le = prepare(db, last_exit_sql);
-	if (le) {
-		sqlite3_bind_text(le, 1, name, -1, SQLITE_STATIC);
-		if (sqlite3_step(le) == SQLITE_ROW) {
-			printf("{\"reason\": ");
-			json_string(stdout, col_text(le, 0));
-			printf(", \"code\": ");
-			json_int_or_null(stdout, le, 1);
-			printf(", \"signal\": ");
-			json_signal(stdout, le, 2);
-			printf(", \"core\": %s, \"at\": ", sqlite3_column_int(le, 3) ? "true" : "false");
-			json_time(stdout, le, 4);
-			printf(", \"message\": ");
-			json_string(stdout, col_text(le, 5));
-			printf("}");
-		} else {
-			printf("null");
-		}
-		sqlite3_finalize(le);
+	if (!le) {
+		printf("null");
+		return;
+	}
+	sqlite3_bind_text(le, 1, name, -1, SQLITE_STATIC);
+	if (sqlite3_step(le) == SQLITE_ROW) {
+		printf("{");
+		print_fields(le, exit_fields, (int)ARRAY_SIZE(exit_fields));
+		printf("}");
 	} else {
 		printf("null");
 	}
+	sqlite3_finalize(le);
 }
 
-static void print_json_worker(sqlite3 *db, sqlite3_stmt *w, bool first)
+static void print_json_worker(const struct list *l, sqlite3_stmt *w, bool first)
 {
+	sqlite3 *db = l->db;
 	const char *name = col_text(w, 0);
 	char stem[256];
 	printf("%s\n  {\"name\": ", first ? "" : ",");
@@ -213,7 +223,15 @@ static void print_json_worker(sqlite3 *db, sqlite3_stmt *w, bool first)
 	printf(", \"instances\": [");
 	print_json_instances(db, name);
 	printf("], \"restarts\": %d, \"listen\": [", sqlite3_column_int(w, 3));
-	print_json_list(col_text(w, 4));
+	const char *listen = col_text(w, 4);
+	for (const char *p = listen; p && *p;) {
+		size_t n = strcspn(p, ",");
+		char *one = xstrndup(p, n);
+		printf("%s", p == listen ? "" : ", ");
+		json_string(stdout, one);
+		free(one);
+		p += n + (p[n] == ',');
+	}
 	printf("], \"on_demand\": ");
 	json_string(stdout, col_text(w, 5));
 	printf(", \"last_exit\": ");
@@ -310,22 +328,82 @@ static bool use_colour(void)
 	return isatty(STDOUT_FILENO) && !getenv("NO_COLOR") && term && strcmp(term, "dumb") != 0;
 }
 
-static const char *state_colour(const char *state)
+static const char *state_colour(const char *name)
 {
-	if (!state)
+	enum istate state;
+	if (!istate_parse(name, &state))
 		return "";
-	if (strcmp(state, "running") == 0)
-		return "\033[32m";
-	if (strcmp(state, "failed") == 0)
-		return "\033[1;31m";
-	if (strcmp(state, "backoff") == 0 || strcmp(state, "starting") == 0 || strcmp(state, "stopping") == 0)
-		return "\033[33m";
-	return "";
+	switch (state) {
+	case IS_RUNNING: return "\033[32m";
+	case IS_FAILED: return "\033[1;31m";
+	case IS_BACKOFF: case IS_STARTING: case IS_STOPPING: return "\033[33m";
+	default: return "";
+	}
+}
+
+/* A query whose ?1 is the worker asked for (NULL: every worker). NULL on
+ * an error, said by prepare(), and db is closed then. */
+static sqlite3_stmt *prepare_for_name(sqlite3 *db, const char *sql, const char *name)
+{
+	sqlite3_stmt *st = prepare(db, sql);
+	if (!st) {
+		sqlite3_close(db);
+		return NULL;
+	}
+	if (name)
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	return st;
+}
+
+typedef void (*row_printer)(const struct list *l, sqlite3_stmt *st, bool first);
+
+/* Every row of st, as a JSON list or as a table under its header; then
+ * st and the database are closed. Returns the number of rows. */
+static int print_list(const struct list *l, sqlite3_stmt *st, void (*header)(void), row_printer json,
+		      row_printer text)
+{
+	int rows = 0;
+	if (l->o->json)
+		printf("[");
+	else
+		header();
+	for (; sqlite3_step(st) == SQLITE_ROW; rows++)
+		(l->o->json ? json : text)(l, st, rows == 0);
+	if (l->o->json)
+		printf("%s]\n", rows ? "\n" : "");
+	sqlite3_finalize(st);
+	sqlite3_close(l->db);
+	return rows;
+}
+
+static void print_status_header(void)
+{
+	printf("%-20s %-14s %-9s %-14s %-9s %-8s %-10s %s\n", "NAME", "PLUGIN", "STATE", "PID", "UPTIME",
+	       "RESTARTS", "CYCLES", "LAST EXIT");
+}
+
+/* One worker's row of `ward status` (and its instances' for `ward status NAME`). */
+static void print_worker_line(const struct list *l, sqlite3_stmt *w, bool first)
+{
+	(void)first;
+	sqlite3 *db = l->db;
+	char stem[256], pids[64], uptime[32], last[512];
+	long long cycles;
+	summarize_instances(db, col_text(w, 0), pids, sizeof(pids), uptime, sizeof(uptime), &cycles);
+	describe_last_exit(db, col_text(w, 0), last, sizeof(last));
+	const char *on = l->colour ? state_colour(col_text(w, 2)) : "";
+	printf("%-20s %-14s %s%-9s%s %-14s %-9s %-8d %-10lld %s\n", col_text(w, 0),
+	       plugin_stem(col_text(w, 1), stem, sizeof(stem)), on, col_text(w, 2), *on ? "\033[0m" : "",
+	       pids, uptime, sqlite3_column_int(w, 3), cycles, last);
+	if (col_text(w, 4))
+		printf("  sockets %s%s%s%s\n", col_text(w, 4), col_text(w, 5) ? " (" : "",
+		       col_text(w, 5) ? col_text(w, 5) : "", col_text(w, 5) ? ")" : "");
+	if (l->o->name)
+		print_instance_lines(db, col_text(w, 0));
 }
 
 int report_status(const struct report_opts *o)
 {
-	bool colour = !o->json && use_colour();
 	int host_pid = 0;
 	int held = statedir_lock_held(o->state_dir, &host_pid);
 	sqlite3 *db = open_state(o);
@@ -333,40 +411,12 @@ int report_status(const struct report_opts *o)
 		return 1;
 	if (held != 1)
 		fprintf(stderr, "ward: no host is running for %s; showing the last recorded state\n", o->config_dir);
-	sqlite3_stmt *w = prepare_for_name(db, o, "SELECT name, plugin, state, restarts, listen, on_demand FROM workers"
-					       " WHERE ?1 IS NULL OR name = ?1 ORDER BY name");
+	sqlite3_stmt *w = prepare_for_name(db, "SELECT name, plugin, state, restarts, listen, on_demand FROM workers"
+						" WHERE ?1 IS NULL OR name = ?1 ORDER BY name", o->name);
 	if (!w)
 		return 1;
-	int rows = 0;
-	if (o->json)
-		printf("[");
-	else
-		printf("%-20s %-14s %-9s %-14s %-9s %-8s %-10s %s\n", "NAME", "PLUGIN", "STATE", "PID", "UPTIME",
-		       "RESTARTS", "CYCLES", "LAST EXIT");
-	while (sqlite3_step(w) == SQLITE_ROW) {
-		if (o->json) {
-			print_json_worker(db, w, rows == 0);
-		} else {
-			char stem[256], pids[64], uptime[32], last[512];
-			long long cycles;
-			summarize_instances(db, col_text(w, 0), pids, sizeof(pids), uptime, sizeof(uptime), &cycles);
-			describe_last_exit(db, col_text(w, 0), last, sizeof(last));
-			const char *on = colour ? state_colour(col_text(w, 2)) : "";
-			printf("%-20s %-14s %s%-9s%s %-14s %-9s %-8d %-10lld %s\n", col_text(w, 0),
-			       plugin_stem(col_text(w, 1), stem, sizeof(stem)), on, col_text(w, 2), *on ? "\033[0m" : "",
-			       pids, uptime, sqlite3_column_int(w, 3), cycles, last);
-			if (col_text(w, 4))
-				printf("  sockets %s%s%s%s\n", col_text(w, 4), col_text(w, 5) ? " (" : "",
-				       col_text(w, 5) ? col_text(w, 5) : "", col_text(w, 5) ? ")" : "");
-			if (o->name)
-				print_instance_lines(db, col_text(w, 0));
-		}
-		rows++;
-	}
-	if (o->json)
-		printf("%s]\n", rows ? "\n" : "");
-	sqlite3_finalize(w);
-	sqlite3_close(db);
+	struct list l = {.o = o, .db = db, .colour = !o->json && use_colour()};
+	int rows = print_list(&l, w, print_status_header, print_json_worker, print_worker_line);
 	if (o->name && rows == 0) {
 		fprintf(stderr, "ward: no worker named '%s'\n", o->name);
 		return 1;
@@ -374,43 +424,20 @@ int report_status(const struct report_opts *o)
 	return held == 1 ? 0 : 1;
 }
 
-static void json_text(FILE *f, sqlite3_stmt *st, int col)
+/* One run of `ward history --json`. */
+static void print_json_run(const struct list *l, sqlite3_stmt *st, bool first)
 {
-	json_string(f, col_text(st, col));
-}
-
-static void json_bool(FILE *f, sqlite3_stmt *st, int col)
-{
-	fputs(sqlite3_column_int(st, col) ? "true" : "false", f);
-}
-
-/* The fields of a run in `ward history --json` (docs/operator-guide.md),
- * in the order of the query's columns. */
-static const struct {
-	const char *name;
-	void (*print)(FILE *f, sqlite3_stmt *st, int col);
-} run_fields[] = {
-	{"id", json_int_or_null},	 {"worker", json_text},	    {"instance", json_int_or_null},
-	{"pid", json_int_or_null},	 {"activation", json_text}, {"started_at", json_time},
-	{"ready_at", json_time},	 {"ended_at", json_time},   {"reason", json_text},
-	{"code", json_int_or_null},	 {"signal", json_signal},   {"core", json_bool},
-	{"message", json_text},		 {"cycles", json_int_or_null}, {"init_ms", json_int_or_null},
-	{"last_cycle_ms", json_int_or_null},
-};
-
-static void print_json_run(sqlite3_stmt *st, bool first)
-{
+	(void)l;
 	printf("%s\n  {", first ? "" : ",");
-	for (int c = 0; c < (int)ARRAY_SIZE(run_fields); c++) {
-		printf("%s\"%s\": ", c ? ", " : "", run_fields[c].name);
-		run_fields[c].print(stdout, st, c);
-	}
+	print_fields(st, run_fields, (int)ARRAY_SIZE(run_fields));
 	printf("}");
 }
 
-/* One run of `ward history` as a table row; "(running)" until it ended. */
-static void print_run_row(sqlite3_stmt *st)
+/* One run of `ward history`, the columns of report_history's query. */
+static void print_run_line(const struct list *l, sqlite3_stmt *st, bool first)
 {
+	(void)l;
+	(void)first;
 	char started[32], ran[32] = "-", exitdesc[512] = "(running)";
 	format_iso_ms(sqlite3_column_int64(st, 5), started, sizeof(started));
 	if (sqlite3_column_type(st, 7) != SQLITE_NULL) {
@@ -423,9 +450,16 @@ static void print_run_row(sqlite3_stmt *st)
 		snprintf(e.message, sizeof(e.message), "%s", col_text(st, 12) ? col_text(st, 12) : "");
 		exit_describe(&e, exitdesc, sizeof(exitdesc));
 	}
-	printf("%-24s %-20s %-4d %-8d %-10s %-9s %-10lld %s\n", started, col_text(st, 1), sqlite3_column_int(st, 2),
-	       sqlite3_column_int(st, 3), col_text(st, 4) ? col_text(st, 4) : "-", ran,
+	printf("%-24s %-20s %-4d %-8d %-10s %-9s %-10lld %s\n", started, col_text(st, 1),
+	       sqlite3_column_int(st, 2), sqlite3_column_int(st, 3),
+	       col_text(st, 4) ? col_text(st, 4) : "-", ran,
 	       (long long)sqlite3_column_int64(st, 13), exitdesc);
+}
+
+static void print_history_header(void)
+{
+	printf("%-24s %-20s %-4s %-8s %-10s %-9s %-10s %s\n", "STARTED", "WORKER", "INST", "PID", "ACTIVATION",
+	       "RAN", "CYCLES", "EXIT");
 }
 
 int report_history(const struct report_opts *o)
@@ -433,28 +467,13 @@ int report_history(const struct report_opts *o)
 	sqlite3 *db = open_state(o);
 	if (!db)
 		return 1;
-	sqlite3_stmt *st = prepare_for_name(db, o,
+	sqlite3_stmt *st = prepare_for_name(db,
 		"SELECT id, worker, instance, pid, activation, started_at, ready_at, ended_at, reason, code,"
 		" signal, core, message, cycles, init_ms, last_cycle_ms FROM (SELECT * FROM runs WHERE ?1 IS NULL OR worker = ?1"
-		" ORDER BY id DESC LIMIT ?2) ORDER BY id");
+		" ORDER BY id DESC LIMIT ?2) ORDER BY id", o->name);
 	if (!st)
 		return 1;
 	sqlite3_bind_int64(st, 2, o->limit > 0 ? o->limit : 20);
-	if (o->json)
-		printf("[");
-	else
-		printf("%-24s %-20s %-4s %-8s %-10s %-9s %-10s %s\n", "STARTED", "WORKER", "INST", "PID", "ACTIVATION",
-		       "RAN", "CYCLES", "EXIT");
-	int rows = 0;
-	for (; sqlite3_step(st) == SQLITE_ROW; rows++) {
-		if (o->json)
-			print_json_run(st, rows == 0);
-		else
-			print_run_row(st);
-	}
-	if (o->json)
-		printf("%s]\n", rows ? "\n" : "");
-	sqlite3_finalize(st);
-	sqlite3_close(db);
+	print_list(&(struct list){.o = o, .db = db}, st, print_history_header, print_json_run, print_run_line);
 	return 0;
 }

@@ -1,6 +1,7 @@
 /*
  * report.h - what `ward status` and `ward history` print, read from the
  * state database the host keeps (read-only; never blocks the host).
+ * CLI process only.
  */
 #ifndef WARD_REPORT_H
 #define WARD_REPORT_H

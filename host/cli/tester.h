@@ -4,7 +4,8 @@
  * on a throw-away configuration) and report every phase with its timing,
  * every cycle's result, the plugin's log lines, and how it ended. On
  * request it runs the plugin inside the calling process instead (no fork:
- * for valgrind and gdb), through the same runtime.
+ * for valgrind and gdb), through the same runtime. Runs in the `ward test`
+ * process or the plugin author's harness process (tester.c says how).
  */
 #ifndef WARD_TESTER_H
 #define WARD_TESTER_H

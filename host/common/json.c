@@ -1,5 +1,6 @@
 /*
- * json.c - JSON string escaping for ward's machine-readable output.
+ * json.c - JSON string escaping for ward's machine-readable output. Used by
+ * the CLI (status, history, test); no state, any process may call it.
  */
 #include "common/json.h"
 

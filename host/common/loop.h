@@ -1,8 +1,9 @@
 /*
  * loop.h - the host's one event loop: descriptors watched with epoll, and
  * deadlines kept in one ordered heap behind a single timerfd, so the loop
- * sleeps until the earliest deadline and never ticks on its own. Called only
- * from the host's single thread.
+ * sleeps until the earliest deadline and never ticks on its own. Runs in the
+ * host daemon, and in the CLI while `ward check` waits for its probes
+ * (daemon/probe.c); called from one thread only.
  */
 #ifndef WARD_LOOP_H
 #define WARD_LOOP_H

@@ -1,6 +1,7 @@
 /*
  * reason.c - names of exit reasons and signals, and the one-line description
- * of a process end used in logs, status and history.
+ * of a process end used in logs, status and history. Shared by every
+ * process: the worker says its reason, the host records it, the CLI prints it.
  */
 #define _GNU_SOURCE
 #include "common/reason.h"

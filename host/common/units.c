@@ -1,6 +1,7 @@
 /*
  * units.c - parsers for the value syntax of ward's configuration, shared by
  * the host's config layer and the plugin runtime's typed ward_conf_* reads.
+ * Pure: runs in any process (host, CLI, worker).
  */
 #include "common/units.h"
 

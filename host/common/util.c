@@ -1,6 +1,6 @@
 /*
  * util.c - clocks, checked allocation, string arrays and a few file helpers
- * used across the host and the worker runtime.
+ * used across the host and the worker runtime. Runs in any process.
  */
 #define _GNU_SOURCE
 #include "common/util.h"

@@ -6,7 +6,8 @@
  * earlier ones key by key, and resolved through one table of ward's keys that
  * holds each key's type and default: parsing, defaults and messages all come
  * from that table. Problems are collected, never fatal, so `ward check`
- * reports every one of them. This file never touches plugin code.
+ * reports every one of them. This file never touches plugin code. Runs in
+ * the host daemon (boot, reload) and the CLI (`ward check`, `ward test`).
  */
 #define _GNU_SOURCE
 #include "config/config.h"

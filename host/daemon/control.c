@@ -2,7 +2,7 @@
  * control.c - the control socket on the host side: accepting clients,
  * reading one request each under a deadline, running it, and writing the
  * reply without ever blocking the loop. At most MAX_CLIENTS at once; more
- * are told so and closed.
+ * are told so and closed. Host daemon only, called from its loop.
  */
 #define _GNU_SOURCE
 #include "daemon/control.h"
@@ -122,7 +122,7 @@ static void command_start(struct worker **ws, int n, FILE *reply, enum start_kin
 		struct worker *w = ws[i];
 		if (restart)
 			worker_stop(w);
-		dependency_request_start(w, "command");
+		dependency_request_start(w, ACTIVATION_COMMAND);
 		fprintf(reply, "%s: %s\n", w->conf->name, restart ? "restarting" : "starting");
 	}
 }
@@ -132,7 +132,7 @@ static void command_stop(struct worker **ws, int n, FILE *reply)
 	fprintf(reply, "ok\n");
 	for (int i = 0; i < n; i++) {
 		struct worker *w = ws[i];
-		w->pending_start = NULL;
+		w->pending_start = ACTIVATION_NONE;
 		worker_stop(w);
 		fprintf(reply, "%s: stopping%s\n", w->conf->name,
 			w->nlisteners ? "; its sockets stay open: the next connection starts it again" : "");

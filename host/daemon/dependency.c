@@ -3,6 +3,7 @@
  * satisfied when each of its instances is running (init returned 0) or done;
  * it is broken when one of them has failed for good. settle() is idempotent
  * and cheap (one pass over the workers), and runs only after a state change.
+ * Host daemon only.
  */
 #include "daemon/dependency.h"
 #include "daemon/host.h"
@@ -59,7 +60,7 @@ void dependency_link(struct host *h)
 	}
 }
 
-void dependency_request_start(struct worker *w, const char *activation)
+void dependency_request_start(struct worker *w, enum activation activation)
 {
 	w->pending_start = activation;
 	w->blocked_by = NULL;
@@ -69,7 +70,7 @@ void dependency_request_start(struct worker *w, const char *activation)
 void dependency_request_stop_all(struct host *h)
 {
 	for (size_t i = 0; i < h->nworkers; i++) {
-		h->workers[i]->pending_start = NULL;
+		h->workers[i]->pending_start = ACTIVATION_NONE;
 		h->workers[i]->pending_stop = true;
 	}
 	h->order_dirty = true;
@@ -107,12 +108,12 @@ static void try_start(struct worker *w)
 				     "[%s] waiting: it requires %s, which has failed; `ward restart` that worker to go on");
 			w->blocked_by = d;
 		} else if (!d->pending_start && !worker_is_active(d)) {
-			dependency_request_start(d, "dependency");
+			dependency_request_start(d, ACTIVATION_DEPENDENCY);
 		}
 	}
 	if (ready) {
-		const char *activation = w->pending_start;
-		w->pending_start = NULL;
+		enum activation activation = w->pending_start;
+		w->pending_start = ACTIVATION_NONE;
 		w->blocked_by = NULL;
 		worker_start(w, activation);
 	}
@@ -128,7 +129,7 @@ static void check_broken(struct worker *w)
 		     "[%s] stopping: it requires %s, which has failed; it starts again when that worker is back");
 		w->blocked_by = w->deps[k];
 		worker_stop(w);
-		w->pending_start = "dependency";
+		w->pending_start = ACTIVATION_DEPENDENCY;
 		return;
 	}
 }

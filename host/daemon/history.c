@@ -3,6 +3,7 @@
  * statement id plus its values; history_flush binds and runs them all in one
  * transaction. Run ids are handed out by the host (not by SQLite), so a run
  * can be begun, marked ready and ended without waiting for the database.
+ * Host daemon only (the CLI reads the database itself: cli/report.c).
  */
 #define _GNU_SOURCE
 #include "daemon/history.h"

@@ -545,7 +545,7 @@ static void boot(struct host *h)
 	for (size_t i = 0; i < h->nworkers; i++) {
 		struct worker *w = h->workers[i];
 		if (w->conf->autostart)
-			dependency_request_start(w, "boot");
+			dependency_request_start(w, ACTIVATION_BOOT);
 	}
 	settle_order(h);
 	for (size_t i = 0; i < h->nworkers; i++)

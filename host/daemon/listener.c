@@ -5,6 +5,7 @@
  * accept(). The host only waits for readability, and accepts itself only in
  * drain mode, when no worker process exists; then it switches the socket to
  * non-blocking for the drain and back before the next process gets it.
+ * Host daemon only.
  */
 #define _GNU_SOURCE
 #include "daemon/listener.h"
@@ -161,7 +162,7 @@ static void on_connection(struct watch *wt, uint32_t events)
 	}
 	/* LISTEN_ACTIVATE: the connection waits in the backlog for the worker. */
 	host_log(HOST_INFO, "[%s] connection on %s: starting the worker", w->conf->name, l->address);
-	dependency_request_start(w, "connection");
+	dependency_request_start(w, ACTIVATION_CONNECTION);
 	listener_update(w);
 }
 

@@ -5,6 +5,7 @@
  * Only the LOG_OPEN_MAX files written last stay open (a least-recently-used
  * list): the host's descriptors go to worker processes, one each, so ten
  * thousand workers fit under a limit of ten thousand and a few.
+ * Runs in the host daemon; host_log() also in the CLI (`ward check`, `ward test`).
  */
 #define _GNU_SOURCE
 #include "daemon/log.h"

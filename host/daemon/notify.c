@@ -6,7 +6,7 @@
  * socket named by NOTIFY_SOCKET, and systemd reads READY=1, STATUS=,
  * STOPPING=1 and WATCHDOG=1 from it. The socket is non-blocking and
  * close-on-exec: a busy systemd costs the host a dropped datagram (kept and
- * sent again with the next one), never a stall of the loop.
+ * sent again with the next one), never a stall of the loop. Host daemon only.
  */
 #define _GNU_SOURCE
 #include "daemon/notify.h"

@@ -8,6 +8,7 @@
  * lines, ready, end) travel as datagrams from a socket of each process's own
  * to one socket of the host's, so the host holds one descriptor per
  * process, not two: 10,000 workers fit in a 20,000-descriptor limit.
+ * Host daemon only, called from its loop.
  */
 #define _GNU_SOURCE
 #include "daemon/output.h"

@@ -5,7 +5,7 @@
  * settings, and every other worker is left exactly as it is. A
  * configuration with errors changes nothing. Its plugins are probed first,
  * while the host's loop goes on; the reply comes once their verdicts are in. The old configuration stays
- * alive until no worker refers to it any more.
+ * alive until no worker refers to it any more. Host daemon only.
  */
 #define _GNU_SOURCE
 #include "daemon/dependency.h"
@@ -54,7 +54,7 @@ static void add_worker(struct host *h, const struct worker_conf *c)
 	if (c->listen.n)
 		listener_open_all(w); /* a socket not bound yet holds the start back */
 	if (c->autostart)
-		dependency_request_start(w, "reload");
+		dependency_request_start(w, ACTIVATION_RELOAD);
 }
 
 static bool refers_to(const struct config *cfg, const struct worker_conf *c)
@@ -102,7 +102,7 @@ void reload_finish(struct host *h)
 			if (c->listen.n)
 				listener_open_all(w);
 			if (start)
-				dependency_request_start(w, "reload");
+				dependency_request_start(w, ACTIVATION_RELOAD);
 			host_log(HOST_INFO, "[%s] restarted with its new configuration", c->name);
 		}
 		changed = true;
@@ -137,7 +137,7 @@ static void apply(struct host *h, struct config *next, FILE *out)
 		const struct worker_conf *c = config_find_worker(next, w->conf->name);
 		if (!c) {
 			w->retiring = true;
-			w->pending_start = NULL;
+			w->pending_start = ACTIVATION_NONE;
 			worker_stop(w);
 			fprintf(out, "removed: %s\n", w->conf->name);
 		} else if (!w->retiring && !w->next_conf && config_worker_equal(w->conf, c) && !plugin_file_changed(w)) {
@@ -147,7 +147,7 @@ static void apply(struct host *h, struct config *next, FILE *out)
 			w->retiring = false;
 			w->next_conf = c;
 			w->start_after_reload = c->autostart || worker_is_active(w) || w->pending_start;
-			w->pending_start = NULL;
+			w->pending_start = ACTIVATION_NONE;
 			worker_stop(w);
 			fprintf(out, "restarting with its new configuration: %s\n", c->name);
 		}

@@ -6,6 +6,7 @@
  * when no spawner can run. Everything about the child's set-up happens in
  * child.c, whichever process forked it. The answer may come later: the
  * instance learns it through instance_spawned() or instance_spawn_failed().
+ * Host daemon only.
  */
 #define _GNU_SOURCE
 #include "daemon/spawn.h"

@@ -41,6 +41,27 @@ const char *istate_name(enum istate s)
 	return (unsigned)s < IS_COUNT ? state_names[s] : "unknown";
 }
 
+static const char *const activation_names[ACTIVATION_COUNT] = {
+	[ACTIVATION_NONE] = "none", [ACTIVATION_BOOT] = "boot", [ACTIVATION_COMMAND] = "command",
+	[ACTIVATION_RESTART] = "restart", [ACTIVATION_DEPENDENCY] = "dependency",
+	[ACTIVATION_CONNECTION] = "connection", [ACTIVATION_RELOAD] = "reload",
+};
+
+const char *activation_name(enum activation a)
+{
+	return (unsigned)a < ACTIVATION_COUNT ? activation_names[a] : "unknown";
+}
+
+bool istate_parse(const char *name, enum istate *out)
+{
+	for (unsigned s = 0; name && s < IS_COUNT; s++)
+		if (strcmp(name, state_names[s]) == 0) {
+			*out = (enum istate)s;
+			return true;
+		}
+	return false;
+}
+
 static int64_t ms_to_ns(uint64_t ms)
 {
 	return ms > (uint64_t)(INT64_MAX / NS_PER_MS) ? INT64_MAX : (int64_t)ms * NS_PER_MS;
@@ -200,7 +221,7 @@ static void spawn(struct instance *in)
 	if (!in->spawning)
 		return; /* the host forked it itself: done already */
 	/* The spawner answers later: starting from now on, without a pid yet. */
-	set_state(in, IS_STARTING, in->activation);
+	set_state(in, IS_STARTING, activation_name(in->activation));
 	arm_init_timeout(in);
 }
 
@@ -218,10 +239,10 @@ void instance_spawned(struct instance *in, pid_t pid)
 	}
 	pidtable_add(in);
 	in->run = history_begin(h->history, w->conf->name, in->index, in->pid, in->started_ms,
-				in->activation);
-	wlog(in, "started (%s)", in->activation);
+				activation_name(in->activation));
+	wlog(in, "started (%s)", activation_name(in->activation));
 	if (!waited) {
-		set_state(in, IS_STARTING, in->activation);
+		set_state(in, IS_STARTING, activation_name(in->activation));
 		arm_init_timeout(in);
 		return;
 	}
@@ -331,7 +352,7 @@ static void cancel_backoff(struct instance *in)
 
 static void restart_after_backoff(struct instance *in)
 {
-	in->activation = "restart";
+	in->activation = ACTIVATION_RESTART;
 	spawn(in);
 }
 
@@ -613,7 +634,7 @@ static void on_timer(struct timer *t)
 
 /* ---- the interface ---- */
 
-void worker_start(struct worker *w, const char *activation)
+void worker_start(struct worker *w, enum activation activation)
 {
 	for (int i = 0; i < w->ninst; i++) {
 		w->inst[i].activation = activation;

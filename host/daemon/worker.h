@@ -25,6 +25,13 @@
 
 enum istate { IS_STOPPED, IS_STARTING, IS_RUNNING, IS_STOPPING, IS_BACKOFF, IS_FAILED, IS_DONE, IS_COUNT };
 
+/* What asked for a run to start. ACTIVATION_NONE (0, false as a condition):
+ * no start asked for. */
+enum activation {
+	ACTIVATION_NONE, ACTIVATION_BOOT, ACTIVATION_COMMAND, ACTIVATION_RESTART, ACTIVATION_DEPENDENCY,
+	ACTIVATION_CONNECTION, ACTIVATION_RELOAD, ACTIVATION_COUNT
+};
+
 /* Bytes of a line or frame that a read split, kept until the next read. */
 struct pending {
 	char *buf; /* owned; NULL when empty */
@@ -55,7 +62,7 @@ struct instance {
 	/* the current run */
 	int64_t run;
 	int64_t started_ms, ready_ms, started_ns;
-	const char *activation; /* static string: boot, command, restart, dependency */
+	enum activation activation;
 	bool stop_requested;
 	enum reason kill_reason; /* why the host killed it, if it did */
 	bool kill_landed;        /* that SIGKILL was delivered (not ESRCH: it had left its group) */
@@ -90,7 +97,7 @@ struct worker {
 	size_t ndeps;
 	struct worker **dependants; /* workers that require this one; owned array */
 	size_t ndependants;
-	const char *pending_start;  /* activation of a start waiting for its dependencies, or NULL */
+	enum activation pending_start; /* of a start waiting for its dependencies; ACTIVATION_NONE: none */
 	bool pending_stop;          /* stop once no dependant is active (host shutdown) */
 	const struct worker *blocked_by; /* the failed dependency last reported, to say it once */
 
@@ -117,7 +124,7 @@ int worker_make_state_dir(struct worker *w);
 void worker_free(struct worker *w);
 
 /* Requests, applied to every instance of the worker. */
-void worker_start(struct worker *w, const char *activation);
+void worker_start(struct worker *w, enum activation activation);
 void worker_stop(struct worker *w);
 /* Escalation for a host asked twice to stop: SIGKILL every process, its group and its cgroup now. */
 void worker_kill(struct worker *w);
@@ -146,6 +153,9 @@ void worker_record_live(struct worker *w);
 /* Every instance, with a process or not (a history database created anew). */
 void worker_record_all(struct worker *w);
 const char *istate_name(enum istate s);
+const char *activation_name(enum activation a); /* as history's runs.activation says it */
+/* The state of that name (as istate_name() writes it); false: none (name may be NULL). */
+bool istate_parse(const char *name, enum istate *out);
 /* The worker's state as one word: its instances' state when they agree, else the most telling one. */
 enum istate worker_state(const struct worker *w);
 bool worker_is_settled(const struct worker *w); /* no process, no pending restart */

@@ -1,5 +1,6 @@
 /*
- * loader.c - dlopen plus the ABI checks of docs/plugin-guide.md, in the order PostgreSQL's
+ * loader.c - dlopen plus the ABI checks of docs/plugin-guide.md ("ABI
+ * rules"), run where loader.h says (never in the host daemon), in the order PostgreSQL's
  * PG_MODULE_MAGIC taught: read abi_version and struct_size first, and touch
  * nothing else of a descriptor built for another ABI.
  */

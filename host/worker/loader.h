@@ -1,11 +1,10 @@
 /*
  * loader.h - opens a plugin file and checks its descriptor before anything in
- * it is used. Runs in a worker process or a probe process (worker/probe.c),
- * never in the supervising host: a plugin's constructors may crash, and only
- * a child may die of it. One exception is the caller's own choice: `ward test
- * --in-process` (cli/tester.c) loads the plugin into the ward command itself,
- * or the test harness into the test program (ward_harness_in_process), and
- * dies with it.
+ * it is used. Runs in a worker process and in a probe child (forked for
+ * `ward check`, `ward run`'s boot and a reload: daemon/probe.c), and in the
+ * plugin author's own test process when the harness runs a plugin in-process,
+ * or in `ward test --in-process` itself (cli/tester.c); never in the host daemon: a plugin's constructors may
+ * crash, and only a child (or the author's test) may die of it.
  */
 #ifndef WARD_LOADER_H
 #define WARD_LOADER_H

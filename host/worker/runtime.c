@@ -5,7 +5,8 @@
  * It must stay cheap and obviously correct: an empty cycle costs a flag test,
  * an indirect call and one store to the shared slot; no system call happens
  * per cycle. Stop requests arrive as SIGTERM, whose handler only sets a flag
- * and bumps an eventfd that ward_sleep() waits on.
+ * and bumps an eventfd that ward_sleep() waits on. Runs in the worker process
+ * (or in the plugin author's test process, for an in-process harness run).
  */
 #define _GNU_SOURCE
 #include "worker/runtime.h"

@@ -13,7 +13,8 @@
  * shared memory per instance (4 KiB) and four system calls per start.
  *
  * The free list lives in the host's private heap, so a worker scribbling
- * over its page can never corrupt the pool.
+ * over its page can never corrupt the pool. The pool runs in the host daemon;
+ * the child maps its one page (worker/child.c).
  */
 #define _GNU_SOURCE
 #include "worker/slot.h"
