@@ -151,7 +151,7 @@ static void turn(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	for (size_t i = 0; i < host->nworkers; i++)
-		host->workers[i]->pending_start = NULL;
+		host->workers[i]->pending_start = ACTIVATION_NONE;
 	host->order_dirty = false;
 
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
