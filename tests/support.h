@@ -43,7 +43,7 @@ extern struct wt wt; /* the fixture of the current test */
  * nonzero or timeout_ms passed. Returns whether it became true. */
 bool wt_wait_sql(struct wt *t, int timeout_ms, const char *sql_fmt, ...) __attribute__((format(printf, 3, 4)));
 long long wt_sql_int(struct wt *t, const char *sql_fmt, ...) __attribute__((format(printf, 2, 3)));
-/* First column of the first row as a malloc'd string; NULL when no row. */
+/* First column of the first row, owned by the test until its teardown; NULL when no row. */
 char *wt_sql_text(struct wt *t, const char *sql_fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Takes ownership of a malloc'd string until the test's teardown, and returns it. */

@@ -109,6 +109,38 @@ Test(history, a_locked_database_never_stops_supervision_and_is_reported_once)
 	wt_stop(&wt, 5000);
 }
 
+/* `ward status` or a script's sqlite3 holds the lock for a moment while the host
+ * boots: contention, not a failure the operator has to read about. And the
+ * runs the host numbered before it could read the file must not take the ids
+ * of runs already recorded (INSERT OR REPLACE would overwrite them). */
+Test(history, a_lock_held_for_a_moment_at_boot_is_waited_out_and_overwrites_no_run)
+{
+	wt_setup(&wt, "[w]\nplugin = idle\n");
+	wt_start(&wt);
+	cr_assert_eq(wt_stop(&wt, 5000), 0);
+	char *first = wt_sql_text(&wt, "SELECT id || ' ' || pid || ' ' || reason FROM runs");
+	cr_assert(first && strstr(first, " stopped"), "the first host's run: %s", first ? first : "(none)");
+	char path[1200];
+	snprintf(path, sizeof(path), "%s/ward.db", wt.state);
+	sqlite3 *db;
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+	wt_launch(&wt);
+	sleep_ms(120);
+	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(db);
+	cr_expect(wt_wait_sql(&wt, 5000, "SELECT count(*) = 2 FROM runs"),
+		  "the run begun while the database was locked is not its own row:\n%s\n%s",
+		  wt_sql_text(&wt, "SELECT group_concat(id || ' ' || pid || ' ' || coalesce(reason, '-'), '; ') FROM runs"),
+		  wt_host_stderr(&wt));
+	cr_expect(wt_wait_sql(&wt, 1000, "SELECT count(*) = 1 FROM runs WHERE id || ' ' || pid || ' ' || reason = '%s'",
+			      first),
+		  "the first host's run (%s) was changed", first);
+	char *err = wt_host_stderr(&wt);
+	cr_expect_eq(count(err, "history database"), 0, "a lock of 120 ms was reported:\n%s", err);
+	cr_expect_eq(wt_stop(&wt, 5000), 0);
+}
+
 Test(history, history_json_has_init_time_and_last_cycle_duration_per_run)
 {
 	wt_setup(&wt, "[w]\nplugin = init_slow\ninit_ms = 200\ninterval = 50ms\n");

@@ -76,7 +76,8 @@ static const char *const sql[ST_COUNT] = {
 	[ST_PRUNE_EVENTS] = "DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?",
 };
 
-enum value_type { V_NULL, V_INT, V_TEXT };
+/* V_RUN: a run as the host numbers it, written as run + run_shift (see open_db). */
+enum value_type { V_NULL, V_INT, V_TEXT, V_RUN };
 struct value {
 	enum value_type type;
 	int64_t i;
@@ -98,11 +99,13 @@ struct history {
 	sqlite3_stmt *stmt[ST_COUNT];
 	struct op *queue;
 	size_t head, len, cap; /* ring buffer */
-	int64_t next_run;
+	int64_t next_run;      /* the host's own run numbers, from 1 */
+	int64_t run_shift;     /* what turns them into ids above any in the file */
 	long keep_runs;
 	uint64_t runs_since_prune;
 	uint64_t dropped;
 	bool failing;
+	int64_t busy_since_ns; /* when the database was first found locked, 0 if not */
 	int64_t written_ms;   /* wall clock of the last commit (or of the open) */
 	char why[256];        /* what the failure being reported said */
 	bool dead_runs_closed; /* the previous host's open runs were looked for */
@@ -112,6 +115,7 @@ struct history {
 /* ---- queueing ---- */
 
 static struct value I(int64_t i) { return (struct value){V_INT, i, NULL}; }
+static struct value RUN(int64_t run) { return (struct value){V_RUN, run, NULL}; }
 static struct value T(const char *s) { return s ? (struct value){V_TEXT, 0, xstrdup(s)} : (struct value){0}; }
 static struct value NUL(void) { return (struct value){0}; }
 
@@ -155,9 +159,26 @@ static void enqueue(struct history *h, enum stmt_id stmt, int n, const struct va
 
 /* ---- the database ---- */
 
+/* A reader (`ward status`, a script running sqlite3) can hold ward.db's lock
+ * for a moment, above all while the host creates the schema or switches to
+ * WAL: that is contention, not a failure. It is retried like one, quietly,
+ * and reported only once it has lasted BUSY_GRACE_NS. */
+#define BUSY_GRACE_NS (250 * 1000000LL)
+
+static bool busy_for_a_moment(struct history *h)
+{
+	int code = h->db ? sqlite3_errcode(h->db) : SQLITE_OK;
+	if (code != SQLITE_BUSY && code != SQLITE_LOCKED)
+		return false;
+	int64_t now = mono_ns();
+	if (!h->busy_since_ns)
+		h->busy_since_ns = now;
+	return now - h->busy_since_ns < BUSY_GRACE_NS;
+}
+
 static void report(struct history *h, const char *what)
 {
-	if (h->failing)
+	if (h->failing || busy_for_a_moment(h))
 		return;
 	h->failing = true;
 	snprintf(h->why, sizeof(h->why), "%s", h->db ? sqlite3_errmsg(h->db) : "cannot open");
@@ -228,6 +249,27 @@ static bool in_memory(const struct history *h)
 	return strcmp(h->path, ":memory:") == 0;
 }
 
+/* Runs are numbered by the host the moment they begin, whether or not the
+ * database can be written then (locked at boot, deleted, replaced). Every file
+ * opened moves the numbering above the ids it already holds, so a run written
+ * late never takes, or with INSERT OR REPLACE overwrites, the id of a run
+ * recorded before: history never shows one run's end on another. Runs begun
+ * in a file that is gone update nothing in its successor. */
+static int shift_runs_above_the_file(struct history *h)
+{
+	sqlite3_stmt *max;
+	if (sqlite3_prepare_v2(h->db, "SELECT coalesce(max(id), 0) FROM runs", -1, &max, NULL) != SQLITE_OK)
+		return -1;
+	int rc = sqlite3_step(max);
+	int64_t top = rc == SQLITE_ROW ? sqlite3_column_int64(max, 0) : 0;
+	sqlite3_finalize(max);
+	if (rc != SQLITE_ROW)
+		return -1;
+	if (1 + h->run_shift <= top)
+		h->run_shift = top;
+	return 0;
+}
+
 static int open_db(struct history *h)
 {
 	if (!in_memory(h))
@@ -249,12 +291,8 @@ static int open_db(struct history *h)
 	for (int i = 0; i < ST_COUNT; i++)
 		if (sqlite3_prepare_v3(h->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &h->stmt[i], NULL) != SQLITE_OK)
 			goto fail;
-	sqlite3_stmt *max;
-	if (sqlite3_prepare_v2(h->db, "SELECT coalesce(max(id), 0) FROM runs", -1, &max, NULL) != SQLITE_OK)
+	if (shift_runs_above_the_file(h) < 0)
 		goto fail;
-	if (sqlite3_step(max) == SQLITE_ROW && sqlite3_column_int64(max, 0) >= h->next_run)
-		h->next_run = sqlite3_column_int64(max, 0) + 1;
-	sqlite3_finalize(max);
 	struct stat st;
 	if (stat(h->path, &st) == 0) {
 		h->dev = st.st_dev;
@@ -306,6 +344,8 @@ static int run_op(struct history *h, const struct op *op)
 		const struct value *v = &op->v[i];
 		if (v->type == V_INT)
 			sqlite3_bind_int64(st, i + 1, v->i);
+		else if (v->type == V_RUN)
+			sqlite3_bind_int64(st, i + 1, v->i + h->run_shift);
 		else if (v->type == V_TEXT)
 			sqlite3_bind_text(st, i + 1, v->s, -1, SQLITE_STATIC);
 		else
@@ -436,6 +476,7 @@ int history_flush(struct history *h)
 		return -1;
 	}
 	h->written_ms = wall_ms();
+	h->busy_since_ns = 0;
 	if (!h->dead_runs_closed) {
 		h->dead_runs_closed = true;
 		said_dead_host(h, &dead);
@@ -457,8 +498,13 @@ int history_flush(struct history *h)
 bool history_stale(const struct history *h, int64_t *since_ms, const char **why)
 {
 	*since_ms = h->written_ms;
-	*why = h->why;
-	return h->failing;
+	*why = h->failing ? h->why : "database is locked";
+	return h->failing || h->busy_since_ns;
+}
+
+bool history_contended(const struct history *h)
+{
+	return h->busy_since_ns && !h->failing;
 }
 
 void history_set_keep(struct history *h, long keep_runs)
@@ -472,11 +518,11 @@ int64_t history_begin(struct history *h, const char *worker, int instance, pid_t
 		      int64_t started_ms, const char *activation)
 {
 	int64_t run = h->next_run++;
-	ENQUEUE(h, ST_RUN_BEGIN, I(run), T(worker), I(instance), I(pid), T(activation), I(started_ms));
+	ENQUEUE(h, ST_RUN_BEGIN, RUN(run), T(worker), I(instance), I(pid), T(activation), I(started_ms));
 	/* Prune in the same batches, every so often, rather than on a timer. */
 	if (++h->runs_since_prune >= 256 || run % 1024 == 0) {
 		h->runs_since_prune = 0;
-		ENQUEUE(h, ST_PRUNE_RUNS, I(run - h->keep_runs));
+		ENQUEUE(h, ST_PRUNE_RUNS, RUN(run - h->keep_runs));
 		ENQUEUE(h, ST_PRUNE_EVENTS, I(h->keep_runs * 10));
 	}
 	return run;
@@ -484,7 +530,7 @@ int64_t history_begin(struct history *h, const char *worker, int instance, pid_t
 
 void history_ready(struct history *h, int64_t run, int64_t ready_ms, int64_t init_ms)
 {
-	ENQUEUE(h, ST_RUN_READY, I(ready_ms), I(init_ms), I(run));
+	ENQUEUE(h, ST_RUN_READY, I(ready_ms), I(init_ms), RUN(run));
 }
 
 void history_end(struct history *h, int64_t run, const struct exit_info *e, uint64_t cycles,
@@ -493,7 +539,7 @@ void history_end(struct history *h, int64_t run, const struct exit_info *e, uint
 	bool exited = e->reason != REASON_SIGNAL && e->signal == 0;
 	ENQUEUE(h, ST_RUN_END, I(e->at_ms), T(reason_name(e->reason)), exited ? I(e->code) : NUL(),
 		e->signal ? I(e->signal) : NUL(), I(e->core), e->message[0] ? T(e->message) : NUL(),
-		I((int64_t)cycles), cycles ? I(last_cycle_ms) : NUL(), I(run));
+		I((int64_t)cycles), cycles ? I(last_cycle_ms) : NUL(), RUN(run));
 }
 
 void history_event(struct history *h, const char *worker, int instance, const char *event,

@@ -62,13 +62,16 @@ bool history_take_recreated(struct history *h);
 /* The file at the path is gone or another one: opens the path anew (quiet:
  * the caller reports the loss itself). True when it did. */
 bool history_reopen_if_replaced(struct history *h, bool quiet);
-/* True while writes fail; *since_ms: when the database was last written (or
+/* True while writes fail (or find the database locked); *since_ms: when the database was last written (or
  * opened), *why: what the database said. */
 bool history_stale(const struct history *h, int64_t *since_ms, const char **why);
 void history_set_keep(struct history *h, long keep_runs);
 /* Something is queued (or the previous host's runs are still to close):
  * a flush is due. The host checks it before its loop sleeps. */
 bool history_dirty(const struct history *h);
+/* The last write found the database locked by someone else, for less time
+ * than is reported: worth retrying soon rather than at the failure pace. */
+bool history_contended(const struct history *h);
 /* Commits everything queued. 0, or -1 when it must be retried later. */
 int history_flush(struct history *h);
 

@@ -53,6 +53,7 @@
 
 #define FLUSH_DELAY_NS (20 * NS_PER_MS)  /* batch history writes this long */
 #define FLUSH_RETRY_NS (1 * NS_PER_SEC)
+#define FLUSH_CONTENDED_NS (50 * NS_PER_MS) /* a reader's lock lasts moments */
 
 /* ---- history batching ---- */
 
@@ -73,7 +74,8 @@ static void flush_history(struct timer *t)
 		return;
 	}
 	if (history_flush(h->history) < 0) {
-		timer_arm(h->loop, &h->flush_timer, mono_ns() + FLUSH_RETRY_NS);
+		int64_t wait = history_contended(h->history) ? FLUSH_CONTENDED_NS : FLUSH_RETRY_NS;
+		timer_arm(h->loop, &h->flush_timer, mono_ns() + wait);
 	} else if (history_take_recreated(h->history)) {
 		/* A fresh database: tell it who is running, right away. */
 		host_record_live_state(h);
