@@ -1423,3 +1423,125 @@ bool config_worker_equal(const struct worker_conf *a, const struct worker_conf *
 	return same_str(a->name, b->name) && same_str(a->plugin, b->plugin) && same_strv(&a->env, &b->env) &&
 	       a->nice_set == b->nice_set && same_strv(&a->plugin_keys, &b->plugin_keys);
 }
+
+/* ---- a worker's settings on the wire to its process (worker/childspec.c) ---- */
+
+/* Every key row travels, not only those the worker process reads today: a
+ * key the process comes to need then needs nothing but its row and the code
+ * that reads it, and a process the spawner forked sees exactly the settings
+ * one the host forked itself sees (it has the host's whole worker_conf). */
+static void put_field(const struct key_def *def, const void *base, struct wire *out)
+{
+	const void *f = (const char *)base + def->offset;
+	switch (def->kind) {
+	case K_BOOL:
+		wire_put_u64(out, *(const bool *)f);
+		break;
+	case K_INT:
+		wire_put_u64(out, (uint64_t)(int64_t)*(const int *)f);
+		break;
+	case K_LONG:
+	case K_MAX_RESTARTS:
+		wire_put_u64(out, (uint64_t)(int64_t)*(const long *)f);
+		break;
+	case K_DURATION:
+	case K_SIZE:
+		wire_put_u64(out, *(const uint64_t *)f);
+		break;
+	case K_RESTART:
+		wire_put_u64(out, (uint64_t)*(const enum restart_policy *)f);
+		break;
+	case K_LIST:
+		wire_put_strv(out, f);
+		break;
+	case K_STRING:
+	case K_PATH:
+		wire_put_string(out, *(char *const *)f);
+		break;
+	case K_LIMIT_COUNT:
+	case K_LIMIT_SIZE:
+	case K_LIMIT_SECONDS:
+		wire_put_u64(out, ((const struct limit_conf *)f)->set);
+		wire_put_u64(out, ((const struct limit_conf *)f)->value);
+		break;
+	case K_SPECIAL:
+		break; /* no field of its own */
+	}
+}
+
+static void get_field(const struct key_def *def, void *base, struct wire *in)
+{
+	void *f = (char *)base + def->offset;
+	switch (def->kind) {
+	case K_BOOL:
+		*(bool *)f = wire_get_u64(in) != 0;
+		break;
+	case K_INT:
+		*(int *)f = (int)(int64_t)wire_get_u64(in);
+		break;
+	case K_LONG:
+	case K_MAX_RESTARTS:
+		*(long *)f = (long)(int64_t)wire_get_u64(in);
+		break;
+	case K_DURATION:
+	case K_SIZE:
+		*(uint64_t *)f = wire_get_u64(in);
+		break;
+	case K_RESTART:
+		*(enum restart_policy *)f = (enum restart_policy)wire_get_u64(in);
+		break;
+	case K_LIST:
+		wire_get_strings(in, f);
+		break;
+	case K_STRING:
+	case K_PATH:
+		*(char **)f = wire_get_string(in);
+		break;
+	case K_LIMIT_COUNT:
+	case K_LIMIT_SIZE:
+	case K_LIMIT_SECONDS:
+		((struct limit_conf *)f)->set = wire_get_u64(in) != 0;
+		((struct limit_conf *)f)->value = wire_get_u64(in);
+		break;
+	case K_SPECIAL:
+		break;
+	}
+}
+
+/* Every key row of worker_keys, then the fields no row owns (those
+ * config_worker_equal compares). Origins stay behind: nothing in the
+ * process says where a value was written. */
+void config_worker_to_wire(const struct worker_conf *w, struct wire *out)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(worker_keys); i++)
+		put_field(&worker_keys[i], w, out);
+	wire_put_string(out, w->name);
+	wire_put_string(out, w->plugin);
+	wire_put_strv(out, &w->env);
+	wire_put_u64(out, w->nice_set);
+	wire_put_strv(out, &w->plugin_keys);
+}
+
+void config_worker_from_wire(struct wire *in, struct worker_conf *w)
+{
+	*w = (struct worker_conf){0};
+	for (size_t i = 0; i < ARRAY_SIZE(worker_keys); i++)
+		get_field(&worker_keys[i], w, in);
+	w->name = wire_get_string(in);
+	w->plugin = wire_get_string(in);
+	wire_get_strings(in, &w->env);
+	w->nice_set = wire_get_u64(in) != 0;
+	wire_get_strings(in, &w->plugin_keys);
+	if (!w->name || !w->plugin)
+		in->failed = true;
+}
+
+void config_worker_free_wired(struct worker_conf *w)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(worker_keys); i++)
+		if (worker_keys[i].kind == K_LIST)
+			free(((struct strv *)((char *)w + worker_keys[i].offset))->v);
+	free(w->env.v);
+	free(w->plugin_keys.v);
+	*w = (struct worker_conf){0};
+}

@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "common/util.h"
+#include "common/wire.h"
 
 enum restart_policy { RESTART_ON_FAILURE, RESTART_ALWAYS, RESTART_NEVER };
 
@@ -96,6 +97,16 @@ const char *config_nearest_worker_key(const char *key);
 bool config_worker_equal(const struct worker_conf *a, const struct worker_conf *b);
 /* `ward check --keys`: every ward key with its type, default and meaning, from the key tables. */
 void config_print_keys(FILE *out);
+
+/* A worker's settings as they travel to its process (worker/childspec.c):
+ * every key of the key table and the fields no key owns, walked from the
+ * table, so a new key travels without a line more. from_wire builds a real
+ * worker_conf whose strings point into in's buffer (they are gone with it);
+ * free_wired frees what from_wire allocated (the vectors), never the
+ * strings. On a malformed buffer in->failed is set. */
+void config_worker_to_wire(const struct worker_conf *w, struct wire *out);
+void config_worker_from_wire(struct wire *in, struct worker_conf *w);
+void config_worker_free_wired(struct worker_conf *w);
 
 
 #endif

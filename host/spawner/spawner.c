@@ -61,31 +61,9 @@
 
 #define REPLY_TIMEOUT_MS 10000 /* a fork of a small process under heavy load, with room to spare */
 #define MAX_FDS 250            /* below the kernel's SCM_MAX_FD (253) */
-#define FIXED_FDS 3            /* stdout pipe, runtime channel, slot memory; then listen sockets */
-#define PROBE_FDS 1            /* a probe's: its verdict pipe */
 #define REQUEST_FD 3
 #define REQUEST_MAX (128 * 1024) /* a worker's settings, encoded; larger ones are forked by the host */
-
-/* A request: this, then NUL-terminated strings: name, plugin, state_dir,
- * user, group, workdir (each present only when its bit is in `present`),
- * then nenv env entries, nkeys plugin keys and nbase variables of the
- * host's environment. The descriptors: FIXED_FDS and nlisten sockets, or
- * for a probe (probe.c) PROBE_FDS. */
-struct request {
-	int32_t instance, nlisten;
-	uint64_t interval_ms;
-	struct limit_conf limits[4]; /* nofile, memory, cpu, core */
-	int64_t nice;
-	uint32_t nenv, nkeys, nbase;
-	uint8_t inherit_env, nice_set, has_test, present, probe;
-	struct test_request test;
-	pid_t host_pid;
-	uint8_t has_cgroup; /* CGROUP_FDS more descriptors after the listen sockets */
-};
-
-#define CGROUP_FDS 2 /* the instance's cgroup, the cgroup of every worker */
-
-enum { HAS_USER = 1, HAS_GROUP = 2, HAS_WORKDIR = 4 };
+#define CGROUP_FDS 1 /* after the spec's (childspec.c), with an instance cgroup: the cgroup of every worker */
 
 struct reply {
 	int32_t pid; /* > 0, or 0 on failure */
@@ -178,71 +156,16 @@ static ssize_t receive_request(int sock, char *buf, size_t size, int *fds, int *
 	return (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ? -1 : n;
 }
 
-/* Takes the next string of [*at, end); NULL when none is left. */
-static char *next_string(char **at, char *end)
+/* Rebuilds the spec from a request of len bytes in buf (strings stay in buf),
+ * and keeps the cgroup of every worker from the first request that has it. */
+static bool decode(char *buf, size_t len, const int *fds, int nfds, struct child_spec_decoded *d)
 {
-	char *s = *at, *nul = s < end ? memchr(s, '\0', (size_t)(end - s)) : NULL;
-	if (!nul)
-		return NULL;
-	*at = nul + 1;
-	return s;
-}
-
-static bool decode_strings(char **at, char *end, struct strv *sv, uint32_t n)
-{
-	if ((size_t)n > (size_t)(end - *at)) /* each string takes a byte at least */
+	int used = childspec_decode(buf, len, fds, nfds, d);
+	int more = d->spec.cgroup_fd >= 0 ? CGROUP_FDS : 0;
+	if (used < 0 || nfds != used + more)
 		return false;
-	sv->v = xcalloc((size_t)n + 1, sizeof(char *));
-	sv->n = sv->cap = n;
-	for (uint32_t i = 0; i < n; i++)
-		if (!(sv->v[i] = next_string(at, end)))
-			return false;
-	return true;
-}
-
-/* Rebuilds the spec from a request of len bytes in buf (strings stay in buf). */
-static bool decode(char *buf, size_t len, const int *fds, int nfds, struct worker_conf *conf,
-		   struct strv *base_env, struct child_spec *spec, struct test_request *test)
-{
-	struct request r;
-	if (len < sizeof(r))
-		return false;
-	memcpy(&r, buf, sizeof(r));
-	char *at = buf + sizeof(r), *end = buf + len;
-	int ncgroup = r.has_cgroup && !r.probe ? CGROUP_FDS : 0;
-	if (r.nlisten < 0 || nfds != (r.probe ? PROBE_FDS : FIXED_FDS + r.nlisten + ncgroup))
-		return false;
-	*conf = (struct worker_conf){.interval_ms = r.interval_ms, .inherit_env = r.inherit_env,
-				     .nice_set = r.nice_set, .nice = (long)r.nice,
-				     .limit_nofile = r.limits[0], .limit_memory = r.limits[1],
-				     .limit_cpu = r.limits[2], .limit_core = r.limits[3]};
-	conf->name = next_string(&at, end);
-	conf->plugin = next_string(&at, end);
-	const char *state_dir = next_string(&at, end);
-	if (r.present & HAS_USER)
-		conf->user = next_string(&at, end);
-	if (r.present & HAS_GROUP)
-		conf->group = next_string(&at, end);
-	if (r.present & HAS_WORKDIR)
-		conf->workdir = next_string(&at, end);
-	if (!conf->name || !conf->plugin || !state_dir || ((r.present & HAS_USER) && !conf->user) ||
-	    ((r.present & HAS_GROUP) && !conf->group) || ((r.present & HAS_WORKDIR) && !conf->workdir) ||
-	    !decode_strings(&at, end, &conf->env, r.nenv) || !decode_strings(&at, end, &conf->plugin_keys, r.nkeys) ||
-	    !decode_strings(&at, end, base_env, r.nbase))
-		return false;
-	*test = r.test;
-	*spec = (struct child_spec){.conf = conf, .instance = r.instance, .state_dir = state_dir,
-				    .out_fd = fds[0], .frame_fd = fds[1], .slot_fd = fds[2],
-				    .test = r.has_test ? test : NULL,
-				    .listen_fds = fds + FIXED_FDS, .nlisten = r.nlisten, .host_pid = r.host_pid,
-				    .base_env = (const char *const *)base_env->v,
-				    .cgroup_fd = ncgroup ? fds[FIXED_FDS + r.nlisten] : -1};
-	if (r.probe)
-		*spec = (struct child_spec){.conf = conf, .state_dir = state_dir, .probe = true, .out_fd = -1,
-					    .frame_fd = fds[0], .slot_fd = -1, .host_pid = r.host_pid,
-					    .base_env = (const char *const *)base_env->v, .cgroup_fd = -1};
-	if (ncgroup && workers_cgroup < 0)
-		workers_cgroup = fcntl(fds[FIXED_FDS + r.nlisten + 1], F_DUPFD_CLOEXEC, REQUEST_FD + 1);
+	if (more && workers_cgroup < 0)
+		workers_cgroup = fcntl(fds[used], F_DUPFD_CLOEXEC, REQUEST_FD + 1);
 	return true;
 }
 
@@ -270,27 +193,24 @@ static void serve(int sock, const char *worker_comm)
 	int fds[MAX_FDS], nfds;
 	ssize_t len;
 	while ((len = receive_request(sock, buf, sizeof(buf), fds, &nfds)) != 0) {
-		struct worker_conf conf = {0};
-		struct strv base_env = {0};
-		struct child_spec spec;
-		struct test_request test;
-		bool whole = len > 0 && decode(buf, (size_t)len, fds, nfds, &conf, &base_env, &spec, &test);
+		struct child_spec_decoded d;
+		bool whole = len > 0 && decode(buf, (size_t)len, fds, nfds, &d);
+		struct child_spec *spec = &d.spec;
 		pid_t pid = -1;
 		if (whole) {
-			pid = clone_as_host_child(spec.cgroup_fd, &spec.in_cgroup);
+			pid = clone_as_host_child(spec->cgroup_fd, &spec->in_cgroup);
 			if (pid == 0) {
 				prctl(PR_SET_NAME, worker_comm);
-				name_worker(&spec, worker_comm);
-				child_main(&spec);
+				name_worker(spec, worker_comm);
+				child_main(spec);
 			}
 		}
 		int err = whole ? errno : EPROTO;
 		/* The next worker must not find this one's settings (its secrets) here. */
 		if (len > 0)
 			explicit_bzero(buf, (size_t)len);
-		free(conf.env.v);
-		free(conf.plugin_keys.v);
-		free(base_env.v);
+		if (len > 0)
+			childspec_decoded_free(&d);
 		for (int i = 0; i < nfds; i++)
 			close(fds[i]);
 		if (send_reply(sock, pid, err) < 0)
@@ -534,77 +454,22 @@ void spawner_open(struct host *h)
 	}
 }
 
-/* Appends s and its NUL to buf; false when it does not fit. */
-static bool put_string(char *buf, size_t size, size_t *at, const char *s)
-{
-	size_t len = strlen(s) + 1;
-	if (len > size - *at)
-		return false;
-	memcpy(buf + *at, s, len);
-	*at += len;
-	return true;
-}
-
 /* The request for spec into buf: its length, or 0 when it does not fit. */
 static size_t encode(const struct child_spec *spec, char *buf, size_t size)
 {
-	const struct worker_conf *c = spec->conf;
-	struct request r;
-	memset(&r, 0, sizeof(r)); /* padding too: every byte sent is defined */
-	r.instance = spec->instance;
-	r.nlisten = spec->nlisten;
-	r.interval_ms = c->interval_ms;
-	r.limits[0] = c->limit_nofile;
-	r.limits[1] = c->limit_memory;
-	r.limits[2] = c->limit_cpu;
-	r.limits[3] = c->limit_core;
-	r.nice = c->nice;
-	r.nenv = (uint32_t)c->env.n;
-	r.nkeys = (uint32_t)c->plugin_keys.n;
-	while (spec->base_env && spec->base_env[r.nbase])
-		r.nbase++;
-	r.inherit_env = c->inherit_env;
-	r.nice_set = c->nice_set;
-	r.present = (c->user ? HAS_USER : 0) | (c->group ? HAS_GROUP : 0) | (c->workdir ? HAS_WORKDIR : 0);
-	r.has_test = spec->test != NULL;
-	r.probe = spec->probe;
-	if (spec->test)
-		r.test = *spec->test;
-	r.host_pid = spec->host_pid;
-	r.has_cgroup = !spec->probe && spec->cgroup_fd >= 0;
-	memcpy(buf, &r, sizeof(r));
-	size_t at = sizeof(r);
-	bool fits = put_string(buf, size, &at, c->name) && put_string(buf, size, &at, c->plugin) &&
-		    put_string(buf, size, &at, spec->state_dir) &&
-		    (!c->user || put_string(buf, size, &at, c->user)) &&
-		    (!c->group || put_string(buf, size, &at, c->group)) &&
-		    (!c->workdir || put_string(buf, size, &at, c->workdir));
-	for (size_t i = 0; fits && i < c->env.n; i++)
-		fits = put_string(buf, size, &at, c->env.v[i]);
-	for (size_t i = 0; fits && i < c->plugin_keys.n; i++)
-		fits = put_string(buf, size, &at, c->plugin_keys.v[i]);
-	for (uint32_t i = 0; fits && i < r.nbase; i++)
-		fits = put_string(buf, size, &at, spec->base_env[i]);
-	return fits ? at : 0;
+	struct wire w = {.buf = buf, .size = size};
+	childspec_encode(spec, &w);
+	return w.failed ? 0 : w.at;
 }
 
 /* The descriptors a request hands over, in order; how many. */
 static int request_fds(const struct host *h, const struct child_spec *spec, int *fds)
 {
-	if (spec->probe) {
-		fds[0] = spec->frame_fd;
-		return PROBE_FDS;
-	}
-	fds[0] = spec->out_fd;
-	fds[1] = spec->frame_fd;
-	fds[2] = spec->slot_fd;
-	for (int i = 0; i < spec->nlisten; i++)
-		fds[FIXED_FDS + i] = spec->listen_fds[i];
-	if (spec->cgroup_fd < 0)
-		return FIXED_FDS + spec->nlisten;
-	fds[FIXED_FDS + spec->nlisten] = spec->cgroup_fd;
-	fds[FIXED_FDS + spec->nlisten + 1] = h->cgroups.workers_fd;
-	return FIXED_FDS + spec->nlisten + CGROUP_FDS;
+	int n = childspec_fds(spec, fds);
+	if (spec->probe || spec->cgroup_fd < 0)
+		return n;
+	fds[n] = h->cgroups.workers_fd;
+	return n + CGROUP_FDS;
 }
 
 static int send_request(struct spawner *s, const struct child_spec *spec, const char *buf, size_t len)
@@ -687,7 +552,7 @@ static int send_job(struct spawner *s, struct spawn_job *j, int *prepare_errno)
 		*prepare_errno = errno;
 		return 0;
 	}
-	size_t len = FIXED_FDS + spec.nlisten + CGROUP_FDS > MAX_FDS ? 0 : encode(&spec, buf, sizeof(buf));
+	size_t len = CHILDSPEC_MAX_FDS(spec.nlisten) + CGROUP_FDS > MAX_FDS ? 0 : encode(&spec, buf, sizeof(buf));
 	int sent = len ? send_request(s, &spec, buf, len) : -1;
 	int err = len ? errno : EMSGSIZE;
 	if (len)

@@ -3,7 +3,7 @@
  * the process (cgroup, session and process group, signals, descriptors, environment, identity,
  * limits, working directory), loads the plugin and runs it. Everything here
  * runs in the child; it shares nothing with the host but proto.h and the
- * spec it was handed at fork.
+ * spec it was handed at fork (childspec.h).
  */
 #ifndef WARD_CHILD_H
 #define WARD_CHILD_H
@@ -13,35 +13,7 @@
 #include <sys/types.h>
 
 #include "config/config.h"
-#include "common/proto.h"
-
-struct child_spec {
-	/* The settings the process uses: name, plugin, interval, user, group, env,
-	 * inherit_env, workdir, nice, limits and plugin keys. */
-	const struct worker_conf *conf;
-	int instance;
-	const char *state_dir; /* the worker's private directory, absolute */
-	bool probe;            /* a probe (probe.c): load the plugin, send the verdict on frame_fd, exit */
-	int out_fd;            /* write end of the stdout/stderr pipe; -1: /dev/null (a probe) */
-	int frame_fd;          /* its runtime socket, connected to the host (output.c); a probe's verdict pipe */
-	int slot_fd;           /* the one-page memory file of its progress slot; -1: none (a probe) */
-	const struct test_request *test; /* NULL outside `ward test` */
-	/* The host's variables the process starts its environment from
-	 * (child_inherited_env), NULL-terminated; its own are added to them. */
-	const char *const *base_env;
-	const int *listen_fds; /* the worker's sockets, in configuration order */
-	int nlisten;
-	pid_t host_pid;
-	int cgroup_fd;         /* the instance's cgroup (cgroup.c); -1: none */
-	bool in_cgroup;        /* the spawner cloned the process into it already */
-	/* Set when the host forked the process itself, which then starts with a
-	 * copy of the host's memory: every configuration the host holds (where
-	 * other workers' secrets are wiped) and its shared mappings (unmapped).
-	 * NULL when the spawner forked it: it never held any of that. */
-	const struct config *host_config;
-	struct config *const *old_configs;
-	size_t nold;
-};
+#include "worker/childspec.h"
 
 noreturn void child_main(const struct child_spec *spec);
 /* In the host: the host's variables a process of w inherits (pointers into
