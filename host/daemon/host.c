@@ -28,7 +28,7 @@
 #include "daemon/pidtable.h"
 #include "daemon/reload.h"
 #include "daemon/run.h"
-#include "spawner/spawner.h"
+#include "daemon/spawner_client.h"
 #include "daemon/statedir.h"
 #include "daemon/tick.h"
 #include "daemon/observer.h"

@@ -13,7 +13,7 @@
 #include "config/config.h"
 #include "common/loop.h"
 #include "daemon/cgroup.h"
-#include "spawner/spawner.h"
+#include "daemon/spawner_client.h"
 
 struct worker;
 struct history;

@@ -11,7 +11,7 @@
 #include "daemon/probe.h"
 #include "worker/child.h"
 #include "config/options.h"
-#include "spawner/spawner.h"
+#include "daemon/spawner_client.h"
 #include "daemon/host.h"
 #include "daemon/worker.h"
 #include "common/util.h"

@@ -15,7 +15,7 @@
 #include "worker/child.h"
 #include "daemon/output.h"
 #include "worker/slot.h"
-#include "spawner/spawner.h"
+#include "daemon/spawner_client.h"
 #include "daemon/observer.h"
 
 #include <errno.h>

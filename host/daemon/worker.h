@@ -21,7 +21,7 @@
 #include "common/loop.h"
 #include "common/proto.h"
 #include "common/reason.h"
-#include "spawner/spawner.h"
+#include "daemon/spawner_client.h"
 
 enum istate { IS_STOPPED, IS_STARTING, IS_RUNNING, IS_STOPPING, IS_BACKOFF, IS_FAILED, IS_DONE, IS_COUNT };
 

@@ -1,6 +1,7 @@
 /*
- * spawner.c - the helper process that forks workers (and plugin probes)
- * for the host: the spawner's own loop, and the host's side of asking it.
+ * spawner.c - the spawner process: forks workers (and plugin probes) for
+ * the host. Everything here runs in the spawner; the host's side of asking
+ * it (queue, deadlines, answers) is daemon/spawner_client.c.
  *
  * fork() costs in proportion to what the forking process holds: a page table
  * entry for every page it touched, and a descriptor table that the child
@@ -15,13 +16,12 @@
  * memory, not even the environment strings on the initial stack, is in what
  * it forks.
  *
- * A request carries everything the process needs: the worker's settings
- * (encoded below), the host's variables it inherits and, as descriptors, its
- * stdout pipe, its runtime socket, its progress slot's memory and its listen
- * sockets. The host never waits for an answer: it sends without blocking,
- * queues what the socket does not take yet, reads the answers (one per
- * request, in order) from its loop, and gives up on a spawner that does not
- * answer within REPLY_TIMEOUT_MS: it kills it and forks processes itself.
+ * A request carries everything the process needs, as a child spec
+ * (worker/childspec.c): the worker's settings, the host's variables it
+ * inherits and, as descriptors, its stdout pipe, its runtime socket, its
+ * progress slot's memory and its listen sockets. The spawner answers each
+ * request, in order, with the pid or why there is none; it never decides
+ * anything about the host's children (the host does, see spawner_client.c).
  * With cgroups a request also hands over the instance's cgroup, which
  * clone3(CLONE_INTO_CGROUP) starts the process in, and the cgroup of every
  * worker: if the host dies (even by SIGKILL), the spawner kills that whole
@@ -36,17 +36,14 @@
  */
 #define _GNU_SOURCE
 #include "spawner/spawner.h"
-#include "daemon/cgroup.h"
+#include "worker/child.h"
+#include "worker/childspec.h"
 #include "worker/runtime.h"
-#include "daemon/host.h"
-#include "daemon/worker.h"
 #include "common/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
-#include <poll.h>
-#include <sys/epoll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -56,21 +53,9 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#define REPLY_TIMEOUT_MS 10000 /* a fork of a small process under heavy load, with room to spare */
-#define MAX_FDS 250            /* below the kernel's SCM_MAX_FD (253) */
 #define REQUEST_FD 3
-#define REQUEST_MAX (128 * 1024) /* a worker's settings, encoded; larger ones are forked by the host */
-#define CGROUP_FDS 1 /* after the spec's (childspec.c), with an instance cgroup: the cgroup of every worker */
-
-struct reply {
-	int32_t pid; /* > 0, or 0 on failure */
-	int32_t err; /* errno of the failure */
-};
-
-/* ---- in the spawner ---- */
 
 /* What glibc's fork() hands the kernel, read back from this process: where the
  * thread descriptor keeps its tid, and the robust-mutex list head. */
@@ -128,7 +113,7 @@ static pid_t clone_as_host_child(int cgroup_fd, bool *in_cgroup)
 
 static int send_reply(int sock, pid_t pid, int err)
 {
-	struct reply r = {.pid = pid > 0 ? pid : 0, .err = err};
+	struct spawner_reply r = {.pid = pid > 0 ? pid : 0, .err = err};
 	return send(sock, &r, sizeof(r), MSG_NOSIGNAL) == (ssize_t)sizeof(r) ? 0 : -1;
 }
 
@@ -138,7 +123,7 @@ static ssize_t receive_request(int sock, char *buf, size_t size, int *fds, int *
 {
 	union {
 		struct cmsghdr align;
-		char buf[CMSG_SPACE(MAX_FDS * sizeof(int))];
+		char buf[CMSG_SPACE(SPAWNER_MAX_FDS * sizeof(int))];
 	} ctl;
 	struct iovec iov = {.iov_base = buf, .iov_len = size};
 	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf)};
@@ -161,7 +146,7 @@ static ssize_t receive_request(int sock, char *buf, size_t size, int *fds, int *
 static bool decode(char *buf, size_t len, const int *fds, int nfds, struct child_spec_decoded *d)
 {
 	int used = childspec_decode(buf, len, fds, nfds, d);
-	int more = d->spec.cgroup_fd >= 0 ? CGROUP_FDS : 0;
+	int more = d->spec.cgroup_fd >= 0 ? SPAWNER_WORKERS_CGROUP_FDS : 0;
 	if (used < 0 || nfds != used + more)
 		return false;
 	if (more && workers_cgroup < 0)
@@ -189,8 +174,8 @@ static void name_worker(const struct child_spec *spec, const char *worker_comm)
 
 static void serve(int sock, const char *worker_comm)
 {
-	static char buf[REQUEST_MAX];
-	int fds[MAX_FDS], nfds;
+	static char buf[SPAWNER_REQUEST_MAX];
+	int fds[SPAWNER_MAX_FDS], nfds;
 	ssize_t len;
 	while ((len = receive_request(sock, buf, sizeof(buf), fds, &nfds)) != 0) {
 		struct child_spec_decoded d;
@@ -231,7 +216,7 @@ static noreturn void spawner_main(pid_t host_pid, const char *worker_comm, int e
 {
 	int sock = REQUEST_FD;
 	/* The handler does not survive the exec: installed here. The mask and
-	 * the parent-death signal did (become_spawner). */
+	 * the parent-death signal did (spawner_become). */
 	served_host = host_pid;
 	struct sigaction sa = {.sa_handler = on_host_death, .sa_flags = SA_RESTART};
 	sigfillset(&sa.sa_mask);
@@ -262,7 +247,7 @@ static noreturn void spawner_main(pid_t host_pid, const char *worker_comm, int e
 
 /* Runs before main() in every program that links the host (ward, and test
  * programs using the harness): glibc hands ELF constructors argc, argv and
- * envp. Only a spawner started by become_spawner() matches. */
+ * envp. Only a spawner started by spawner_become() matches. */
 __attribute__((constructor)) static void serve_if_spawner(int argc, char **argv, char **envp)
 {
 	int type = 0;
@@ -281,7 +266,7 @@ __attribute__((constructor)) static void serve_if_spawner(int argc, char **argv,
  * socket, and executes the program again: the very file the host runs, even
  * if it was replaced on disk since. (Opened, not executed by its /proc
  * name: valgrind, which would be executed instead, redirects the open.) */
-static noreturn void become_spawner(int sock, pid_t host_pid)
+noreturn void spawner_become(int sock, pid_t host_pid)
 {
 	/* Only the host ends it (SIGKILL, or its parent-death signal): not a
 	 * Ctrl-C sent to the terminal's process group. Workers reset the mask.
@@ -310,398 +295,4 @@ static noreturn void become_spawner(int sock, pid_t host_pid)
 	int err = errno;
 	child_wipe_initial_environment();
 	spawner_main(host_pid, comm, err);
-}
-
-/* ---- in the host ---- */
-
-/* Forks the job's process from the host itself, now: correct, only costlier
- * as the host grows; the child starts as a copy of the host and wipes what
- * is not its own (child.c, from spec->host_config). */
-static void fork_here(struct spawn_job *j)
-{
-	struct child_spec spec = {0};
-	if (j->prepare(j, &spec) < 0) {
-		j->done(j, -1, errno);
-		return;
-	}
-	pid_t pid = fork();
-	if (pid == 0)
-		child_main(&spec);
-	int err = errno;
-	j->release(j, &spec, pid > 0);
-	j->done(j, pid > 0 ? pid : -1, err);
-}
-
-/* Takes every job off the queue, in order. */
-static struct spawn_job *take_queue(struct spawner *s)
-{
-	struct spawn_job *all = s->head;
-	s->head = s->tail = s->unsent = NULL;
-	s->in_flight = 0;
-	timer_cancel(s->host->loop, &s->deadline);
-	return all;
-}
-
-static void retire(struct host *h)
-{
-	struct spawner *s = &h->spawner;
-	if (s->watch.fd >= 0 && h->loop)
-		loop_close(h->loop, &s->watch);
-	else if (s->watch.fd >= 0)
-		close(s->watch.fd);
-	if (s->pid > 0)
-		kill(s->pid, SIGKILL); /* it waits for the host's death otherwise (serve); reaped like any child */
-	s->watch.fd = -1;
-	s->pid = 0;
-}
-
-/* From now on the host forks workers itself: correct, only slower at scale.
- * What was waiting for the spawner is forked here, in order (`first`, when
- * given, before the rest). The processes it may have forked without saying
- * so are children of the host that no instance knows: killed first. */
-static void disable_with(struct host *h, const char *what, const char *why, struct spawn_job *first)
-{
-	struct spawner *s = &h->spawner;
-	bool had_requests = s->in_flight > 0 || first;
-	int64_t sent_ns = s->in_flight ? s->head->deadline - (int64_t)REPLY_TIMEOUT_MS * NS_PER_MS : mono_ns();
-	size_t n = 0;
-	for (struct spawn_job *j = s->head; j && n < s->in_flight; j = j->next, n++)
-		if (j->orphaned) /* it may have made the process without saying so */
-			j->orphaned(j);
-	struct spawn_job *left = s->host ? take_queue(s) : NULL;
-	if (first) {
-		first->next = left;
-		left = first;
-	}
-	retire(h);
-	s->disabled = true;
-	host_log(HOST_WARN, "%s: %s; the host forks workers itself from now on (starts slow down with thousands of workers)",
-		 what, why);
-	if (had_requests)
-		host_kill_strays(h, sent_ns);
-	while (left) {
-		struct spawn_job *j = left;
-		left = j->next;
-		fork_here(j);
-	}
-	if (s->recheck_children) {
-		s->recheck_children = false;
-		host_recheck_children(h);
-	}
-}
-
-static void disable(struct host *h, const char *what, const char *why)
-{
-	disable_with(h, what, why, NULL);
-}
-
-/* The spawner failed the host: it is killed and replaced by the host itself. */
-static void give_up_on(struct host *h, const char *why)
-{
-	if (h->spawner.pid > 0)
-		kill(h->spawner.pid, SIGKILL);
-	disable(h, "the spawner process failed", why);
-}
-
-/* Waits for the spawner's first reply, within REPLY_TIMEOUT_MS (at boot,
- * before the loop runs). 0, or -1 with errno. */
-static int await_reply(struct spawner *s, struct reply *r)
-{
-	struct pollfd p = {.fd = s->watch.fd, .events = POLLIN};
-	int n;
-	while ((n = poll(&p, 1, REPLY_TIMEOUT_MS)) < 0 && errno == EINTR)
-		;
-	if (n == 0)
-		errno = ETIMEDOUT;
-	if (n <= 0)
-		return -1;
-	ssize_t got = recv(s->watch.fd, r, sizeof(*r), 0);
-	if (got == (ssize_t)sizeof(*r))
-		return 0;
-	errno = got < 0 ? errno : EPIPE;
-	return -1;
-}
-
-void spawner_open(struct host *h)
-{
-	struct spawner *s = &h->spawner;
-	int sv[2];
-	pid_t pid = -1;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0 && (pid = fork()) < 0) {
-		int saved = errno;
-		close(sv[0]);
-		close(sv[1]);
-		errno = saved;
-	}
-	if (pid < 0) {
-		disable(h, "unable to start the spawner process", strerror(errno));
-		return;
-	}
-	if (pid == 0) {
-		close(sv[0]);
-		become_spawner(sv[1], h->pid);
-	}
-	close(sv[1]);
-	*s = (struct spawner){.pid = pid, .watch = {.fd = sv[0]}};
-	struct reply hello = {0};
-	if (await_reply(s, &hello) < 0 || hello.pid != pid || fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0) {
-		const char *why = strerror(hello.pid == 0 && hello.err ? hello.err : errno);
-		kill(pid, SIGKILL);
-		disable(h, "the spawner process cannot fork workers here", why);
-	} else if (hello.err) {
-		host_log(HOST_WARN, "unable to execute ward again for the spawner process (%s): it forks workers from a copy of the host, whose environment strings it wiped",
-			 strerror(hello.err));
-	}
-}
-
-/* The request for spec into buf: its length, or 0 when it does not fit. */
-static size_t encode(const struct child_spec *spec, char *buf, size_t size)
-{
-	struct wire w = {.buf = buf, .size = size};
-	childspec_encode(spec, &w);
-	return w.failed ? 0 : w.at;
-}
-
-/* The descriptors a request hands over, in order; how many. */
-static int request_fds(const struct host *h, const struct child_spec *spec, int *fds)
-{
-	int n = childspec_fds(spec, fds);
-	if (spec->probe || spec->cgroup_fd < 0)
-		return n;
-	fds[n] = h->cgroups.workers_fd;
-	return n + CGROUP_FDS;
-}
-
-static int send_request(struct spawner *s, const struct child_spec *spec, const char *buf, size_t len)
-{
-	int fds[MAX_FDS];
-	int nfds = request_fds(s->host, spec, fds);
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(MAX_FDS * sizeof(int))];
-	} ctl;
-	memset(ctl.buf, 0, CMSG_SPACE((size_t)nfds * sizeof(int)));
-	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-			   .msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int))};
-	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
-	memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
-	ssize_t n;
-	while ((n = sendmsg(s->watch.fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT)) < 0 && errno == EINTR)
-		;
-	return n == (ssize_t)len ? 0 : -1;
-}
-
-/* The job at the head of the queue is answered. */
-static struct spawn_job *pop_answered(struct spawner *s)
-{
-	struct spawn_job *j = s->head;
-	s->head = j->next;
-	if (!s->head)
-		s->tail = NULL;
-	s->in_flight--;
-	if (s->in_flight)
-		timer_arm(s->host->loop, &s->deadline, s->head->deadline);
-	else
-		timer_cancel(s->host->loop, &s->deadline);
-	return j;
-}
-
-/* The spawner's answers received so far. Then, once none is awaited, what
- * had to wait for them (a child nobody knew yet) is looked at again. */
-static void read_answers(struct host *h)
-{
-	struct spawner *s = &h->spawner;
-	struct reply r;
-	ssize_t got;
-	while (s->in_flight && (got = recv(s->watch.fd, &r, sizeof(r), MSG_DONTWAIT)) != 0) {
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0 && errno == EAGAIN)
-			break;
-		if (got != (ssize_t)sizeof(r)) {
-			give_up_on(h, got < 0 ? strerror(errno) : "it sent a malformed answer");
-			return;
-		}
-		struct spawn_job *j = pop_answered(s);
-		if (r.pid <= 0 && r.err != EAGAIN && r.err != ENOMEM) {
-			/* Not short of resources: this kernel or sandbox refuses the clone. */
-			disable_with(h, "the spawner process cannot fork workers here", strerror(r.err), j);
-			return;
-		}
-		j->done(j, r.pid > 0 ? r.pid : -1, r.err);
-	}
-	if (!s->in_flight && s->recheck_children) {
-		s->recheck_children = false;
-		host_recheck_children(h);
-	}
-}
-
-/* Sends one request: 0 sent; 1 the socket is full (try when writable);
- * 2 it cannot go through the spawner (too big): fork it here; -1 the
- * spawner is gone (errno). */
-static int send_job(struct spawner *s, struct spawn_job *j, int *prepare_errno)
-{
-	static char buf[REQUEST_MAX];
-	struct child_spec spec = {0};
-	*prepare_errno = 0;
-	if (j->prepare(j, &spec) < 0) {
-		*prepare_errno = errno;
-		return 0;
-	}
-	size_t len = CHILDSPEC_MAX_FDS(spec.nlisten) + CGROUP_FDS > MAX_FDS ? 0 : encode(&spec, buf, sizeof(buf));
-	int sent = len ? send_request(s, &spec, buf, len) : -1;
-	int err = len ? errno : EMSGSIZE;
-	if (len)
-		explicit_bzero(buf, len); /* the worker's secrets: not for a process the host forks later */
-	j->release(j, &spec, sent == 0);
-	if (sent == 0)
-		return 0;
-	if (err == EAGAIN || err == ENOBUFS)
-		return 1;
-	if (err == EMSGSIZE || err == ETOOMANYREFS)
-		return 2;
-	errno = err;
-	return -1;
-}
-
-/* Takes the next unsent job off the queue (it does not go through the spawner). */
-static void unqueue_unsent(struct spawner *s, struct spawn_job *j)
-{
-	struct spawn_job **p = &s->head, *prev = NULL;
-	while (*p != j) {
-		prev = *p;
-		p = &(*p)->next;
-	}
-	*p = j->next;
-	if (s->tail == j)
-		s->tail = prev;
-	s->unsent = j->next;
-}
-
-/* Sends what is queued, as long as the socket takes it. */
-static void send_queued(struct host *h)
-{
-	struct spawner *s = &h->spawner;
-	int rc = 0;
-	while (s->unsent && rc != 1) {
-		struct spawn_job *j = s->unsent;
-		int failed;
-		rc = send_job(s, j, &failed);
-		if (rc < 0) {
-			char why[128];
-			snprintf(why, sizeof(why), "it does not take requests (%s)", strerror(errno));
-			give_up_on(h, why);
-			return;
-		}
-		if (rc == 2 || (rc == 0 && failed)) {
-			unqueue_unsent(s, j);
-			if (rc == 2)
-				fork_here(j);
-			else
-				j->done(j, -1, failed);
-			continue;
-		}
-		if (rc == 0) {
-			j->deadline = mono_ns() + (int64_t)REPLY_TIMEOUT_MS * NS_PER_MS;
-			if (s->in_flight++ == 0)
-				timer_arm(h->loop, &s->deadline, j->deadline);
-			s->unsent = j->next;
-		}
-	}
-	loop_modify(h->loop, &s->watch, s->unsent ? EPOLLIN | EPOLLOUT : EPOLLIN);
-}
-
-static void on_spawner(struct watch *w, uint32_t events)
-{
-	struct host *h = container_of(w, struct spawner, watch)->host;
-	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
-		read_answers(h);
-	if (h->spawner.watch.fd >= 0 && (events & (EPOLLERR | EPOLLHUP)))
-		loop_unwatch(h->loop, w); /* it died: said when it is reaped, which comes next */
-	else if (h->spawner.watch.fd >= 0 && h->spawner.unsent)
-		send_queued(h);
-}
-
-static void on_deadline(struct timer *t)
-{
-	struct host *h = container_of(t, struct spawner, deadline)->host;
-	char why[96];
-	snprintf(why, sizeof(why), "it did not answer within %d s", REPLY_TIMEOUT_MS / 1000);
-	give_up_on(h, why);
-}
-
-void spawner_attach(struct host *h)
-{
-	struct spawner *s = &h->spawner;
-	s->host = h;
-	s->watch.fn = on_spawner;
-	s->deadline.fn = on_deadline;
-	if (s->watch.fd >= 0 && loop_watch(h->loop, &s->watch, EPOLLIN) < 0) {
-		kill(s->pid, SIGKILL);
-		disable(h, "unable to watch the spawner process", strerror(errno));
-	}
-}
-
-void spawner_submit(struct host *h, struct spawn_job *j)
-{
-	struct spawner *s = &h->spawner;
-	if (s->disabled || !s->host) {
-		fork_here(j);
-		return;
-	}
-	j->next = NULL;
-	if (s->tail)
-		s->tail->next = j;
-	else
-		s->head = j;
-	s->tail = j;
-	if (!s->unsent)
-		s->unsent = j;
-	send_queued(h);
-}
-
-bool spawner_unanswered(struct host *h)
-{
-	if (h->spawner.in_flight)
-		read_answers(h);
-	return h->spawner.in_flight > 0;
-}
-
-void spawner_recheck_children_later(struct host *h)
-{
-	h->spawner.recheck_children = true;
-}
-
-bool spawner_is(const struct host *h, pid_t pid)
-{
-	return pid > 0 && pid == h->spawner.pid;
-}
-
-void spawner_reaped(struct host *h, pid_t pid, int wait_status)
-{
-	if (!spawner_is(h, pid))
-		return;
-	read_answers(h); /* what it said before it died still counts */
-	char why[64];
-	if (WIFSIGNALED(wait_status))
-		snprintf(why, sizeof(why), "killed by signal %d", WTERMSIG(wait_status));
-	else
-		snprintf(why, sizeof(why), "exited with status %d", WEXITSTATUS(wait_status));
-	h->spawner.pid = 0; /* reaped: nothing left to signal */
-	disable(h, "the spawner process died", why);
-}
-
-void spawner_close(struct host *h)
-{
-	pid_t pid = h->spawner.pid;
-	if (h->spawner.host)
-		take_queue(&h->spawner); /* the host is ending: nothing more is started */
-	retire(h);
-	if (pid > 0)
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
 }
