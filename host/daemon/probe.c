@@ -354,13 +354,42 @@ struct waiting {
 	bool done;
 };
 
+/* This process runs no worker: its children are its probes, its spawner
+ * and strays, reaped as the host reaps them (daemon/host.c). A child
+ * nobody knows stays a zombie while the spawner's answers are awaited: it
+ * may be a probe not named yet (then this runs again, as on_answered). */
+static void reap_batch_children(void *arg)
+{
+	struct host *h = arg;
+	for (;;) {
+		siginfo_t si = {0};
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0) {
+			if (errno == EINTR)
+				continue;
+			return; /* ECHILD: nothing left */
+		}
+		pid_t pid = si.si_pid;
+		if (pid == 0)
+			return;
+		if (!spawner_is(h, pid) && !probe_owns(pid) && spawner_unanswered(h)) {
+			spawner_recheck_children_later(h);
+			return;
+		}
+		int status;
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		if (!probe_reaped(pid, status))
+			spawner_reaped(h, pid, status); /* or a stray: nothing more to do */
+	}
+}
+
 static void on_children(struct watch *w, uint32_t events)
 {
 	(void)events;
 	struct signalfd_siginfo si;
 	while (read(w->fd, &si, sizeof(si)) == sizeof(si))
 		;
-	host_recheck_children(container_of(w, struct waiting, children)->host);
+	reap_batch_children(container_of(w, struct waiting, children)->host);
 }
 
 static void finished_waiting(void *arg)
@@ -388,7 +417,10 @@ static int run_batch(struct config *cfg, bool check_keys, uint64_t timeout_ms,
 	if (w.children.fd < 0 || loop_watch(h->loop, &w.children, EPOLLIN) < 0)
 		goto restore;
 	spawner_open(h);
-	spawner_attach(h);
+	/* No on_strays: a probe the spawner made without saying so is left to
+	 * end by itself, as it always was here (this process's zeroed h->cgroups
+	 * read as cgroups, so the host's stray killing returned at once). */
+	spawner_attach(h, (struct spawner_hooks){.on_answered = reap_batch_children, .ctx = h});
 	struct probe_batch *b = start_batch(h, cfg, check_keys, timeout_ms, finished_waiting, &w);
 	while (!w.done && loop_run_once(h->loop) == 0)
 		;

@@ -12,7 +12,7 @@
 #include "daemon/spawner_client.h"
 #include "spawner/spawner.h"
 #include "daemon/host.h"
-#include "daemon/worker.h"
+#include "daemon/log.h"
 #include "worker/child.h"
 #include "common/util.h"
 
@@ -47,6 +47,14 @@ static void fork_here(struct spawn_job *j)
 	int err = errno;
 	j->release(j, &spec, pid > 0);
 	j->done(j, pid > 0 ? pid : -1, err);
+}
+
+/* Every request is answered, and a child of the host waited for that. */
+static void tell_answered(struct spawner *s)
+{
+	s->recheck_children = false;
+	if (s->hooks.on_answered)
+		s->hooks.on_answered(s->hooks.ctx);
 }
 
 /* Takes every job off the queue, in order. */
@@ -94,17 +102,15 @@ static void disable_with(struct host *h, const char *what, const char *why, stru
 	s->disabled = true;
 	host_log(HOST_WARN, "%s: %s; the host forks workers itself from now on (starts slow down with thousands of workers)",
 		 what, why);
-	if (had_requests)
-		host_kill_strays(h, sent_ns);
+	if (had_requests && s->hooks.on_strays)
+		s->hooks.on_strays(s->hooks.ctx, sent_ns);
 	while (left) {
 		struct spawn_job *j = left;
 		left = j->next;
 		fork_here(j);
 	}
-	if (s->recheck_children) {
-		s->recheck_children = false;
-		host_recheck_children(h);
-	}
+	if (s->recheck_children)
+		tell_answered(s);
 }
 
 static void disable(struct host *h, const char *what, const char *why)
@@ -251,10 +257,8 @@ static void read_answers(struct host *h)
 		}
 		j->done(j, r.pid > 0 ? r.pid : -1, r.err);
 	}
-	if (!s->in_flight && s->recheck_children) {
-		s->recheck_children = false;
-		host_recheck_children(h);
-	}
+	if (!s->in_flight && s->recheck_children)
+		tell_answered(s);
 }
 
 /* Sends one request: 0 sent; 1 the socket is full (try when writable);
@@ -351,10 +355,11 @@ static void on_deadline(struct timer *t)
 	give_up_on(h, why);
 }
 
-void spawner_attach(struct host *h)
+void spawner_attach(struct host *h, struct spawner_hooks hooks)
 {
 	struct spawner *s = &h->spawner;
 	s->host = h;
+	s->hooks = hooks;
 	s->watch.fn = on_spawner;
 	s->deadline.fn = on_deadline;
 	if (s->watch.fd >= 0 && loop_watch(h->loop, &s->watch, EPOLLIN) < 0) {

@@ -36,6 +36,19 @@ struct spawn_job {
 	int64_t deadline;       /* in flight: when the answer is due */
 };
 
+/* What the host decides when its client has something to tell: the spawner
+ * only makes processes and says which, the host decides about its children.
+ * Registered with spawner_attach(); either may be NULL (nothing to do). */
+struct spawner_hooks {
+	/* The spawner failed with requests unanswered, the oldest sent at
+	 * sent_ns (mono_ns()): it may have made processes without saying so. */
+	void (*on_strays)(void *ctx, int64_t sent_ns);
+	/* No request is unanswered any more, after spawner_recheck_children_later():
+	 * a child that had to wait for the answers may be looked at again. */
+	void (*on_answered)(void *ctx);
+	void *ctx;
+};
+
 struct spawner {
 	pid_t pid;          /* 0: none running */
 	struct watch watch; /* the host's end of the request socket; fd -1 without a spawner */
@@ -46,14 +59,16 @@ struct spawner {
 	struct spawn_job *head, *tail, *unsent;
 	size_t in_flight;
 	bool recheck_children; /* a child had to wait for the answers */
+	struct spawner_hooks hooks;
 };
 
 /* Forks the spawner. First thing in the host, while it holds nothing: no
  * configuration, no descriptors, little memory. It runs this program again
  * (see spawner/spawner.c), so its memory holds nothing of the host's. */
 void spawner_open(struct host *h);
-/* Once the host's loop exists: answers are read as they come. */
-void spawner_attach(struct host *h);
+/* Once the host's loop exists: answers are read as they come, and the host
+ * hears through hooks what it has to decide. */
+void spawner_attach(struct host *h, struct spawner_hooks hooks);
 
 /* Has the job's process forked: by the spawner, without waiting for it
  * (done() comes when it answers, within a deadline after which the host
@@ -64,7 +79,7 @@ void spawner_submit(struct host *h, struct spawn_job *j);
 /* Whether requests are still unanswered, after reading the answers that
  * are in. A child of the host that nobody knows may be one of them. */
 bool spawner_unanswered(struct host *h);
-/* Calls host_recheck_children() once no request is unanswered. */
+/* Calls hooks.on_answered once no request is unanswered. */
 void spawner_recheck_children_later(struct host *h);
 
 /* Whether pid is the running spawner: neither a worker nor a stray. */
