@@ -21,6 +21,7 @@
 #include <ward_harness.h>
 
 #include "config/config.h"
+#include "worker/childspec.h"
 
 /* ---- the `config` suite's fixture: a directory and what config_load made of it ---- */
 
@@ -1325,4 +1326,78 @@ Test(check, check_output_carries_no_raw_control_bytes_from_the_file)
 	cr_expect(strstr(err, "invalid value \"\\x1b]0;owned\\x07\""), "stderr:\n%s", err);
 	cr_expect_null(strchr(err, '\x1b'), "a raw ESC reached the terminal:\n%s", err);
 	cr_expect_null(strchr(err, '\x07'), "a raw BEL reached the terminal:\n%s", err);
+}
+
+/* The child spec (worker/childspec.c) carries a worker's settings to the
+ * process the spawner makes by walking the key table: every setting
+ * arrives as configured, without a list of them kept anywhere else. */
+Test(config, a_workers_settings_reach_its_process_through_the_child_spec_unchanged)
+{
+	write_file("ward.ini",
+		   "[ward]\n"
+		   "autoload = no\n"
+		   "[dep]\n"
+		   "plugin = p\n"
+		   "[w]\n"
+		   "plugin = p\n"
+		   "autostart = no\n"
+		   "instances = 3\n"
+		   "interval = 250ms\n"
+		   "restart = always\n"
+		   "max_restarts = unlimited\n"
+		   "requires = dep\n"
+		   "listen = unix:w.sock, tcp:127.0.0.1:8080\n"
+		   "user = nobody\n"
+		   "inherit_env = yes\n"
+		   "workdir = /tmp\n"
+		   "nice = -5\n"
+		   "limit.nofile = 512\n"
+		   "limit.memory = unlimited\n"
+		   "limit.cpu = 30s\n"
+		   "critical = yes\n"
+		   "env.SECRET = s3cret\n"
+		   "url = http://example.com/\n");
+	fake_plugin("plugins/p.so");
+	load_valid();
+	const struct worker_conf *w = worker("w");
+	const char *base_env[] = {"PATH=/bin", "LANG=C", NULL};
+	int listen_fds[2] = {40, 41};
+	struct test_request test = {.max_cycles = 7, .report = true};
+	struct child_spec spec = {.conf = w, .instance = 2, .state_dir = "/state/workers/w", .out_fd = 30,
+				  .frame_fd = 31, .slot_fd = 32, .test = &test, .base_env = base_env,
+				  .listen_fds = listen_fds, .nlisten = 2, .host_pid = 1234, .cgroup_fd = 33};
+	static char buf[64 * 1024];
+	struct wire out = {.buf = buf, .size = sizeof(buf)};
+	childspec_encode(&spec, &out);
+	int fds[CHILDSPEC_MAX_FDS(2)];
+	int nfds = childspec_fds(&spec, fds);
+	cr_assert(!out.failed);
+	cr_assert_eq(nfds, 6);
+
+	struct child_spec_decoded d;
+	cr_assert_eq(childspec_decode(buf, out.at, fds, nfds, &d), nfds);
+	cr_expect(config_worker_equal(d.spec.conf, w), "a setting changed on the way");
+	cr_expect_str_eq(d.conf.name, "w");
+	cr_expect_eq(d.conf.nice, -5);
+	cr_expect(d.conf.nice_set);
+	cr_expect_eq(d.conf.limit_memory.value, UINT64_MAX);
+	cr_expect(has(&d.conf.env, "SECRET=s3cret"));
+	cr_expect_eq(d.spec.instance, 2);
+	cr_expect_eq(d.spec.host_pid, 1234);
+	cr_expect_str_eq(d.spec.state_dir, "/state/workers/w");
+	cr_expect_str_eq(d.spec.base_env[1], "LANG=C");
+	cr_expect_null(d.spec.base_env[2]);
+	cr_expect_eq(d.spec.test->max_cycles, 7);
+	cr_expect_eq(d.spec.out_fd, 30);
+	cr_expect_eq(d.spec.listen_fds[1], 41);
+	cr_expect_eq(d.spec.cgroup_fd, 33);
+	childspec_decoded_free(&d);
+
+	/* Cut short anywhere, or with a descriptor missing: refused, not misread. */
+	for (size_t len = 0; len < out.at; len += 7) {
+		cr_expect_eq(childspec_decode(buf, len, fds, nfds, &d), -1, "a request cut at %zu bytes was accepted", len);
+		childspec_decoded_free(&d);
+	}
+	cr_expect_eq(childspec_decode(buf, out.at, fds, nfds - 1, &d), -1);
+	childspec_decoded_free(&d);
 }
