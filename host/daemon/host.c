@@ -151,11 +151,9 @@ static int64_t start_time_ns(pid_t pid)
  * process (the host's child, through CLONE_PARENT) without telling. With
  * cgroups the instance's cgroup is killed instead (spawn.c). Without, the
  * candidates are strays started since the request that are in no live
- * worker's session: a worker's helper is in its worker's session. The
- * spawner client's on_strays. */
-static void host_kill_strays(void *arg, int64_t sent_ns)
+ * worker's session: a worker's helper is in its worker's session. */
+void host_kill_strays(struct host *h, int64_t sent_ns)
 {
-	struct host *h = arg;
 	if (cgroup_active(&h->cgroups))
 		return;
 	struct timespec boot;
@@ -214,11 +212,10 @@ static void reap_children(struct host *h)
 
 /* A child that died while the spawner's answers were awaited is reaped
  * now. Strays are never killed here: one belongs to the worker it came
- * from, and only that worker's end kills it (reap_children). The spawner
- * client's on_answered. */
-static void host_recheck_children(void *arg)
+ * from, and only that worker's end kills it (reap_children). */
+void host_recheck_children(struct host *h)
 {
-	reap_children(arg);
+	reap_children(h);
 }
 
 /* ---- boot and shutdown ---- */
@@ -671,8 +668,7 @@ static int open_loop(struct host *h, struct signal_watch *sw)
 		return -1;
 	}
 	/* The spawner says what it made; what to do about strays is the host's. */
-	spawner_attach(h, (struct spawner_hooks){.on_strays = host_kill_strays, .on_answered = host_recheck_children,
-						 .ctx = h});
+	spawner_attach(h, (struct spawner_hooks){.on_strays = host_kill_strays, .on_answered = host_recheck_children});
 	char *db = xasprintf("%s/ward.db", h->cfg.state_dir);
 	h->history = history_open(db, h->cfg.history_keep);
 	free(db);

@@ -358,9 +358,8 @@ struct waiting {
  * and strays, reaped as the host reaps them (daemon/host.c). A child
  * nobody knows stays a zombie while the spawner's answers are awaited: it
  * may be a probe not named yet (then this runs again, as on_answered). */
-static void reap_batch_children(void *arg)
+static void reap_batch_children(struct host *h)
 {
-	struct host *h = arg;
 	for (;;) {
 		siginfo_t si = {0};
 		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0) {
@@ -420,7 +419,7 @@ static int run_batch(struct config *cfg, bool check_keys, uint64_t timeout_ms,
 	/* No on_strays: a probe the spawner made without saying so is left to
 	 * end by itself, as it always was here (this process's zeroed h->cgroups
 	 * read as cgroups, so the host's stray killing returned at once). */
-	spawner_attach(h, (struct spawner_hooks){.on_answered = reap_batch_children, .ctx = h});
+	spawner_attach(h, (struct spawner_hooks){.on_answered = reap_batch_children});
 	struct probe_batch *b = start_batch(h, cfg, check_keys, timeout_ms, finished_waiting, &w);
 	while (!w.done && loop_run_once(h->loop) == 0)
 		;

@@ -50,11 +50,11 @@ static void fork_here(struct spawn_job *j)
 }
 
 /* Every request is answered, and a child of the host waited for that. */
-static void tell_answered(struct spawner *s)
+static void tell_answered(struct host *h)
 {
-	s->recheck_children = false;
-	if (s->hooks.on_answered)
-		s->hooks.on_answered(s->hooks.ctx);
+	h->spawner.recheck_children = false;
+	if (h->spawner.hooks.on_answered)
+		h->spawner.hooks.on_answered(h);
 }
 
 /* Takes every job off the queue, in order. */
@@ -103,14 +103,14 @@ static void disable_with(struct host *h, const char *what, const char *why, stru
 	host_log(HOST_WARN, "%s: %s; the host forks workers itself from now on (starts slow down with thousands of workers)",
 		 what, why);
 	if (had_requests && s->hooks.on_strays)
-		s->hooks.on_strays(s->hooks.ctx, sent_ns);
+		s->hooks.on_strays(h, sent_ns);
 	while (left) {
 		struct spawn_job *j = left;
 		left = j->next;
 		fork_here(j);
 	}
 	if (s->recheck_children)
-		tell_answered(s);
+		tell_answered(h);
 }
 
 static void disable(struct host *h, const char *what, const char *why)
@@ -258,7 +258,7 @@ static void read_answers(struct host *h)
 		j->done(j, r.pid > 0 ? r.pid : -1, r.err);
 	}
 	if (!s->in_flight && s->recheck_children)
-		tell_answered(s);
+		tell_answered(h);
 }
 
 /* Sends one request: 0 sent; 1 the socket is full (try when writable);

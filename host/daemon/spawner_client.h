@@ -42,11 +42,10 @@ struct spawn_job {
 struct spawner_hooks {
 	/* The spawner failed with requests unanswered, the oldest sent at
 	 * sent_ns (mono_ns()): it may have made processes without saying so. */
-	void (*on_strays)(void *ctx, int64_t sent_ns);
+	void (*on_strays)(struct host *h, int64_t sent_ns);
 	/* No request is unanswered any more, after spawner_recheck_children_later():
 	 * a child that had to wait for the answers may be looked at again. */
-	void (*on_answered)(void *ctx);
-	void *ctx;
+	void (*on_answered)(struct host *h);
 };
 
 struct spawner {
