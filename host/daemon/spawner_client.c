@@ -75,7 +75,7 @@ static void retire(struct host *h)
 	else if (s->watch.fd >= 0)
 		close(s->watch.fd);
 	if (s->pid > 0)
-		kill(s->pid, SIGKILL); /* it waits for the host's death otherwise (serve); reaped like any child */
+		kill(s->pid, SIGKILL); /* it waits for the host's death otherwise (spawner.c's serve); reaped like any child */
 	s->watch.fd = -1;
 	s->pid = 0;
 }
@@ -83,7 +83,8 @@ static void retire(struct host *h)
 /* From now on the host forks workers itself: correct, only slower at scale.
  * What was waiting for the spawner is forked here, in order (`first`, when
  * given, before the rest). The processes it may have forked without saying
- * so are children of the host that no instance knows: killed first. */
+ * so are children of the host that no instance knows: the host hears of
+ * them first (hooks.on_strays) and decides what becomes of them. */
 static void disable_with(struct host *h, const char *what, const char *why, struct spawn_job *first)
 {
 	struct spawner *s = &h->spawner;
@@ -177,9 +178,12 @@ void spawner_open(struct host *h)
 	}
 }
 
-/* The request for spec into buf: its length, or 0 when it does not fit. */
+/* The request for spec into buf: its length, or 0 when it does not fit in
+ * one request (its bytes, or its descriptors). */
 static size_t encode(const struct child_spec *spec, char *buf, size_t size)
 {
+	if (CHILDSPEC_MAX_FDS(spec->nlisten) + SPAWNER_WORKERS_CGROUP_FDS > SPAWNER_MAX_FDS)
+		return 0;
 	struct wire w = {.buf = buf, .size = size};
 	childspec_encode(spec, &w);
 	return w.failed ? 0 : w.at;
@@ -273,7 +277,7 @@ static int send_job(struct spawner *s, struct spawn_job *j, int *prepare_errno)
 		*prepare_errno = errno;
 		return 0;
 	}
-	size_t len = CHILDSPEC_MAX_FDS(spec.nlisten) + SPAWNER_WORKERS_CGROUP_FDS > SPAWNER_MAX_FDS ? 0 : encode(&spec, buf, sizeof(buf));
+	size_t len = encode(&spec, buf, sizeof(buf));
 	int sent = len ? send_request(s, &spec, buf, len) : -1;
 	int err = len ? errno : EMSGSIZE;
 	if (len)

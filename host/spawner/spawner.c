@@ -192,10 +192,10 @@ static void serve(int sock, const char *worker_comm)
 		}
 		int err = whole ? errno : EPROTO;
 		/* The next worker must not find this one's settings (its secrets) here. */
-		if (len > 0)
+		if (len > 0) {
 			explicit_bzero(buf, (size_t)len);
-		if (len > 0)
 			childspec_decoded_free(&d);
+		}
 		for (int i = 0; i < nfds; i++)
 			close(fds[i]);
 		if (send_reply(sock, pid, err) < 0)
