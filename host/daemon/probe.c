@@ -1,6 +1,6 @@
 /*
  * probe.c - probes of plugin files (see probe.h). The host side starts a
- * probe process through the spawner like any worker process (spawner.c,
+ * probe process through the spawner like any worker process (spawner_client.c,
  * child.c), reads its verdict from a pipe, and judges it once the process
  * is reaped, or kills it at its deadline; `ward check` runs the same
  * machinery on a loop of its own until every verdict is in. The probe side
