@@ -30,6 +30,7 @@ struct host {
 	pid_t pid;
 	bool shutting_down;
 	bool critical_failed;    /* a `critical = yes` worker became failed: stop, exit 3 */
+	bool ended_failed;       /* exit_when_done ended the host with a worker failed: exit 3 */
 	bool order_dirty;        /* a state changed: dependency ordering may have work to do */
 	size_t nstarting;        /* instances in IS_STARTING, of every worker: kept by set_state */
 	bool ready_told;         /* systemd was told READY=1 */
