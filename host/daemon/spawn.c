@@ -15,7 +15,7 @@
 #include "worker/child.h"
 #include "daemon/channel.h"
 #include "daemon/pipes.h"
-#include "worker/slot.h"
+#include "daemon/slots.h"
 #include "spawner/spawner.h"
 #include "daemon/observer.h"
 

@@ -12,7 +12,7 @@
 #include "daemon/channel.h"
 #include "daemon/pipes.h"
 #include "daemon/pidtable.h"
-#include "worker/slot.h"
+#include "daemon/slots.h"
 #include "daemon/spawn.h"
 #include "daemon/observer.h"
 #include "daemon/tick.h"

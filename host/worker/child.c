@@ -18,7 +18,7 @@
 #include "worker/loader.h"
 #include "worker/probe.h"
 #include "worker/runtime.h"
-#include "worker/slot.h"
+#include "daemon/slots.h"
 #include "common/util.h"
 
 #include <errno.h>

@@ -1,12 +1,13 @@
 /*
- * slot.h - the pool of progress slots (proto.h), a page each, shared with
- * worker processes. Each process maps its own slot's page from a one-page
- * memory file the host hands it, and can reach nothing else; the host keeps
- * the bookkeeping in private memory, so a worker scribbling over its page
- * can never corrupt the pool.
+ * slots.h - the host's pool of progress slots (struct slot, common/proto.h),
+ * a page each, shared with worker processes. Each process maps its own
+ * slot's page from a one-page memory file the host hands it (worker/slot.h),
+ * and can reach nothing else; the host keeps the bookkeeping in private
+ * memory, so a worker scribbling over its page can never corrupt the pool.
+ * Host daemon only.
  */
-#ifndef WARD_SLOT_H
-#define WARD_SLOT_H
+#ifndef WARD_SLOTS_H
+#define WARD_SLOTS_H
 
 #include "common/proto.h"
 

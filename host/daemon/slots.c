@@ -1,5 +1,5 @@
 /*
- * slot.c - progress slots, one page each, in the host. The host reserves
+ * slots.c - the host's pool of progress slots, one page each. The host reserves
  * address space for slots in chunks; each start of a process replaces its
  * slot's page with a fresh memfd of exactly one page, sealed so that nobody
  * can grow or shrink it, mapped over the slot's place (MAP_FIXED). The
@@ -13,11 +13,12 @@
  * shared memory per instance (4 KiB) and four system calls per start.
  *
  * The free list lives in the host's private heap, so a worker scribbling
- * over its page can never corrupt the pool. The pool runs in the host daemon;
- * the child maps its one page (worker/child.c).
+ * over its page can never corrupt the pool. Host daemon only; the child maps
+ * its one page with worker/slot.c, and the layout both see is struct slot
+ * in common/proto.h.
  */
 #define _GNU_SOURCE
-#include "worker/slot.h"
+#include "daemon/slots.h"
 #include "common/util.h"
 
 #include <errno.h>
@@ -105,6 +106,7 @@ int slot_renew(struct slot *s)
 	return fd;
 }
 
+/* In a worker process: for the moment here; worker/slot.c next. */
 struct slot *slot_map(int fd)
 {
 	void *p = mmap(NULL, page_size(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
