@@ -105,10 +105,3 @@ int slot_renew(struct slot *s)
 	slot_reset(s); /* a fresh page is zeroed already; this says what zero means */
 	return fd;
 }
-
-/* In a worker process: for the moment here; worker/slot.c next. */
-struct slot *slot_map(int fd)
-{
-	void *p = mmap(NULL, page_size(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	return p == MAP_FAILED ? NULL : p;
-}

@@ -19,7 +19,5 @@ void slot_reset(struct slot *s);
  * host maps in its place. Returns that file's descriptor for the process
  * (the caller closes it once handed over), or -1 with errno. */
 int slot_renew(struct slot *s);
-/* In a worker: maps the page of the file slot_renew made; NULL with errno. */
-struct slot *slot_map(int fd);
 
 #endif

@@ -18,7 +18,7 @@
 #include "worker/loader.h"
 #include "worker/probe.h"
 #include "worker/runtime.h"
-#include "daemon/slots.h"
+#include "worker/slot.h"
 #include "common/util.h"
 
 #include <errno.h>
