@@ -2,7 +2,7 @@
  * observer.h - how `ward test` watches the host it runs (host process).
  * The host calls these at the few points a test report needs; in production
  * struct host's observer is NULL and none of this runs. Implemented by
- * cli/tester.c, so daemon/ never includes the tester.
+ * cli/test_run.c, so daemon/ never includes the tester.
  */
 #ifndef WARD_OBSERVER_H
 #define WARD_OBSERVER_H
