@@ -24,7 +24,8 @@
 #include "daemon/probe.h"
 #include "common/reason.h"
 #include "common/loop.h"
-#include "daemon/output.h"
+#include "daemon/channel.h"
+#include "daemon/pipes.h"
 #include "daemon/pidtable.h"
 #include "daemon/reload.h"
 #include "daemon/run.h"
@@ -88,7 +89,7 @@ static void flush_history(struct timer *t)
  * reading a READY the worker sent in time. */
 static void read_frames_before_timers(void *arg)
 {
-	output_read_frames(arg);
+	channel_read_frames(arg);
 }
 
 /* Before the loop sleeps: whatever was recorded since gets written in one
@@ -196,13 +197,14 @@ static void reap_children(struct host *h)
 			kill(-pid, SIGKILL);
 			if (!cgroup_active(&h->cgroups))
 				kill_strays_of(h, pid); /* with cgroups: its cgroup, once reaped */
-			output_read_frames(h);
+			channel_read_frames(h);
 		}
 		int status;
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
 		if (in) {
-			output_drain(in);
+			pipe_drain(in);
+			channel_forget(in);
 			instance_exited(in, status);
 		} else if (!probe_reaped(pid, status)) {
 			spawner_reaped(h, pid, status); /* or a stray: nothing more to do */
@@ -462,6 +464,36 @@ static void ping_systemd(struct timer *t)
 	timer_arm(h->loop, t, mono_ns() + h->notify_period);
 }
 
+/* A worker that runs nothing now but that the host would start by itself:
+ * it waits for what it requires, or for a connection to its sockets. */
+static bool may_run_again(const struct worker *w)
+{
+	if (worker_is_active(w) || w->pending_start)
+		return true;
+	return w->conf->listen.n && !w->conf->autostart && worker_state(w) != IS_FAILED;
+}
+
+/* exit_when_done: the workers are a batch of work, not services. Once no
+ * worker can run again, the host ends: 0 when none failed, 3 when one did.
+ * A worker stopped by `ward stop`, or never started, waits for nothing the
+ * host does itself. Called when a state changed, not on every turn. */
+static void end_when_nothing_can_run(struct host *h)
+{
+	if (!h->cfg.exit_when_done || h->shutting_down || h->test)
+		return;
+	size_t failed = 0, done = 0;
+	for (size_t i = 0; i < h->nworkers; i++) {
+		if (may_run_again(h->workers[i]))
+			return;
+		failed += worker_state(h->workers[i]) == IS_FAILED;
+		done += worker_state(h->workers[i]) == IS_DONE;
+	}
+	host_log(HOST_INFO, "exit_when_done: no worker can run again (%zu done, %zu failed): host exiting with status %d",
+		 done, failed, failed ? 3 : 0);
+	h->ended_failed = failed > 0;
+	h->shutting_down = true;
+}
+
 /* Lets dependency ordering act on every state change, until nothing moves. */
 static void settle_order(struct host *h)
 {
@@ -479,6 +511,7 @@ static void settle_order(struct host *h)
 	for (size_t i = 0; i < h->nworkers; i++)
 		listener_update(h->workers[i]);
 	tell_systemd(h);
+	end_when_nothing_can_run(h);
 }
 
 static bool all_settled(const struct host *h)
@@ -658,8 +691,15 @@ static void test_timed_out(struct timer *t)
 	begin_shutdown(h, SIGTERM);
 }
 
-/* The loop with its signals, the spawner on it, history and the host's own
- * timers. 0, or -1 when there is no loop (said). */
+/* A ready frame (channel.c) is an event of the instance's state machine. */
+static void frame_said_ready(void *ctx, struct instance *in)
+{
+	(void)ctx;
+	instance_ready(in);
+}
+
+/* The loop with its signals, the spawner on it, history, the runtime channel
+ * and the host's own timers. 0, or -1 when there is no loop (said). */
 static int open_loop(struct host *h, struct signal_watch *sw)
 {
 	h->loop = loop_new();
@@ -680,6 +720,7 @@ static int open_loop(struct host *h, struct signal_watch *sw)
 	if (h->notify_period > 0)
 		timer_arm(h->loop, &h->notify_timer, mono_ns() + h->notify_period);
 	tick_init(h);
+	channel_init(h, (struct channel_handler){.on_ready = frame_said_ready});
 	return 0;
 }
 
@@ -785,8 +826,10 @@ static int host_main(const char *config_dir, const struct host_observer *test)
 	if (!test)
 		host_log(HOST_INFO, "every worker has stopped; host exiting%s",
 			 h->critical_failed ? " with status 3 (a critical worker failed)" : "");
-	/* docs/lifecycle.md, ward run's exit status: 0 after a requested stop, 3 after a critical failure (1: could not start, above) */
-	status = loop_failed ? 1 : h->critical_failed ? 3 : 0;
+	/* docs/lifecycle.md, ward run's exit status: 0 after a requested stop (or
+	 * exit_when_done with nothing failed), 3 after a critical failure or
+	 * exit_when_done with a worker failed (1: could not start, above) */
+	status = loop_failed ? 1 : h->critical_failed || h->ended_failed ? 3 : 0;
 out:
 	kill_survivors(h);
 	spawner_close(h);
@@ -797,7 +840,7 @@ out:
 	free_workers(h);
 	cgroup_teardown(h);
 	free_old_configs(h);
-	output_close_channels(h);
+	channel_close(h);
 	history_close(h->history);
 	statedir_close(h); /* the lock goes last: the history is closed */
 	if (sw.watch.fd >= 0)

@@ -30,6 +30,7 @@ struct host {
 	pid_t pid;
 	bool shutting_down;
 	bool critical_failed;    /* a `critical = yes` worker became failed: stop, exit 3 */
+	bool ended_failed;       /* exit_when_done ended the host with a worker failed: exit 3 */
 	bool order_dirty;        /* a state changed: dependency ordering may have work to do */
 	size_t nstarting;        /* instances in IS_STARTING, of every worker: kept by set_state */
 	bool ready_told;         /* systemd was told READY=1 */
@@ -44,7 +45,7 @@ struct host {
 	struct config **old_configs; /* replaced by reloads, kept while a worker refers to them */
 	size_t nold;
 	char scratch[64 * 1024]; /* read buffer shared by every pipe */
-	struct frame_channel *channel; /* the runtime channel, once opened (output.c) */
+	struct frame_channel *channel; /* the runtime channel, once opened (channel.c) */
 	bool booting;            /* the plugins are being probed: no worker exists yet */
 	struct reload *reload;   /* a reload waiting for its plugins' verdicts (reload.c) */
 	struct spawner spawner;

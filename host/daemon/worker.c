@@ -9,9 +9,10 @@
 #include "daemon/worker.h"
 #include "daemon/host.h"
 #include "daemon/lifecycle.h"
-#include "daemon/output.h"
+#include "daemon/channel.h"
+#include "daemon/pipes.h"
 #include "daemon/pidtable.h"
-#include "worker/slot.h"
+#include "daemon/slots.h"
 #include "daemon/spawn.h"
 #include "daemon/observer.h"
 #include "daemon/tick.h"
@@ -655,6 +656,22 @@ void worker_kill(struct worker *w)
 			kill_group(&w->inst[i], REASON_STOPPED);
 }
 
+int worker_signal(struct worker *w, int sig)
+{
+	int reached = 0;
+	for (int i = 0; i < w->ninst; i++) {
+		struct instance *in = &w->inst[i];
+		if (in->pid <= 0 || in->reaped)
+			continue;
+		/* Its cgroup reaches the processes that left its group too. */
+		int n = cgroup_instance_signal(in, sig);
+		if (n < 0)
+			n = kill(-in->pid, sig) == 0 || kill(in->pid, sig) == 0;
+		reached += n > 0;
+	}
+	return reached;
+}
+
 void instance_ready(struct instance *in)
 {
 	/* Its frames can come before the spawner's answer: ready once it is in. */
@@ -815,7 +832,8 @@ void worker_free(struct worker *w)
 	for (int i = 0; i < w->ninst; i++) {
 		struct instance *in = &w->inst[i];
 		timer_cancel(w->host->loop, &in->timer);
-		output_detach(in);
+		pipe_detach(in);
+		channel_forget(in);
 		slot_free(in->slot);
 	}
 	listener_close_all(w);

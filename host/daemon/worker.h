@@ -49,7 +49,7 @@ struct instance {
 	struct watch out;      /* the process's stdout/stderr pipe */
 	struct pending out_rest;
 	bool frames_ignored;   /* it sent garbage on its runtime channel */
-	uint64_t channel_key;  /* the address of its process's runtime socket (output.c); 0: none */
+	uint64_t channel_key;  /* the address of its process's runtime socket (channel.c); 0: none */
 	struct timer timer;    /* the one deadline of the current state */
 	struct spawn_job spawn_job; /* asking for its process (spawn.c) */
 	bool spawning;         /* a process was asked for and is not there yet */
@@ -128,6 +128,9 @@ void worker_start(struct worker *w, enum activation activation);
 void worker_stop(struct worker *w);
 /* Escalation for a host asked twice to stop: SIGKILL every process, its group and its cgroup now. */
 void worker_kill(struct worker *w);
+/* `ward signal`: sig to every process of the worker (its cgroups, else each
+ * instance's process group). The number of instances it reached. */
+int worker_signal(struct worker *w, int sig);
 
 /* What the restart policy (docs/lifecycle.md) says after a run of ran_ms ended, a
  * failure or not. *streak is the instance's count of failed runs in a row,
