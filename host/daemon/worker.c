@@ -327,7 +327,7 @@ static void init_timed_out(struct instance *in)
 {
 	/* A busy host (a big boot) may reach this deadline before reading a READY
 	 * the worker sent in time: the loop reads every frame sent so far before
-	 * it runs a timer (host.c, read_frames_before_timers). */
+	 * it runs a timer (run.c, read_frames_before_timers). */
 	char d[32];
 	format_duration_ms(in->worker->conf->init_timeout_ms, d, sizeof(d));
 	wlog(in, "init did not return within %s: killing it with everything it started", d);

@@ -161,7 +161,7 @@ enum istate worker_state(const struct worker *w);
 bool worker_is_settled(const struct worker *w); /* no process, no pending restart */
 bool worker_is_active(const struct worker *w);  /* starting, running, in backoff or stopping */
 
-/* Provided by host.c: */
+/* Provided by run.c: */
 /* After the spawner failed with requests sent since sent_ns (mono_ns())
  * unanswered: SIGKILLs children of the host it may have forked without
  * telling (cgroups: none needed, each instance's cgroup is killed). */

@@ -1,7 +1,7 @@
 /*
- * host.c - the running host: boot, the event loop, signals (through a
- * signalfd: no signal handlers), reaping, batching of history writes,
- * and shutdown that leaves no process behind.
+ * run.c - the running host (implements run.h): boot, the event loop,
+ * signals (through a signalfd: no signal handlers), reaping, batching of
+ * history writes, and shutdown that leaves no process behind.
  *
  * Children are reaped with waitid(WNOWAIT) first, so the dead leader's pid
  * still names its process group and session while the host kills what is
