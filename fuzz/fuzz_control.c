@@ -23,6 +23,7 @@
 #include "daemon/history.h"
 #include "common/loop.h"
 #include "common/util.h"
+#include "daemon/reaper.h"
 #include "daemon/worker.h"
 
 #include <errno.h>

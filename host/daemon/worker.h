@@ -162,11 +162,6 @@ bool worker_is_settled(const struct worker *w); /* no process, no pending restar
 bool worker_is_active(const struct worker *w);  /* starting, running, in backoff or stopping */
 
 /* Provided by run.c: */
-/* After the spawner failed with requests sent since sent_ns (mono_ns())
- * unanswered: SIGKILLs children of the host it may have forked without
- * telling (cgroups: none needed, each instance's cgroup is killed). */
-void host_kill_strays(struct host *h, int64_t sent_ns);
-void host_recheck_children(struct host *h); /* reaps what had to wait for the spawner's answers */
 void host_record_live_state(struct host *h); /* the host and every worker, into a new database */
 void host_state_changed(struct host *h);
 void host_critical_failed(struct host *h, const char *name); /* a critical worker gave up */

@@ -39,6 +39,7 @@
 #include "daemon/cgroup.h"
 #include "worker/runtime.h"
 #include "daemon/host.h"
+#include "daemon/reaper.h"
 #include "daemon/worker.h"
 #include "common/util.h"
 
