@@ -29,8 +29,10 @@ struct host {
 	size_t nworkers;
 	pid_t pid;
 	bool shutting_down;
-	bool critical_failed;    /* a `critical = yes` worker became failed: stop, exit 3 */
-	bool order_dirty;        /* a state changed: dependency ordering may have work to do */
+	bool critical_failed;    /* a `critical = yes` worker became failed: stop, exit 3 (set by
+				  * worker.c; run.c's loop acts on it, after the event) */
+	bool order_dirty;        /* a state changed: dependency ordering may have work to do (set by
+				  * worker.c and the files above it; run.c's loop settles) */
 	size_t nstarting;        /* instances in IS_STARTING, of every worker: kept by set_state */
 	bool ready_told;         /* systemd was told READY=1 */
 	char told_status[128];   /* the last STATUS= sent */
@@ -38,7 +40,7 @@ struct host {
 	struct timer test_timer;   /* `ward test --timeout` */
 	int64_t notify_period;
 	struct timer flush_timer;
-	struct timer tick_timer;
+	struct timer tick_timer; /* tick.c's; worker.c arms it when an instance starts running */
 	int64_t tick_ns;         /* period of the progress check; 0: none needed */
 	const struct host_observer *test; /* `ward test` watching the run (observer.h), else NULL */
 	struct config **old_configs; /* replaced by reloads, kept while a worker refers to them */

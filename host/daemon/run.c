@@ -116,17 +116,8 @@ static void begin_shutdown(struct host *h, int sig)
 	stop_every_worker(h);
 }
 
-/* Called from the state machine, which must not drive the loop: the stop
- * itself begins in the loop (stop_if_critical_failed). */
-void host_critical_failed(struct host *h, const char *name)
-{
-	if (h->shutting_down || h->critical_failed)
-		return;
-	host_log(HOST_ERR, "[%s] is critical and has failed: stopping every worker; the host will exit with status 3",
-		 name);
-	h->critical_failed = true;
-}
-
+/* worker.c sets critical_failed when a `critical = yes` worker gives up (it
+ * must not drive the loop itself); the stop begins here, after that event. */
 static void stop_if_critical_failed(struct host *h)
 {
 	if (h->critical_failed && !h->shutting_down)
@@ -284,11 +275,6 @@ static void print_config_problems(const struct config *cfg)
 		fprintf(stderr, "ward: warning: %s\n", cfg->warnings.v[i]);
 	for (size_t i = 0; i < cfg->errors.n; i++)
 		fprintf(stderr, "ward: error: %s\n", cfg->errors.v[i]);
-}
-
-void host_state_changed(struct host *h)
-{
-	h->order_dirty = true;
 }
 
 /* Boot is over once nothing started at boot is still starting. */

@@ -11,7 +11,5 @@ struct host;
 void tick_init(struct host *h);
 /* The check period the workers' watchdogs need; 0: none has a watchdog. */
 int64_t tick_period(const struct host *h);
-/* An instance started running: arm the tick if it is not. */
-void tick_needed(struct host *h);
 
 #endif

@@ -14,7 +14,6 @@
 #include "worker/slot.h"
 #include "daemon/spawn.h"
 #include "daemon/observer.h"
-#include "daemon/tick.h"
 #include "common/units.h"
 #include "common/util.h"
 
@@ -149,7 +148,9 @@ static void set_state(struct instance *in, enum istate s, const char *detail)
 	count_state(in, s);
 	in->state = s;
 	record_state(in, detail);
-	host_state_changed(in->worker->host);
+	/* The loop (run.c) lets dependency ordering, the listeners and systemd's
+	 * status act on it once the current event is handled. */
+	in->worker->host->order_dirty = true;
 }
 
 static void wlog(struct instance *in, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -285,6 +286,14 @@ static void start_fresh(struct instance *in)
 	spawn(in);
 }
 
+/* An instance started running: its watchdog needs the progress tick
+ * (tick.c), which stops when nothing runs. */
+static void arm_progress_tick(struct host *h)
+{
+	if (h->tick_ns && !timer_armed(&h->tick_timer))
+		timer_arm(h->loop, &h->tick_timer, mono_ns() + h->tick_ns);
+}
+
 static void become_ready(struct instance *in)
 {
 	struct worker *w = in->worker;
@@ -297,7 +306,7 @@ static void become_ready(struct instance *in)
 	wlog(in, "ready (init took %lld ms)", (long long)init_ms);
 	set_state(in, IS_RUNNING, NULL);
 	if (w->conf->watchdog_ms)
-		tick_needed(w->host);
+		arm_progress_tick(w->host);
 }
 
 static void terminate(struct instance *in)
@@ -442,6 +451,17 @@ static bool wants_restart(enum restart_policy policy, enum reason r)
 	return reason_is_failure(r);
 }
 
+/* The state machine must not drive the loop: the loop (run.c) sees
+ * critical_failed after this event and stops every worker. */
+static void critical_failed(struct host *h, const char *name)
+{
+	if (h->shutting_down || h->critical_failed)
+		return;
+	host_log(HOST_ERR, "[%s] is critical and has failed: stopping every worker; the host will exit with status 3",
+		 name);
+	h->critical_failed = true;
+}
+
 static void give_up(struct instance *in, const char *why)
 {
 	const struct worker_conf *c = in->worker->conf;
@@ -452,7 +472,7 @@ static void give_up(struct instance *in, const char *why)
 	wlog(in, "failed: %s; last exit: %s", why, last);
 	set_state(in, IS_FAILED, why);
 	if (c->critical)
-		host_critical_failed(in->worker->host, c->name);
+		critical_failed(in->worker->host, c->name);
 }
 
 /* Restart policy (docs/lifecycle.md), as a pure function (tested on its own): a run
