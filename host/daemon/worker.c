@@ -691,17 +691,12 @@ void instance_exited(struct instance *in, int wait_status)
 {
 	in->wait_status = wait_status;
 	pidtable_remove(in); /* its pid may be reused from now on */
-	if (cgroup_instance_await_empty(in)) {
+	if (cgroup_instance_await_empty(in, finish_exit)) {
 		finish_exit(in);
 		return;
 	}
 	in->reaped = true;
 	timer_arm(in->worker->host->loop, &in->timer, mono_ns() + KILL_WAIT_MS * NS_PER_MS);
-}
-
-void instance_cgroup_empty(struct instance *in)
-{
-	finish_exit(in);
 }
 
 /* The watchdog, run at the host's tick: a cycle that shows no progress

@@ -56,6 +56,7 @@ struct instance {
 	bool ready_early;      /* it said ready before the spawner named it */
 	struct slot *slot;     /* shared with the process; owned by the slot pool */
 	struct watch cg_events; /* its cgroup's cgroup.events while waiting for it to empty; fd -1 otherwise */
+	void (*cg_emptied)(struct instance *in); /* what cgroup.c calls once it is empty (worker.c's) */
 	bool reaped;           /* the process is reaped (pid names it no more); its cgroup is not empty yet */
 	int64_t killed_ns;     /* when the host SIGKILLed it; 0: it did not */
 
