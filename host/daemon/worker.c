@@ -204,6 +204,10 @@ static void arm_init_timeout(struct instance *in)
 		timer_arm(in->worker->host->loop, &in->timer, in->started_ns + ms_to_ns(c->init_timeout_ms));
 }
 
+static void instance_spawned(struct instance *in, pid_t pid);
+static void instance_spawn_failed(struct instance *in, int err);
+static const struct spawn_answer spawn_answer = {.spawned = instance_spawned, .failed = instance_spawn_failed};
+
 static void spawn(struct instance *in)
 {
 	timer_cancel(in->worker->host->loop, &in->timer);
@@ -218,7 +222,7 @@ static void spawn(struct instance *in)
 	in->started_ns = mono_ns();
 	in->spawning = true;
 	in->ready_early = false;
-	spawn_process(in);
+	spawn_process(in, &spawn_answer);
 	if (!in->spawning)
 		return; /* the host forked it itself: done already */
 	/* The spawner answers later: starting from now on, without a pid yet. */
@@ -226,7 +230,8 @@ static void spawn(struct instance *in)
 	arm_init_timeout(in);
 }
 
-void instance_spawned(struct instance *in, pid_t pid)
+/* The process asked for by spawn_process() exists. */
+static void instance_spawned(struct instance *in, pid_t pid)
 {
 	struct worker *w = in->worker;
 	struct host *h = w->host;
@@ -259,7 +264,8 @@ void instance_spawned(struct instance *in, pid_t pid)
 	in->ready_early = false;
 }
 
-void instance_spawn_failed(struct instance *in, int err)
+/* The process asked for by spawn_process() could not be made. */
+static void instance_spawn_failed(struct instance *in, int err)
 {
 	struct worker *w = in->worker;
 	struct host *h = w->host;

@@ -52,6 +52,7 @@ struct instance {
 	uint64_t channel_key;  /* the address of its process's runtime socket (output.c); 0: none */
 	struct timer timer;    /* the one deadline of the current state */
 	struct spawn_job spawn_job; /* asking for its process (spawn.c) */
+	const struct spawn_answer *spawn_answer; /* whom spawn.c tells what became of it (worker.c) */
 	bool spawning;         /* a process was asked for and is not there yet */
 	bool ready_early;      /* it said ready before the spawner named it */
 	struct slot *slot;     /* shared with the process; owned by the slot pool */
@@ -141,9 +142,6 @@ struct restart_verdict restart_policy(const struct worker_conf *c, unsigned *str
 
 /* Events coming from the process or the host's checks. */
 void instance_ready(struct instance *in);
-/* The process asked for by spawn_process() exists, or could not be made. */
-void instance_spawned(struct instance *in, pid_t pid);
-void instance_spawn_failed(struct instance *in, int err);
 void instance_exited(struct instance *in, int wait_status);
 void instance_check_progress(struct instance *in, int64_t now);
 
