@@ -49,6 +49,11 @@ struct host {
 	struct frame_channel *channel; /* the runtime channel, once opened (output.c) */
 	bool booting;            /* the plugins are being probed: no worker exists yet */
 	struct reload *reload;   /* a reload waiting for its plugins' verdicts (reload.c) */
+	/* A connection came on a socket of a worker that has no process:
+	 * listener.c calls this to start it. Set by run.c at boot, before any
+	 * socket is opened: the start is asked of dependency.c, which sits
+	 * above listener.c (it waits for the sockets to be bound). */
+	void (*connection_starts)(struct worker *w);
 	struct spawner spawner;
 	struct cgroups cgroups;  /* the instances' cgroups (cgroup.c) */
 };

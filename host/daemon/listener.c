@@ -9,7 +9,6 @@
  */
 #define _GNU_SOURCE
 #include "daemon/listener.h"
-#include "daemon/dependency.h"
 #include "common/units.h"
 #include "daemon/host.h"
 #include "daemon/worker.h"
@@ -162,7 +161,7 @@ static void on_connection(struct watch *wt, uint32_t events)
 	}
 	/* LISTEN_ACTIVATE: the connection waits in the backlog for the worker. */
 	host_log(HOST_INFO, "[%s] connection on %s: starting the worker", w->conf->name, l->address);
-	dependency_request_start(w, ACTIVATION_CONNECTION);
+	w->host->connection_starts(w);
 	listener_update(w);
 }
 
@@ -281,21 +280,6 @@ int listener_bind_now(struct worker *w, char *why, size_t size)
 			break;
 		}
 	return -1;
-}
-
-const char *listener_describe(const struct worker *w, char *buf, size_t size)
-{
-	static const char *const modes[] = {[LISTEN_HANDED] = NULL,
-					    [LISTEN_ACTIVATE] = "waiting for a connection",
-					    [LISTEN_DRAIN] = "closing connections"};
-	if (!w->nlisteners)
-		return NULL;
-	for (size_t i = 0; i < w->nlisteners; i++)
-		if (w->listeners[i].watch.fd < 0) {
-			snprintf(buf, size, "unbound: %s: %s; retrying", w->listeners[i].address, w->listeners[i].error);
-			return buf;
-		}
-	return modes[w->listen_mode];
 }
 
 void listener_close_all(struct worker *w)

@@ -36,15 +36,13 @@ enum listen_mode {
 /* Creates and binds every socket of w. 0, or -1 after logging which
  * addresses failed; those are retried from then on until they are bound. */
 int listener_open_all(struct worker *w);
+/* Closes them (a unix socket's file is removed): before worker_free(). */
 void listener_close_all(struct worker *w);
 /* A socket of w is not bound (yet): the worker cannot start. */
 bool listener_unbound(const struct worker *w);
 /* `ward start`: tries the unbound sockets now. 0 once all are bound, else
  * -1 with the reason written to why. */
 int listener_bind_now(struct worker *w, char *why, size_t size);
-/* The sockets' state for `ward status` ("waiting for a connection",
- * "unbound: ...; retrying"), or NULL when a process of the worker has them. */
-const char *listener_describe(const struct worker *w, char *buf, size_t size);
 /* Applies the mode the worker's state calls for; cheap when nothing changes. */
 void listener_update(struct worker *w);
 

@@ -91,12 +91,14 @@ void reload_finish(struct host *h)
 		history_forget_worker(h->history, w->conf->name);
 		if (w->retiring) {
 			host_log(HOST_INFO, "[%s] removed by reload", w->conf->name);
+			listener_close_all(w);
 			worker_free(w);
 			free(w);
 			h->workers[i--] = h->workers[--h->nworkers];
 		} else {
 			const struct worker_conf *c = w->next_conf;
 			bool start = w->start_after_reload;
+			listener_close_all(w);
 			worker_free(w);
 			worker_init(w, h, c);
 			if (c->listen.n)

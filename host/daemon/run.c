@@ -389,6 +389,12 @@ static void kill_survivors(struct host *h)
 		}
 }
 
+/* listener.c's h->connection_starts: socket activation. */
+static void start_on_connection(struct worker *w)
+{
+	dependency_request_start(w, ACTIVATION_CONNECTION);
+}
+
 /* Every socket of every worker exists before the first worker starts (one
  * that cannot be bound yet holds its worker back, and is retried). */
 static int open_sockets(struct host *h)
@@ -560,6 +566,7 @@ static int create_workers(struct host *h)
 static void free_workers(struct host *h)
 {
 	for (size_t i = 0; i < h->nworkers; i++) {
+		listener_close_all(h->workers[i]);
 		worker_free(h->workers[i]);
 		free(h->workers[i]);
 	}
@@ -595,6 +602,7 @@ static int host_main(const char *config_dir, const struct host_observer *test)
 {
 	struct host *h = xcalloc(1, sizeof(*h));
 	h->test = test;
+	h->connection_starts = start_on_connection;
 	h->spawner.watch.fd = -1;
 	h->cgroups.workers_fd = -1;
 	struct signal_watch sw = {.watch.fd = -1, .host = h};

@@ -118,6 +118,25 @@ void worker_record_live(struct worker *w)
 	worker_record(w);
 }
 
+/* The sockets' state for `ward status` ("waiting for a connection",
+ * "unbound: ...; retrying"), or NULL when a process of the worker has them.
+ * Only reads what listener.c keeps in the worker, so that worker.c, below
+ * listener.c, need not call it. */
+static const char *describe_sockets(const struct worker *w, char *buf, size_t size)
+{
+	static const char *const modes[] = {[LISTEN_HANDED] = NULL,
+					    [LISTEN_ACTIVATE] = "waiting for a connection",
+					    [LISTEN_DRAIN] = "closing connections"};
+	if (!w->nlisteners)
+		return NULL;
+	for (size_t i = 0; i < w->nlisteners; i++)
+		if (w->listeners[i].watch.fd < 0) {
+			snprintf(buf, size, "unbound: %s: %s; retrying", w->listeners[i].address, w->listeners[i].error);
+			return buf;
+		}
+	return modes[w->listen_mode];
+}
+
 void worker_record(struct worker *w)
 {
 	char listen[1024] = "", sockets[512];
@@ -127,7 +146,7 @@ void worker_record(struct worker *w)
 					w->conf->listen.v[i]);
 	w->recorded_state = worker_state(w);
 	history_worker_state(w->host->history, w->conf->name, w->conf->plugin, istate_name(w->recorded_state),
-			     w->ninst, w->restarts, len ? listen : NULL, listener_describe(w, sockets, sizeof(sockets)));
+			     w->ninst, w->restarts, len ? listen : NULL, describe_sockets(w, sockets, sizeof(sockets)));
 }
 
 /* The one place a state changes. */
@@ -839,7 +858,6 @@ void worker_free(struct worker *w)
 		output_detach(in);
 		slot_free(in->slot);
 	}
-	listener_close_all(w);
 	free(w->inst);
 	free(w->deps);
 	free(w->dependants);

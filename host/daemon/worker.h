@@ -123,6 +123,7 @@ struct worker {
 int worker_init(struct worker *w, struct host *h, const struct worker_conf *conf);
 /* Creates <state_dir>/workers/NAME (again), owned by the worker's user. 0 or -1 (reported). */
 int worker_make_state_dir(struct worker *w);
+/* Frees what worker_init() made; its sockets are closed first (listener_close_all). */
 void worker_free(struct worker *w);
 
 /* Requests, applied to every instance of the worker. */
