@@ -51,15 +51,6 @@
 
 /* ---- history batching ---- */
 
-static void record_host(struct host *h, const char *dir);
-
-void host_record_live_state(struct host *h)
-{
-	record_host(h, h->cfg.dir);
-	for (size_t i = 0; i < h->nworkers; i++)
-		worker_record_all(h->workers[i]);
-}
-
 static void flush_history(struct timer *t)
 {
 	struct host *h = container_of(t, struct host, flush_timer);
@@ -72,7 +63,7 @@ static void flush_history(struct timer *t)
 		timer_arm(h->loop, &h->flush_timer, mono_ns() + wait);
 	} else if (history_take_recreated(h->history)) {
 		/* A fresh database: tell it who is running, right away. */
-		host_record_live_state(h);
+		worker_record_host(h);
 		timer_arm(h->loop, &h->flush_timer, mono_ns() + FLUSH_DELAY_NS);
 	}
 }
@@ -426,17 +417,6 @@ static void boot(struct host *h)
 			 h->nworkers, started, (double)(mono_ns() - t0) / NS_PER_MS);
 }
 
-static void record_host(struct host *h, const char *dir)
-{
-	char buf[32];
-	history_reset_states(h->history);
-	snprintf(buf, sizeof(buf), "%d", (int)h->pid);
-	history_host(h->history, "pid", buf);
-	snprintf(buf, sizeof(buf), "%lld", (long long)wall_ms());
-	history_host(h->history, "started_at", buf);
-	history_host(h->history, "config_dir", dir);
-}
-
 /* Configuration errors and warnings: printed, or for `ward test` handed to
  * the report, which names what the user typed, not the generated file. */
 static void report_config(const struct host *h, bool refused, const char *config_dir)
@@ -624,7 +604,7 @@ static int host_main(const char *config_dir, const struct host_observer *test)
 			 strerror(errno));
 	if (open_loop(h, &sw) < 0)
 		goto out;
-	record_host(h, h->cfg.dir);
+	worker_record_host(h); /* no worker exists yet: the host's rows */
 	if (check_plugins(h) < 0) {
 		status = h->shutting_down ? 0 : 1; /* asked to stop meanwhile, or refused */
 		goto out;

@@ -110,6 +110,19 @@ void worker_record_all(struct worker *w)
 	worker_record(w);
 }
 
+void worker_record_host(struct host *h)
+{
+	char buf[32];
+	history_reset_states(h->history);
+	snprintf(buf, sizeof(buf), "%d", (int)h->pid);
+	history_host(h->history, "pid", buf);
+	snprintf(buf, sizeof(buf), "%lld", (long long)wall_ms());
+	history_host(h->history, "started_at", buf);
+	history_host(h->history, "config_dir", h->cfg.dir);
+	for (size_t i = 0; i < h->nworkers; i++)
+		worker_record_all(h->workers[i]);
+}
+
 void worker_record_live(struct worker *w)
 {
 	for (int i = 0; i < w->ninst; i++)

@@ -152,6 +152,10 @@ void worker_record(struct worker *w);
 void worker_record_live(struct worker *w);
 /* Every instance, with a process or not (a history database created anew). */
 void worker_record_all(struct worker *w);
+/* The host's rows (pid, started_at, config_dir; the previous host's worker
+ * table forgotten) and worker_record_all() of every worker: at boot, and
+ * into a history database created anew. */
+void worker_record_host(struct host *h);
 const char *istate_name(enum istate s);
 const char *activation_name(enum activation a); /* as history's runs.activation says it */
 /* The state of that name (as istate_name() writes it); false: none (name may be NULL). */
@@ -161,9 +165,5 @@ enum istate worker_state(const struct worker *w);
 bool worker_is_settled(const struct worker *w); /* no process, no pending restart */
 bool worker_is_active(const struct worker *w);  /* starting, running, in backoff or stopping */
 
-/* Provided by run.c: */
-void host_record_live_state(struct host *h); /* the host and every worker, into a new database */
-void host_state_changed(struct host *h);
-void host_critical_failed(struct host *h, const char *name); /* a critical worker gave up */
 
 #endif
