@@ -49,6 +49,10 @@ struct host {
 	struct frame_channel *channel; /* the runtime channel, once opened (output.c) */
 	bool booting;            /* the plugins are being probed: no worker exists yet */
 	struct reload *reload;   /* a reload waiting for its plugins' verdicts (reload.c) */
+	bool reload_waiting;     /* a worker is retiring or waits to take its next_conf (reload.c) */
+	bool order_pending;      /* a worker may have a pending start or stop (dependency.c) */
+	size_t nrequiring;       /* workers with a `requires` (dependency.c) */
+	size_t nlistening;       /* workers holding `listen` sockets (listener.c) */
 	/* A connection came on a socket of a worker that has no process:
 	 * listener.c calls this to start it. Set by run.c at boot, before any
 	 * socket is opened: the start is asked of dependency.c, which sits

@@ -228,6 +228,8 @@ int listener_open_all(struct worker *w)
 	w->listeners = xcalloc(addrs->n ? addrs->n : 1, sizeof(*w->listeners));
 	w->listen_fds = xcalloc(addrs->n ? addrs->n : 1, sizeof(*w->listen_fds));
 	w->nlisteners = addrs->n;
+	if (w->host && w->nlisteners) /* an in-process `ward test` has no host */
+		w->host->nlistening++;
 	w->bind_retry.fn = retry_binding;
 	for (size_t i = 0; i < addrs->n; i++) {
 		struct listener *l = &w->listeners[i];
@@ -296,6 +298,8 @@ void listener_close_all(struct worker *w)
 		if (strncmp(l->address, "unix:", 5) == 0)
 			unlink(l->address + 5);
 	}
+	if (w->host && w->nlisteners)
+		w->host->nlistening--;
 	free(w->listeners);
 	free(w->listen_fds);
 	w->listeners = NULL;

@@ -329,7 +329,7 @@ static void settle_order(struct host *h)
 	reload_finish(h);
 	if (!changed)
 		return;
-	for (size_t i = 0; i < h->nworkers; i++)
+	for (size_t i = 0; h->nlistening && i < h->nworkers; i++)
 		listener_update(h->workers[i]);
 	tell_systemd(h);
 }

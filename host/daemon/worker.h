@@ -165,5 +165,4 @@ enum istate worker_state(const struct worker *w);
 bool worker_is_settled(const struct worker *w); /* no process, no pending restart */
 bool worker_is_active(const struct worker *w);  /* starting, running, in backoff or stopping */
 
-
 #endif
