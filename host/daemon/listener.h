@@ -8,6 +8,10 @@
  * instead of a timeout. The host never reads from a client. A socket that
  * cannot be bound (its port taken, its directory not creatable) is retried
  * with a backoff; the worker does not start until every one is bound.
+ *
+ * listener.c sits above worker.c and below dependency.c: a connection asks
+ * for the worker's start through h->connection_starts (daemon/host.h),
+ * which run.c sets at boot to dependency_request_start().
  */
 #ifndef WARD_LISTENER_H
 #define WARD_LISTENER_H

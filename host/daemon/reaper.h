@@ -1,6 +1,9 @@
 /*
  * reaper.h - reaping the host's children, and killing what a dead worker or
- * a failed spawner request left behind (host process).
+ * a failed spawner request left behind (host process). run.c calls
+ * reaper_reap() on SIGCHLD; spawner/spawner.c and probe.c still call
+ * host_kill_strays() and host_recheck_children() directly, which are to
+ * become callbacks the spawner's client is handed at boot (names kept).
  */
 #ifndef WARD_REAPER_H
 #define WARD_REAPER_H

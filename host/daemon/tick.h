@@ -1,5 +1,7 @@
 /*
  * tick.h - the host's progress tick, one timer for every instance (host process).
+ * tick.c calls worker.c (instance_check_progress); worker.c, below it, never
+ * calls tick.c: it arms h->tick_timer itself when an instance starts running.
  */
 #ifndef WARD_TICK_H
 #define WARD_TICK_H

@@ -4,6 +4,13 @@
  * restart policy. A state changes in exactly one place, set_state(), which
  * also records it to history. Runs in the host process; the host-wide
  * structure they live in is daemon/host.h.
+ *
+ * worker.c calls spawn.c, cgroup.c, output.c, history.c and the other files
+ * below it, never one above (docs/architecture.md has the layers). What
+ * those files have to tell it comes back through the callbacks it hands
+ * them (spawn_process()'s spawn_answer, cgroup_instance_await_empty()'s
+ * continuation); what it has to tell the files above it, it leaves in
+ * struct host for the loop (run.c) to act on: order_dirty, critical_failed.
  */
 #ifndef WARD_WORKER_H
 #define WARD_WORKER_H
