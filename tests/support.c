@@ -165,6 +165,20 @@ int wt_stop(struct wt *t, int timeout_ms)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+int wt_wait_exit(struct wt *t, int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+	int status;
+	pid_t r;
+	while ((r = waitpid(t->pid, &status, WNOHANG)) == 0 && now_ms() < deadline)
+		sleep_ms(10);
+	if (r != t->pid)
+		return -1;
+	t->pid = 0;
+	t->status = status;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
 	(void)sb;

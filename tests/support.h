@@ -35,6 +35,8 @@ void wt_start(struct wt *t);
 int wt_connect_control(struct wt *t);
 /* SIGTERM, then waits up to timeout_ms; returns the exit code (or 128+signal). */
 int wt_stop(struct wt *t, int timeout_ms);
+/* Waits for the host to exit by itself: its exit code, or -1 after timeout_ms. */
+int wt_wait_exit(struct wt *t, int timeout_ms);
 /* Kills what may be left, removes the directory. Installed as .fini. */
 void wt_teardown(void);
 extern struct wt wt; /* the fixture of the current test */

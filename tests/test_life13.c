@@ -167,20 +167,6 @@ Test(restart_policy, a_run_that_outlives_restart_window_resets_the_count)
 
 /* ---- `ward run` exit statuses and critical workers ---- */
 
-/* Waits for the host to exit on its own; its exit code, or -1 after timeout_ms. */
-static int wait_host_exit(int timeout_ms)
-{
-	long long deadline = now_ms() + timeout_ms;
-	int status;
-	pid_t r;
-	while ((r = waitpid(wt.pid, &status, WNOHANG)) == 0 && now_ms() < deadline)
-		sleep_ms(10);
-	if (r != wt.pid)
-		return -1;
-	wt.pid = 0;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 Test(exit_status, ward_run_exits_0_after_a_requested_stop)
 {
 	wt_setup(&wt, "[w]\nplugin = idle\n[f]\nplugin = life_pattern\nrestart = never\n");
@@ -209,7 +195,7 @@ Test(exit_status, a_critical_worker_that_fails_stops_every_worker_and_the_host_e
 	wt_setup(&wt, "[db]\nplugin = life_pattern\ncritical = yes\nrestart_delay = 10ms\nmax_restarts = 1\n"
 		      "[app]\nplugin = idle\n");
 	wt_start(&wt);
-	int rc = wait_host_exit(15000);
+	int rc = wt_wait_exit(&wt, 15000);
 	cr_assert_neq(rc, -1, "the host kept running after its critical worker failed:\n%s", wt_host_stderr(&wt));
 	cr_expect_eq(rc, 3, "exit status %d", rc);
 	char *err = wt_host_stderr(&wt);
@@ -474,7 +460,7 @@ Test(exit_record, a_worker_the_hosts_kill_missed_then_killed_from_outside_is_not
 	bool missed = pid_alive(pid);
 	if (missed)
 		cr_assert(kill(pid, SIGKILL) == 0, "kill %d: %s", (int)pid, strerror(errno));
-	cr_assert_eq(wait_host_exit(10000), 0, "%s", wt_host_stderr(&wt));
+	cr_assert_eq(wt_wait_exit(&wt, 10000), 0, "%s", wt_host_stderr(&wt));
 	char *reason = wt_sql_text(&wt, "SELECT reason FROM runs WHERE pid = %d", (int)pid);
 	char *message = wt_sql_text(&wt, "SELECT coalesce(message, '') FROM runs WHERE pid = %d", (int)pid);
 	if (missed) { /* it escaped: the SIGKILL that ended it was ours */

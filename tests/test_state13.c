@@ -147,7 +147,8 @@ Test(state, every_file_ward_creates_in_state_dir_is_mode_0600)
 	cr_assert(wt_wait_sql(&wt, 10000, "SELECT count(*) >= 3 FROM runs"));
 	expect_private("while the host runs", true);
 	char *out, *err;
-	cr_assert_eq(wt_cli(&wt, &out, &err, "status"), 0, "%s", err);
+	int rc = wt_cli(&wt, &out, &err, "status");
+	cr_assert(rc == 0 || rc == 3, "exit %d: %s", rc, err); /* 3 while the crashing worker is in backoff */
 	cr_assert_eq(wt_cli(&wt, &out, &err, "history"), 0, "%s", err);
 	expect_private("after status and history", true);
 

@@ -13,6 +13,7 @@
 #include "cli/report.h"
 #include "cli/tester.h"
 #include "cli/logview.h"
+#include "common/reason.h"
 #include "common/units.h"
 #include "common/util.h"
 
@@ -34,10 +35,13 @@ static const char usage[] =
 	"  run [-c DIR]                        run the host in the foreground (SIGTERM/SIGINT stop it)\n"
 	"  check [-c DIR]                      validate the configuration and every plugin; start nothing\n"
 	"  check --keys                        every ward key: type, default and meaning\n"
-	"  status [NAME] [--json] [-c DIR]     every worker: state, pids, uptime, restarts, cycles, last exit\n"
+	"  status [NAME] [--json] [-c DIR]     every worker: state, pids, uptime, restarts, cycles, last exit;\n"
+	"                                      exit 0: all healthy, 3: one is not, 1: no host running\n"
 	"  history [NAME] [-n N] [--json] [-c DIR]  past runs and how they ended\n"
 	"  logs NAME [-n N] [-f] [-c DIR]      show or follow a worker's log\n"
 	"  start|stop|restart NAME... [-c DIR] act on workers of the running host\n"
+	"  signal SIGNAL NAME... [-c DIR]      send SIGNAL (USR1, SIGUSR1 or a number) to every process\n"
+	"                                      of the named workers\n"
 	"  reload [-c DIR]                     re-read the configuration: start added workers, stop\n"
 	"                                      removed ones, restart changed ones, leave the rest alone\n"
 	"  test PLUGIN.so [key=value...] [--cycles N] [--timeout DUR] [--json] [--in-process]\n"
@@ -300,6 +304,17 @@ int main(int argc, char **argv)
 		if (strcmp(cmd, "reload") == 0 ? nnames != 0 : nnames == 0)
 			return bad_usage(strcmp(cmd, "reload") == 0 ? "%s takes no worker names" : "%s needs at least one worker NAME", cmd);
 		return cmd_control(cmd, nnames, names, &a);
+	}
+	if (strcmp(cmd, "signal") == 0) {
+		char *words[argc];
+		int nwords, rc = parse_names(argc - 1, argv + 1, &a, words, &nwords);
+		if (rc)
+			return rc;
+		if (nwords < 2)
+			return bad_usage("%s", "signal needs a SIGNAL and at least one worker NAME");
+		if (signal_parse(words[0]) < 0)
+			return bad_usage("unknown signal '%s' (say USR1, SIGUSR1 or a number)", words[0]);
+		return cmd_control(cmd, nwords, words, &a);
 	}
 	if (strcmp(cmd, "test") == 0)
 		return cmd_test(argc - 2, argv + 2);

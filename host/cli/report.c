@@ -402,6 +402,25 @@ static void print_worker_line(const struct list *l, sqlite3_stmt *w, bool first)
 		print_instance_lines(db, col_text(w, 0));
 }
 
+/* `ward status` as a probe (docs/operator-guide.md): a worker that has failed,
+ * waits to restart, is not ready yet or is on its way down is not healthy.
+ * stopped covers both a stop on request and a worker that waits for its first
+ * connection, job or `ward start`. -1 when the database cannot say. */
+static int count_unhealthy(sqlite3 *db, const char *name)
+{
+	sqlite3_stmt *st = prepare(db, "SELECT count(*) FROM workers WHERE (?1 IS NULL OR name = ?1)"
+				       " AND state NOT IN ('running', 'done', 'stopped')");
+	if (!st)
+		return -1;
+	if (name)
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+	sqlite3_finalize(st);
+	return n;
+}
+
+/* Exit status: 0 every worker listed is healthy, 3 one is not, 1 no host
+ * runs or the state cannot be read. */
 int report_status(const struct report_opts *o)
 {
 	int host_pid = 0;
@@ -411,6 +430,7 @@ int report_status(const struct report_opts *o)
 		return 1;
 	if (held != 1)
 		fprintf(stderr, "ward: no host is running for %s; showing the last recorded state\n", o->config_dir);
+	int unhealthy = count_unhealthy(db, o->name);
 	sqlite3_stmt *w = prepare_for_name(db, "SELECT name, plugin, state, restarts, listen, on_demand FROM workers"
 						" WHERE ?1 IS NULL OR name = ?1 ORDER BY name", o->name);
 	if (!w)
@@ -421,7 +441,9 @@ int report_status(const struct report_opts *o)
 		fprintf(stderr, "ward: no worker named '%s'\n", o->name);
 		return 1;
 	}
-	return held == 1 ? 0 : 1;
+	if (held != 1 || unhealthy < 0)
+		return 1;
+	return unhealthy ? 3 : 0;
 }
 
 /* One run of `ward history --json`. */

@@ -5,10 +5,12 @@
  */
 #define _GNU_SOURCE
 #include "common/reason.h"
+#include "common/units.h"
 
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *const names[REASON_COUNT] = {
 	[REASON_NONE] = "none",
@@ -52,6 +54,20 @@ const char *signal_name(int sig, char *buf, unsigned size)
 	else
 		snprintf(buf, size, "signal %d", sig);
 	return buf;
+}
+
+int signal_parse(const char *s)
+{
+	long n;
+	if (parse_long(s, &n) == 0)
+		return n >= 1 && n < NSIG ? (int)n : -1;
+	const char *name = strncasecmp(s, "SIG", 3) == 0 ? s + 3 : s;
+	for (int sig = 1; sig < NSIG; sig++) {
+		const char *abbrev = sigabbrev_np(sig);
+		if (abbrev && strcasecmp(abbrev, name) == 0)
+			return sig;
+	}
+	return -1;
 }
 
 void exit_describe(const struct exit_info *e, char *buf, unsigned size)

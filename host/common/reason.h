@@ -40,6 +40,8 @@ enum reason reason_from_name(const char *name);
 bool reason_is_failure(enum reason r);
 /* "SIGSEGV" for 11; "signal 77" for unnamed ones. */
 const char *signal_name(int sig, char *buf, unsigned size);
+/* The signal "USR1", "SIGUSR1" (any case) or "10" names, or -1. */
+int signal_parse(const char *s);
 /* One line for humans: "signal SIGSEGV (core dumped)", "exit 3", "load-failed: ..." */
 void exit_describe(const struct exit_info *e, char *buf, unsigned size);
 

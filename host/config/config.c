@@ -436,6 +436,8 @@ static const struct key_def host_keys[] = {
 	{"log_max_size", K_SIZE, "10M", H(log_max_size), 0, 0, "a log is rotated at this size; 0: never"},
 	{"log_keep", K_LONG, "5", H(log_keep), 0, 1000, "rotated log files kept, 0..1000"},
 	{"history_keep", K_LONG, "10000", H(history_keep), 1, 1000000000, "runs kept in ward.db, 1..1000000000"},
+	{"exit_when_done", K_BOOL, "no", H(exit_when_done), 0, 0,
+	 "yes: the host exits once no worker can run again: 0 when all ended done, 3 when one failed"},
 };
 #undef H
 

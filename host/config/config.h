@@ -66,6 +66,7 @@ struct config {
 	char *dir; /* absolute path of the configuration directory */
 	char *plugin_dir, *state_dir, *log_dir;
 	bool autoload, strict_permissions;
+	bool exit_when_done;     /* the host ends once no worker can run again */
 	uint64_t log_max_size;
 	long log_keep, history_keep;
 	struct worker_conf *workers; /* sorted by name */

@@ -29,6 +29,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
@@ -99,20 +100,18 @@ static bool wait_empty(int dirfd, int64_t deadline_ns)
 	return pop == 0;
 }
 
-/* Processes in the cgroup at dirfd and every cgroup below it; *first gets one. */
-static int count_procs(int dirfd, int *first)
+/* Calls visit for every process in the cgroup at dirfd and in every cgroup
+ * below it; returns how many visits returned true. */
+static int visit_procs(int dirfd, bool (*visit)(pid_t pid, void *arg), void *arg)
 {
-	char buf[4096];
 	int n = 0, fd = openat(dirfd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
-	for (ssize_t len; fd >= 0 && (len = read(fd, buf, sizeof(buf) - 1)) > 0;) {
-		buf[len] = '\0';
-		if (*first == 0)
-			*first = atoi(buf);
-		for (char *p = buf; (p = strchr(p, '\n')); p++)
-			n++;
-	}
-	if (fd >= 0)
+	FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+	if (!f && fd >= 0)
 		close(fd);
+	for (long pid; f && fscanf(f, "%ld", &pid) == 1;)
+		n += pid > 0 && visit((pid_t)pid, arg);
+	if (f)
+		fclose(f);
 	fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	if (!d) {
@@ -125,12 +124,26 @@ static int count_procs(int dirfd, int *first)
 			continue;
 		int sub = openat(dirfd, e->d_name, O_PATH | O_DIRECTORY | O_CLOEXEC);
 		if (sub >= 0) {
-			n += count_procs(sub, first);
+			n += visit_procs(sub, visit, arg);
 			close(sub);
 		}
 	}
 	closedir(d);
 	return n;
+}
+
+static bool note_first(pid_t pid, void *arg)
+{
+	int *first = arg;
+	if (*first == 0)
+		*first = (int)pid;
+	return true;
+}
+
+/* Processes in the cgroup at dirfd and every cgroup below it; *first gets one. */
+static int count_procs(int dirfd, int *first)
+{
+	return visit_procs(dirfd, note_first, first);
 }
 
 /* Removes every cgroup below dirfd, deepest first; those still holding a process stay. */
@@ -392,6 +405,26 @@ void cgroup_instance_kill(struct instance *in)
 	if (write_file_at(cg->workers_fd, path, "1") < 0 && errno != ENOENT)
 		host_log(HOST_ERR, "[%s:%d] unable to kill the processes of its cgroup %s/%s: %s", in->worker->conf->name,
 			 in->index, cg->path, path, strerror(errno));
+}
+
+static bool send_signal(pid_t pid, void *arg)
+{
+	return kill(pid, *(int *)arg) == 0;
+}
+
+int cgroup_instance_signal(const struct instance *in, int sig)
+{
+	struct cgroups *cg = cgroups_of(in);
+	char path[300];
+	if (!cgroup_active(cg))
+		return -1;
+	instance_path(in, NULL, path, sizeof(path));
+	int fd = openat(cg->workers_fd, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	int n = visit_procs(fd, send_signal, &sig);
+	close(fd);
+	return n;
 }
 
 static void on_cgroup_events(struct watch *w, uint32_t events)

@@ -40,6 +40,9 @@ static inline bool cgroup_active(const struct cgroups *cg) { return cg->workers_
 int cgroup_instance_open(struct instance *in, int *fd);
 /* SIGKILLs every process in the instance's cgroup (cgroup.kill). */
 void cgroup_instance_kill(struct instance *in);
+/* Sends sig to every process in the instance's cgroup and the cgroups below
+ * it. The number of processes signalled, or -1 without cgroups. */
+int cgroup_instance_signal(const struct instance *in, int sig);
 /* The instance's process was reaped: kills what is left in its cgroup.
  * true: its cgroup is empty (or there is none) and removed. false: the host
  * watches cgroup.events and calls emptied(in) once the last process in it

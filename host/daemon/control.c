@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include "daemon/control.h"
 #include "daemon/dependency.h"
+#include "daemon/history.h"
 #include "daemon/host.h"
 #include "daemon/reload.h"
 #include "common/util.h"
@@ -139,6 +140,44 @@ static void command_stop(struct worker **ws, int n, FILE *reply)
 	}
 }
 
+/* Whether one of the worker's instances has a process now. */
+static bool has_a_process(const struct worker *w)
+{
+	for (int i = 0; i < w->ninst; i++)
+		if (w->inst[i].pid > 0 && !w->inst[i].reaped)
+			return true;
+	return false;
+}
+
+/* signal SIGNAL NAME...: every named worker must have a process, or nothing is sent. */
+static void command_signal(struct host *h, char **words, int n, FILE *reply)
+{
+	struct worker *ws[MAX_ARGS];
+	int sig = n >= 2 ? signal_parse(words[1]) : -1;
+	if (sig < 0) {
+		fprintf(reply, "error\n%s%s%s: say `signal SIGNAL NAME...`, SIGNAL as USR1, SIGUSR1 or a number\n",
+			n >= 2 ? "unknown signal '" : "", n >= 2 ? words[1] : "no signal", n >= 2 ? "'" : "");
+		return;
+	}
+	if (resolve_names(h, words + 2, n - 2, ws, reply) < 0)
+		return;
+	int idle = 0;
+	for (int i = 0; i < n - 2; i++)
+		if (!has_a_process(ws[i]))
+			fprintf(reply, "%s%s: not running (%s): no process to signal; nothing was sent\n", idle++ ? "" : "error\n",
+				ws[i]->conf->name, istate_name(worker_state(ws[i])));
+	if (idle)
+		return;
+	char name[32];
+	signal_name(sig, name, sizeof(name));
+	fprintf(reply, "ok\n");
+	for (int i = 0; i < n - 2; i++) {
+		int reached = worker_signal(ws[i], sig);
+		history_event(h->history, ws[i]->conf->name, -1, "signal", name);
+		fprintf(reply, "%s: %s sent to %d instance%s\n", ws[i]->conf->name, name, reached, reached == 1 ? "" : "s");
+	}
+}
+
 static void command_sync(struct host *h, FILE *reply)
 {
 	for (size_t i = 0; i < h->nworkers; i++)
@@ -211,6 +250,8 @@ static void run_request(struct client *c)
 	} else if (strcmp(words[0], "stop") == 0) {
 		if (resolve_names(h, words + 1, n - 1, ws, reply) == 0)
 			command_stop(ws, n - 1, reply);
+	} else if (strcmp(words[0], "signal") == 0) {
+		command_signal(h, words, n, reply);
 	} else if (strcmp(words[0], "reload") == 0) {
 		if (reload_begin(h, reply, reload_answered, c) > 0) {
 			c->pending = reply;
@@ -218,7 +259,7 @@ static void run_request(struct client *c)
 			return;
 		}
 	} else {
-		fprintf(reply, "error\nunknown request '%.64s' (expected ping, sync, start, stop, restart or reload)\n",
+		fprintf(reply, "error\nunknown request '%.64s' (expected ping, sync, start, stop, restart, signal or reload)\n",
 			words[0]);
 	}
 	fclose(reply);

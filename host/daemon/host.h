@@ -31,6 +31,7 @@ struct host {
 	bool shutting_down;
 	bool critical_failed;    /* a `critical = yes` worker became failed: stop, exit 3 (set by
 				  * worker.c; run.c's loop acts on it, after the event) */
+	bool ended_failed;       /* exit_when_done ended the host with a worker failed: exit 3 */
 	bool order_dirty;        /* a state changed: dependency ordering may have work to do (set by
 				  * worker.c and the files above it; run.c's loop settles) */
 	size_t nstarting;        /* instances in IS_STARTING, of every worker: kept by set_state */

@@ -315,6 +315,36 @@ static void ping_systemd(struct timer *t)
 	timer_arm(h->loop, t, mono_ns() + h->notify_period);
 }
 
+/* A worker that runs nothing now but that the host would start by itself:
+ * it waits for what it requires, or for a connection to its sockets. */
+static bool may_run_again(const struct worker *w)
+{
+	if (worker_is_active(w) || w->pending_start)
+		return true;
+	return w->conf->listen.n && !w->conf->autostart && worker_state(w) != IS_FAILED;
+}
+
+/* exit_when_done: the workers are a batch of work, not services. Once no
+ * worker can run again, the host ends: 0 when none failed, 3 when one did.
+ * A worker stopped by `ward stop`, or never started, waits for nothing the
+ * host does itself. Called when a state changed, not on every turn. */
+static void end_when_nothing_can_run(struct host *h)
+{
+	if (!h->cfg.exit_when_done || h->shutting_down || h->test)
+		return;
+	size_t failed = 0, done = 0;
+	for (size_t i = 0; i < h->nworkers; i++) {
+		if (may_run_again(h->workers[i]))
+			return;
+		failed += worker_state(h->workers[i]) == IS_FAILED;
+		done += worker_state(h->workers[i]) == IS_DONE;
+	}
+	host_log(HOST_INFO, "exit_when_done: no worker can run again (%zu done, %zu failed): host exiting with status %d",
+		 done, failed, failed ? 3 : 0);
+	h->ended_failed = failed > 0;
+	h->shutting_down = true;
+}
+
 /* Lets dependency ordering act on every state change, until nothing moves. */
 static void settle_order(struct host *h)
 {
@@ -332,6 +362,7 @@ static void settle_order(struct host *h)
 	for (size_t i = 0; h->nlistening && i < h->nworkers; i++)
 		listener_update(h->workers[i]);
 	tell_systemd(h);
+	end_when_nothing_can_run(h);
 }
 
 static bool all_settled(const struct host *h)
@@ -634,8 +665,10 @@ static int host_main(const char *config_dir, const struct host_observer *test)
 	if (!test)
 		host_log(HOST_INFO, "every worker has stopped; host exiting%s",
 			 h->critical_failed ? " with status 3 (a critical worker failed)" : "");
-	/* docs/lifecycle.md, ward run's exit status: 0 after a requested stop, 3 after a critical failure (1: could not start, above) */
-	status = loop_failed ? 1 : h->critical_failed ? 3 : 0;
+	/* docs/lifecycle.md, ward run's exit status: 0 after a requested stop (or
+	 * exit_when_done with nothing failed), 3 after a critical failure or
+	 * exit_when_done with a worker failed (1: could not start, above) */
+	status = loop_failed ? 1 : h->critical_failed || h->ended_failed ? 3 : 0;
 out:
 	kill_survivors(h);
 	spawner_close(h);

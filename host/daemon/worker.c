@@ -713,6 +713,22 @@ void worker_kill(struct worker *w)
 			kill_group(&w->inst[i], REASON_STOPPED);
 }
 
+int worker_signal(struct worker *w, int sig)
+{
+	int reached = 0;
+	for (int i = 0; i < w->ninst; i++) {
+		struct instance *in = &w->inst[i];
+		if (in->pid <= 0 || in->reaped)
+			continue;
+		/* Its cgroup reaches the processes that left its group too. */
+		int n = cgroup_instance_signal(in, sig);
+		if (n < 0)
+			n = kill(-in->pid, sig) == 0 || kill(in->pid, sig) == 0;
+		reached += n > 0;
+	}
+	return reached;
+}
+
 void instance_ready(struct instance *in)
 {
 	/* Its frames can come before the spawner's answer: ready once it is in. */

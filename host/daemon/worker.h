@@ -138,6 +138,9 @@ void worker_start(struct worker *w, enum activation activation);
 void worker_stop(struct worker *w);
 /* Escalation for a host asked twice to stop: SIGKILL every process, its group and its cgroup now. */
 void worker_kill(struct worker *w);
+/* `ward signal`: sig to every process of the worker (its cgroups, else each
+ * instance's process group). The number of instances it reached. */
+int worker_signal(struct worker *w, int sig);
 
 /* What the restart policy (docs/lifecycle.md) says after a run of ran_ms ended, a
  * failure or not. *streak is the instance's count of failed runs in a row,
