@@ -47,7 +47,7 @@ struct host {
 	struct config **old_configs; /* replaced by reloads, kept while a worker refers to them */
 	size_t nold;
 	char scratch[64 * 1024]; /* read buffer shared by every pipe */
-	struct frame_channel *channel; /* the runtime channel, once opened (output.c) */
+	struct frame_channel *channel; /* the runtime channel, once opened (channel.c) */
 	bool booting;            /* the plugins are being probed: no worker exists yet */
 	struct reload *reload;   /* a reload waiting for its plugins' verdicts (reload.c) */
 	bool reload_waiting;     /* a worker is retiring or waits to take its next_conf (reload.c) */

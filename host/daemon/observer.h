@@ -2,7 +2,7 @@
  * observer.h - how `ward test` watches the host it runs (host process).
  * The host calls these at the few points a test report needs; in production
  * struct host's observer is NULL and none of this runs. Implemented by
- * cli/tester.c, so daemon/ never includes the tester.
+ * cli/test_run.c, so daemon/ never includes the tester.
  */
 #ifndef WARD_OBSERVER_H
 #define WARD_OBSERVER_H
@@ -27,7 +27,7 @@ struct host_observer {
 	int64_t timeout_ns;                 /* the whole run ends after this long */
 	/* The configuration's errors and warnings, instead of printing them. */
 	void (*on_config)(void *ctx, const struct config *cfg);
-	/* A phase or cycle frame from the worker (output.c). */
+	/* A phase or cycle frame from the worker (channel.c). */
 	void (*on_frame)(void *ctx, const struct frame_hdr *hdr, const char *payload);
 	/* True once the run is to stop the worker now (--cycles N were run). */
 	bool (*take_stop)(void *ctx);

@@ -15,7 +15,8 @@
 #include "daemon/reaper.h"
 #include "daemon/cgroup.h"
 #include "daemon/host.h"
-#include "daemon/output.h"
+#include "daemon/channel.h"
+#include "daemon/pipes.h"
 #include "daemon/pidtable.h"
 #include "daemon/probe.h"
 #include "daemon/worker.h"
@@ -124,13 +125,14 @@ void reaper_reap(struct host *h)
 			kill(-pid, SIGKILL);
 			if (!cgroup_active(&h->cgroups))
 				kill_strays_of(h, pid); /* with cgroups: its cgroup, once reaped */
-			output_read_frames(h);
+			channel_read_frames(h);
 		}
 		int status;
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
 		if (in) {
-			output_drain(in);
+			pipe_drain(in);
+			channel_forget(in);
 			instance_exited(in, status);
 		} else if (!probe_reaped(pid, status)) {
 			spawner_reaped(h, pid, status); /* or a stray: nothing more to do */

@@ -17,7 +17,7 @@
 #include "daemon/probe.h"
 #include "common/reason.h"
 #include "common/loop.h"
-#include "daemon/output.h"
+#include "daemon/channel.h"
 #include "daemon/pidtable.h"
 #include "daemon/reaper.h"
 #include "daemon/reload.h"
@@ -73,7 +73,7 @@ static void flush_history(struct timer *t)
  * reading a READY the worker sent in time. */
 static void read_frames_before_timers(void *arg)
 {
-	output_read_frames(arg);
+	channel_read_frames(arg);
 }
 
 /* Before the loop sleeps: whatever was recorded since gets written in one
@@ -537,8 +537,15 @@ static void test_timed_out(struct timer *t)
 	begin_shutdown(h, SIGTERM);
 }
 
-/* The loop with its signals, the spawner on it, history and the host's own
- * timers. 0, or -1 when there is no loop (said). */
+/* A ready frame (channel.c) is an event of the instance's state machine. */
+static void frame_said_ready(void *ctx, struct instance *in)
+{
+	(void)ctx;
+	instance_ready(in);
+}
+
+/* The loop with its signals, the spawner on it, history, the runtime channel
+ * and the host's own timers. 0, or -1 when there is no loop (said). */
 static int open_loop(struct host *h, struct signal_watch *sw)
 {
 	h->loop = loop_new();
@@ -558,6 +565,7 @@ static int open_loop(struct host *h, struct signal_watch *sw)
 	if (h->notify_period > 0)
 		timer_arm(h->loop, &h->notify_timer, mono_ns() + h->notify_period);
 	tick_init(h);
+	channel_init(h, (struct channel_handler){.on_ready = frame_said_ready});
 	return 0;
 }
 
@@ -679,7 +687,7 @@ out:
 	free_workers(h);
 	cgroup_teardown(h);
 	free_old_configs(h);
-	output_close_channels(h);
+	channel_close(h);
 	history_close(h->history);
 	statedir_close(h); /* the lock goes last: the history is closed */
 	if (sw.watch.fd >= 0)

@@ -13,8 +13,9 @@
 #include "daemon/host.h"
 #include "daemon/cgroup.h"
 #include "worker/child.h"
-#include "daemon/output.h"
-#include "worker/slot.h"
+#include "daemon/channel.h"
+#include "daemon/pipes.h"
+#include "daemon/slots.h"
 #include "spawner/spawner.h"
 #include "daemon/observer.h"
 
@@ -35,7 +36,7 @@ static int open_child_fds(struct instance *in, int *read_end, struct child_spec 
 	int out[2];
 	if (pipe2(out, O_CLOEXEC) < 0)
 		return -1;
-	int frame_fd = output_channel_open(in);
+	int frame_fd = channel_connect(in);
 	int slot_fd = frame_fd < 0 ? -1 : slot_renew(in->slot);
 	if (slot_fd < 0) {
 		int saved = errno;
@@ -43,7 +44,7 @@ static int open_child_fds(struct instance *in, int *read_end, struct child_spec 
 		close(out[1]);
 		if (frame_fd >= 0)
 			close(frame_fd);
-		output_channel_forget(in);
+		channel_forget(in);
 		errno = saved;
 		return -1;
 	}
@@ -106,7 +107,7 @@ static void release(struct spawn_job *j, struct child_spec *spec, bool sent)
 	if (!sent) { /* prepared again when it is sent */
 		close(in->out.fd);
 		in->out.fd = -1;
-		output_channel_forget(in);
+		channel_forget(in);
 	}
 }
 
@@ -118,7 +119,7 @@ static void done(struct spawn_job *j, pid_t pid, int err)
 		if (in->out.fd >= 0)
 			close(in->out.fd);
 		in->out.fd = -1;
-		output_channel_forget(in);
+		channel_forget(in);
 		cgroup_instance_kill(in); /* a spawner that failed mid-request may have cloned it there */
 		cgroup_instance_forget(in);
 		in->spawn_answer->failed(in, err);
@@ -131,7 +132,7 @@ static void done(struct spawn_job *j, pid_t pid, int err)
 	/* No setpgid(pid, pid) here: the child makes its own session (and group)
 	 * first thing, which a group leader cannot. Until it has, the host's
 	 * kills also name the process itself. */
-	output_attach(in, in->out.fd);
+	pipe_attach(in, in->out.fd);
 	in->spawn_answer->spawned(in, pid);
 }
 

@@ -14,7 +14,7 @@
  */
 #define _GNU_SOURCE
 #include "daemon/statedir.h"
-#include "daemon/output.h"
+#include "daemon/channel.h"
 #include "daemon/control.h"
 #include "daemon/history.h"
 #include "daemon/log.h"
@@ -291,7 +291,7 @@ static void restore(struct timer *t)
 	snprintf(n, sizeof(n), "%d worker director%s", dirs, dirs == 1 ? "y" : "ies");
 	if (dirs)
 		add_to(what, sizeof(what), n);
-	if (output_channel_restore(h))
+	if (channel_restore(h))
 		add_to(what, sizeof(what), "ward.chan");
 	/* Last: a client that reaches the host again finds the rest in place. */
 	if (restore_control(h))

@@ -9,9 +9,10 @@
 #include "daemon/worker.h"
 #include "daemon/host.h"
 #include "daemon/lifecycle.h"
-#include "daemon/output.h"
+#include "daemon/channel.h"
+#include "daemon/pipes.h"
 #include "daemon/pidtable.h"
-#include "worker/slot.h"
+#include "daemon/slots.h"
 #include "daemon/spawn.h"
 #include "daemon/observer.h"
 #include "common/units.h"
@@ -884,7 +885,8 @@ void worker_free(struct worker *w)
 	for (int i = 0; i < w->ninst; i++) {
 		struct instance *in = &w->inst[i];
 		timer_cancel(w->host->loop, &in->timer);
-		output_detach(in);
+		pipe_detach(in);
+		channel_forget(in);
 		slot_free(in->slot);
 	}
 	free(w->inst);

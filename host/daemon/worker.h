@@ -56,7 +56,7 @@ struct instance {
 	struct watch out;      /* the process's stdout/stderr pipe */
 	struct pending out_rest;
 	bool frames_ignored;   /* it sent garbage on its runtime channel */
-	uint64_t channel_key;  /* the address of its process's runtime socket (output.c); 0: none */
+	uint64_t channel_key;  /* the address of its process's runtime socket (channel.c); 0: none */
 	struct timer timer;    /* the one deadline of the current state */
 	struct spawn_job spawn_job; /* asking for its process (spawn.c) */
 	const struct spawn_answer *spawn_answer; /* whom spawn.c tells what became of it (worker.c) */

@@ -23,7 +23,7 @@ struct child_spec {
 	const char *state_dir; /* the worker's private directory, absolute */
 	bool probe;            /* a probe (probe.c): load the plugin, send the verdict on frame_fd, exit */
 	int out_fd;            /* write end of the stdout/stderr pipe; -1: /dev/null (a probe) */
-	int frame_fd;          /* its runtime socket, connected to the host (output.c); a probe's verdict pipe */
+	int frame_fd;          /* its runtime socket, connected to the host (daemon/channel.c); a probe's verdict pipe */
 	int slot_fd;           /* the one-page memory file of its progress slot; -1: none (a probe) */
 	const struct test_request *test; /* NULL outside `ward test` */
 	/* The host's variables the process starts its environment from

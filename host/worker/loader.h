@@ -3,7 +3,7 @@
  * it is used. Runs in a worker process and in a probe child (forked for
  * `ward check`, `ward run`'s boot and a reload: daemon/probe.c), and in the
  * plugin author's own test process when the harness runs a plugin in-process,
- * or in `ward test --in-process` itself (cli/tester.c); never in the host daemon: a plugin's constructors may
+ * or in `ward test --in-process` itself (cli/test_run.c); never in the host daemon: a plugin's constructors may
  * crash, and only a child (or the author's test) may die of it.
  */
 #ifndef WARD_LOADER_H

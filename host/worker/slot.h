@@ -1,24 +1,14 @@
 /*
- * slot.h - the pool of progress slots (proto.h), a page each, shared with
- * worker processes. Each process maps its own slot's page from a one-page
- * memory file the host hands it, and can reach nothing else; the host keeps
- * the bookkeeping in private memory, so a worker scribbling over its page
- * can never corrupt the pool.
+ * slot.h - a worker process's view of its progress slot (struct slot,
+ * common/proto.h): the one page of the memory file the host handed it
+ * (daemon/slots.c makes it). Runs in the worker process, after fork.
  */
 #ifndef WARD_SLOT_H
 #define WARD_SLOT_H
 
 #include "common/proto.h"
 
-struct slot *slot_alloc(void); /* zeroed; NULL with errno when mmap fails */
-void slot_free(struct slot *s);
-void slot_reset(struct slot *s);
-
-/* Before a process starts: s becomes a fresh page, a new memory file the
- * host maps in its place. Returns that file's descriptor for the process
- * (the caller closes it once handed over), or -1 with errno. */
-int slot_renew(struct slot *s);
-/* In a worker: maps the page of the file slot_renew made; NULL with errno. */
+/* Maps the page of the file slot_renew (daemon/slots.h) made; NULL with errno. */
 struct slot *slot_map(int fd);
 
 #endif

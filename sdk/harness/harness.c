@@ -8,7 +8,8 @@
 #define _GNU_SOURCE
 #include <ward_harness.h>
 
-#include "cli/tester.h"
+#include "cli/test_report.h"
+#include "cli/test_run.h"
 #include "common/util.h"
 
 #include <errno.h>

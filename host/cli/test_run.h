@@ -1,14 +1,15 @@
 /*
- * tester.h - `ward test` and the plugin test harness: run one plugin the way
- * the host runs it (same fork, same child set-up, same runtime and watchdog,
- * on a throw-away configuration) and report every phase with its timing,
- * every cycle's result, the plugin's log lines, and how it ended. On
- * request it runs the plugin inside the calling process instead (no fork:
- * for valgrind and gdb), through the same runtime. Runs in the `ward test`
- * process or the plugin author's harness process (tester.c says how).
+ * test_run.h - `ward test` and the plugin test harness: run one plugin the
+ * way the host runs it (same fork, same child set-up, same runtime and
+ * watchdog, on a throw-away configuration) and collect every phase with its
+ * timing, every cycle's result, the plugin's log lines, and how it ended.
+ * On request it runs the plugin inside the calling process instead (no
+ * fork: for valgrind and gdb), through the same runtime. Runs in the
+ * `ward test` process or the plugin author's harness process (test_run.c
+ * says how). The report of a result is cli/test_report.h.
  */
-#ifndef WARD_TESTER_H
-#define WARD_TESTER_H
+#ifndef WARD_TEST_RUN_H
+#define WARD_TEST_RUN_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -69,11 +70,6 @@ struct tester; /* one run in progress */
  * that is wrong (a key, the plugin's path) is a result: config_error. */
 int tester_run(const struct tester_options *o, struct test_result *r);
 void test_result_free(struct test_result *r);
-/* Human-readable (or JSON) report of a run. */
-void tester_print(const struct tester_options *o, const struct test_result *r, FILE *out, bool json);
-const char *cycle_result_name(int result);
-/* The reason a harness or JSON report gives: an exit reason, or "config-error". */
-const char *test_result_reason(const struct test_result *r);
 /* `ward test --describe`: the plugin (a path relative to the current
  * directory, too) probed and described. 0 or -1 (reported on stderr). */
 int tester_describe(const char *plugin, uint64_t timeout_ms, FILE *out);

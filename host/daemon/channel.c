@@ -1,17 +1,15 @@
 /*
- * output.c - turns what worker processes write into log lines and events.
- *
- * A process's stdout/stderr is a pipe of its own, read into the host's one
- * scratch buffer; a line split across reads is carried in the instance's
- * `pending` (allocated only when that happens), a line longer than the
- * buffer is cut into pieces: nothing is dropped. Runtime frames (ward_log
- * lines, ready, end) travel as datagrams from a socket of each process's own
- * to one socket of the host's, so the host holds one descriptor per
- * process, not two: 10,000 workers fit in a 20,000-descriptor limit.
- * Host daemon only, called from its loop.
+ * channel.c - the runtime channel: frames from worker processes (ward_log
+ * lines, ready, end, and for `ward test` phases and cycles) turned into log
+ * lines and events. Frames travel as datagrams from a socket of each
+ * process's own to one socket of the host's, so the host holds one
+ * descriptor per process for them, not two: 10,000 workers fit in a
+ * 20,000-descriptor limit. What a frame means to the state machine (ready)
+ * goes to the handler the host registered (channel.h): this file calls
+ * nothing of worker.c. Host daemon only, called from its loop.
  */
 #define _GNU_SOURCE
-#include "daemon/output.h"
+#include "daemon/channel.h"
 #include "daemon/host.h"
 #include "daemon/observer.h"
 #include "common/util.h"
@@ -26,43 +24,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define READS_PER_WAKEUP 4
-
 static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
-
-static void keep_pending(struct pending *p, const char *data, size_t len)
-{
-	if (len == 0) {
-		free(p->buf);
-		*p = (struct pending){0};
-		return;
-	}
-	char *buf = xmalloc(len);
-	memcpy(buf, data, len);
-	free(p->buf);
-	p->buf = buf;
-	p->len = len;
-}
-
-/* Consumes complete lines of data; returns how many bytes were used. */
-static size_t take_lines(struct instance *in, const char *data, size_t len, bool eof)
-{
-	struct log_file *lf = &in->worker->log;
-	int64_t now = wall_ms();
-	size_t used = 0;
-	while (used < len) {
-		const char *nl = memchr(data + used, '\n', len - used);
-		if (!nl)
-			break;
-		log_line(lf, now, in->index, in->pid, "OUT", data + used, (size_t)(nl - data - used));
-		used = (size_t)(nl - data) + 1;
-	}
-	if (eof && used < len) { /* a last line without newline */
-		log_line(lf, now, in->index, in->pid, "OUT", data + used, len - used);
-		used = len;
-	}
-	return used;
-}
 
 static void take_end(struct instance *in, const char *payload, size_t len)
 {
@@ -83,7 +45,8 @@ static void take_end(struct instance *in, const char *payload, size_t len)
 
 /* Consumes complete frames that process `pid` of the instance sent; returns
  * bytes used, or (size_t)-1 on garbage. */
-static size_t take_frames(struct instance *in, pid_t pid, const char *data, size_t len)
+static size_t take_frames(const struct channel_handler *handler, struct instance *in, pid_t pid, const char *data,
+			  size_t len)
 {
 	size_t used = 0;
 	struct frame_hdr hdr;
@@ -97,7 +60,7 @@ static size_t take_frames(struct instance *in, pid_t pid, const char *data, size
 				 level_names[hdr.level <= 3 ? hdr.level : 2], payload, hdr.len);
 			break;
 		case FRAME_READY:
-			instance_ready(in);
+			handler->on_ready(handler->ctx, in);
 			break;
 		case FRAME_END:
 			take_end(in, payload, hdr.len);
@@ -134,12 +97,13 @@ struct frame_channel {
 	struct sockaddr_un addr; /* where processes' sockets are connected */
 	socklen_t addrlen;
 	struct host *host;
+	struct channel_handler handler; /* what frames mean above this file */
 	struct sender {
 		uint64_t key; /* 0: empty; SENDER_GONE: deleted */
 		struct instance *in;
 	} *senders;          /* open addressing: sender address -> instance */
 	size_t cap, used;
-	/* Sockets whose file was removed with state_dir (output_channel_restore):
+	/* Sockets whose file was removed with state_dir (channel_restore):
 	 * still read, for the processes already connected to them. */
 	struct retired {
 		struct watch watch;
@@ -221,11 +185,11 @@ static pid_t sender_pid(struct msghdr *m)
 	return 0;
 }
 
-static void take_datagram(struct instance *in, struct msghdr *m, size_t len)
+static void take_datagram(struct frame_channel *c, struct instance *in, struct msghdr *m, size_t len)
 {
 	const char *data = m->msg_iov->iov_base;
 	pid_t pid = sender_pid(m);
-	if (!(m->msg_flags & MSG_TRUNC) && take_frames(in, pid > 0 ? pid : in->pid, data, len) == len)
+	if (!(m->msg_flags & MSG_TRUNC) && take_frames(&c->handler, in, pid > 0 ? pid : in->pid, data, len) == len)
 		return;
 	in->frames_ignored = true;
 	log_printf(&in->worker->log, in->index, in->pid, "WARD",
@@ -281,7 +245,7 @@ static bool take_batch(struct frame_channel *c, struct batch *b, int n, struct w
 		if (*last && *last != e->in->worker)
 			log_flush(&(*last)->log);
 		*last = e->in->worker;
-		take_datagram(e->in, m, b->msgs[i].msg_len);
+		take_datagram(c, e->in, m, b->msgs[i].msg_len);
 	}
 	return marker_seen;
 }
@@ -360,10 +324,11 @@ static int bind_host_socket(struct frame_channel *c, const char *path)
 	return fd;
 }
 
-static struct frame_channel *open_channel(struct host *h)
+/* The host's socket and its marker, when the first process is connected
+ * (again after a failure). 0, or -1 (said) with nothing left open. */
+static int bind_channel(struct frame_channel *c)
 {
-	struct frame_channel *c = xcalloc(1, sizeof(*c));
-	*c = (struct frame_channel){.watch = {.fn = on_frames}, .host = h};
+	struct host *h = c->host;
 	char *path = xasprintf("%s/ward.chan", h->cfg.state_dir);
 	c->watch.fd = bind_host_socket(c, path);
 	c->marker_fd = c->watch.fd < 0 ? -1 : autobound_socket(&c->marker_key);
@@ -373,23 +338,33 @@ static struct frame_channel *open_channel(struct host *h)
 			close(c->watch.fd);
 		if (c->marker_fd >= 0)
 			close(c->marker_fd);
+		c->watch.fd = c->marker_fd = -1;
+		c->marker_key = 0;
 		free(path);
-		free(c);
-		return NULL;
+		return -1;
 	}
 	free(path);
 	if (loop_watch(h->loop, &c->watch, EPOLLIN) < 0)
 		host_log(HOST_ERR, "unable to watch the runtime channel: %s; frames are read when processes exit",
 			 strerror(errno));
-	h->channel = c;
-	return c;
+	return 0;
 }
 
-int output_channel_open(struct instance *in)
+void channel_init(struct host *h, struct channel_handler handler)
 {
-	struct host *h = in->worker->host;
-	struct frame_channel *c = h->channel ? h->channel : open_channel(h);
-	if (!c)
+	struct frame_channel *c = xcalloc(1, sizeof(*c));
+	*c = (struct frame_channel){.watch = {.fd = -1, .fn = on_frames}, .marker_fd = -1, .host = h, .handler = handler};
+	h->channel = c;
+}
+
+int channel_connect(struct instance *in)
+{
+	struct frame_channel *c = in->worker->host->channel;
+	if (!c) {
+		errno = ENOTCONN; /* channel_init was not called: a host with no channel */
+		return -1;
+	}
+	if (c->watch.fd < 0 && bind_channel(c) < 0)
 		return -1;
 	uint64_t key;
 	int fd = autobound_socket(&key);
@@ -405,10 +380,11 @@ int output_channel_open(struct instance *in)
 	}
 	sender_add(c, key, in);
 	in->channel_key = key;
+	in->frames_ignored = false; /* a new process: what the last one sent is forgotten */
 	return fd;
 }
 
-void output_channel_forget(struct instance *in)
+void channel_forget(struct instance *in)
 {
 	struct frame_channel *c = in->worker->host->channel;
 	struct sender *e = c && c->cap && in->channel_key ? sender_slot(c, in->channel_key, false) : NULL;
@@ -417,10 +393,10 @@ void output_channel_forget(struct instance *in)
 	in->channel_key = 0;
 }
 
-void output_read_frames(struct host *h)
+void channel_read_frames(struct host *h)
 {
 	struct frame_channel *c = h->channel;
-	if (!c)
+	if (!c || c->watch.fd < 0)
 		return;
 	/* Processes may keep sending while the host reads: an empty datagram of
 	 * the host's own marks where "sent so far" ends, so reading stops there.
@@ -449,11 +425,11 @@ void output_read_frames(struct host *h)
 		read_channel(c, c->retired[i].watch.fd, READ_TO_EMPTY);
 }
 
-bool output_channel_restore(struct host *h)
+bool channel_restore(struct host *h)
 {
 	struct frame_channel *c = h->channel;
 	struct stat st;
-	if (!c || (lstat(c->addr.sun_path, &st) == 0 && S_ISSOCK(st.st_mode)))
+	if (!c || c->watch.fd < 0 || (lstat(c->addr.sun_path, &st) == 0 && S_ISSOCK(st.st_mode)))
 		return false;
 	if (c->nretired == MAX_RETIRED) {
 		host_log(HOST_ERR, "the runtime channel %s was removed %d times: new processes cannot be connected; restart the host",
@@ -484,80 +460,19 @@ bool output_channel_restore(struct host *h)
 	return true;
 }
 
-void output_close_channels(struct host *h)
+void channel_close(struct host *h)
 {
 	struct frame_channel *c = h->channel;
 	if (!c)
 		return;
-	loop_close(h->loop, &c->watch);
+	if (c->watch.fd >= 0) {
+		loop_close(h->loop, &c->watch);
+		close(c->marker_fd);
+		unlink(c->addr.sun_path);
+	}
 	for (int i = 0; i < c->nretired; i++)
 		loop_close(h->loop, &c->retired[i].watch);
-	close(c->marker_fd);
-	unlink(c->addr.sun_path);
 	free(c->senders);
 	free(c);
 	h->channel = NULL;
-}
-
-/* ---- stdout/stderr: one pipe per process ---- */
-
-static void close_watch(struct instance *in, struct watch *w, struct pending *rest)
-{
-	loop_close(in->worker->host->loop, w);
-	keep_pending(rest, NULL, 0);
-}
-
-/* Reads the stdout/stderr pipe: `rounds` reads at most, or until empty when draining. */
-static void pump(struct instance *in, bool drain)
-{
-	struct host *h = in->worker->host;
-	struct watch *w = &in->out;
-	struct pending *rest = &in->out_rest;
-	char *buf = h->scratch;
-	for (int round = 0; w->fd >= 0 && (drain || round < READS_PER_WAKEUP); round++) {
-		size_t have = rest->len;
-		if (have)
-			memcpy(buf, rest->buf, have);
-		ssize_t n = read(w->fd, buf + have, sizeof(h->scratch) - have);
-		if (n < 0 && errno == EINTR)
-			continue;
-		bool eof = n == 0 || (n < 0 && errno != EAGAIN);
-		size_t len = have + (n > 0 ? (size_t)n : 0);
-		size_t used = take_lines(in, buf, len, eof || len == sizeof(h->scratch));
-		keep_pending(rest, buf + used, len - used);
-		if (eof) {
-			close_watch(in, w, rest);
-			break;
-		}
-		if (n < 0) /* EAGAIN: empty for now */
-			break;
-	}
-	log_flush(&in->worker->log);
-}
-
-static void on_out(struct watch *w, uint32_t events)
-{
-	(void)events;
-	pump(container_of(w, struct instance, out), false);
-}
-
-void output_attach(struct instance *in, int out_fd)
-{
-	in->out = (struct watch){.fd = out_fd, .fn = on_out};
-	in->frames_ignored = false;
-	if (loop_watch(in->worker->host->loop, &in->out, EPOLLIN) < 0)
-		host_log(HOST_ERR, "[%s:%d] unable to watch the process's output: %s; it will be read when it exits",
-			 in->worker->conf->name, in->index, strerror(errno));
-}
-
-void output_drain(struct instance *in)
-{
-	pump(in, true);
-	output_detach(in);
-}
-
-void output_detach(struct instance *in)
-{
-	close_watch(in, &in->out, &in->out_rest);
-	output_channel_forget(in);
 }
