@@ -9,7 +9,7 @@
  * No code of host/ is changed or copied.
  *
  * The workers never get a process: `start` only asks for one, and the part
- * of the host that would fork (dependency ordering in host.c's main loop) is
+ * of the host that would fork (dependency ordering in run.c's main loop) is
  * not run here. `reload` re-reads the unchanged configuration.
  *
  * Beyond sanitizer reports, a request the host does not finish within 2 s
@@ -23,6 +23,7 @@
 #include "daemon/history.h"
 #include "common/loop.h"
 #include "common/util.h"
+#include "daemon/reaper.h"
 #include "daemon/worker.h"
 
 #include <errno.h>
@@ -64,7 +65,7 @@ static void put(const char *path, const char *text)
 		abort();
 }
 
-/* What host.c does on its flush timer. */
+/* What run.c does on its flush timer. */
 static void flush_history(struct timer *t)
 {
 	(void)t;
@@ -143,7 +144,7 @@ static void turn(void)
 	timer_arm(host->loop, &tick, mono_ns());
 	if (loop_run_once(host->loop) < 0)
 		abort();
-	/* What host.c does on SIGCHLD: a reload's plugin probes are judged once
+	/* What run.c does on SIGCHLD: a reload's plugin probes are judged once
 	 * they are reaped. */
 	host_recheck_children(host);
 }

@@ -434,10 +434,10 @@ static void on_cgroup_events(struct watch *w, uint32_t events)
 	if (populated(w->fd) > 0)
 		return; /* another change (or none): still busy */
 	cgroup_instance_forget(in);
-	instance_cgroup_empty(in);
+	in->cg_emptied(in);
 }
 
-bool cgroup_instance_await_empty(struct instance *in)
+bool cgroup_instance_await_empty(struct instance *in, void (*emptied)(struct instance *in))
 {
 	struct cgroups *cg = cgroups_of(in);
 	char path[320];
@@ -451,6 +451,7 @@ bool cgroup_instance_await_empty(struct instance *in)
 	if (fd >= 0 && populated(fd) > 0) {
 		cgroup_instance_kill(in);
 		in->cg_events = (struct watch){.fd = fd, .fn = on_cgroup_events};
+		in->cg_emptied = emptied;
 		if (loop_watch(in->worker->host->loop, &in->cg_events, EPOLLPRI) == 0)
 			return false;
 		host_log(HOST_ERR, "[%s:%d] unable to watch %s/%s: %s; not waiting for its processes to end",

@@ -45,9 +45,10 @@ void cgroup_instance_kill(struct instance *in);
 int cgroup_instance_signal(const struct instance *in, int sig);
 /* The instance's process was reaped: kills what is left in its cgroup.
  * true: its cgroup is empty (or there is none) and removed. false: the host
- * watches cgroup.events and calls instance_cgroup_empty() once the last
- * process in it is gone. */
-bool cgroup_instance_await_empty(struct instance *in);
+ * watches cgroup.events and calls emptied(in) once the last process in it
+ * is gone (and the cgroup removed). The caller is worker.c, above this
+ * file: it hands its own continuation rather than cgroup.c calling up. */
+bool cgroup_instance_await_empty(struct instance *in, void (*emptied)(struct instance *in));
 /* Stops watching and removes the instance's cgroup if it is empty (a cgroup
  * that still holds processes stays, and the next start uses it). */
 void cgroup_instance_forget(struct instance *in);
@@ -62,8 +63,5 @@ int cgroup_instance_cpu_usec(const struct instance *in, uint64_t *usec);
 int cgroup_cpu_usec_of(pid_t pid, const char *worker, int instance, uint64_t *usec);
 /* The worker is going away (reload, exit): removes its cgroups. */
 void cgroup_worker_forget(struct worker *w);
-
-/* Provided by worker.c: the last process in the instance's cgroup is gone. */
-void instance_cgroup_empty(struct instance *in);
 
 #endif

@@ -2,7 +2,8 @@
  * dependency.c - start and stop ordering from `requires`. A dependency is
  * satisfied when each of its instances is running (init returned 0) or done;
  * it is broken when one of them has failed for good. settle() is idempotent
- * and cheap (one pass over the workers), and runs only after a state change.
+ * and cheap (one pass over the workers, none when no worker has a pending
+ * start or stop or a `requires`), and runs only after a state change.
  * Host daemon only.
  */
 #include "daemon/dependency.h"
@@ -39,6 +40,7 @@ static struct worker *find(struct host *h, const char *name)
 
 void dependency_link(struct host *h)
 {
+	h->nrequiring = 0;
 	for (size_t i = 0; i < h->nworkers; i++) {
 		struct worker *w = h->workers[i];
 		free(w->deps);
@@ -57,6 +59,7 @@ void dependency_link(struct host *h)
 			append(&w->deps, &w->ndeps, d);
 			append(&d->dependants, &d->ndependants, w);
 		}
+		h->nrequiring += w->ndeps > 0;
 	}
 }
 
@@ -65,6 +68,7 @@ void dependency_request_start(struct worker *w, enum activation activation)
 	w->pending_start = activation;
 	w->blocked_by = NULL;
 	w->host->order_dirty = true;
+	w->host->order_pending = true;
 }
 
 void dependency_request_stop_all(struct host *h)
@@ -74,6 +78,7 @@ void dependency_request_stop_all(struct host *h)
 		h->workers[i]->pending_stop = true;
 	}
 	h->order_dirty = true;
+	h->order_pending = true;
 }
 
 static void note(struct worker *w, const char *event, const struct worker *d, enum host_level level,
@@ -130,6 +135,7 @@ static void check_broken(struct worker *w)
 		w->blocked_by = w->deps[k];
 		worker_stop(w);
 		w->pending_start = ACTIVATION_DEPENDENCY;
+		w->host->order_pending = true;
 		return;
 	}
 }
@@ -142,8 +148,16 @@ static bool dependants_active(const struct worker *w)
 	return false;
 }
 
+/* A pass acts on a worker with a pending start or stop, or one that
+ * requires another: with neither anywhere (most passes, once the host is
+ * up, whatever the number of workers) it has nothing to do. A start or stop
+ * is only ever made pending here, which sets order_pending; a pass that
+ * leaves none pending clears it. */
 void dependency_settle(struct host *h)
 {
+	if (!h->order_pending && !h->nrequiring)
+		return;
+	h->order_pending = false;
 	for (size_t i = 0; i < h->nworkers; i++) {
 		struct worker *w = h->workers[i];
 		if (w->pending_stop) {
@@ -156,5 +170,7 @@ void dependency_settle(struct host *h)
 		} else if (w->ndeps && worker_is_active(w)) {
 			check_broken(w);
 		}
+		if (w->pending_start || w->pending_stop)
+			h->order_pending = true;
 	}
 }

@@ -29,9 +29,11 @@ struct host {
 	size_t nworkers;
 	pid_t pid;
 	bool shutting_down;
-	bool critical_failed;    /* a `critical = yes` worker became failed: stop, exit 3 */
+	bool critical_failed;    /* a `critical = yes` worker became failed: stop, exit 3 (set by
+				  * worker.c; run.c's loop acts on it, after the event) */
 	bool ended_failed;       /* exit_when_done ended the host with a worker failed: exit 3 */
-	bool order_dirty;        /* a state changed: dependency ordering may have work to do */
+	bool order_dirty;        /* a state changed: dependency ordering may have work to do (set by
+				  * worker.c and the files above it; run.c's loop settles) */
 	size_t nstarting;        /* instances in IS_STARTING, of every worker: kept by set_state */
 	bool ready_told;         /* systemd was told READY=1 */
 	char told_status[128];   /* the last STATUS= sent */
@@ -39,7 +41,7 @@ struct host {
 	struct timer test_timer;   /* `ward test --timeout` */
 	int64_t notify_period;
 	struct timer flush_timer;
-	struct timer tick_timer;
+	struct timer tick_timer; /* tick.c's; worker.c arms it when an instance starts running */
 	int64_t tick_ns;         /* period of the progress check; 0: none needed */
 	const struct host_observer *test; /* `ward test` watching the run (observer.h), else NULL */
 	struct config **old_configs; /* replaced by reloads, kept while a worker refers to them */
@@ -48,6 +50,15 @@ struct host {
 	struct frame_channel *channel; /* the runtime channel, once opened (channel.c) */
 	bool booting;            /* the plugins are being probed: no worker exists yet */
 	struct reload *reload;   /* a reload waiting for its plugins' verdicts (reload.c) */
+	bool reload_waiting;     /* a worker is retiring or waits to take its next_conf (reload.c) */
+	bool order_pending;      /* a worker may have a pending start or stop (dependency.c) */
+	size_t nrequiring;       /* workers with a `requires` (dependency.c) */
+	size_t nlistening;       /* workers holding `listen` sockets (listener.c) */
+	/* A connection came on a socket of a worker that has no process:
+	 * listener.c calls this to start it. Set by run.c at boot, before any
+	 * socket is opened: the start is asked of dependency.c, which sits
+	 * above listener.c (it waits for the sockets to be bound). */
+	void (*connection_starts)(struct worker *w);
 	struct spawner spawner;
 	struct cgroups cgroups;  /* the instances' cgroups (cgroup.c) */
 };

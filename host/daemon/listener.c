@@ -9,7 +9,6 @@
  */
 #define _GNU_SOURCE
 #include "daemon/listener.h"
-#include "daemon/dependency.h"
 #include "common/units.h"
 #include "daemon/host.h"
 #include "daemon/worker.h"
@@ -162,7 +161,7 @@ static void on_connection(struct watch *wt, uint32_t events)
 	}
 	/* LISTEN_ACTIVATE: the connection waits in the backlog for the worker. */
 	host_log(HOST_INFO, "[%s] connection on %s: starting the worker", w->conf->name, l->address);
-	dependency_request_start(w, ACTIVATION_CONNECTION);
+	w->host->connection_starts(w);
 	listener_update(w);
 }
 
@@ -229,6 +228,8 @@ int listener_open_all(struct worker *w)
 	w->listeners = xcalloc(addrs->n ? addrs->n : 1, sizeof(*w->listeners));
 	w->listen_fds = xcalloc(addrs->n ? addrs->n : 1, sizeof(*w->listen_fds));
 	w->nlisteners = addrs->n;
+	if (w->host && w->nlisteners) /* an in-process `ward test` has no host */
+		w->host->nlistening++;
 	w->bind_retry.fn = retry_binding;
 	for (size_t i = 0; i < addrs->n; i++) {
 		struct listener *l = &w->listeners[i];
@@ -283,21 +284,6 @@ int listener_bind_now(struct worker *w, char *why, size_t size)
 	return -1;
 }
 
-const char *listener_describe(const struct worker *w, char *buf, size_t size)
-{
-	static const char *const modes[] = {[LISTEN_HANDED] = NULL,
-					    [LISTEN_ACTIVATE] = "waiting for a connection",
-					    [LISTEN_DRAIN] = "closing connections"};
-	if (!w->nlisteners)
-		return NULL;
-	for (size_t i = 0; i < w->nlisteners; i++)
-		if (w->listeners[i].watch.fd < 0) {
-			snprintf(buf, size, "unbound: %s: %s; retrying", w->listeners[i].address, w->listeners[i].error);
-			return buf;
-		}
-	return modes[w->listen_mode];
-}
-
 void listener_close_all(struct worker *w)
 {
 	if (w->host) /* an in-process `ward test` has no host */
@@ -312,6 +298,8 @@ void listener_close_all(struct worker *w)
 		if (strncmp(l->address, "unix:", 5) == 0)
 			unlink(l->address + 5);
 	}
+	if (w->host && w->nlisteners)
+		w->host->nlistening--;
 	free(w->listeners);
 	free(w->listen_fds);
 	w->listeners = NULL;

@@ -8,6 +8,10 @@
  * instead of a timeout. The host never reads from a client. A socket that
  * cannot be bound (its port taken, its directory not creatable) is retried
  * with a backoff; the worker does not start until every one is bound.
+ *
+ * listener.c sits above worker.c and below dependency.c: a connection asks
+ * for the worker's start through h->connection_starts (daemon/host.h),
+ * which run.c sets at boot to dependency_request_start().
  */
 #ifndef WARD_LISTENER_H
 #define WARD_LISTENER_H
@@ -36,15 +40,13 @@ enum listen_mode {
 /* Creates and binds every socket of w. 0, or -1 after logging which
  * addresses failed; those are retried from then on until they are bound. */
 int listener_open_all(struct worker *w);
+/* Closes them (a unix socket's file is removed): before worker_free(). */
 void listener_close_all(struct worker *w);
 /* A socket of w is not bound (yet): the worker cannot start. */
 bool listener_unbound(const struct worker *w);
 /* `ward start`: tries the unbound sockets now. 0 once all are bound, else
  * -1 with the reason written to why. */
 int listener_bind_now(struct worker *w, char *why, size_t size);
-/* The sockets' state for `ward status` ("waiting for a connection",
- * "unbound: ...; retrying"), or NULL when a process of the worker has them. */
-const char *listener_describe(const struct worker *w, char *buf, size_t size);
 /* Applies the mode the worker's state calls for; cheap when nothing changes. */
 void listener_update(struct worker *w);
 

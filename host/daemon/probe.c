@@ -13,6 +13,7 @@
 #include "config/options.h"
 #include "daemon/spawner_client.h"
 #include "daemon/host.h"
+#include "daemon/reaper.h"
 #include "daemon/worker.h"
 #include "common/util.h"
 

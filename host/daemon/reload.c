@@ -83,20 +83,28 @@ static void release_old_configs(struct host *h)
 
 void reload_finish(struct host *h)
 {
-	bool changed = false;
+	if (!h->reload_waiting)
+		return; /* the common case, on every turn of the loop: no scan */
+	bool changed = false, waiting = false;
 	for (size_t i = 0; i < h->nworkers; i++) {
 		struct worker *w = h->workers[i];
-		if (!(w->retiring || w->next_conf) || !worker_is_settled(w))
+		if (!(w->retiring || w->next_conf))
 			continue;
+		if (!worker_is_settled(w)) {
+			waiting = true;
+			continue;
+		}
 		history_forget_worker(h->history, w->conf->name);
 		if (w->retiring) {
 			host_log(HOST_INFO, "[%s] removed by reload", w->conf->name);
+			listener_close_all(w);
 			worker_free(w);
 			free(w);
 			h->workers[i--] = h->workers[--h->nworkers];
 		} else {
 			const struct worker_conf *c = w->next_conf;
 			bool start = w->start_after_reload;
+			listener_close_all(w);
 			worker_free(w);
 			worker_init(w, h, c);
 			if (c->listen.n)
@@ -107,6 +115,7 @@ void reload_finish(struct host *h)
 		}
 		changed = true;
 	}
+	h->reload_waiting = waiting;
 	if (changed) {
 		dependency_link(h);
 		release_old_configs(h);
@@ -137,6 +146,7 @@ static void apply(struct host *h, struct config *next, FILE *out)
 		const struct worker_conf *c = config_find_worker(next, w->conf->name);
 		if (!c) {
 			w->retiring = true;
+			h->reload_waiting = true;
 			w->pending_start = ACTIVATION_NONE;
 			worker_stop(w);
 			fprintf(out, "removed: %s\n", w->conf->name);
@@ -146,6 +156,7 @@ static void apply(struct host *h, struct config *next, FILE *out)
 		} else {
 			w->retiring = false;
 			w->next_conf = c;
+			h->reload_waiting = true;
 			w->start_after_reload = c->autostart || worker_is_active(w) || w->pending_start;
 			w->pending_start = ACTIVATION_NONE;
 			worker_stop(w);

@@ -5,7 +5,7 @@
  * cgroups (cgroup.c); the spawner (spawner.c) forks it, or the host itself
  * when no spawner can run. Everything about the child's set-up happens in
  * child.c, whichever process forked it. The answer may come later: the
- * instance learns it through instance_spawned() or instance_spawn_failed().
+ * instance learns it through the spawn_answer its caller (worker.c) handed.
  * Host daemon only.
  */
 #define _GNU_SOURCE
@@ -122,7 +122,7 @@ static void done(struct spawn_job *j, pid_t pid, int err)
 		channel_forget(in);
 		cgroup_instance_kill(in); /* a spawner that failed mid-request may have cloned it there */
 		cgroup_instance_forget(in);
-		instance_spawn_failed(in, err);
+		in->spawn_answer->failed(in, err);
 		return;
 	}
 	/* The host must never block on a worker: the read end is non-blocking. */
@@ -133,7 +133,7 @@ static void done(struct spawn_job *j, pid_t pid, int err)
 	 * first thing, which a group leader cannot. Until it has, the host's
 	 * kills also name the process itself. */
 	pipe_attach(in, in->out.fd);
-	instance_spawned(in, pid);
+	in->spawn_answer->spawned(in, pid);
 }
 
 /* The spawner died before answering: what it may have cloned into the
@@ -143,8 +143,9 @@ static void orphaned(struct spawn_job *j)
 	cgroup_instance_kill(container_of(j, struct instance, spawn_job));
 }
 
-void spawn_process(struct instance *in)
+void spawn_process(struct instance *in, const struct spawn_answer *answer)
 {
+	in->spawn_answer = answer;
 	in->spawn_job = (struct spawn_job){.prepare = prepare, .release = release, .done = done, .orphaned = orphaned};
 	in->out.fd = -1;
 	spawner_submit(in->worker->host, &in->spawn_job);

@@ -8,11 +8,16 @@
 
 #include "daemon/worker.h"
 
-/* Has a process forked for the instance. Once it exists, its pipe is read
- * and instance_spawned() is called; if it cannot be made,
- * instance_spawn_failed() (nothing leaks). Either may come before this
- * returns, or later (the spawner's answer). */
-void spawn_process(struct instance *in);
+/* How spawn.c tells its caller (worker.c's state machine, above this file)
+ * what became of the process it asked for. */
+struct spawn_answer {
+	void (*spawned)(struct instance *in, pid_t pid); /* it exists; its pipe is read */
+	void (*failed)(struct instance *in, int err);    /* it could not be made (nothing leaks) */
+};
+
+/* Has a process forked for the instance; answer says what became of it,
+ * before this returns or later (the spawner's answer). */
+void spawn_process(struct instance *in, const struct spawn_answer *answer);
 
 /* The host ran out of descriptors (EMFILE) making a process's: says once,
  * in one host line, how many worker processes fit under RLIMIT_NOFILE and

@@ -205,7 +205,7 @@ static bool restore_history(struct host *h, bool quiet)
 {
 	bool reopened = history_reopen_if_replaced(h->history, quiet);
 	if (history_take_recreated(h->history))
-		host_record_live_state(h);
+		worker_record_host(h);
 	history_flush(h->history); /* a failure is retried by the host's flush timer */
 	return reopened;
 }

@@ -1,6 +1,9 @@
 /*
  * tick.c - the progress tick: one timer for every instance, sampling each
  * running instance's progress for its watchdog. Runs in the host process.
+ * It stops while nothing runs; worker.c arms it again when an instance with
+ * a watchdog starts running (arm_progress_tick), so tick.c sits above
+ * worker.c and worker.c never calls it.
  */
 #include "daemon/tick.h"
 #include "daemon/host.h"
@@ -51,12 +54,6 @@ static void progress_tick(struct timer *t)
 	}
 	if (any_running)
 		timer_arm(h->loop, &h->tick_timer, next);
-}
-
-void tick_needed(struct host *h)
-{
-	if (h->tick_ns && !timer_armed(&h->tick_timer))
-		timer_arm(h->loop, &h->tick_timer, mono_ns() + h->tick_ns);
 }
 
 void tick_init(struct host *h)

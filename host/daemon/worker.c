@@ -15,7 +15,6 @@
 #include "daemon/slots.h"
 #include "daemon/spawn.h"
 #include "daemon/observer.h"
-#include "daemon/tick.h"
 #include "common/units.h"
 #include "common/util.h"
 
@@ -112,12 +111,44 @@ void worker_record_all(struct worker *w)
 	worker_record(w);
 }
 
+void worker_record_host(struct host *h)
+{
+	char buf[32];
+	history_reset_states(h->history);
+	snprintf(buf, sizeof(buf), "%d", (int)h->pid);
+	history_host(h->history, "pid", buf);
+	snprintf(buf, sizeof(buf), "%lld", (long long)wall_ms());
+	history_host(h->history, "started_at", buf);
+	history_host(h->history, "config_dir", h->cfg.dir);
+	for (size_t i = 0; i < h->nworkers; i++)
+		worker_record_all(h->workers[i]);
+}
+
 void worker_record_live(struct worker *w)
 {
 	for (int i = 0; i < w->ninst; i++)
 		if (w->inst[i].pid > 0)
 			record_instance(&w->inst[i]);
 	worker_record(w);
+}
+
+/* The sockets' state for `ward status` ("waiting for a connection",
+ * "unbound: ...; retrying"), or NULL when a process of the worker has them.
+ * Only reads what listener.c keeps in the worker, so that worker.c, below
+ * listener.c, need not call it. */
+static const char *describe_sockets(const struct worker *w, char *buf, size_t size)
+{
+	static const char *const modes[] = {[LISTEN_HANDED] = NULL,
+					    [LISTEN_ACTIVATE] = "waiting for a connection",
+					    [LISTEN_DRAIN] = "closing connections"};
+	if (!w->nlisteners)
+		return NULL;
+	for (size_t i = 0; i < w->nlisteners; i++)
+		if (w->listeners[i].watch.fd < 0) {
+			snprintf(buf, size, "unbound: %s: %s; retrying", w->listeners[i].address, w->listeners[i].error);
+			return buf;
+		}
+	return modes[w->listen_mode];
 }
 
 void worker_record(struct worker *w)
@@ -129,7 +160,7 @@ void worker_record(struct worker *w)
 					w->conf->listen.v[i]);
 	w->recorded_state = worker_state(w);
 	history_worker_state(w->host->history, w->conf->name, w->conf->plugin, istate_name(w->recorded_state),
-			     w->ninst, w->restarts, len ? listen : NULL, listener_describe(w, sockets, sizeof(sockets)));
+			     w->ninst, w->restarts, len ? listen : NULL, describe_sockets(w, sockets, sizeof(sockets)));
 }
 
 /* The one place a state changes. */
@@ -150,7 +181,9 @@ static void set_state(struct instance *in, enum istate s, const char *detail)
 	count_state(in, s);
 	in->state = s;
 	record_state(in, detail);
-	host_state_changed(in->worker->host);
+	/* The loop (run.c) lets dependency ordering, the listeners and systemd's
+	 * status act on it once the current event is handled. */
+	in->worker->host->order_dirty = true;
 }
 
 static void wlog(struct instance *in, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -204,6 +237,10 @@ static void arm_init_timeout(struct instance *in)
 		timer_arm(in->worker->host->loop, &in->timer, in->started_ns + ms_to_ns(c->init_timeout_ms));
 }
 
+static void instance_spawned(struct instance *in, pid_t pid);
+static void instance_spawn_failed(struct instance *in, int err);
+static const struct spawn_answer spawn_answer = {.spawned = instance_spawned, .failed = instance_spawn_failed};
+
 static void spawn(struct instance *in)
 {
 	timer_cancel(in->worker->host->loop, &in->timer);
@@ -218,7 +255,7 @@ static void spawn(struct instance *in)
 	in->started_ns = mono_ns();
 	in->spawning = true;
 	in->ready_early = false;
-	spawn_process(in);
+	spawn_process(in, &spawn_answer);
 	if (!in->spawning)
 		return; /* the host forked it itself: done already */
 	/* The spawner answers later: starting from now on, without a pid yet. */
@@ -226,7 +263,8 @@ static void spawn(struct instance *in)
 	arm_init_timeout(in);
 }
 
-void instance_spawned(struct instance *in, pid_t pid)
+/* The process asked for by spawn_process() exists. */
+static void instance_spawned(struct instance *in, pid_t pid)
 {
 	struct worker *w = in->worker;
 	struct host *h = w->host;
@@ -259,7 +297,8 @@ void instance_spawned(struct instance *in, pid_t pid)
 	in->ready_early = false;
 }
 
-void instance_spawn_failed(struct instance *in, int err)
+/* The process asked for by spawn_process() could not be made. */
+static void instance_spawn_failed(struct instance *in, int err)
 {
 	struct worker *w = in->worker;
 	struct host *h = w->host;
@@ -286,6 +325,14 @@ static void start_fresh(struct instance *in)
 	spawn(in);
 }
 
+/* An instance started running: its watchdog needs the progress tick
+ * (tick.c), which stops when nothing runs. */
+static void arm_progress_tick(struct host *h)
+{
+	if (h->tick_ns && !timer_armed(&h->tick_timer))
+		timer_arm(h->loop, &h->tick_timer, mono_ns() + h->tick_ns);
+}
+
 static void become_ready(struct instance *in)
 {
 	struct worker *w = in->worker;
@@ -298,7 +345,7 @@ static void become_ready(struct instance *in)
 	wlog(in, "ready (init took %lld ms)", (long long)init_ms);
 	set_state(in, IS_RUNNING, NULL);
 	if (w->conf->watchdog_ms)
-		tick_needed(w->host);
+		arm_progress_tick(w->host);
 }
 
 static void terminate(struct instance *in)
@@ -328,7 +375,7 @@ static void init_timed_out(struct instance *in)
 {
 	/* A busy host (a big boot) may reach this deadline before reading a READY
 	 * the worker sent in time: the loop reads every frame sent so far before
-	 * it runs a timer (host.c, read_frames_before_timers). */
+	 * it runs a timer (run.c, read_frames_before_timers). */
 	char d[32];
 	format_duration_ms(in->worker->conf->init_timeout_ms, d, sizeof(d));
 	wlog(in, "init did not return within %s: killing it with everything it started", d);
@@ -443,6 +490,17 @@ static bool wants_restart(enum restart_policy policy, enum reason r)
 	return reason_is_failure(r);
 }
 
+/* The state machine must not drive the loop: the loop (run.c) sees
+ * critical_failed after this event and stops every worker. */
+static void critical_failed(struct host *h, const char *name)
+{
+	if (h->shutting_down || h->critical_failed)
+		return;
+	host_log(HOST_ERR, "[%s] is critical and has failed: stopping every worker; the host will exit with status 3",
+		 name);
+	h->critical_failed = true;
+}
+
 static void give_up(struct instance *in, const char *why)
 {
 	const struct worker_conf *c = in->worker->conf;
@@ -453,7 +511,7 @@ static void give_up(struct instance *in, const char *why)
 	wlog(in, "failed: %s; last exit: %s", why, last);
 	set_state(in, IS_FAILED, why);
 	if (c->critical)
-		host_critical_failed(in->worker->host, c->name);
+		critical_failed(in->worker->host, c->name);
 }
 
 /* Restart policy (docs/lifecycle.md), as a pure function (tested on its own): a run
@@ -688,17 +746,12 @@ void instance_exited(struct instance *in, int wait_status)
 {
 	in->wait_status = wait_status;
 	pidtable_remove(in); /* its pid may be reused from now on */
-	if (cgroup_instance_await_empty(in)) {
+	if (cgroup_instance_await_empty(in, finish_exit)) {
 		finish_exit(in);
 		return;
 	}
 	in->reaped = true;
 	timer_arm(in->worker->host->loop, &in->timer, mono_ns() + KILL_WAIT_MS * NS_PER_MS);
-}
-
-void instance_cgroup_empty(struct instance *in)
-{
-	finish_exit(in);
 }
 
 /* The watchdog, run at the host's tick: a cycle that shows no progress
@@ -836,7 +889,6 @@ void worker_free(struct worker *w)
 		channel_forget(in);
 		slot_free(in->slot);
 	}
-	listener_close_all(w);
 	free(w->inst);
 	free(w->deps);
 	free(w->dependants);

@@ -4,6 +4,13 @@
  * restart policy. A state changes in exactly one place, set_state(), which
  * also records it to history. Runs in the host process; the host-wide
  * structure they live in is daemon/host.h.
+ *
+ * worker.c calls spawn.c, cgroup.c, output.c, history.c and the other files
+ * below it, never one above (docs/architecture.md has the layers). What
+ * those files have to tell it comes back through the callbacks it hands
+ * them (spawn_process()'s spawn_answer, cgroup_instance_await_empty()'s
+ * continuation); what it has to tell the files above it, it leaves in
+ * struct host for the loop (run.c) to act on: order_dirty, critical_failed.
  */
 #ifndef WARD_WORKER_H
 #define WARD_WORKER_H
@@ -52,10 +59,12 @@ struct instance {
 	uint64_t channel_key;  /* the address of its process's runtime socket (channel.c); 0: none */
 	struct timer timer;    /* the one deadline of the current state */
 	struct spawn_job spawn_job; /* asking for its process (spawn.c) */
+	const struct spawn_answer *spawn_answer; /* whom spawn.c tells what became of it (worker.c) */
 	bool spawning;         /* a process was asked for and is not there yet */
 	bool ready_early;      /* it said ready before the spawner named it */
 	struct slot *slot;     /* shared with the process; owned by the slot pool */
 	struct watch cg_events; /* its cgroup's cgroup.events while waiting for it to empty; fd -1 otherwise */
+	void (*cg_emptied)(struct instance *in); /* what cgroup.c calls once it is empty (worker.c's) */
 	bool reaped;           /* the process is reaped (pid names it no more); its cgroup is not empty yet */
 	int64_t killed_ns;     /* when the host SIGKILLed it; 0: it did not */
 
@@ -121,6 +130,7 @@ struct worker {
 int worker_init(struct worker *w, struct host *h, const struct worker_conf *conf);
 /* Creates <state_dir>/workers/NAME (again), owned by the worker's user. 0 or -1 (reported). */
 int worker_make_state_dir(struct worker *w);
+/* Frees what worker_init() made; its sockets are closed first (listener_close_all). */
 void worker_free(struct worker *w);
 
 /* Requests, applied to every instance of the worker. */
@@ -143,9 +153,6 @@ struct restart_verdict restart_policy(const struct worker_conf *c, unsigned *str
 
 /* Events coming from the process or the host's checks. */
 void instance_ready(struct instance *in);
-/* The process asked for by spawn_process() exists, or could not be made. */
-void instance_spawned(struct instance *in, pid_t pid);
-void instance_spawn_failed(struct instance *in, int err);
 void instance_exited(struct instance *in, int wait_status);
 void instance_check_progress(struct instance *in, int64_t now);
 
@@ -155,6 +162,10 @@ void worker_record(struct worker *w);
 void worker_record_live(struct worker *w);
 /* Every instance, with a process or not (a history database created anew). */
 void worker_record_all(struct worker *w);
+/* The host's rows (pid, started_at, config_dir; the previous host's worker
+ * table forgotten) and worker_record_all() of every worker: at boot, and
+ * into a history database created anew. */
+void worker_record_host(struct host *h);
 const char *istate_name(enum istate s);
 const char *activation_name(enum activation a); /* as history's runs.activation says it */
 /* The state of that name (as istate_name() writes it); false: none (name may be NULL). */
@@ -163,15 +174,5 @@ bool istate_parse(const char *name, enum istate *out);
 enum istate worker_state(const struct worker *w);
 bool worker_is_settled(const struct worker *w); /* no process, no pending restart */
 bool worker_is_active(const struct worker *w);  /* starting, running, in backoff or stopping */
-
-/* Provided by host.c: */
-/* After the spawner failed with requests sent since sent_ns (mono_ns())
- * unanswered: SIGKILLs children of the host it may have forked without
- * telling (cgroups: none needed, each instance's cgroup is killed). */
-void host_kill_strays(struct host *h, int64_t sent_ns);
-void host_recheck_children(struct host *h); /* reaps what had to wait for the spawner's answers */
-void host_record_live_state(struct host *h); /* the host and every worker, into a new database */
-void host_state_changed(struct host *h);
-void host_critical_failed(struct host *h, const char *name); /* a critical worker gave up */
 
 #endif

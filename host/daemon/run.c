@@ -1,16 +1,9 @@
 /*
- * host.c - the running host: boot, the event loop, signals (through a
- * signalfd: no signal handlers), reaping, batching of history writes,
- * and shutdown that leaves no process behind.
- *
- * Children are reaped with waitid(WNOWAIT) first, so the dead leader's pid
- * still names its process group and session while the host kills what is
- * left of the worker: a pid can not be reused under us. With cgroups that is
- * the instance's cgroup (cgroup.c), whatever its processes did. Without, the
- * host is a child subreaper: a worker's descendants whose parent died are
- * re-parented here, and those still in the dead worker's session or process
- * group are killed with it. Any other child of the host (another worker's
- * helper, an orphan re-parented to a host that is PID 1) is only reaped.
+ * run.c - the running host (implements run.h): boot, the event loop,
+ * signals (through a signalfd: no signal handlers), reaping, batching of
+ * history writes, and shutdown that leaves no process behind. It is the top
+ * of the daemon: it calls into every other file of daemon/, and none calls
+ * into it. Reaping children is daemon/reaper.c.
  */
 #define _GNU_SOURCE
 #include "daemon/host.h"
@@ -25,8 +18,8 @@
 #include "common/reason.h"
 #include "common/loop.h"
 #include "daemon/channel.h"
-#include "daemon/pipes.h"
 #include "daemon/pidtable.h"
+#include "daemon/reaper.h"
 #include "daemon/reload.h"
 #include "daemon/run.h"
 #include "daemon/spawner_client.h"
@@ -58,15 +51,6 @@
 
 /* ---- history batching ---- */
 
-static void record_host(struct host *h, const char *dir);
-
-void host_record_live_state(struct host *h)
-{
-	record_host(h, h->cfg.dir);
-	for (size_t i = 0; i < h->nworkers; i++)
-		worker_record_all(h->workers[i]);
-}
-
 static void flush_history(struct timer *t)
 {
 	struct host *h = container_of(t, struct host, flush_timer);
@@ -79,7 +63,7 @@ static void flush_history(struct timer *t)
 		timer_arm(h->loop, &h->flush_timer, mono_ns() + wait);
 	} else if (history_take_recreated(h->history)) {
 		/* A fresh database: tell it who is running, right away. */
-		host_record_live_state(h);
+		worker_record_host(h);
 		timer_arm(h->loop, &h->flush_timer, mono_ns() + FLUSH_DELAY_NS);
 	}
 }
@@ -99,125 +83,6 @@ static void arm_history_flush(void *arg)
 	struct host *h = arg;
 	if (history_dirty(h->history) && !timer_armed(&h->flush_timer))
 		timer_arm(h->loop, &h->flush_timer, mono_ns() + FLUSH_DELAY_NS);
-}
-
-/* ---- children ---- */
-
-/* Children of the host that are no instance's process nor the spawner:
- * processes re-parented to it. Their pids stay theirs until the host reaps
- * them. Returns how many fit in pids. */
-static size_t strays(struct host *h, pid_t *pids, size_t max)
-{
-	FILE *f = fopen("/proc/thread-self/children", "re");
-	size_t n = 0;
-	int pid;
-	while (f && n < max && fscanf(f, "%d", &pid) == 1)
-		if (pid > 0 && !pidtable_find(pid) && !spawner_is(h, pid) && !probe_owns(pid))
-			pids[n++] = pid;
-	if (f)
-		fclose(f);
-	return n;
-}
-
-/* Without cgroups: a worker leader died (still a zombie, so its pid names
- * its session and group): kills the host's strays that are in either. */
-static void kill_strays_of(struct host *h, pid_t leader)
-{
-	pid_t pids[4096];
-	size_t n = strays(h, pids, ARRAY_SIZE(pids));
-	for (size_t i = 0; i < n; i++)
-		if (getsid(pids[i]) == leader || getpgid(pids[i]) == leader)
-			kill(pids[i], SIGKILL);
-}
-
-/* When the process started, in ns of CLOCK_BOOTTIME; -1 if unknown. */
-static int64_t start_time_ns(pid_t pid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "re");
-	size_t len = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-	if (f)
-		fclose(f);
-	buf[len] = '\0';
-	char *end = strrchr(buf, ')');
-	unsigned long long ticks;
-	if (!end || sscanf(end + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-			   &ticks) != 1)
-		return -1;
-	return (int64_t)(ticks * (NS_PER_SEC / sysconf(_SC_CLK_TCK)));
-}
-
-/* The spawner failed in a request sent at sent_ns: it may have cloned the
- * process (the host's child, through CLONE_PARENT) without telling. With
- * cgroups the instance's cgroup is killed instead (spawn.c). Without, the
- * candidates are strays started since the request that are in no live
- * worker's session: a worker's helper is in its worker's session. */
-void host_kill_strays(struct host *h, int64_t sent_ns)
-{
-	if (cgroup_active(&h->cgroups))
-		return;
-	struct timespec boot;
-	clock_gettime(CLOCK_BOOTTIME, &boot);
-	int64_t since = (int64_t)boot.tv_sec * NS_PER_SEC + boot.tv_nsec - (mono_ns() - sent_ns);
-	int64_t tick = NS_PER_SEC / sysconf(_SC_CLK_TCK);
-	pid_t pids[4096];
-	size_t n = strays(h, pids, ARRAY_SIZE(pids));
-	for (size_t i = 0; i < n; i++) {
-		int64_t started = start_time_ns(pids[i]);
-		if (started >= 0 && started + tick >= since && !pidtable_find(getsid(pids[i])))
-			kill(pids[i], SIGKILL);
-	}
-}
-
-static void reap_children(struct host *h)
-{
-	for (;;) {
-		siginfo_t si = {0};
-		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0) {
-			if (errno == EINTR)
-				continue;
-			break; /* ECHILD: nothing left */
-		}
-		pid_t pid = si.si_pid;
-		if (pid == 0)
-			break;
-		if (!pidtable_find(pid) && !spawner_is(h, pid) && !probe_owns(pid) && spawner_unanswered(h)) {
-			/* Perhaps a process the spawner forked and has not named yet:
-			 * it stays a zombie (its pid not reused) until it has. */
-			spawner_recheck_children_later(h);
-			break;
-		}
-		struct instance *in = pidtable_find(pid);
-		/* The leader is a zombie, so its pid still names its group and
-		 * session: kill what is left of the worker before reaping, then
-		 * nothing of it outlives it. Its last frames are read while its pid
-		 * still names it, too. */
-		if (in) {
-			kill(-pid, SIGKILL);
-			if (!cgroup_active(&h->cgroups))
-				kill_strays_of(h, pid); /* with cgroups: its cgroup, once reaped */
-			channel_read_frames(h);
-		}
-		int status;
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
-		if (in) {
-			pipe_drain(in);
-			channel_forget(in);
-			instance_exited(in, status);
-		} else if (!probe_reaped(pid, status)) {
-			spawner_reaped(h, pid, status); /* or a stray: nothing more to do */
-		}
-	}
-}
-
-/* A child that died while the spawner's answers were awaited is reaped
- * now. Strays are never killed here: one belongs to the worker it came
- * from, and only that worker's end kills it (reap_children). */
-void host_recheck_children(struct host *h)
-{
-	reap_children(h);
 }
 
 /* ---- boot and shutdown ---- */
@@ -242,17 +107,8 @@ static void begin_shutdown(struct host *h, int sig)
 	stop_every_worker(h);
 }
 
-/* Called from the state machine, which must not drive the loop: the stop
- * itself begins in the loop (stop_if_critical_failed). */
-void host_critical_failed(struct host *h, const char *name)
-{
-	if (h->shutting_down || h->critical_failed)
-		return;
-	host_log(HOST_ERR, "[%s] is critical and has failed: stopping every worker; the host will exit with status 3",
-		 name);
-	h->critical_failed = true;
-}
-
+/* worker.c sets critical_failed when a `critical = yes` worker gives up (it
+ * must not drive the loop itself); the stop begins here, after that event. */
 static void stop_if_critical_failed(struct host *h)
 {
 	if (h->critical_failed && !h->shutting_down)
@@ -367,7 +223,7 @@ static void on_signal(struct watch *w, uint32_t events)
 		}
 	}
 	if (reap)
-		reap_children(h);
+		reaper_reap(h);
 }
 
 /* Every signal the host acts on, or that must not end it, arrives on one
@@ -410,11 +266,6 @@ static void print_config_problems(const struct config *cfg)
 		fprintf(stderr, "ward: warning: %s\n", cfg->warnings.v[i]);
 	for (size_t i = 0; i < cfg->errors.n; i++)
 		fprintf(stderr, "ward: error: %s\n", cfg->errors.v[i]);
-}
-
-void host_state_changed(struct host *h)
-{
-	h->order_dirty = true;
 }
 
 /* Boot is over once nothing started at boot is still starting. */
@@ -508,7 +359,7 @@ static void settle_order(struct host *h)
 	reload_finish(h);
 	if (!changed)
 		return;
-	for (size_t i = 0; i < h->nworkers; i++)
+	for (size_t i = 0; h->nlistening && i < h->nworkers; i++)
 		listener_update(h->workers[i]);
 	tell_systemd(h);
 	end_when_nothing_can_run(h);
@@ -560,6 +411,12 @@ static void kill_survivors(struct host *h)
 		}
 }
 
+/* listener.c's h->connection_starts: socket activation. */
+static void start_on_connection(struct worker *w)
+{
+	dependency_request_start(w, ACTIVATION_CONNECTION);
+}
+
 /* Every socket of every worker exists before the first worker starts (one
  * that cannot be bound yet holds its worker back, and is retried). */
 static int open_sockets(struct host *h)
@@ -589,17 +446,6 @@ static void boot(struct host *h)
 	if (!h->test)
 		host_log(HOST_INFO, "host up: %zu workers configured, %zu processes started in %.1f ms",
 			 h->nworkers, started, (double)(mono_ns() - t0) / NS_PER_MS);
-}
-
-static void record_host(struct host *h, const char *dir)
-{
-	char buf[32];
-	history_reset_states(h->history);
-	snprintf(buf, sizeof(buf), "%d", (int)h->pid);
-	history_host(h->history, "pid", buf);
-	snprintf(buf, sizeof(buf), "%lld", (long long)wall_ms());
-	history_host(h->history, "started_at", buf);
-	history_host(h->history, "config_dir", dir);
 }
 
 /* Configuration errors and warnings: printed, or for `ward test` handed to
@@ -740,6 +586,7 @@ static int create_workers(struct host *h)
 static void free_workers(struct host *h)
 {
 	for (size_t i = 0; i < h->nworkers; i++) {
+		listener_close_all(h->workers[i]);
 		worker_free(h->workers[i]);
 		free(h->workers[i]);
 	}
@@ -775,6 +622,7 @@ static int host_main(const char *config_dir, const struct host_observer *test)
 {
 	struct host *h = xcalloc(1, sizeof(*h));
 	h->test = test;
+	h->connection_starts = start_on_connection;
 	h->spawner.watch.fd = -1;
 	h->cgroups.workers_fd = -1;
 	struct signal_watch sw = {.watch.fd = -1, .host = h};
@@ -796,7 +644,7 @@ static int host_main(const char *config_dir, const struct host_observer *test)
 			 strerror(errno));
 	if (open_loop(h, &sw) < 0)
 		goto out;
-	record_host(h, h->cfg.dir);
+	worker_record_host(h); /* no worker exists yet: the host's rows */
 	if (check_plugins(h) < 0) {
 		status = h->shutting_down ? 0 : 1; /* asked to stop meanwhile, or refused */
 		goto out;
