@@ -356,7 +356,7 @@ struct waiting {
 };
 
 /* This process runs no worker: its children are its probes, its spawner
- * and strays, reaped as the host reaps them (daemon/host.c). A child
+ * and strays, reaped as the host reaps them (daemon/reaper.c). A child
  * nobody knows stays a zombie while the spawner's answers are awaited: it
  * may be a probe not named yet (then this runs again, as on_answered). */
 static void reap_batch_children(struct host *h)
