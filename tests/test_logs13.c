@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -317,5 +318,123 @@ Test(logs, a_log_directory_the_host_cannot_search_keeps_its_open_log)
 		  "a working log was closed:\n%s", err);
 	cr_expect(after >= before + 3 && whole, "the log stopped or lost lines (tick %d, then %d):\n%s", before, after,
 		  wt_log(&wt, "w"));
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
+
+/* ---- `ward logs` of several workers, merged in time order ---- */
+
+/* The lines of out whose text names "[worker:", counted. */
+static int lines_of(const char *out, const char *worker)
+{
+	char tag[64];
+	snprintf(tag, sizeof(tag), "[%s:", worker);
+	return wt_count(out, tag);
+}
+
+/* Every line starts with a stamp no earlier than the line before's. */
+static bool in_time_order(const char *out, int *lines)
+{
+	char prev[40] = "";
+	*lines = 0;
+	for (const char *p = out; *p; (*lines)++) {
+		const char *eol = strchr(p, '\n');
+		size_t word = strcspn(p, " \n");
+		char stamp[40];
+		snprintf(stamp, sizeof(stamp), "%.*s", (int)(word < 39 ? word : 39), p);
+		if (strcmp(stamp, prev) < 0)
+			return false;
+		memcpy(prev, stamp, sizeof(prev));
+		if (!eol)
+			break;
+		p = eol + 1;
+	}
+	return true;
+}
+
+Test(logs, ward_logs_with_no_name_merges_every_workers_log_in_time_order)
+{
+	wt_setup(&wt, "[a]\nplugin = log_stdout\ncycles = 200\nrestart = on-failure\n"
+		      "[b]\nplugin = log_stdout\ncycles = 200\nrestart = on-failure\n"
+		      "[never]\nplugin = log_stdout\nautostart = no\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 10000, "SELECT count(*) = 2 FROM runs WHERE reason = 'done'"));
+	cr_assert(wt_wait_log(&wt, 5000, "a", "stdout line 200"));
+	cr_assert(wt_wait_log(&wt, 5000, "b", "stdout line 200"));
+	char *out, *err;
+	/* A worker that never ran has an empty log: it adds nothing. */
+	cr_assert_eq(wt_cli(&wt, &out, &err, "logs -n 100000"), 0, "%s", err);
+	cr_expect_eq(lines_of(out, "a"), lines_of(wt_log(&wt, "a"), "a"), "%s", out);
+	cr_expect_eq(lines_of(out, "b"), lines_of(wt_log(&wt, "b"), "b"), "%s", out);
+	cr_expect_geq(lines_of(out, "a"), 400, "both stdout and stderr lines of a");
+	int n;
+	cr_expect(in_time_order(out, &n), "not in time order:\n%s", out);
+
+	/* -n counts lines in all, the latest of the merge. */
+	cr_assert_eq(wt_cli(&wt, &out, &err, "logs -n 30"), 0, "%s", err);
+	cr_expect(in_time_order(out, &n) && n == 30, "%d lines:\n%s", n, out);
+	cr_expect_eq(lines_of(out, "a") + lines_of(out, "b"), 30, "%s", out);
+
+	/* Two named: the same merge of just those. */
+	cr_assert_eq(wt_cli(&wt, &out, &err, "logs b a -n 100000"), 0, "%s", err);
+	cr_expect(in_time_order(out, &n), "%s", out);
+	cr_expect(lines_of(out, "a") >= 400 && lines_of(out, "b") >= 400, "%s", out);
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
+
+Test(logs, ward_logs_naming_a_worker_without_a_log_says_so_and_shows_the_others)
+{
+	wt_setup(&wt, "[a]\nplugin = log_stdout\nrestart = on-failure\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_log(&wt, 5000, "a", "stdout line 3"));
+	char *out, *err;
+	cr_expect_eq(wt_cli(&wt, &out, &err, "logs a ghost"), 1);
+	cr_expect(strstr(err, "ghost.log") && strstr(err, "'ghost'"), "the worker without a log is not named: %s", err);
+	cr_expect(strstr(out, "[a:0]") && strstr(out, "stdout line 3"), "%s", out);
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
+
+Test(logs, ward_logs_follow_with_no_name_prints_every_workers_new_lines)
+{
+	wt_setup(&wt, "[a]\nplugin = log_stdout\ncycles = 500\nautostart = no\nrestart = on-failure\n"
+		      "[b]\nplugin = log_stdout\ncycles = 500\nautostart = no\nrestart = on-failure\n");
+	wt_start(&wt);
+	/* Nothing ran yet: create the logs so that there is something to follow. */
+	for (const char *const *w = (const char *const[]){"a.log", "b.log", NULL}; *w; w++) {
+		FILE *f = fopen(log_path(*w), "a");
+		cr_assert(f);
+		fclose(f);
+	}
+	char *outpath;
+	cr_assert(asprintf(&outpath, "%s/follow.out", wt.dir) > 0);
+	wt_keep(outpath);
+	pid_t follower = fork();
+	cr_assert(follower >= 0);
+	if (follower == 0) {
+		int fd = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(fd, 1);
+		execl(WARD_BIN, "ward", "logs", "-f", "-n", "0", "-c", wt.conf, (char *)NULL);
+		_exit(127);
+	}
+	sleep_ms(300);
+	char *out, *err;
+	cr_assert_eq(wt_cli(&wt, &out, &err, "start a b"), 0, "%s", err);
+	cr_assert(wt_wait_sql(&wt, 10000, "SELECT count(*) = 2 FROM runs WHERE reason = 'done'"));
+	char *followed = NULL;
+	for (int waited = 0; waited < 5000; waited += 50) {
+		followed = wt_read(outpath);
+		if (followed && strstr(followed, "[a:0]") && wt_count(followed, "stdout line 500\n") == 2)
+			break;
+		sleep_ms(50);
+	}
+	kill(follower, SIGTERM);
+	waitpid(follower, NULL, 0);
+	cr_assert(followed);
+	for (int i = 1; i <= 500; i++) {
+		char line[64];
+		snprintf(line, sizeof(line), "OUT stdout line %d\n", i);
+		cr_expect_eq(wt_count(followed, line), 2, "line %d not followed once in each log", i);
+	}
+	cr_expect_eq(lines_of(followed, "a"), lines_of(wt_log(&wt, "a"), "a"));
+	cr_expect_eq(lines_of(followed, "b"), lines_of(wt_log(&wt, "b"), "b"));
 	cr_expect_eq(wt_stop(&wt, 10000), 0);
 }

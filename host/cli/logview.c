@@ -1,7 +1,9 @@
 /*
  * logview.c - prints the tail of <log_dir>/<NAME>.log and, with -f, keeps
  * printing what is appended, following the host's rotations without losing
- * or repeating a line. Runs in the CLI process (`ward logs`).
+ * or repeating a line. Several logs (no NAME: every worker's) are merged in
+ * time order, by the timestamp that starts each line. Runs in the CLI
+ * process (`ward logs`).
  */
 #define _GNU_SOURCE
 #include "cli/logview.h"
@@ -89,24 +91,48 @@ static int release_held(void)
 	return write_all(1, "\xc2", 1);
 }
 
-static int copy_from(int fd, off_t *pos)
+/* One log being read: where, and what of it was read. Its bytes go to
+ * stdout (one log) or to pending (several, merged line by line). */
+struct tailer {
+	char *path;
+	int fd;
+	ino_t ino;
+	off_t pos;
+	enum merge merged;
+	char *pending; /* read, not printed yet (merged only) */
+	size_t npending, cap;
+};
+
+static int emit(struct tailer *t, const unsigned char *buf, size_t n)
+{
+	static char out[4 * CHUNK + 8]; /* four bytes out for each in, a held 0xC2 */
+	if (!t->merged)
+		return write_all(1, out, escape(buf, n, out));
+	if (t->npending + n > t->cap) {
+		t->cap = (t->npending + n) * 2;
+		t->pending = xrealloc(t->pending, t->cap);
+	}
+	memcpy(t->pending + t->npending, buf, n);
+	t->npending += n;
+	return 0;
+}
+
+static int copy_from(struct tailer *t, int fd, off_t *pos)
 {
 	static unsigned char buf[CHUNK];
-	static char out[4 * CHUNK + 8]; /* four bytes out for each in, a held 0xC2 */
 	ssize_t n;
 	while ((n = pread(fd, buf, sizeof(buf), *pos)) > 0) {
-		if (write_all(1, out, escape(buf, (size_t)n, out)) < 0)
+		if (emit(t, buf, (size_t)n) < 0)
 			return -1;
 		*pos += n;
 	}
 	return n < 0 ? -1 : 0;
 }
-
 /* After a rotation: the files newer than the one we were reading, oldest
  * first. The old file is found among NAME.log.1.. by its inode; every file
  * rotated after it (there may be several since the last look) is printed
  * whole before the current file is opened, so no line is lost or repeated. */
-static int catch_up_rotations(const char *path, ino_t old_ino)
+static int catch_up_rotations(struct tailer *t, const char *path, ino_t old_ino)
 {
 	int k = 1;
 	for (; k <= 1000; k++) {
@@ -126,7 +152,7 @@ static int catch_up_rotations(const char *path, ino_t old_ino)
 		if (fd < 0)
 			continue;
 		off_t pos = 0;
-		int rc = copy_from(fd, &pos);
+		int rc = copy_from(t, fd, &pos);
 		close(fd);
 		if (rc < 0)
 			return -1;
@@ -134,55 +160,186 @@ static int catch_up_rotations(const char *path, ino_t old_ino)
 	return 0;
 }
 
-static int follow(const char *path, int fd, off_t pos)
+/* Prints (or keeps) what was appended since the last step, through any
+ * rotations meanwhile. 0, or -1 on a read or write error. */
+static int follow_step(struct tailer *t)
 {
-	struct stat st;
-	if (fstat(fd, &st) < 0)
+	if (copy_from(t, t->fd, &t->pos) < 0)
 		return -1;
-	for (;;) {
-		if (copy_from(fd, &pos) < 0)
-			return -1;
-		struct stat now;
-		if (stat(path, &now) == 0 && now.st_ino != st.st_ino) {
-			int nfd = open(path, O_RDONLY | O_CLOEXEC);
-			if (nfd < 0)
-				continue;
-			if (copy_from(fd, &pos) < 0 || catch_up_rotations(path, st.st_ino) < 0) {
-				close(nfd);
-				return -1;
-			}
-			close(fd);
-			fd = nfd;
-			pos = 0;
-			if (fstat(fd, &st) < 0)
-				return -1;
+	struct stat now;
+	if (stat(t->path, &now) < 0 || now.st_ino == t->ino)
+		return 0;
+	int nfd = open(t->path, O_RDONLY | O_CLOEXEC);
+	if (nfd < 0)
+		return 0; /* between the rename and the new file: next step */
+	if (copy_from(t, t->fd, &t->pos) < 0 || catch_up_rotations(t, t->path, t->ino) < 0) {
+		close(nfd);
+		return -1;
+	}
+	close(t->fd);
+	t->fd = nfd;
+	t->pos = 0;
+	if (fstat(t->fd, &now) < 0)
+		return -1;
+	t->ino = now.st_ino;
+	return follow_step(t);
+}
+
+static void nap(void)
+{
+	struct timespec pause = {0, 100 * 1000000L};
+	nanosleep(&pause, NULL);
+}
+
+/* Opens the log and reads its last `lines` lines. 0, or -1 (said). */
+static int tailer_open(struct tailer *t, const char *log_dir, const char *name, long lines, enum merge merged)
+{
+	*t = (struct tailer){.path = xasprintf("%s/%s.log", log_dir, name), .merged = merged};
+	t->fd = open(t->path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (t->fd < 0 && errno == ENOENT && merged == MERGED_ALL)
+		return -1; /* a worker that never ran: nothing to merge */
+	if (t->fd < 0 || fstat(t->fd, &st) < 0) {
+		fprintf(stderr, "ward: unable to open %s: %s (is '%s' a worker that has run?)\n", t->path, strerror(errno),
+			name);
+		return -1;
+	}
+	t->ino = st.st_ino;
+	t->pos = lines == 0 ? st.st_size : tail_offset(t->fd, st.st_size, lines);
+	return copy_from(t, t->fd, &t->pos);
+}
+
+static void tailer_close(struct tailer *t)
+{
+	if (t->fd >= 0)
+		close(t->fd);
+	free(t->path);
+	free(t->pending);
+}
+
+/* ---- several logs, merged ---- */
+
+/* A whole line of one log; its timestamp (the first word, ISO 8601 in UTC,
+ * so byte order is time order) or the one of the line before it. */
+struct line {
+	const char *text, *stamp;
+	size_t len, stamp_len;
+	size_t log, seq; /* ties keep each log's order */
+};
+
+static bool starts_with_stamp(const char *s, size_t len)
+{
+	return len > 20 && s[4] == '-' && s[10] == 'T' && s[0] >= '0' && s[0] <= '9';
+}
+
+static int by_time(const void *a, const void *b)
+{
+	const struct line *x = a, *y = b;
+	size_t n = x->stamp_len < y->stamp_len ? x->stamp_len : y->stamp_len;
+	int c = memcmp(x->stamp, y->stamp, n);
+	if (c == 0 && x->stamp_len != y->stamp_len)
+		c = x->stamp_len < y->stamp_len ? -1 : 1;
+	if (c == 0)
+		c = x->log != y->log ? (x->log < y->log ? -1 : 1) : 0;
+	if (c == 0)
+		c = x->seq < y->seq ? -1 : x->seq > y->seq;
+	return c;
+}
+
+struct batch {
+	struct line *v;
+	size_t n, cap;
+};
+
+/* The whole lines of t's pending bytes into b (the rest waits for its end). */
+static size_t take_lines(struct tailer *t, size_t log, struct batch *b)
+{
+	size_t start = 0, seq = 0;
+	const char *stamp = "";
+	size_t stamp_len = 0;
+	for (size_t i = 0; i < t->npending; i++) {
+		if (t->pending[i] != '\n')
+			continue;
+		const char *s = t->pending + start;
+		size_t len = i + 1 - start;
+		if (starts_with_stamp(s, len)) {
+			stamp = s;
+			stamp_len = strcspn(s, " ");
+		}
+		if (b->n == b->cap) {
+			b->cap = b->cap ? 2 * b->cap : 256;
+			b->v = xrealloc(b->v, b->cap * sizeof(*b->v));
+		}
+		b->v[b->n++] = (struct line){s, stamp, len, stamp_len, log, seq++};
+		start = i + 1;
+	}
+	return start;
+}
+
+/* Prints the last `keep` lines of every log's whole pending lines (keep < 0:
+ * all), in time order; what is not a whole line yet stays pending. */
+static int print_merged(struct tailer *t, size_t n, long keep)
+{
+	struct batch b = {0};
+	size_t *used = xcalloc(n ? n : 1, sizeof(*used));
+	for (size_t i = 0; i < n; i++)
+		used[i] = take_lines(&t[i], i, &b);
+	qsort(b.v, b.n, sizeof(*b.v), by_time);
+	static char out[4 * CHUNK + 8];
+	int rc = 0;
+	size_t from = keep >= 0 && (size_t)keep < b.n ? b.n - (size_t)keep : 0;
+	for (size_t i = from; i < b.n && rc == 0; i++)
+		for (size_t off = 0; off < b.v[i].len && rc == 0; off += CHUNK) {
+			size_t len = b.v[i].len - off < CHUNK ? b.v[i].len - off : CHUNK;
+			rc = write_all(1, out, escape((const unsigned char *)b.v[i].text + off, len, out));
+		}
+	for (size_t i = 0; i < n; i++) {
+		memmove(t[i].pending, t[i].pending + used[i], t[i].npending - used[i]);
+		t[i].npending -= used[i];
+	}
+	free(used);
+	free(b.v);
+	return rc;
+}
+
+int logview_show_merged(const char *log_dir, const char *const *names, size_t n, long lines, bool follow_it,
+			enum merge which)
+{
+	struct tailer *t = xcalloc(n ? n : 1, sizeof(*t));
+	size_t opened = 0;
+	bool missing = false;
+	for (size_t i = 0; i < n; i++) {
+		if (tailer_open(&t[opened], log_dir, names[i], lines, which) == 0) {
+			opened++;
 			continue;
 		}
-		struct timespec nap = {0, 100 * 1000000L};
-		nanosleep(&nap, NULL);
+		tailer_close(&t[opened]); /* said; the others are still shown */
+		missing = true;
 	}
+	int rc = print_merged(t, opened, lines);
+	while (rc == 0 && follow_it) { /* ended by a signal */
+		nap();
+		for (size_t i = 0; i < opened && rc == 0; i++)
+			rc = follow_step(&t[i]);
+		if (rc == 0)
+			rc = print_merged(t, opened, -1);
+	}
+	for (size_t i = 0; i < opened; i++)
+		tailer_close(&t[i]);
+	free(t);
+	return rc == 0 && !(missing && which == MERGED_NAMED) ? 0 : 1;
 }
 
 int logview_show(const char *log_dir, const char *name, long lines, bool follow_it)
 {
-	char *path = xasprintf("%s/%s.log", log_dir, name);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		fprintf(stderr, "ward: unable to open %s: %s (is '%s' a worker that has run?)\n", path, strerror(errno), name);
-		free(path);
-		return 1;
+	struct tailer t;
+	int rc = tailer_open(&t, log_dir, name, lines, ONE_LOG);
+	while (rc == 0 && follow_it) { /* ended by a signal */
+		rc = follow_step(&t);
+		nap();
 	}
-	struct stat st;
-	int rc = fstat(fd, &st);
-	off_t pos = rc < 0 ? 0 : lines == 0 ? st.st_size : tail_offset(fd, st.st_size, lines);
-	if (rc == 0)
-		rc = copy_from(fd, &pos);
-	if (rc == 0 && follow_it)
-		rc = follow(path, fd, pos); /* returns only on an error: ended by a signal */
-	else
-		close(fd);
 	if (rc == 0)
 		rc = release_held();
-	free(path);
+	tailer_close(&t);
 	return rc == 0 ? 0 : 1;
 }

@@ -39,7 +39,8 @@ static const char usage[] =
 	"  status [NAME] [--json] [-c DIR]     every worker: state, pids, uptime, restarts, cycles, last exit;\n"
 	"                                      exit 0: all healthy, 3: one is not, 1: no host running\n"
 	"  history [NAME] [-n N] [--json] [-c DIR]  past runs and how they ended\n"
-	"  logs NAME [-n N] [-f] [-c DIR]      show or follow a worker's log\n"
+	"  logs [NAME...] [-n N] [-f] [-c DIR] show or follow workers' logs; several, or none named\n"
+	"                                      (every worker), merged in time order, N lines in all\n"
 	"  start|stop|restart NAME... [-c DIR] act on workers of the running host\n"
 	"  signal SIGNAL NAME... [-c DIR]      send SIGNAL (USR1, SIGUSR1 or a number) to every process\n"
 	"                                      of the named workers\n"
@@ -192,7 +193,7 @@ static int cmd_control(const char *verb, int argc, char **argv, const struct arg
 	return r == CLIENT_OK ? 0 : 1;
 }
 
-/* Splits "ward VERB NAME... [-c DIR]" into names and options. */
+/* Splits "ward VERB NAME... [-c DIR] [-n N]" into names and options. */
 static int parse_names(int argc, char **argv, struct args *a, char **names, int *nnames)
 {
 	*nnames = 0;
@@ -200,7 +201,8 @@ static int parse_names(int argc, char **argv, struct args *a, char **names, int 
 	int nopts = 0;
 	opts[nopts++] = argv[0];
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+		if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-n") == 0 ||
+		    strcmp(argv[i], "--lines") == 0) {
 			opts[nopts++] = argv[i];
 			if (i + 1 < argc)
 				opts[nopts++] = argv[++i];
@@ -267,16 +269,34 @@ static int cmd_test(int argc, char **argv)
 	return ok ? 0 : 1;
 }
 
-static int cmd_logs(const struct args *a)
+/* ward logs [NAME...]: one log as it is; several, or none named (every
+ * configured worker), merged in time order. */
+static int cmd_logs(int argc, char **argv)
 {
-	if (!a->name)
-		return bad_usage("%s", "logs needs a worker NAME");
+	struct args a;
+	char *names[argc + 1];
+	int nnames, rc = parse_names(argc, argv, &a, names, &nnames);
+	if (rc)
+		return rc;
 	struct config cfg;
-	if (load_for_client(a->config_dir, &cfg) < 0) {
+	if (load_for_client(a.config_dir, &cfg) < 0) {
 		config_free(&cfg);
 		return 1;
 	}
-	int rc = logview_show(cfg.log_dir, a->name, a->lines < 0 ? 20 : a->lines, a->follow);
+	long lines = a.lines < 0 ? 20 : a.lines;
+	const char **all = xcalloc(cfg.nworkers + 1, sizeof(*all));
+	size_t n = (size_t)nnames;
+	for (size_t i = 0; i < n; i++)
+		all[i] = names[i];
+	for (size_t i = 0; nnames == 0 && i < cfg.nworkers; i++)
+		all[n++] = cfg.workers[i].name;
+	if (nnames == 1)
+		rc = logview_show(cfg.log_dir, all[0], lines, a.follow);
+	else if (n == 0)
+		rc = (fprintf(stderr, "ward: %s configures no worker: no log to show\n", a.config_dir), 1);
+	else
+		rc = logview_show_merged(cfg.log_dir, all, n, lines, a.follow, nnames ? MERGED_NAMED : MERGED_ALL);
+	free(all);
 	config_free(&cfg);
 	return rc;
 }
@@ -287,7 +307,7 @@ int main(int argc, char **argv)
 		return bad_usage("%s", "a command is needed");
 	const char *cmd = argv[1];
 	struct args a;
-	bool named = strcmp(cmd, "status") == 0 || strcmp(cmd, "history") == 0 || strcmp(cmd, "logs") == 0;
+	bool named = strcmp(cmd, "status") == 0 || strcmp(cmd, "history") == 0;
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("ward %s (plugin ABI %d)\n", WARD_VERSION, WARD_ABI_VERSION);
 		return 0;
@@ -319,6 +339,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "test") == 0)
 		return cmd_test(argc - 2, argv + 2);
+	if (strcmp(cmd, "logs") == 0)
+		return cmd_logs(argc - 1, argv + 1);
 	int rc = parse_args(argc - 1, argv + 1, &a, named);
 	if (rc)
 		return rc;
@@ -330,7 +352,5 @@ int main(int argc, char **argv)
 		return cmd_report(&a, false);
 	if (strcmp(cmd, "history") == 0)
 		return cmd_report(&a, true);
-	if (strcmp(cmd, "logs") == 0)
-		return cmd_logs(&a);
 	return bad_usage("unknown command '%s'", cmd);
 }
