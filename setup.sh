@@ -3,7 +3,8 @@
 # it into build/. Safe to run again: it only installs what is missing.
 set -eu
 cd "$(dirname "$0")"
-packages="gcc make cmake pkg-config libsqlite3-dev libinih-dev libcriterion-dev"
+# prometheus: its promtool checks `ward metrics` (tests/test_metrics.c)
+packages="gcc make cmake pkg-config libsqlite3-dev libinih-dev libmicrohttpd-dev libcriterion-dev prometheus"
 missing=""
 for p in $packages; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

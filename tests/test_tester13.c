@@ -340,14 +340,14 @@ Test(tester13, the_process_that_loads_a_plugin_exports_only_the_ward_runtime)
 {
 	char *out, *err, args[512];
 	snprintf(args, sizeof(args), "test %s names=ward_log,ward_listen_fd,sqlite3_open,sqlite3_libversion,ini_parse,"
-		 "ini_parse_stream,config_load,host_log,history_open,runtime_run", fixture("tester_symbols"));
+		 "ini_parse_stream,config_load,host_log,history_open,runtime_run,MHD_start_daemon,http_open", fixture("tester_symbols"));
 	for (int in_process = 0; in_process <= 1; in_process++) {
 		char run[600];
 		snprintf(run, sizeof(run), "%s%s", args, in_process ? " --in-process" : "");
 		cr_expect_eq(wt_ward_in(NULL, &out, &err, run), 0, "%s", out);
 		cr_expect(strstr(out, "INFO visible ward_log") && strstr(out, "INFO visible ward_listen_fd"), "%s", out);
 		const char *hidden[] = {"sqlite3_open", "sqlite3_libversion", "ini_parse", "ini_parse_stream",
-					"config_load", "host_log", "history_open", "runtime_run"};
+					"config_load", "host_log", "history_open", "runtime_run", "MHD_start_daemon", "http_open"};
 		for (size_t i = 0; i < sizeof(hidden) / sizeof(hidden[0]); i++) {
 			char want[64];
 			snprintf(want, sizeof(want), "INFO hidden %s\n", hidden[i]);

@@ -36,14 +36,16 @@ static const char usage[] =
 	"  run [-c DIR]                        run the host in the foreground (SIGTERM/SIGINT stop it)\n"
 	"  check [-c DIR]                      validate the configuration and every plugin; start nothing\n"
 	"  check --keys                        every ward key: type, default and meaning\n"
-	"  status [NAME] [--json] [-c DIR]     every worker: state, pids, uptime, restarts, cycles, last exit;\n"
-	"                                      exit 0: all healthy, 3: one is not, 1: no host running\n"
+	"  status [NAME] [--json] [-c DIR]     every worker: state, pids, uptime, restarts, cycles,\n"
+	"                                      memory, CPU, last exit; exit 0: all healthy, 3: one is\n"
+	"                                      not, 1: no host running\n"
 	"  history [NAME] [-n N] [--json] [-c DIR]  past runs and how they ended\n"
 	"  logs [NAME...] [-n N] [-f] [-c DIR] show or follow workers' logs; several, or none named\n"
 	"                                      (every worker), merged in time order, N lines in all\n"
 	"  start|stop|restart NAME... [-c DIR] act on workers of the running host\n"
 	"  signal SIGNAL NAME... [-c DIR]      send SIGNAL (USR1, SIGUSR1 or a number) to every process\n"
 	"                                      of the named workers\n"
+	"  metrics [-c DIR]                    the running host's metrics in the Prometheus text format\n"
 	"  reload [-c DIR]                     re-read the configuration: start added workers, stop\n"
 	"                                      removed ones, restart changed ones, leave the rest alone\n"
 	"  test PLUGIN.so [key=value...] [--cycles N] [--timeout DUR] [--json] [--in-process]\n"
@@ -352,5 +354,7 @@ int main(int argc, char **argv)
 		return cmd_report(&a, false);
 	if (strcmp(cmd, "history") == 0)
 		return cmd_report(&a, true);
+	if (strcmp(cmd, "metrics") == 0)
+		return cmd_control("metrics", 0, NULL, &a);
 	return bad_usage("unknown command '%s'", cmd);
 }

@@ -1,12 +1,13 @@
 /*
  * report.c - `ward status` and `ward history`: queries on <state_dir>/ward.db
- * printed as an aligned table for people or as JSON (docs/operator-guide.md) for programs.
- * Runs in the CLI process. The database is opened read-only; WAL mode means
- * the host is never held up.
+ * printed as an aligned table for people or as JSON (docs/operator-guide.md)
+ * for programs; `ward status --json` is daemon/status_json.c's, which the
+ * host's GET /status serves too. Runs in the CLI process. The database is
+ * opened read-only; WAL mode means the host is never held up.
  */
 #define _GNU_SOURCE
 #include "cli/report.h"
-#include "daemon/cgroup.h"
+#include "daemon/status_json.h"
 #include "daemon/worker.h"
 #include "common/json.h"
 #include "common/reason.h"
@@ -20,35 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static void json_time(FILE *f, sqlite3_stmt *st, int col)
-{
-	if (sqlite3_column_type(st, col) == SQLITE_NULL) {
-		fputs("null", f);
-		return;
-	}
-	char buf[32];
-	format_iso_ms(sqlite3_column_int64(st, col), buf, sizeof(buf));
-	json_string(f, buf);
-}
-
-static void json_int_or_null(FILE *f, sqlite3_stmt *st, int col)
-{
-	if (sqlite3_column_type(st, col) == SQLITE_NULL)
-		fputs("null", f);
-	else
-		fprintf(f, "%lld", (long long)sqlite3_column_int64(st, col));
-}
-
-/* A signal number column as its name ("SIGSEGV"), or null. */
-static void json_signal(FILE *f, sqlite3_stmt *st, int col)
-{
-	char sig[32];
-	if (sqlite3_column_type(st, col) == SQLITE_NULL)
-		fputs("null", f);
-	else
-		json_string(f, signal_name(sqlite3_column_int(st, col), sig, sizeof(sig)));
-}
 
 static const char *col_text(sqlite3_stmt *st, int col)
 {
@@ -76,74 +48,6 @@ static sqlite3 *open_state(const struct report_opts *o)
 	return db;
 }
 
-static sqlite3_stmt *prepare(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		fprintf(stderr, "ward: unable to read the state database: %s\n", sqlite3_errmsg(db));
-		return NULL;
-	}
-	return st;
-}
-
-static const char *plugin_stem(const char *path, char *buf, size_t size)
-{
-	const char *base = path ? strrchr(path, '/') : NULL;
-	base = base ? base + 1 : path ? path : "";
-	snprintf(buf, size, "%s", base);
-	size_t n = strlen(buf);
-	if (n > 3 && strcmp(buf + n - 3, ".so") == 0)
-		buf[n - 3] = '\0';
-	return buf;
-}
-
-/* The last finished run of a worker: reason, code, signal, core, ended_at, message. */
-static const char last_exit_sql[] =
-	"SELECT reason, code, signal, core, ended_at, message FROM runs"
-	" WHERE worker = ?1 AND ended_at IS NOT NULL ORDER BY id DESC LIMIT 1";
-
-static const char instances_sql[] =
-	"SELECT instance, pid, state, started_at, cycles, ready_at, init_ms, last_cycle_ms, progress_at"
-	" FROM instances WHERE worker = ?1 ORDER BY instance";
-
-/* The CPU time of every process of the instance: null without cgroups. */
-static void json_cpu_seconds(sqlite3_stmt *in, const char *worker)
-{
-	uint64_t usec;
-	if (sqlite3_column_type(in, 1) != SQLITE_NULL &&
-	    cgroup_cpu_usec_of(sqlite3_column_int(in, 1), worker, sqlite3_column_int(in, 0), &usec) == 0)
-		printf("%.3f", (double)usec / 1e6);
-	else
-		fputs("null", stdout);
-}
-
-/* A JSON object's members from a row: member c is column c. */
-enum field_kind { F_INT, F_STRING, F_TIME, F_SIGNAL, F_BOOL };
-struct field {
-	const char *name;
-	enum field_kind kind;
-};
-
-static void print_fields(sqlite3_stmt *st, const struct field *fields, int n)
-{
-	for (int c = 0; c < n; c++) {
-		printf("%s\"%s\": ", c ? ", " : "", fields[c].name);
-		switch (fields[c].kind) {
-		case F_INT: json_int_or_null(stdout, st, c); break;
-		case F_STRING: json_string(stdout, col_text(st, c)); break;
-		case F_TIME: json_time(stdout, st, c); break;
-		case F_SIGNAL: json_signal(stdout, st, c); break;
-		case F_BOOL: fputs(sqlite3_column_int(st, c) ? "true" : "false", stdout); break;
-		}
-	}
-}
-
-/* The columns of last_exit_sql, as `ward status --json` names them. */
-static const struct field exit_fields[] = {
-	{"reason", F_STRING}, {"code", F_INT}, {"signal", F_SIGNAL}, {"core", F_BOOL}, {"at", F_TIME},
-	{"message", F_STRING},
-};
-
 /* The columns of report_history's query, as `ward history --json` names them. */
 static const struct field run_fields[] = {
 	{"id", F_INT}, {"worker", F_STRING}, {"instance", F_INT}, {"pid", F_INT}, {"activation", F_STRING},
@@ -159,90 +63,10 @@ struct list {
 	bool colour;
 };
 
-/* The instances of worker name, as members of a JSON list. */
-static void print_json_instances(sqlite3 *db, const char *name)
-{
-	sqlite3_stmt *in = prepare(db, instances_sql);
-	if (!in)
-		return;
-	sqlite3_bind_text(in, 1, name, -1, SQLITE_STATIC);
-	for (int k = 0; sqlite3_step(in) == SQLITE_ROW; k++) {
-		bool live = sqlite3_column_type(in, 1) != SQLITE_NULL;
-		printf("%s{\"instance\": %d, \"pid\": ", k ? ", " : "", sqlite3_column_int(in, 0));
-		json_int_or_null(stdout, in, 1);
-		printf(", \"state\": ");
-		json_string(stdout, col_text(in, 2));
-		printf(", \"started_at\": ");
-		if (live)
-			json_time(stdout, in, 3);
-		else
-			fputs("null", stdout);
-		printf(", \"cycles\": %lld, \"init_ms\": ", (long long)sqlite3_column_int64(in, 4));
-		json_int_or_null(stdout, in, 6);
-		printf(", \"last_cycle_ms\": ");
-		json_int_or_null(stdout, in, 7);
-		printf(", \"last_progress_at\": ");
-		json_time(stdout, in, 8);
-		printf(", \"cpu_seconds\": ");
-		json_cpu_seconds(in, name);
-		printf("}");
-	}
-	sqlite3_finalize(in);
-}
-
-/* How worker name's last run ended, as a JSON object; null before any ended. */
-static void print_json_last_exit(sqlite3 *db, const char *name)
-{
-	sqlite3_stmt *le = prepare(db, last_exit_sql);
-	if (!le) {
-		printf("null");
-		return;
-	}
-	sqlite3_bind_text(le, 1, name, -1, SQLITE_STATIC);
-	if (sqlite3_step(le) == SQLITE_ROW) {
-		printf("{");
-		print_fields(le, exit_fields, (int)ARRAY_SIZE(exit_fields));
-		printf("}");
-	} else {
-		printf("null");
-	}
-	sqlite3_finalize(le);
-}
-
-static void print_json_worker(const struct list *l, sqlite3_stmt *w, bool first)
-{
-	sqlite3 *db = l->db;
-	const char *name = col_text(w, 0);
-	char stem[256];
-	printf("%s\n  {\"name\": ", first ? "" : ",");
-	json_string(stdout, name);
-	printf(", \"plugin\": ");
-	json_string(stdout, plugin_stem(col_text(w, 1), stem, sizeof(stem)));
-	printf(", \"state\": ");
-	json_string(stdout, col_text(w, 2));
-	printf(", \"instances\": [");
-	print_json_instances(db, name);
-	printf("], \"restarts\": %d, \"listen\": [", sqlite3_column_int(w, 3));
-	const char *listen = col_text(w, 4);
-	for (const char *p = listen; p && *p;) {
-		size_t n = strcspn(p, ",");
-		char *one = xstrndup(p, n);
-		printf("%s", p == listen ? "" : ", ");
-		json_string(stdout, one);
-		free(one);
-		p += n + (p[n] == ',');
-	}
-	printf("], \"on_demand\": ");
-	json_string(stdout, col_text(w, 5));
-	printf(", \"last_exit\": ");
-	print_json_last_exit(db, name);
-	printf("}");
-}
-
 static void describe_last_exit(sqlite3 *db, const char *name, char *buf, size_t size)
 {
 	snprintf(buf, size, "-");
-	sqlite3_stmt *le = prepare(db, last_exit_sql);
+	sqlite3_stmt *le = status_prepare(db, status_last_exit_sql);
 	if (!le)
 		return;
 	sqlite3_bind_text(le, 1, name, -1, SQLITE_STATIC);
@@ -260,31 +84,72 @@ static void describe_last_exit(sqlite3 *db, const char *name, char *buf, size_t 
 	sqlite3_finalize(le);
 }
 
-/* Per worker: pids, the uptime of the oldest running instance, total cycles. */
-static void summarize_instances(sqlite3 *db, const char *name, char *pids, size_t psize,
-				char *uptime, size_t usize, long long *cycles)
+/* A worker's row of `ward status`, summed over its instances. */
+struct summary {
+	char pids[64], uptime[32], mem[16], cpu[32];
+	long long cycles;
+};
+
+/* 1.8M, 512K, 3.1G: the suffixes of the configuration's sizes. */
+static void format_bytes(uint64_t n, char *buf, size_t size)
 {
-	snprintf(pids, psize, "-");
-	snprintf(uptime, usize, "-");
-	*cycles = 0;
-	sqlite3_stmt *in = prepare(db, instances_sql);
+	static const char units[] = "KMGT";
+	double v = (double)n;
+	int u = -1;
+	while (v >= 1024 && u < 3) {
+		v /= 1024;
+		u++;
+	}
+	if (u < 0)
+		snprintf(buf, size, "%lluB", (unsigned long long)n);
+	else
+		snprintf(buf, size, v < 10 ? "%.1f%c" : "%.0f%c", v, units[u]);
+}
+
+/* MEM and CPU: the sums over the instances whose process was measured. */
+static void summarize_usage(struct summary *s, uint64_t rss, uint64_t cpu_usec, bool measured)
+{
+	snprintf(s->mem, sizeof(s->mem), "-");
+	snprintf(s->cpu, sizeof(s->cpu), "-");
+	if (!measured)
+		return;
+	format_bytes(rss, s->mem, sizeof(s->mem));
+	format_duration_ms(cpu_usec / 1000, s->cpu, sizeof(s->cpu));
+}
+
+/* Per worker: pids, the uptime of the oldest running instance, total cycles, memory and CPU. */
+static void summarize_instances(sqlite3 *db, const char *name, struct summary *s)
+{
+	snprintf(s->pids, sizeof(s->pids), "-");
+	snprintf(s->uptime, sizeof(s->uptime), "-");
+	s->cycles = 0;
+	summarize_usage(s, 0, 0, false);
+	sqlite3_stmt *in = status_prepare(db, status_instances_sql);
 	if (!in)
 		return;
 	sqlite3_bind_text(in, 1, name, -1, SQLITE_STATIC);
-	size_t len = 0;
+	size_t len = 0, psize = sizeof(s->pids);
 	int64_t oldest = 0;
+	uint64_t rss = 0, cpu = 0;
+	bool measured = false;
 	while (sqlite3_step(in) == SQLITE_ROW) {
-		*cycles += sqlite3_column_int64(in, 4);
+		s->cycles += sqlite3_column_int64(in, 4);
 		if (sqlite3_column_type(in, 1) == SQLITE_NULL)
 			continue;
 		if (len < psize)
-			len += (size_t)snprintf(pids + len, psize - len, "%s%d", len ? "," : "", sqlite3_column_int(in, 1));
+			len += (size_t)snprintf(s->pids + len, psize - len, "%s%d", len ? "," : "", sqlite3_column_int(in, 1));
 		int64_t ready = sqlite3_column_int64(in, 5);
 		if (ready && (!oldest || ready < oldest))
 			oldest = ready;
+		if (status_has_figure(in, STATUS_COL_RSS) && status_has_figure(in, STATUS_COL_CPU)) {
+			rss += (uint64_t)sqlite3_column_int64(in, STATUS_COL_RSS);
+			cpu += (uint64_t)sqlite3_column_int64(in, STATUS_COL_CPU);
+			measured = true;
+		}
 	}
 	if (oldest)
-		format_duration_ms((uint64_t)(wall_ms() - oldest), uptime, usize);
+		format_duration_ms((uint64_t)(wall_ms() - oldest), s->uptime, sizeof(s->uptime));
+	summarize_usage(s, rss, cpu, measured);
 	sqlite3_finalize(in);
 }
 
@@ -301,7 +166,7 @@ static void ago(sqlite3_stmt *st, int col, char *buf, size_t size)
 /* `ward status NAME`: one line per instance under the worker's row. */
 static void print_instance_lines(sqlite3 *db, const char *name)
 {
-	sqlite3_stmt *in = prepare(db, instances_sql);
+	sqlite3_stmt *in = status_prepare(db, status_instances_sql);
 	if (!in)
 		return;
 	sqlite3_bind_text(in, 1, name, -1, SQLITE_STATIC);
@@ -313,10 +178,13 @@ static void print_instance_lines(sqlite3 *db, const char *name)
 		else
 			snprintf(up, sizeof(up), "-");
 		ago(in, 8, progress, sizeof(progress));
-		printf("  #%-3d pid %-8s %-9s up %-8s cycles %-10lld init %sms  last cycle %sms  last progress %s ago\n",
+		struct summary s;
+		summarize_usage(&s, (uint64_t)sqlite3_column_int64(in, STATUS_COL_RSS), (uint64_t)sqlite3_column_int64(in, STATUS_COL_CPU),
+				status_has_figure(in, STATUS_COL_RSS) && status_has_figure(in, STATUS_COL_CPU));
+		printf("  #%-3d pid %-8s %-9s up %-8s cycles %-10lld init %sms  last cycle %sms  last progress %s ago  mem %s  cpu %s\n",
 		       sqlite3_column_int(in, 0), live ? col_text(in, 1) : "-", col_text(in, 2), up,
 		       (long long)sqlite3_column_int64(in, 4), col_text(in, 6) ? col_text(in, 6) : "-",
-		       col_text(in, 7) ? col_text(in, 7) : "-", progress);
+		       col_text(in, 7) ? col_text(in, 7) : "-", progress, s.mem, s.cpu);
 	}
 	sqlite3_finalize(in);
 }
@@ -342,10 +210,10 @@ static const char *state_colour(const char *name)
 }
 
 /* A query whose ?1 is the worker asked for (NULL: every worker). NULL on
- * an error, said by prepare(), and db is closed then. */
+ * an error, said by status_prepare(), and db is closed then. */
 static sqlite3_stmt *prepare_for_name(sqlite3 *db, const char *sql, const char *name)
 {
-	sqlite3_stmt *st = prepare(db, sql);
+	sqlite3_stmt *st = status_prepare(db, sql);
 	if (!st) {
 		sqlite3_close(db);
 		return NULL;
@@ -378,8 +246,8 @@ static int print_list(const struct list *l, sqlite3_stmt *st, void (*header)(voi
 
 static void print_status_header(void)
 {
-	printf("%-20s %-14s %-9s %-14s %-9s %-8s %-10s %s\n", "NAME", "PLUGIN", "STATE", "PID", "UPTIME",
-	       "RESTARTS", "CYCLES", "LAST EXIT");
+	printf("%-20s %-14s %-9s %-14s %-9s %-8s %-10s %-7s %-7s %s\n", "NAME", "PLUGIN", "STATE", "PID", "UPTIME",
+	       "RESTARTS", "CYCLES", "MEM", "CPU", "LAST EXIT");
 }
 
 /* One worker's row of `ward status` (and its instances' for `ward status NAME`). */
@@ -387,19 +255,27 @@ static void print_worker_line(const struct list *l, sqlite3_stmt *w, bool first)
 {
 	(void)first;
 	sqlite3 *db = l->db;
-	char stem[256], pids[64], uptime[32], last[512];
-	long long cycles;
-	summarize_instances(db, col_text(w, 0), pids, sizeof(pids), uptime, sizeof(uptime), &cycles);
+	char stem[256], last[512];
+	struct summary s;
+	summarize_instances(db, col_text(w, 0), &s);
 	describe_last_exit(db, col_text(w, 0), last, sizeof(last));
 	const char *on = l->colour ? state_colour(col_text(w, 2)) : "";
-	printf("%-20s %-14s %s%-9s%s %-14s %-9s %-8d %-10lld %s\n", col_text(w, 0),
-	       plugin_stem(col_text(w, 1), stem, sizeof(stem)), on, col_text(w, 2), *on ? "\033[0m" : "",
-	       pids, uptime, sqlite3_column_int(w, 3), cycles, last);
+	printf("%-20s %-14s %s%-9s%s %-14s %-9s %-8d %-10lld %-7s %-7s %s\n", col_text(w, 0),
+	       status_plugin_stem(col_text(w, 1), stem, sizeof(stem)), on, col_text(w, 2), *on ? "\033[0m" : "",
+	       s.pids, s.uptime, sqlite3_column_int(w, 3), s.cycles, s.mem, s.cpu, last);
 	if (col_text(w, 4))
 		printf("  sockets %s%s%s%s\n", col_text(w, 4), col_text(w, 5) ? " (" : "",
 		       col_text(w, 5) ? col_text(w, 5) : "", col_text(w, 5) ? ")" : "");
 	if (l->o->name)
 		print_instance_lines(db, col_text(w, 0));
+}
+
+/* `ward status --json`: the renderer GET /status uses too (daemon/status_json.c). */
+static int print_status_json(sqlite3 *db, const char *name)
+{
+	int rows = status_json_write(db, name, stdout);
+	sqlite3_close(db);
+	return rows;
 }
 
 /* `ward status` as a probe (docs/operator-guide.md): a worker that has failed,
@@ -408,7 +284,7 @@ static void print_worker_line(const struct list *l, sqlite3_stmt *w, bool first)
  * connection, job or `ward start`. -1 when the database cannot say. */
 static int count_unhealthy(sqlite3 *db, const char *name)
 {
-	sqlite3_stmt *st = prepare(db, "SELECT count(*) FROM workers WHERE (?1 IS NULL OR name = ?1)"
+	sqlite3_stmt *st = status_prepare(db, "SELECT count(*) FROM workers WHERE (?1 IS NULL OR name = ?1)"
 				       " AND state NOT IN ('running', 'done', 'stopped')");
 	if (!st)
 		return -1;
@@ -431,12 +307,18 @@ int report_status(const struct report_opts *o)
 	if (held != 1)
 		fprintf(stderr, "ward: no host is running for %s; showing the last recorded state\n", o->config_dir);
 	int unhealthy = count_unhealthy(db, o->name);
-	sqlite3_stmt *w = prepare_for_name(db, "SELECT name, plugin, state, restarts, listen, on_demand FROM workers"
-						" WHERE ?1 IS NULL OR name = ?1 ORDER BY name", o->name);
-	if (!w)
+	int rows;
+	if (o->json) {
+		rows = print_status_json(db, o->name);
+	} else {
+		sqlite3_stmt *w = prepare_for_name(db, status_workers_sql, o->name);
+		if (!w)
+			return 1;
+		struct list l = {.o = o, .db = db, .colour = use_colour()};
+		rows = print_list(&l, w, print_status_header, NULL, print_worker_line);
+	}
+	if (rows < 0)
 		return 1;
-	struct list l = {.o = o, .db = db, .colour = !o->json && use_colour()};
-	int rows = print_list(&l, w, print_status_header, print_json_worker, print_worker_line);
 	if (o->name && rows == 0) {
 		fprintf(stderr, "ward: no worker named '%s'\n", o->name);
 		return 1;
@@ -451,7 +333,7 @@ static void print_json_run(const struct list *l, sqlite3_stmt *st, bool first)
 {
 	(void)l;
 	printf("%s\n  {", first ? "" : ",");
-	print_fields(st, run_fields, (int)ARRAY_SIZE(run_fields));
+	status_json_fields(stdout, st, run_fields, (int)ARRAY_SIZE(run_fields));
 	printf("}");
 }
 

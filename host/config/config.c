@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include "config/config.h"
+#include "common/address.h"
 #include "common/units.h"
 
 #include <arpa/inet.h>
@@ -384,6 +385,7 @@ enum key_kind {
 	K_STRING,   /* char * */
 	K_PATH,     /* char *, made absolute against the configuration directory */
 	K_LIMIT_COUNT, K_LIMIT_SIZE, K_LIMIT_SECONDS, /* struct limit_conf */
+	K_ADDRESS,  /* char *, an ADDR:PORT to listen on (common/address.h) */
 	K_SPECIAL,  /* handled by the caller (plugin, enabled) */
 };
 
@@ -438,6 +440,7 @@ static const struct key_def host_keys[] = {
 	{"history_keep", K_LONG, "10000", H(history_keep), 1, 1000000000, "runs kept in ward.db, 1..1000000000"},
 	{"exit_when_done", K_BOOL, "no", H(exit_when_done), 0, 0,
 	 "yes: the host exits once no worker can run again: 0 when all ended done, 3 when one failed"},
+	{"http", K_ADDRESS, NULL, H(http), 0, 0, "ADDR:PORT of the read-only HTTP endpoint (/metrics, /healthz, /readyz, /status); unset: none"},
 };
 #undef H
 
@@ -445,7 +448,7 @@ static const char *const kind_names[] = {
 	[K_BOOL] = "boolean", [K_INT] = "number", [K_LONG] = "number", [K_DURATION] = "duration",
 	[K_SIZE] = "size", [K_RESTART] = "enum", [K_MAX_RESTARTS] = "number", [K_LIST] = "list",
 	[K_STRING] = "string", [K_PATH] = "path", [K_LIMIT_COUNT] = "number", [K_LIMIT_SIZE] = "size",
-	[K_LIMIT_SECONDS] = "duration", [K_SPECIAL] = "special",
+	[K_LIMIT_SECONDS] = "duration", [K_ADDRESS] = "address", [K_SPECIAL] = "special",
 };
 
 static void print_key_table(const char *title, const struct key_def *defs, size_t n, FILE *out)
@@ -638,6 +641,19 @@ static const char *parse_limit_key(const struct config *cfg, const struct key_de
 	return NULL;
 }
 
+static const char *parse_address_key(const struct config *cfg, const struct key_def *def, void *field, const char *value)
+{
+	(void)cfg, (void)def;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	const char *why = address_parse(value, &ss, &len);
+	if (why)
+		return why;
+	free(*(char **)field);
+	*(char **)field = xstrdup(value);
+	return NULL;
+}
+
 static const char *parse_special_key(const struct config *cfg, const struct key_def *def, void *field, const char *value)
 {
 	(void)cfg, (void)def, (void)field, (void)value;
@@ -658,6 +674,7 @@ static parse_fn *const parsers[] = {
 	[K_LIMIT_COUNT] = parse_limit_key,
 	[K_LIMIT_SIZE] = parse_limit_key,
 	[K_LIMIT_SECONDS] = parse_limit_key,
+	[K_ADDRESS] = parse_address_key,
 	[K_SPECIAL] = parse_special_key,
 };
 
@@ -1247,7 +1264,7 @@ static void free_field(const struct key_def *def, void *base)
 	void *field = (char *)base + def->offset;
 	if (def->kind == K_LIST)
 		strv_free(field);
-	else if (def->kind == K_STRING || def->kind == K_PATH)
+	else if (def->kind == K_STRING || def->kind == K_PATH || def->kind == K_ADDRESS)
 		free(*(char **)field);
 }
 
@@ -1354,6 +1371,7 @@ void config_free(struct config *cfg)
 	free(cfg->plugin_dir);
 	free(cfg->state_dir);
 	free(cfg->log_dir);
+	free(cfg->http);
 	strv_free(&cfg->errors);
 	strv_free(&cfg->warnings);
 	strv_free(&cfg->files);
@@ -1404,6 +1422,7 @@ static bool same_field(const struct key_def *def, const void *a, const void *b)
 		return same_strv(fa, fb);
 	case K_STRING:
 	case K_PATH:
+	case K_ADDRESS:
 		return same_str(*(char *const *)fa, *(char *const *)fb);
 	case K_LIMIT_COUNT:
 	case K_LIMIT_SIZE:
@@ -1458,6 +1477,7 @@ static void put_field(const struct key_def *def, const void *base, struct wire *
 		break;
 	case K_STRING:
 	case K_PATH:
+	case K_ADDRESS:
 		wire_put_string(out, *(char *const *)f);
 		break;
 	case K_LIMIT_COUNT:
@@ -1497,6 +1517,7 @@ static void get_field(const struct key_def *def, void *base, struct wire *in)
 		break;
 	case K_STRING:
 	case K_PATH:
+	case K_ADDRESS:
 		*(char **)f = wire_get_string(in);
 		break;
 	case K_LIMIT_COUNT:

@@ -70,6 +70,7 @@ struct config {
 	bool exit_when_done;     /* the host ends once no worker can run again */
 	uint64_t log_max_size;
 	long log_keep, history_keep;
+	char *http;  /* ADDR:PORT of the HTTP endpoint (daemon/http.c); NULL: none */
 	struct worker_conf *workers; /* sorted by name */
 	size_t nworkers;
 	struct strv errors;   /* one line each: "FILE:LINE: [section] key: reason" */

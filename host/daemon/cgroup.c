@@ -476,15 +476,20 @@ void cgroup_instance_forget(struct instance *in)
 	unlinkat(cg->workers_fd, path, AT_REMOVEDIR); /* ENOENT: none; EBUSY: processes left in it */
 }
 
-int cgroup_instance_count(const struct instance *in, int *first)
+int cgroup_instance_dir(const struct instance *in)
 {
 	struct cgroups *cg = cgroups_of(in);
 	char path[300];
-	*first = 0;
 	if (!cgroup_active(cg))
-		return 0;
+		return -1;
 	instance_path(in, NULL, path, sizeof(path));
-	int fd = openat(cg->workers_fd, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	return openat(cg->workers_fd, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
+int cgroup_instance_count(const struct instance *in, int *first)
+{
+	*first = 0;
+	int fd = cgroup_instance_dir(in);
 	if (fd < 0)
 		return 0;
 	int n = count_procs(fd, first);
@@ -513,17 +518,6 @@ int cgroup_instance_cpu_usec(const struct instance *in, uint64_t *usec)
 		return -1;
 	instance_path(in, "cpu.stat", path, sizeof(path));
 	return read_cpu_usec(cg->workers_fd, path, usec);
-}
-
-int cgroup_cpu_usec_of(pid_t pid, const char *worker, int instance, uint64_t *usec)
-{
-	char cg[PATH_MAX], dir[PATH_MAX], own[300];
-	int n = snprintf(own, sizeof(own), "/%s.worker/%d", worker, instance);
-	if (pid <= 0 || cgroup_path_of(pid, cg, sizeof(cg)) < 0 || strlen(cg) < (size_t)n ||
-	    strcmp(cg + strlen(cg) - (size_t)n, own) != 0 || !cgroup_dir_of(cg, dir, sizeof(dir) - 16))
-		return -1; /* no process, or not in that instance's cgroup (no cgroups, a reused pid) */
-	strcat(dir, "/cpu.stat");
-	return read_cpu_usec(AT_FDCWD, dir, usec);
 }
 
 void cgroup_worker_forget(struct worker *w)

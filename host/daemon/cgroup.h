@@ -57,10 +57,9 @@ int cgroup_instance_count(const struct instance *in, int *first);
 /* CPU time used by every process of the instance's cgroup (cpu.stat
  * usage_usec), in microseconds. 0, or -1 (no cgroups, or unreadable). */
 int cgroup_instance_cpu_usec(const struct instance *in, uint64_t *usec);
-/* For clients (`ward status`): the CPU time, in microseconds, of the cgroup
- * of process pid when that is the cgroup of instance `instance` of
- * `worker`. 0, or -1 (no cgroups, no such process, a pid used by another). */
-int cgroup_cpu_usec_of(pid_t pid, const char *worker, int instance, uint64_t *usec);
+/* A descriptor (O_PATH) of the instance's cgroup, to read its files from
+ * (usage.c); the caller closes it. -1: no cgroups, or it has none now. */
+int cgroup_instance_dir(const struct instance *in);
 /* The worker is going away (reload, exit): removes its cgroups. */
 void cgroup_worker_forget(struct worker *w);
 

@@ -9,7 +9,9 @@
 #include "daemon/dependency.h"
 #include "daemon/history.h"
 #include "daemon/host.h"
+#include "daemon/metrics.h"
 #include "daemon/reload.h"
+#include "daemon/usage.h"
 #include "common/util.h"
 
 #include <errno.h>
@@ -178,13 +180,19 @@ static void command_signal(struct host *h, char **words, int n, FILE *reply)
 	}
 }
 
-static void command_sync(struct host *h, FILE *reply)
+int control_sync(struct host *h, int64_t *since, const char **why)
 {
 	for (size_t i = 0; i < h->nworkers; i++)
 		worker_record_live(h->workers[i]);
+	usage_record_all(h); /* read now: status shows them, and nothing reads them on a timer */
+	return history_flush(h->history) < 0 && history_stale(h->history, since, why) ? -1 : 0;
+}
+
+static void command_sync(struct host *h, FILE *reply)
+{
 	int64_t since;
 	const char *why;
-	if (history_flush(h->history) < 0 && history_stale(h->history, &since, &why)) {
+	if (control_sync(h, &since, &why) < 0) {
 		char at[32];
 		format_iso_ms(since, at, sizeof(at));
 		fprintf(reply, "error\nthe history database has not been written since %s: %s; what status shows may be stale\n",
@@ -244,6 +252,9 @@ static void run_request(struct client *c)
 		fprintf(reply, "ok\npong\n");
 	} else if (strcmp(words[0], "sync") == 0) {
 		command_sync(h, reply);
+	} else if (strcmp(words[0], "metrics") == 0) {
+		fprintf(reply, "ok\n");
+		metrics_write(h, reply);
 	} else if (strcmp(words[0], "start") == 0 || strcmp(words[0], "restart") == 0) {
 		if (resolve_names(h, words + 1, n - 1, ws, reply) == 0)
 			command_start(ws, n - 1, reply, strcmp(words[0], "restart") == 0 ? RESTART : START_ONLY);
@@ -259,7 +270,7 @@ static void run_request(struct client *c)
 			return;
 		}
 	} else {
-		fprintf(reply, "error\nunknown request '%.64s' (expected ping, sync, start, stop, restart, signal or reload)\n",
+		fprintf(reply, "error\nunknown request '%.64s' (expected ping, sync, metrics, start, stop, restart, signal or reload)\n",
 			words[0]);
 	}
 	fclose(reply);

@@ -8,13 +8,15 @@
  *     reply:    ok\n  or  error\n          then zero or more message lines
  *
  * Verbs: ping, sync (history is brought up to date before the reply, so a
- * client reading it sees live state), start NAME..., stop NAME...,
+ * client reading it sees live state), metrics (the reply's lines are the
+ * metrics in the Prometheus text format), start NAME..., stop NAME...,
  * restart NAME..., reload. A malformed, oversized or half-sent request gets
  * an error reply or a closed connection and never disturbs the host.
  */
 #ifndef WARD_CONTROL_H
 #define WARD_CONTROL_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "daemon/worker.h"
@@ -23,5 +25,9 @@
 
 int control_open(struct host *h);
 void control_close(struct host *h);
+/* `sync`: ward.db brought up to date with the host's memory (live states,
+ * memory and CPU), as `ward status` and GET /status (http.c) read it. 0, or
+ * -1 when the history cannot be written: since when, and why. */
+int control_sync(struct host *h, int64_t *since, const char **why);
 
 #endif

@@ -40,12 +40,13 @@ static const char schema[] =
 	" instances INTEGER, restarts INTEGER, updated_at INTEGER, listen TEXT, on_demand TEXT);"
 	"CREATE TABLE IF NOT EXISTS instances(worker TEXT, instance INTEGER, pid INTEGER,"
 	" state TEXT, started_at INTEGER, ready_at INTEGER, cycles INTEGER, init_ms INTEGER,"
-	" last_cycle_ms INTEGER, progress_at INTEGER, PRIMARY KEY(worker, instance));"
+	" last_cycle_ms INTEGER, progress_at INTEGER, rss_bytes INTEGER, cpu_usec INTEGER,"
+	" PRIMARY KEY(worker, instance));"
 	"CREATE TABLE IF NOT EXISTS host(key TEXT PRIMARY KEY, value TEXT);";
 
 enum stmt_id {
 	ST_RUN_BEGIN, ST_RUN_READY, ST_RUN_END, ST_EVENT, ST_WORKER, ST_INSTANCE, ST_HOST,
-	ST_CLEAR_WORKERS, ST_CLEAR_INSTANCES, ST_FORGET_WORKER, ST_FORGET_INSTANCES, ST_PRUNE_RUNS,
+	ST_INSTANCE_USAGE, ST_CLEAR_WORKERS, ST_CLEAR_INSTANCES, ST_FORGET_WORKER, ST_FORGET_INSTANCES, ST_PRUNE_RUNS,
 	ST_PRUNE_EVENTS, ST_COUNT
 };
 
@@ -67,6 +68,7 @@ static const char *const sql[ST_COUNT] = {
 			" started_at=excluded.started_at, ready_at=excluded.ready_at, cycles=excluded.cycles,"
 			" init_ms=excluded.init_ms, last_cycle_ms=excluded.last_cycle_ms,"
 			" progress_at=excluded.progress_at",
+	[ST_INSTANCE_USAGE] = "UPDATE instances SET rss_bytes=?, cpu_usec=? WHERE worker=? AND instance=?",
 	[ST_HOST] = "INSERT OR REPLACE INTO host(key, value) VALUES(?,?)",
 	[ST_CLEAR_WORKERS] = "DELETE FROM workers",
 	[ST_CLEAR_INSTANCES] = "DELETE FROM instances",
@@ -564,6 +566,12 @@ void history_instance_state(struct history *h, const struct instance_row *r)
 		I_OR_NULL(r->started_ms, r->started_ms), I_OR_NULL(r->ready_ms, r->ready_ms), I((int64_t)r->cycles),
 		I_OR_NULL(r->init_ms, r->init_ms >= 0), I_OR_NULL(r->last_cycle_ms, r->last_cycle_ms >= 0),
 		I_OR_NULL(r->progress_ms, r->progress_ms));
+}
+
+void history_instance_usage(struct history *h, const char *worker, int instance, uint64_t rss_bytes,
+			    uint64_t cpu_usec)
+{
+	ENQUEUE(h, ST_INSTANCE_USAGE, I((int64_t)rss_bytes), I((int64_t)cpu_usec), T(worker), I(instance));
 }
 
 void history_host(struct history *h, const char *key, const char *value)

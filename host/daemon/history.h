@@ -50,6 +50,9 @@ struct instance_row {
 	int64_t progress_ms;  /* wall clock of the last progress seen; 0: none yet */
 };
 void history_instance_state(struct history *h, const struct instance_row *row);
+/* The memory and CPU time of an instance's process now (usage.c), for `ward status`. */
+void history_instance_usage(struct history *h, const char *worker, int instance, uint64_t rss_bytes,
+			    uint64_t cpu_usec);
 void history_host(struct history *h, const char *key, const char *value);
 /* Removes a worker from the state tables (a reload removed or rebuilt it); its runs stay. */
 void history_forget_worker(struct history *h, const char *worker);

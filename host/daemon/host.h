@@ -20,6 +20,7 @@ struct history;
 struct host_observer;
 struct frame_channel;
 struct reload;
+struct http;
 
 struct host {
 	struct config cfg;
@@ -36,6 +37,7 @@ struct host {
 				  * worker.c and the files above it; run.c's loop settles) */
 	size_t nstarting;        /* instances in IS_STARTING, of every worker: kept by set_state */
 	bool ready_told;         /* systemd was told READY=1 */
+	bool boot_over;          /* every worker started at boot has left starting, once (/readyz) */
 	char told_status[128];   /* the last STATUS= sent */
 	struct timer notify_timer; /* WATCHDOG=1 for systemd, when it asks for it */
 	struct timer test_timer;   /* `ward test --timeout` */
@@ -61,6 +63,7 @@ struct host {
 	void (*connection_starts)(struct worker *w);
 	struct spawner spawner;
 	struct cgroups cgroups;  /* the instances' cgroups (cgroup.c) */
+	struct http *http;       /* the [ward] http endpoint (http.c), or NULL */
 };
 
 #endif

@@ -152,6 +152,7 @@ static void on_connection(struct watch *wt, uint32_t events)
 			close(c);
 			closed++;
 		}
+		w->tally.connections += closed;
 		if (closed && !w->drain_reported) {
 			host_log(HOST_WARN, "[%s] failed: closing connections on %s at once (and from now on until it is restarted)",
 				 w->conf->name, l->address);
@@ -160,6 +161,7 @@ static void on_connection(struct watch *wt, uint32_t events)
 		return;
 	}
 	/* LISTEN_ACTIVATE: the connection waits in the backlog for the worker. */
+	w->tally.connections++;
 	host_log(HOST_INFO, "[%s] connection on %s: starting the worker", w->conf->name, l->address);
 	w->host->connection_starts(w);
 	listener_update(w);

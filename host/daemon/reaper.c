@@ -19,6 +19,7 @@
 #include "daemon/pipes.h"
 #include "daemon/pidtable.h"
 #include "daemon/probe.h"
+#include "daemon/usage.h"
 #include "daemon/worker.h"
 #include "spawner/spawner.h"
 #include "common/util.h"
@@ -27,6 +28,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -128,9 +130,11 @@ void reaper_reap(struct host *h)
 			channel_read_frames(h);
 		}
 		int status;
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		struct rusage ru;
+		while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR)
 			;
 		if (in) {
+			usage_reaped(in, &ru);
 			pipe_drain(in);
 			channel_forget(in);
 			instance_exited(in, status);

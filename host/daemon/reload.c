@@ -218,6 +218,12 @@ static void verdicts_in(void *arg)
 	free(r);
 }
 
+/* The [ward] http endpoint is opened at boot only (daemon/http.c). */
+static bool same_http(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
 int reload_begin(struct host *h, FILE *out, void (*done)(void *arg), void *arg)
 {
 	if (h->shutting_down || h->booting) {
@@ -235,6 +241,10 @@ int reload_begin(struct host *h, FILE *out, void (*done)(void *arg), void *arg)
 	}
 	if (strcmp(next->state_dir, h->cfg.state_dir) != 0 || strcmp(next->log_dir, h->cfg.log_dir) != 0) {
 		refuse_reload(next, out, "state_dir and log_dir cannot change while the host runs: restart the host for that");
+		return 0;
+	}
+	if (!same_http(next->http, h->cfg.http)) {
+		refuse_reload(next, out, "http cannot change while the host runs (its endpoint stays where it is): restart the host for that");
 		return 0;
 	}
 	/* Its plugins are probed while the host goes on; the rest waits for them. */

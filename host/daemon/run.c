@@ -11,6 +11,7 @@
 #include "daemon/control.h"
 #include "daemon/dependency.h"
 #include "daemon/history.h"
+#include "daemon/http.h"
 #include "daemon/listener.h"
 #include "daemon/log.h"
 #include "daemon/notify.h"
@@ -361,6 +362,8 @@ static void settle_order(struct host *h)
 		return;
 	for (size_t i = 0; h->nlistening && i < h->nworkers; i++)
 		listener_update(h->workers[i]);
+	if (!h->boot_over && boot_settled(h))
+		h->boot_over = true; /* and stays so: /readyz judges the workers from then on */
 	tell_systemd(h);
 	end_when_nothing_can_run(h);
 }
@@ -645,6 +648,8 @@ static int host_main(const char *config_dir, const struct host_observer *test)
 	if (open_loop(h, &sw) < 0)
 		goto out;
 	worker_record_host(h); /* no worker exists yet: the host's rows */
+	if (!test && http_open(h) < 0)
+		goto out; /* before anything starts: refused, as for a held lock (docs/operator-guide.md) */
 	if (check_plugins(h) < 0) {
 		status = h->shutting_down ? 0 : 1; /* asked to stop meanwhile, or refused */
 		goto out;
@@ -682,6 +687,7 @@ out:
 	kill_survivors(h);
 	spawner_close(h);
 	reload_abandon(h);
+	http_close(h);
 	control_close(h);
 	if (test && h->nworkers)
 		test->on_settled(test->ctx, h->workers[0]);

@@ -580,6 +580,7 @@ static void end_run(struct instance *in, struct exit_info e)
 	char desc[512];
 	exit_describe(&e, desc, sizeof(desc));
 	wlog(in, "exited: %s", desc);
+	usage_run_ended(in, &e, slot_cycles(in));
 	in->last_pid = in->pid;
 	in->pid = 0;
 

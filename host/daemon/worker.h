@@ -25,6 +25,7 @@
 #include "daemon/history.h"
 #include "daemon/log.h"
 #include "daemon/listener.h"
+#include "daemon/usage.h"
 #include "common/loop.h"
 #include "common/proto.h"
 #include "common/reason.h"
@@ -88,6 +89,8 @@ struct instance {
 	uint64_t seen_progress;
 	int64_t progress_ns;
 	uint64_t recorded_cycles;
+
+	struct usage usage;       /* memory and CPU of the current run, as last read (usage.c) */
 };
 
 struct worker {
@@ -96,6 +99,7 @@ struct worker {
 	struct instance *inst;
 	int ninst;
 	unsigned restarts;
+	struct worker_tally tally;  /* its processes that ended, for metrics (usage.c) */
 	char *state_dir; /* owned */
 	struct log_file log;
 	enum istate recorded_state; /* what history has for the worker as a whole */

@@ -1,0 +1,51 @@
+/*
+ * usage.h - what workers use and have done, for `ward metrics` and `ward
+ * status` (host process): the resident memory and CPU time of an instance's
+ * processes, read from its cgroup (memory.current, cpu.stat) or from /proc
+ * only when asked (a scrape, a status), never on a timer; and the worker's
+ * tally of processes that ended (by reason, their cycles and CPU time), kept
+ * where a run ends.
+ */
+#ifndef WARD_USAGE_H
+#define WARD_USAGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/reason.h"
+
+struct host;
+struct instance;
+struct rusage;
+struct worker;
+
+/* An instance's current run, as last read. */
+struct usage {
+	pid_t pid;           /* the process it was read for; 0: none read yet */
+	bool known;          /* rss_bytes and cpu_usec hold figures */
+	uint64_t rss_bytes;  /* resident memory of every process of the run */
+	uint64_t cpu_usec;   /* CPU time of the run so far: never less than an earlier reading */
+};
+
+/* A worker's processes that ended, since the worker was created (boot or a
+ * reload that changed it). Counters only grow. */
+struct worker_tally {
+	uint64_t exits[REASON_COUNT]; /* by exit reason */
+	uint64_t cycles;              /* cycles those processes completed */
+	uint64_t cpu_usec;            /* CPU time they used */
+	int64_t last_exit_ms;         /* wall clock of the latest end; 0: none yet */
+	uint64_t connections;         /* connections the host itself took on the worker's sockets */
+};
+
+/* Reads the figures of every instance of h that has a process into its
+ * `usage` (one pass over /proc when there are no cgroups). */
+void usage_sample_all(struct host *h);
+/* usage_sample_all, then writes each live instance's figures to history (status reads them). */
+void usage_record_all(struct host *h);
+/* The host reaped the instance's process with this rusage: its final CPU time. */
+void usage_reaped(struct instance *in, const struct rusage *ru);
+/* The run is over (end_run): counted in the worker's tally. */
+void usage_run_ended(struct instance *in, const struct exit_info *e, uint64_t cycles);
+
+#endif
