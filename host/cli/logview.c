@@ -284,7 +284,8 @@ static int print_merged(struct tailer *t, size_t n, long keep)
 	size_t *used = xcalloc(n ? n : 1, sizeof(*used));
 	for (size_t i = 0; i < n; i++)
 		used[i] = take_lines(&t[i], i, &b);
-	qsort(b.v, b.n, sizeof(*b.v), by_time);
+	if (b.n) /* b.v is NULL until a line comes, and qsort's pointer must not be */
+		qsort(b.v, b.n, sizeof(*b.v), by_time);
 	static char out[4 * CHUNK + 8];
 	int rc = 0;
 	size_t from = keep >= 0 && (size_t)keep < b.n ? b.n - (size_t)keep : 0;
@@ -294,6 +295,8 @@ static int print_merged(struct tailer *t, size_t n, long keep)
 			rc = write_all(1, out, escape((const unsigned char *)b.v[i].text + off, len, out));
 		}
 	for (size_t i = 0; i < n; i++) {
+		if (!used[i])
+			continue; /* nothing taken (and pending perhaps still NULL) */
 		memmove(t[i].pending, t[i].pending + used[i], t[i].npending - used[i]);
 		t[i].npending -= used[i];
 	}
