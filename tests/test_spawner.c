@@ -50,6 +50,36 @@ Test(spawner, a_worker_is_the_hosts_child_and_an_ordinary_forked_process_to_glib
 	cr_expect(!strstr(wt_host_stderr(&wt), "spawner"), "the host said:\n%s", wt_host_stderr(&wt));
 }
 
+/* The first string of /proc/PID/cmdline (what `ps` shows), or "". */
+static char *cmdline_of(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	char *cmd = wt_read_raw(path);
+	if (!cmd)
+		return wt_keep(strdup(""));
+	return wt_keep(cmd);
+}
+
+Test(spawner, ps_tells_the_spawner_and_each_worker_instance_apart)
+{
+	wt_setup(&wt, "[ticker]\nplugin = idle\ninstances = 2\n[other]\nplugin = idle\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT count(*) = 3 FROM instances WHERE state = 'running'"),
+		  "the host said:\n%s", wt_host_stderr(&wt));
+	const char *expect[][2] = {{"ticker", "0"}, {"ticker", "1"}, {"other", "0"}};
+	for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++) {
+		pid_t pid = (pid_t)wt_sql_int(&wt, "SELECT pid FROM runs WHERE worker = '%s' AND instance = %s "
+						   "ORDER BY id DESC LIMIT 1", expect[i][0], expect[i][1]);
+		char want[64];
+		snprintf(want, sizeof(want), "ward: worker %s:%s", expect[i][0], expect[i][1]);
+		cr_expect_str_eq(cmdline_of(pid), want);
+	}
+	pid_t spawner = wt_spawner(wt.pid);
+	cr_assert(spawner > 0, "the host has no spawner process");
+	cr_expect_str_eq(cmdline_of(spawner), "ward: spawner");
+}
+
 Test(spawner, the_host_holds_one_descriptor_per_worker_process)
 {
 	wt_setup(&wt, "[a]\nplugin = idle\n[many]\nplugin = idle\ninstances = 40\nautostart = no\n");

@@ -42,6 +42,7 @@
 #include "common/util.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <sched.h>
@@ -154,22 +155,34 @@ static bool decode(char *buf, size_t len, const int *fds, int nfds, struct child
 	return true;
 }
 
-/* The spawner's argument strings, which `ps` shows as a process's command
- * line: each worker writes its own name over its copy. */
+/* The spawner's argument strings, which `ps` and `top -c` show as a
+ * process's command line: the spawner writes "ward: spawner" over them, and
+ * each worker its own name over its copy, so that one worker can be told from
+ * another (the comm, which `top` shows, stays the host's: `pkill ward` and
+ * the like still find them all). */
 static struct {
 	char *at;
 	size_t len;
 } args_area;
 
-static void name_worker(const struct child_spec *spec, const char *worker_comm)
+static void set_title(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void set_title(const char *fmt, ...)
 {
 	if (!args_area.at)
-		return;
+		return; /* serving from the host's copy (no exec): its argv is the host's */
 	memset(args_area.at, 0, args_area.len);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(args_area.at, args_area.len, fmt, ap);
+	va_end(ap);
+}
+
+static void name_worker(const struct child_spec *spec)
+{
 	if (spec->probe)
-		snprintf(args_area.at, args_area.len, "%s probe %s", worker_comm, spec->conf->plugin);
+		set_title("ward: probe %s", spec->conf->plugin);
 	else
-		snprintf(args_area.at, args_area.len, "%s worker %s:%d", worker_comm, spec->conf->name, spec->instance);
+		set_title("ward: worker %s:%d", spec->conf->name, spec->instance);
 }
 
 static void serve(int sock, const char *worker_comm)
@@ -186,7 +199,7 @@ static void serve(int sock, const char *worker_comm)
 			pid = clone_as_host_child(spec->cgroup_fd, &spec->in_cgroup);
 			if (pid == 0) {
 				prctl(PR_SET_NAME, worker_comm);
-				name_worker(spec, worker_comm);
+				name_worker(spec);
 				child_main(spec);
 			}
 		}
@@ -223,6 +236,7 @@ static noreturn void spawner_main(pid_t host_pid, const char *worker_comm, int e
 	if (sigaction(HOST_DEATH_SIGNAL, &sa, NULL) < 0 || getppid() != host_pid)
 		_exit(1);
 	prctl(PR_SET_NAME, "ward-spawner");
+	set_title("ward: spawner");
 	size_t len = 0;
 	int err = 0;
 	errno = 0;
