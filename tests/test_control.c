@@ -387,3 +387,40 @@ Test(control, systemd_is_told_ready_once_boot_workers_are_up_then_watchdog_and_s
 	cr_expect_eq(wt_stop(&wt, 5000), 0);
 	close(fd);
 }
+
+/* Lines of a usage text that begin a command's entry (two spaces, then a
+ * letter), not the continuation lines under them. */
+static int usage_entries(const char *text)
+{
+	int n = 0;
+	for (const char *p = text; (p = strstr(p, "\n  ")); p += 3)
+		n += p[3] >= 'a' && p[3] <= 'z';
+	return n;
+}
+
+/* Every command answers --help with its own usage alone, exit 0, and
+ * without a configuration or a host: what a new operator types first. */
+Test(control, every_command_answers_help_with_its_own_usage)
+{
+	static const char *const commands[] = {"run",     "check",  "status",  "history", "logs",   "start", "stop",
+					       "restart", "signal", "metrics", "reload",  "test",   "version"};
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		char args[64], *out, *err;
+		snprintf(args, sizeof(args), "%s --help", commands[i]);
+		cr_expect_eq(wt_ward_in("/", &out, &err, args), 0, "ward %s: %s", args, err);
+		cr_expect(strstr(out, "usage:\n"), "ward %s printed:\n%s", args, out);
+		char own[32];
+		snprintf(own, sizeof(own), "%s ", commands[i]);
+		bool names_it = strstr(out, own) || strstr(out, "start|stop|restart");
+		cr_expect(names_it, "ward %s does not describe %s:\n%s", args, commands[i], out);
+		/* Only its own: the full list has every command's line. */
+		cr_expect(usage_entries(out) <= 2, "ward %s printed more than its usage:\n%s", args, out);
+	}
+	char *out, *err;
+	cr_expect_eq(wt_ward_in("/", &out, &err, "status -c /nonexistent -h"), 0, "%s", err);
+	cr_expect(strstr(out, "status [NAME]") && !strstr(out, "reload"), "%s", out);
+	cr_expect_eq(wt_ward_in("/", &out, &err, "help logs"), 0, "%s", err);
+	cr_expect(strstr(out, "logs [NAME...]") && !strstr(out, "status [NAME]"), "%s", out);
+	cr_expect_eq(wt_ward_in("/", &out, &err, "--help"), 0, "%s", err);
+	cr_expect(usage_entries(out) >= 12, "%s", out);
+}

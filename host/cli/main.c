@@ -65,6 +65,56 @@ struct args {
 	long lines;
 };
 
+/* Whether the usage line `line` (its text after the two-space indent)
+ * describes cmd: its first word is cmd, or an alternation naming it
+ * ("start|stop|restart"). */
+static bool usage_line_is(const char *line, const char *cmd)
+{
+	size_t word = strcspn(line, " \n");
+	for (const char *alt = line; alt < line + word;) {
+		size_t len = strcspn(alt, "| \n");
+		if (len == strlen(cmd) && strncmp(alt, cmd, len) == 0)
+			return true;
+		alt += len + (alt[len] == '|');
+	}
+	return false;
+}
+
+/* `ward CMD --help`: the usage lines of cmd alone, cut out of the one usage
+ * text so that the two cannot disagree. False if cmd has none. */
+static bool print_command_help(const char *cmd)
+{
+	bool found = false, in_cmd = false;
+	for (const char *line = usage; *line;) {
+		size_t len = strcspn(line, "\n") + 1;
+		bool entry = strncmp(line, "  ", 2) == 0 && line[2] != ' ';
+		bool continued = strncmp(line, "   ", 3) == 0;
+		if (entry)
+			in_cmd = usage_line_is(line + 2, cmd);
+		else if (!continued)
+			in_cmd = false;
+		if (in_cmd) {
+			if (!found)
+				fputs("usage:\n", stdout);
+			fwrite(line, 1, len, stdout);
+			found = true;
+		}
+		line += len;
+	}
+	if (found)
+		printf("\nDIR defaults to $WARD_CONFIG_DIR, else " DEFAULT_CONFIG_DIR ". `ward --help` lists every command.\n");
+	return found;
+}
+
+/* Whether argv asks for help anywhere: `ward status -c DIR --help` too. */
+static bool asks_for_help(int argc, char **argv)
+{
+	for (int i = 0; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return true;
+	return false;
+}
+
 static int bad_usage(const char *fmt, const char *what)
 {
 	fprintf(stderr, "ward: ");
@@ -310,14 +360,19 @@ int main(int argc, char **argv)
 	const char *cmd = argv[1];
 	struct args a;
 	bool named = strcmp(cmd, "status") == 0 || strcmp(cmd, "history") == 0;
+	if (asks_for_help(argc - 2, argv + 2) && print_command_help(cmd))
+		return 0;
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("ward %s (plugin ABI %d)\n", WARD_VERSION, WARD_ABI_VERSION);
 		return 0;
 	}
 	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+		if (argc > 2 && print_command_help(argv[2])) /* ward help status */
+			return 0;
 		fputs(usage, stdout);
 		return 0;
 	}
+
 	if (strcmp(cmd, "start") == 0 || strcmp(cmd, "stop") == 0 || strcmp(cmd, "restart") == 0 ||
 	    strcmp(cmd, "reload") == 0) {
 		char *names[argc];
