@@ -438,3 +438,20 @@ Test(logs, ward_logs_follow_with_no_name_prints_every_workers_new_lines)
 	cr_expect_eq(lines_of(followed, "b"), lines_of(wt_log(&wt, "b"), "b"));
 	cr_expect_eq(wt_stop(&wt, 10000), 0);
 }
+
+Test(logs, status_of_one_worker_ends_with_its_last_log_lines)
+{
+	wt_setup(&wt, "[a]\nplugin = log_stdout\ncycles = 30\nrestart = on-failure\n[b]\nplugin = log_stdout\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 10000, "SELECT count(*) = 1 FROM runs WHERE worker = 'a' AND reason = 'done'"));
+	char *out, *err;
+	wt_cli(&wt, &out, &err, "status a");
+	cr_expect(strstr(out, "stdout line 30\n"), "the last line is not shown:\n%s", out);
+	cr_expect(!strstr(out, "stdout line 5\n"), "more than the last lines are shown:\n%s", out);
+	cr_expect(!strstr(out, "[b:0]"), "another worker's log is shown:\n%s", out);
+	/* The state comes first, then the lines. */
+	cr_expect(strstr(out, "done") && strstr(out, "done") < strstr(out, "stdout line 30"), "%s", out);
+	wt_cli(&wt, &out, &err, "status");
+	cr_expect(!strstr(out, "stdout line"), "status of every worker shows log lines:\n%s", out);
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}

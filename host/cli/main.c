@@ -215,7 +215,8 @@ static int cmd_report(const struct args *a, bool history)
 	 * When it cannot, its answer (on stderr) says since when status is stale. */
 	if (!history)
 		client_request(cfg.state_dir, "sync", false);
-	struct report_opts o = {.state_dir = cfg.state_dir, .config_dir = a->config_dir, .name = a->name,
+	struct report_opts o = {.state_dir = cfg.state_dir, .config_dir = a->config_dir, .log_dir = cfg.log_dir,
+				.name = a->name,
 				.json = a->json, .limit = a->lines};
 	int rc = history ? report_history(&o) : report_status(&o);
 	config_free(&cfg);

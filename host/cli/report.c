@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "cli/report.h"
+#include "cli/logview.h"
 #include "daemon/status_json.h"
 #include "daemon/worker.h"
 #include "common/json.h"
@@ -297,6 +298,18 @@ static int count_unhealthy(sqlite3 *db, const char *name)
 
 /* Exit status: 0 every worker listed is healthy, 3 one is not, 1 no host
  * runs or the state cannot be read. */
+/* As `systemctl status` does: what the worker said last, under its state. */
+#define STATUS_LOG_LINES 10
+
+static void print_log_tail(const struct report_opts *o)
+{
+	if (!o->log_dir)
+		return;
+	printf("\n");
+	fflush(stdout); /* logview writes to descriptor 1 itself */
+	logview_show(o->log_dir, o->name, STATUS_LOG_LINES, false); /* a missing log is said on stderr */
+}
+
 int report_status(const struct report_opts *o)
 {
 	int host_pid = 0;
@@ -323,6 +336,8 @@ int report_status(const struct report_opts *o)
 		fprintf(stderr, "ward: no worker named '%s'\n", o->name);
 		return 1;
 	}
+	if (o->name && !o->json)
+		print_log_tail(o);
 	if (held != 1 || unhealthy < 0)
 		return 1;
 	return unhealthy ? 3 : 0;

@@ -11,6 +11,7 @@
 struct report_opts {
 	const char *state_dir;
 	const char *config_dir;
+	const char *log_dir; /* status NAME ends with the worker's last log lines */
 	const char *name; /* one worker, or NULL for all */
 	bool json;
 	long limit;       /* history rows */
