@@ -80,4 +80,17 @@ bool wait_pid_gone(pid_t pid, int timeout_ms);
 void sleep_ms(int ms);
 long long now_ms(void);
 
+/* 1 in a test built with AddressSanitizer (tests/run-all's second pass):
+ * every process starts and exits slower there, and a test may allow for it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
 #endif

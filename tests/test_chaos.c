@@ -39,19 +39,10 @@
 #define NWORKERS 10
 #define NINSTANCES 5
 
-/* Built with AddressSanitizer (WARD_SANITIZE=ON builds the host and this
- * test alike): processes exit slower (LeakSanitizer runs at exit), and the
- * host's resident memory includes ASan's quarantine of freed memory. */
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
+/* Under AddressSanitizer (UNDER_ASAN, support.h; WARD_SANITIZE=ON builds the
+ * host and this test alike) processes exit slower (LeakSanitizer runs at
+ * exit), and the host's resident memory includes ASan's quarantine of freed
+ * memory. */
 
 static void chaos_fini(void);
 TestSuite(chaos, .fini = chaos_fini);

@@ -27,19 +27,9 @@ TestSuite(http, .fini = wt_teardown, .timeout = 120);
 
 #define IDLE_TIMEOUT_MS 5000 /* HTTP_IDLE_TIMEOUT_S of daemon/http.c */
 
-/* Built with AddressSanitizer (as in test_chaos.c): every process, the
- * ward CLI included, starts and exits slower, which a storm of 100 curl
- * processes on a small machine makes worse. */
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
+/* Under AddressSanitizer (UNDER_ASAN, support.h) every process, the ward CLI
+ * included, starts and exits slower, which a storm of 100 curl processes on
+ * a small machine makes worse. */
 
 static int port;
 
