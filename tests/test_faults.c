@@ -587,8 +587,10 @@ Test(faults, a_deleted_history_database_is_noticed_and_created_again)
 			" `ward history` show nothing while the host runs");
 	char *out, *err;
 	int rc = wt_cli(&wt, &out, &err, "status");
-	cr_expect(rc == 3 && strstr(out, "crash_after"), "ward status (exit 3: a crashing worker) after the database was deleted (exit %d):\n%s%s",
-		  rc, out, err);
+	/* The crasher is in backoff (exit 3) or, for the few milliseconds of a run, running
+	 * (exit 0): either is a true answer. Exit 1 would mean status broke with the database. */
+	cr_expect((rc == 3 || rc == 0) && strstr(out, "crash_after"),
+		  "ward status after the database was deleted (exit %d, expected 3 or 0):\n%s%s", rc, out, err);
 	int said = host_lines("history database", NULL) - host_lines("history database", "works again");
 	cr_expect_eq(said, 1, "the deleted database was not reported exactly once:\n%s", host_said());
 	cr_expect_eq(wt_stop(&wt, 10000), 0);
