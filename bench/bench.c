@@ -10,16 +10,19 @@
  *   bench cycle N          cost of an empty cycle in the runtime
  *   bench logs N           N ward_log lines of one worker: its first cycle -> the last line in its log; lines lost
  *   bench scale            boot, stop, `ward status`, host CPU and RSS at 1k, 2k, 5k and 10k instances
+ *   bench scrape N         GET /metrics with N workers: a lone scrape, back-to-back ones; idle wakeups with http on
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <netinet/in.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -474,6 +477,109 @@ static int bench_logs(long n)
 	return 0;
 }
 
+/* A port nobody listens on now (the kernel's choice for a bound socket). */
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || getsockname(fd, (struct sockaddr *)&a, &len) < 0)
+		die("free port");
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+/* One GET /metrics on a fresh connection, read to its end: its wall time in
+ * ms, or -1. *bytes: the size of the answer. */
+static double scrape_ms(int port, long *bytes)
+{
+	long long t0 = mono_ns();
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	static const char req[] = "GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
+	if (write(fd, req, sizeof(req) - 1) != (ssize_t)sizeof(req) - 1) {
+		close(fd);
+		return -1;
+	}
+	static char buf[1 << 16];
+	long n = 0;
+	for (ssize_t r; (r = read(fd, buf, sizeof(buf))) != 0; n += r > 0 ? r : 0)
+		if (r < 0 && errno != EINTR) {
+			close(fd);
+			return -1;
+		}
+	close(fd);
+	*bytes = n;
+	return (mono_ns() - t0) / 1e6;
+}
+
+static double median(double *v, int n)
+{
+	for (int i = 1; i < n; i++) /* insertion sort: a handful of figures */
+		for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+			double t = v[j];
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	return v[n / 2];
+}
+
+/* n workers of one instance each, `http` on: a lone scrape (memory and CPU
+ * read afresh: the last reading is older than a second), back-to-back scrapes
+ * (readings reused), and the wakeups of an idle host with the endpoint on. */
+static int bench_scrape(int n)
+{
+	enum { RUNS = 7 };
+	char out[128], path[128];
+	int port = free_port();
+	configure("");
+	snprintf(out, sizeof(out), "%s/stamps", dir);
+	snprintf(path, sizeof(path), "%s/conf/ward.ini", dir);
+	FILE *f = fopen(path, "w");
+	if (!f)
+		die("conf");
+	fprintf(f, "[ward]\nplugin_dir = %s\nstate_dir = %s/state\nautoload = no\nhttp = 127.0.0.1:%d\n\n", BENCH_PLUGIN_DIR, dir, port);
+	for (int i = 0; i < n; i++)
+		fprintf(f, "[w%d]\nplugin = stamp\nout = %s\ninterval = 1h\n", i, out);
+	fclose(f);
+	start_host();
+	long long *ns = calloc((size_t)n, sizeof(*ns));
+	int got = wait_stamps(out, ns, n, 60000);
+	free(ns);
+	if (got < n) {
+		fprintf(stderr, "bench: only %d of %d workers started\n", got, n);
+		stop_host();
+		return 1;
+	}
+	double lone[RUNS], back[RUNS];
+	long bytes = 0;
+	for (int i = 0; i < RUNS; i++) {
+		nap_ms(1100);
+		lone[i] = scrape_ms(port, &bytes);
+		back[i] = scrape_ms(port, &bytes);
+	}
+	nap_ms(1500);
+	long c0 = ctx_switches();
+	nap_ms(10000);
+	long c1 = ctx_switches();
+	stop_host();
+	for (int i = 0; i < RUNS; i++)
+		if (lone[i] < 0 || back[i] < 0) {
+			fprintf(stderr, "bench: a scrape failed\n");
+			return 1;
+		}
+	printf("| GET /metrics, %d workers (%ld bytes): a lone scrape, memory and CPU read afresh | %.1f ms |\n", n, bytes,
+	       median(lone, RUNS));
+	printf("| GET /metrics, %d workers: a scrape within a second of the last one | %.1f ms |\n", n, median(back, RUNS));
+	printf("| idle: %d workers, http on, 10 s | %.2f wakeups/s (host and spawner) |\n", n, (c1 - c0) / 10.0);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "restart") == 0)
@@ -488,6 +594,8 @@ int main(int argc, char **argv)
 		return bench_logs(argc > 2 ? atol(argv[2]) : 1000000L);
 	if (argc >= 2 && strcmp(argv[1], "scale") == 0)
 		return bench_scale();
-	fprintf(stderr, "usage: bench restart [N] | boot [N] | idle [N] [SECONDS] | cycle [N] | logs [N] | scale\n");
+	if (argc >= 2 && strcmp(argv[1], "scrape") == 0)
+		return bench_scrape(argc > 2 ? atoi(argv[2]) : 1000);
+	fprintf(stderr, "usage: bench restart [N] | boot [N] | idle [N] [SECONDS] | cycle [N] | logs [N] | scale | scrape [N]\n");
 	return 2;
 }

@@ -108,17 +108,25 @@ static void take_reading(struct instance *in, uint64_t rss_bytes, uint64_t cpu_u
 	if (u->pid != in->pid)
 		*u = (struct usage){.pid = in->pid};
 	u->known = true;
+	u->read_ns = mono_ns();
 	u->rss_bytes = rss_bytes;
 	if (cpu_usec > u->cpu_usec)
 		u->cpu_usec = cpu_usec;
 }
 
-/* The resident memory of the instance's cgroup: memory.current, or the sum over cgroup.procs. */
+/* The resident memory of the instance's cgroup: memory.current, or the sum
+ * over cgroup.procs. Where the memory controller does not reach the
+ * instances (memory.current is missing once), it is not looked for again:
+ * the controllers of ward's cgroups do not change while the host runs. */
 static uint64_t cgroup_rss(int dir)
 {
+	static bool no_memory_controller;
 	char buf[16384];
-	if (slurp_at(dir, "memory.current", buf, sizeof(buf)) > 0)
-		return strtoull(buf, NULL, 10);
+	if (!no_memory_controller) {
+		if (slurp_at(dir, "memory.current", buf, sizeof(buf)) > 0)
+			return strtoull(buf, NULL, 10);
+		no_memory_controller = errno == ENOENT;
+	}
 	if (slurp_at(dir, "cgroup.procs", buf, sizeof(buf)) < 0)
 		return 0;
 	uint64_t pages = 0;
@@ -192,6 +200,12 @@ static void scan_proc(struct tally_of_procs *sums, size_t n)
 	closedir(d);
 }
 
+/* A reading of this process taken less than USAGE_FRESH_NS ago. */
+static bool reading_is_fresh(const struct instance *in, int64_t now)
+{
+	return in->usage.known && in->usage.pid == in->pid && now - in->usage.read_ns < USAGE_FRESH_NS;
+}
+
 /* Every instance with a process and no cgroup, read from one pass over /proc. */
 static void sample_processes(struct tally_of_procs *sums, size_t n)
 {
@@ -216,10 +230,11 @@ void usage_sample_all(struct host *h)
 {
 	size_t n = 0, max = live_instances(h);
 	struct tally_of_procs *sums = max ? xcalloc(max, sizeof(*sums)) : NULL;
+	int64_t now = mono_ns();
 	for (size_t i = 0; i < h->nworkers; i++)
 		for (int k = 0; k < h->workers[i]->ninst; k++) {
 			struct instance *in = &h->workers[i]->inst[k];
-			if (in->pid > 0 && !sample_cgroup(in))
+			if (in->pid > 0 && !reading_is_fresh(in, now) && !sample_cgroup(in))
 				sums[n++].in = in;
 		}
 	sample_processes(sums, n);

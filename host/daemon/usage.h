@@ -26,7 +26,12 @@ struct usage {
 	bool known;          /* rss_bytes and cpu_usec hold figures */
 	uint64_t rss_bytes;  /* resident memory of every process of the run */
 	uint64_t cpu_usec;   /* CPU time of the run so far: never less than an earlier reading */
+	int64_t read_ns;     /* mono_ns() of the reading: one younger than USAGE_FRESH_NS is reused */
 };
+
+/* How long a reading stands: scrapes and `ward status` calls within it (a
+ * scrape storm, several Prometheus servers) read no file again. */
+#define USAGE_FRESH_NS (1000LL * 1000 * 1000)
 
 /* A worker's processes that ended, since the worker was created (boot or a
  * reload that changed it). Counters only grow. */
