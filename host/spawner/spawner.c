@@ -42,6 +42,7 @@
 #include "common/util.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <fcntl.h>
 #include <linux/sched.h>
@@ -237,6 +238,10 @@ static noreturn void spawner_main(pid_t host_pid, const char *worker_comm, int e
 		_exit(1);
 	prctl(PR_SET_NAME, "ward-spawner");
 	set_title("ward: spawner");
+	/* No fastbins: a worker's first large malloc() would otherwise
+	 * consolidate the free chunks decoding requests left in this heap,
+	 * writing (and so copying) its pages in every process forked from it. */
+	mallopt(M_MXFAST, 0);
 	size_t len = 0;
 	int err = 0;
 	errno = 0;
