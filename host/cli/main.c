@@ -278,11 +278,7 @@ static int cmd_test(int argc, char **argv)
 	long n;
 	for (int i = 0; i < argc; i++) {
 		const char *arg = argv[i];
-		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-			fputs(usage, stdout);
-			free(keys);
-			return 0;
-		} else if (strcmp(arg, "--json") == 0) {
+		if (strcmp(arg, "--json") == 0) { /* --help was answered by main() */
 			json = true;
 		} else if (strcmp(arg, "--in-process") == 0) {
 			o.in_process = true;
