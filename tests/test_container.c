@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -359,4 +360,96 @@ Test(readonly_root, a_read_only_state_dir_is_one_clear_error_and_exit_1)
 	char db[400];
 	snprintf(db, sizeof(db), "%s/ward.db", wt.state);
 	cr_expect_eq(access(db, F_OK), -1, "nothing was written");
+}
+
+/* ---- contrib/docker/Dockerfile and contrib/k8s/ward.yaml ---- */
+
+/* Runs a shell command with its output in `out` (kept until teardown): its exit code. */
+static int sh(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int sh(char **out, const char *fmt, ...)
+{
+	char *cmd, *full, path[400];
+	va_list ap;
+	va_start(ap, fmt);
+	cr_assert(vasprintf(&cmd, fmt, ap) > 0);
+	va_end(ap);
+	snprintf(path, sizeof(path), "%s/sh.out", wt.dir);
+	cr_assert(asprintf(&full, "(%s) >%s 2>&1", cmd, path) > 0);
+	int status = system(full);
+	free(cmd);
+	free(full);
+	*out = wt_read(path);
+	cr_assert(*out);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Where the image has its plugins (contrib/docker/ward.ini's plugin_dir;
+ * container_files.py checks that the Dockerfile installs them there). */
+#define IMAGE_PLUGIN_DIR "/usr/lib/ward/plugins"
+
+/* The shared libraries the runtime stage has: libc6's and libgnutls30's
+ * (with what it depends on); under ASan also the sanitizers' runtimes. */
+static bool runtime_has(const char *lib)
+{
+	static const char *const have[] = {"linux-vdso", "ld-linux-x86-64", "libc", "libm", "libgnutls", "libp11-kit",
+					   "libidn2", "libunistring", "libtasn1", "libnettle", "libhogweed", "libgmp",
+					   "libffi", "libasan", "libubsan", "libstdc++", "libgcc_s", NULL};
+	for (int i = 0; have[i]; i++)
+		if (strncmp(lib, have[i], strlen(have[i])) == 0 && lib[strlen(have[i])] == '.')
+			return true;
+	return false;
+}
+
+Test(container_files, the_dockerfile_and_the_kubernetes_manifest_agree_with_each_other_and_with_ward)
+{
+	wt_setup(&wt, "");
+	char *out;
+	char files[300];
+	snprintf(files, sizeof(files), "%s/files", wt.dir);
+	cr_assert(mkdir(files, 0755) == 0);
+	int rc = sh(&out, "python3 %s/tests/container_files.py %s %s", SOURCE_DIR, SOURCE_DIR, files);
+	cr_assert_eq(rc, 0, "tests/container_files.py (exit %d):\n%s", rc, out);
+
+	/* The build stage's install step, as the Dockerfile runs it. */
+	char build[300], dest[300];
+	snprintf(build, sizeof(build), "%s", PLUGIN_DIR);
+	*strrchr(build, '/') = '\0'; /* PLUGIN_DIR is <build>/plugins */
+	snprintf(dest, sizeof(dest), "%s/out", wt.dir);
+	rc = sh(&out, "DESTDIR=%s cmake --install %s --prefix /usr", dest, build);
+	cr_assert_eq(rc, 0, "cmake --install (exit %d):\n%s", rc, out);
+	char ward[400];
+	snprintf(ward, sizeof(ward), "%s/usr/bin/ward", dest);
+	cr_expect_eq(sh(&out, "%s version", ward), 0, "%s", out);
+	cr_expect(strstr(out, "ABI"), "%s", out);
+	rc = sh(&out, "ldd %s", ward);
+	cr_assert_eq(rc, 0, "%s", out);
+	for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+		char lib[256];
+		if (sscanf(line, " %255s", lib) != 1)
+			continue;
+		char *base = strrchr(lib, '/') ? strrchr(lib, '/') + 1 : lib;
+		cr_expect(runtime_has(base), "the installed ward needs %s, which the image's runtime stage does not install "
+					     "(contrib/docker/Dockerfile)", base);
+	}
+
+	/* What the image and the ConfigMap configure is valid for that ward,
+	 * with its plugins where the image has them (below DESTDIR here). */
+	const char *confs[] = {"image", "configmap"};
+	for (int i = 0; i < 2; i++) {
+		char dir[400], text[1200];
+		snprintf(dir, sizeof(dir), "%s/%s", files, confs[i]);
+		snprintf(text, sizeof(text), "[ward]\nplugin_dir = %s%s\nstate_dir = %s/state-%s\n", dest, IMAGE_PLUGIN_DIR,
+			 wt.dir, confs[i]);
+		char over[500];
+		snprintf(over, sizeof(over), "%s/zz-test.ini", dir);
+		FILE *f = fopen(over, "w");
+		cr_assert(f);
+		fputs(text, f);
+		fclose(f);
+		rc = sh(&out, "%s check -c %s", ward, dir);
+		cr_expect_eq(rc, 0, "ward check of the %s's configuration (exit %d):\n%s", confs[i], rc, out);
+		char want[500];
+		snprintf(want, sizeof(want), "%s%s/ticker.so", dest, IMAGE_PLUGIN_DIR);
+		cr_expect(strstr(out, "configuration is valid: 1 worker") && strstr(out, want), "%s:\n%s", confs[i], out);
+	}
 }
