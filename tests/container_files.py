@@ -4,7 +4,7 @@ agree with each other and with ward (docs/containers.md), for
 tests/test_container.c:
 
 - contrib/docker/Dockerfile: a build stage, then debian:12-slim; the
-  ENTRYPOINT `ward run -c /etc/ward`; a numeric non-root USER; the VOLUME
+  ENTRYPOINT `ward run -c /etc/ward` and WARD_CONFIG_DIR the same; a numeric non-root USER; the VOLUME
   at the image configuration's state_dir; the plugins copied from where
   CMake installs them with the Dockerfile's flags, which is the
   configuration's plugin_dir; every COPY source exists; a HEALTHCHECK on
@@ -90,6 +90,10 @@ def check_image(src, steps):
     check(entry[:3] == ["ward", "run", "-c"] and len(entry) == 4,
           f"Dockerfile: ENTRYPOINT {entry}: want [\"ward\", \"run\", \"-c\", DIR]")
     conf_dir = entry[3] if len(entry) == 4 else ""
+    env = dict(re.findall(r"(\w+)=(\S+)", " ".join(arg for kw, arg in runtime if kw == "ENV")))
+    check(env.get("WARD_CONFIG_DIR") == conf_dir,
+          f"Dockerfile: ENV WARD_CONFIG_DIR={env.get('WARD_CONFIG_DIR')}: want the ENTRYPOINT's {conf_dir}, "
+          "so that `docker exec ... ward status` finds it")
     user = last.get("USER", "0").split(":")
     check(user[0].isdigit() and int(user[0]) != 0,
           f"Dockerfile: USER {last.get('USER')}: want a numeric uid other than 0 (runAsNonRoot checks it)")
