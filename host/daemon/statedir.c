@@ -138,10 +138,25 @@ static void say_held(const char *state_dir, int holder)
 
 /* ---- boot ---- */
 
+/* The one line a host that cannot write its state_dir ends with (found
+ * most often in a container whose root filesystem is read-only and has no
+ * volume at state_dir): what failed, why, and what to do. */
+static void say_unwritable(const char *state_dir, const char *failed, int err)
+{
+	host_log(HOST_ERR, "%s state_dir %s: %s; ward keeps its lock, history database, control socket and worker logs there: make it writable by this host's user (uid %d) or set state_dir to a directory that is (in a container: a volume)",
+		 failed, state_dir, strerror(err), (int)getuid());
+}
+
 static int make_dirs(const struct config *cfg)
 {
 	if (mkdir_p(cfg->state_dir, STATE_DIR_MODE) < 0) {
-		host_log(HOST_ERR, "unable to create state_dir %s: %s", cfg->state_dir, strerror(errno));
+		say_unwritable(cfg->state_dir, "unable to create", errno);
+		return -1;
+	}
+	/* Checked before anything is written there, so that a read-only one
+	 * gets this line rather than one per file the host fails to open. */
+	if (access(cfg->state_dir, W_OK | X_OK) < 0) {
+		say_unwritable(cfg->state_dir, "unable to write in", errno);
 		return -1;
 	}
 	if (mkdir_p(cfg->log_dir, LOG_DIR_MODE) < 0)
