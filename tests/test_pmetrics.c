@@ -230,3 +230,69 @@ Test(pmetrics, ward_test_lists_the_metrics_in_its_report)
 	cr_expect(strstr(out, "  metrics:\n    ward_plugin_errors_total 0\n    ward_plugin_queue_depth 2\n"
 			      "    ward_plugin_items_total 2\n"), "%s", out);
 }
+
+/* ---- the naming rule is what promtool accepts ---- */
+
+#include "common/pmetric.h"
+
+Test(pmetrics, every_name_ward_accepts_passes_promtool_and_the_refused_ones_would_not)
+{
+	static const char *const accepted[] = {
+		"queue_depth", "request_duration_seconds", "payload_bytes", "temperature_celsius", "x", "a1_b2",
+		"x__y", "_leading", "ratio", "thermometers", "hits_counted", "last_summarized_at", "seconds",
+	};
+	static const char *const accepted_counts[] = {"items_total", "payload_bytes_total", "total", "errors_5xx_total"};
+	static const char *const refused[] = {
+		"Bad", "fooBar", "a:b", "a-b", "", "x_total", "latency_ms", "wait_s", "size_kb", "age_minutes",
+		"latency_milliseconds", "size_kilobytes", "q_count", "q_sum", "q_bucket", "x_gauge", "my_counter_x",
+		"x_histogram", "a_summary", "traffic_bits",
+		"a_name_that_is_much_much_longer_than_sixty_four_bytes_which_is_the_limit_here",
+	};
+	wt_setup(&wt, "");
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	cr_assert(f);
+	for (size_t i = 0; i < sizeof(accepted) / sizeof(*accepted); i++) {
+		cr_expect_null(pmetric_name_problem(accepted[i], PMETRIC_GAUGE), "%s: %s", accepted[i],
+			       pmetric_name_problem(accepted[i], PMETRIC_GAUGE));
+		fprintf(f, "# HELP ward_plugin_%s h\n# TYPE ward_plugin_%s gauge\nward_plugin_%s{worker=\"w\",instance=\"0\"} 1\n",
+			accepted[i], accepted[i], accepted[i]);
+	}
+	for (size_t i = 0; i < sizeof(accepted_counts) / sizeof(*accepted_counts); i++) {
+		cr_expect_null(pmetric_name_problem(accepted_counts[i], PMETRIC_COUNTER), "%s", accepted_counts[i]);
+		fprintf(f, "# HELP ward_plugin_%s h\n# TYPE ward_plugin_%s counter\nward_plugin_%s{worker=\"w\",instance=\"0\"} 1\n",
+			accepted_counts[i], accepted_counts[i], accepted_counts[i]);
+	}
+	fclose(f);
+	wt_keep(text);
+	promtool_accepts(text);
+	for (size_t i = 0; i < sizeof(refused) / sizeof(*refused); i++)
+		cr_expect_not_null(pmetric_name_problem(refused[i], PMETRIC_GAUGE), "%s was accepted", refused[i]);
+	cr_expect_not_null(pmetric_name_problem("items", PMETRIC_COUNTER));
+	cr_expect_not_null(pmetric_name_problem("latency_ms_total", PMETRIC_COUNTER));
+}
+
+/* The host checks what arrives as the worker does: a forged record is refused whole. */
+Test(pmetrics, the_host_refuses_a_frame_the_runtime_would_not_write)
+{
+	char buf[512];
+	struct pmetric_set s = {0};
+	size_t n = pmetric_put(buf, sizeof(buf), PMETRIC_GAUGE, "queue_depth", 11, 5);
+	n += pmetric_put(buf + n, sizeof(buf) - n, PMETRIC_COUNTER, "items_total", 11, 7);
+	cr_assert_eq(pmetric_set_apply(&s, buf, n), 0);
+	cr_expect_eq(s.n, 2);
+	size_t bad = pmetric_put(buf + n, sizeof(buf) - n, PMETRIC_GAUGE, "Bad-Name", 8, 1);
+	cr_expect_eq(pmetric_set_apply(&s, buf, n + bad), -1);
+	cr_expect_eq(pmetric_set_apply(&s, buf, n - 1), -1, "a record cut short");
+	size_t neg = pmetric_put(buf, sizeof(buf), PMETRIC_COUNTER, "items_total", 11, -1);
+	cr_expect_eq(pmetric_set_apply(&s, buf, neg), -1);
+	cr_expect_eq(s.n, 2);
+	/* A new process: the gauge goes, the count carries on from 7. */
+	pmetric_set_new_process(&s);
+	cr_expect_eq(s.n, 1);
+	n = pmetric_put(buf, sizeof(buf), PMETRIC_COUNTER, "items_total", 11, 3);
+	cr_assert_eq(pmetric_set_apply(&s, buf, n), 0);
+	cr_expect_eq(pmetric_value(&s.v[0]), 10);
+	pmetric_set_free(&s);
+}
