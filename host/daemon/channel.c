@@ -1,12 +1,12 @@
 /*
  * channel.c - the runtime channel: frames from worker processes (ward_log
  * lines, ready, end, the plugin's metrics, and for `ward test` phases and
- * cycles) turned into log lines, events and the instance's metrics. Frames travel as datagrams from a socket of each
- * process's own to one socket of the host's, so the host holds one
- * descriptor per process for them, not two: 10,000 workers fit in a
- * 20,000-descriptor limit. What a frame means to the state machine (ready)
- * goes to the handler the host registered (channel.h): this file calls
- * nothing of worker.c. Host daemon only, called from its loop.
+ * cycles) turned into log lines, events and the instance's metrics. Frames
+ * travel as datagrams from a socket of each process's own to one socket of
+ * the host's, so the host holds one descriptor per process for them, not
+ * two: 10,000 workers fit in a 20,000-descriptor limit. What a frame means
+ * to the state machine (ready) goes to the handler the host registered
+ * (channel.h): this file calls nothing of worker.c. Host daemon only, called from its loop.
  */
 #define _GNU_SOURCE
 #include "daemon/channel.h"
