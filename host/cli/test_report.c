@@ -8,6 +8,7 @@
 #include "cli/test_report.h"
 #include "common/json.h"
 
+#include <math.h>
 #include <string.h>
 #include <ward.h>
 
@@ -57,7 +58,15 @@ static void print_json(const struct tester_options *o, const struct test_result 
 	for (size_t i = 0; i < r->ncycles; i++)
 		fprintf(out, "%s{\"result\": \"%s\", \"ms\": %.3f}", i ? ", " : "", cycle_result_name(r->cycles[i].result),
 			r->cycles[i].ns / 1e6);
-	fprintf(out, "]");
+	fprintf(out, "], \"metrics\": {");
+	for (size_t i = 0; i < r->metrics.n; i++) {
+		const struct pmetric *m = &r->metrics.v[i];
+		char value[32];
+		pmetric_format_value(pmetric_value(m), value, sizeof(value));
+		/* JSON has no NaN nor Inf: null */
+		fprintf(out, "%s\"%s\": %s", i ? ", " : "", m->name, isfinite(pmetric_value(m)) ? value : "null");
+	}
+	fprintf(out, "}");
 	print_json_strings(out, "log", &r->log);
 	print_json_strings(out, "errors", &r->errors);
 	print_json_strings(out, "warnings", &r->warnings);
@@ -95,6 +104,14 @@ void tester_print(const struct tester_options *o, const struct test_result *r, F
 	}
 	if (r->shutdown.seen)
 		fprintf(out, "  shutdown  %9.3f ms%s\n", r->shutdown.ns / 1e6, strcmp(r->shutdown.note, "none") ? "" : "  (no shutdown function)");
+	if (r->metrics.n) {
+		fprintf(out, "  metrics:\n");
+		for (size_t i = 0; i < r->metrics.n; i++) {
+			char value[32];
+			pmetric_format_value(pmetric_value(&r->metrics.v[i]), value, sizeof(value));
+			fprintf(out, "    " PMETRIC_PREFIX "%s %s\n", r->metrics.v[i].name, value);
+		}
+	}
 	if (r->log.n) {
 		fprintf(out, "  log:\n");
 		for (size_t i = 0; i < r->log.n; i++)

@@ -205,6 +205,7 @@ static void tester_collect(struct tester *t, const struct worker *w)
 	}
 	log_flush((struct log_file *)&w->log);
 	read_log(r, w->log.path);
+	pmetric_set_copy(&r->metrics, &w->inst[0].metrics);
 }
 
 /* ---- what the user typed ---- */
@@ -419,6 +420,8 @@ static void parse_frames(struct test_result *r, struct tester *t, const char *da
 			strv_push(&r->log, xasprintf("%s %.*s", levels[hdr.level <= 3 ? hdr.level : 2], (int)hdr.len, payload));
 		else if (hdr.type == FRAME_PHASE || hdr.type == FRAME_CYCLE)
 			tester_take_frame(t, &hdr, payload);
+		else if (hdr.type == FRAME_METRICS)
+			pmetric_set_apply(&r->metrics, payload, hdr.len); /* the runtime's own writing */
 		data += n;
 		len -= (size_t)n;
 	}
@@ -580,5 +583,6 @@ void test_result_free(struct test_result *r)
 	strv_free(&r->log);
 	strv_free(&r->errors);
 	strv_free(&r->warnings);
+	pmetric_set_free(&r->metrics);
 	*r = (struct test_result){0};
 }

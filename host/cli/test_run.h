@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "common/pmetric.h"
 #include "common/proto.h"
 #include "common/reason.h"
 #include "common/util.h"
@@ -55,6 +56,7 @@ struct test_result {
 	struct test_cycle *cycles; /* owned */
 	size_t ncycles, cap;
 	struct strv log;           /* the worker's log lines */
+	struct pmetric_set metrics; /* the plugin's own (ward_gauge, ward_count), as it last sent them */
 	struct strv errors;        /* why it did not start: each names what the user typed */
 	struct strv warnings;      /* about the configuration, named the same way */
 	struct exit_info end;

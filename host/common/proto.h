@@ -25,6 +25,11 @@ enum frame_type {
 	/* Only under `ward test` and the harness, which ask for a report: */
 	FRAME_PHASE = 4, /* struct frame_timing (what = enum phase) + text */
 	FRAME_CYCLE = 5, /* struct frame_timing (what = the cycle's result) */
+	/* The plugin's own metrics that changed (ward_gauge, ward_count): struct
+	 * pmetric_record + name, repeated (common/pmetric.h). Sent at most every
+	 * 100 ms while cycles run, and when a cycle ends in anything but WARD_OK. */
+	FRAME_METRICS = 6,
+	FRAME_TYPE_LAST = FRAME_METRICS,
 };
 
 struct frame_timing {
@@ -63,7 +68,7 @@ static inline long frame_next(const char *data, size_t len, struct frame_hdr *hd
 	if (len < sizeof(*hdr))
 		return 0;
 	__builtin_memcpy(hdr, data, sizeof(*hdr));
-	if (hdr->len > 4096 - sizeof(*hdr) || hdr->type < FRAME_LOG || hdr->type > FRAME_CYCLE)
+	if (hdr->len > 4096 - sizeof(*hdr) || hdr->type < FRAME_LOG || hdr->type > FRAME_TYPE_LAST)
 		return -1;
 	if (len < sizeof(*hdr) + hdr->len)
 		return 0;

@@ -1,12 +1,12 @@
 /*
  * channel.c - the runtime channel: frames from worker processes (ward_log
- * lines, ready, end, and for `ward test` phases and cycles) turned into log
- * lines and events. Frames travel as datagrams from a socket of each
- * process's own to one socket of the host's, so the host holds one
- * descriptor per process for them, not two: 10,000 workers fit in a
- * 20,000-descriptor limit. What a frame means to the state machine (ready)
- * goes to the handler the host registered (channel.h): this file calls
- * nothing of worker.c. Host daemon only, called from its loop.
+ * lines, ready, end, the plugin's metrics, and for `ward test` phases and
+ * cycles) turned into log lines, events and the instance's metrics. Frames
+ * travel as datagrams from a socket of each process's own to one socket of
+ * the host's, so the host holds one descriptor per process for them, not
+ * two: 10,000 workers fit in a 20,000-descriptor limit. What a frame means
+ * to the state machine (ready) goes to the handler the host registered
+ * (channel.h): this file calls nothing of worker.c. Host daemon only, called from its loop.
  */
 #define _GNU_SOURCE
 #include "daemon/channel.h"
@@ -64,6 +64,10 @@ static size_t take_frames(const struct channel_handler *handler, struct instance
 			break;
 		case FRAME_END:
 			take_end(in, payload, hdr.len);
+			break;
+		case FRAME_METRICS:
+			if (pmetric_set_apply(&in->metrics, payload, hdr.len) < 0)
+				return (size_t)-1; /* not the runtime's writing */
 			break;
 		case FRAME_PHASE:
 		case FRAME_CYCLE:
@@ -381,6 +385,7 @@ int channel_connect(struct instance *in)
 	sender_add(c, key, in);
 	in->channel_key = key;
 	in->frames_ignored = false; /* a new process: what the last one sent is forgotten */
+	pmetric_set_new_process(&in->metrics); /* but for what its counters reached */
 	return fd;
 }
 

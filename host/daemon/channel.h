@@ -1,9 +1,9 @@
 /*
  * channel.h - the runtime channel: frames from worker processes (ward_log
- * lines, ready, end; phases and cycles for `ward test`). Log frames go to
- * the worker's log and an end frame into the instance; what the state
- * machine must hear (ready) goes to the handler the host registers, so this
- * layer calls nothing above it. Reads are bounded per wakeup so one chatty
+ * lines, ready, end, the plugin's metrics; phases and cycles for `ward
+ * test`). Log frames go to the worker's log, an end frame and metrics into
+ * the instance; what the state machine must hear (ready) goes to the
+ * handler the host registers, so this layer calls nothing above it. Reads are bounded per wakeup so one chatty
  * worker cannot starve the others. Host daemon only. The processes'
  * stdout/stderr are daemon/pipes.h.
  */

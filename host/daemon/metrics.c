@@ -7,6 +7,8 @@
  *
  * Every family is written with its HELP and TYPE, even without samples
  * (the job families, until there are jobs), so a scraper sees one schema.
+ * The plugins' own metrics (ward_plugin_*, from ward_gauge and ward_count)
+ * come last, each family once, with the samples of every worker that has it.
  * Counters end in _total; the state is a stateset written as a gauge (one
  * sample per state, 1 for the current one); sizes are bytes, times seconds.
  */
@@ -15,6 +17,7 @@
 #include "daemon/host.h"
 #include "daemon/usage.h"
 #include "daemon/worker.h"
+#include "common/pmetric.h"
 #include "common/proto.h"
 #include "common/util.h"
 
@@ -147,6 +150,58 @@ static void write_jobs(FILE *out)
 	family(out, "ward_jobs_finished_total", "counter", "Jobs finished, by queue and outcome (no jobs in this version).");
 }
 
+/* ---- the plugins' own metrics ---- */
+
+struct plugin_sample {
+	const struct pmetric *m;
+	size_t worker; /* index in host->workers, and in the figures */
+	int instance;
+};
+
+/* By name, so that each family is written once with all its samples (the
+ * text format wants a family's samples together); then by worker and instance. */
+static int by_family(const void *a, const void *b)
+{
+	const struct plugin_sample *x = a, *y = b;
+	int c = strcmp(x->m->name, y->m->name);
+	if (c)
+		return c;
+	if (x->worker != y->worker)
+		return x->worker < y->worker ? -1 : 1;
+	return x->instance - y->instance;
+}
+
+static void write_plugin_metrics(FILE *out, struct host *h, const struct worker_figures *f)
+{
+	size_t n = 0, k = 0;
+	for (size_t i = 0; i < h->nworkers; i++)
+		for (int j = 0; j < h->workers[i]->ninst; j++)
+			n += h->workers[i]->inst[j].metrics.n;
+	if (!n)
+		return;
+	struct plugin_sample *s = xcalloc(n, sizeof(*s));
+	for (size_t i = 0; i < h->nworkers; i++)
+		for (int j = 0; j < h->workers[i]->ninst; j++) {
+			const struct pmetric_set *set = &h->workers[i]->inst[j].metrics;
+			for (size_t m = 0; m < set->n; m++)
+				s[k++] = (struct plugin_sample){&set->v[m], i, j};
+		}
+	qsort(s, n, sizeof(*s), by_family);
+	for (size_t i = 0; i < n; i++) {
+		const struct pmetric *m = s[i].m;
+		char name[sizeof(PMETRIC_PREFIX) + PMETRIC_NAME_MAX], value[32];
+		snprintf(name, sizeof(name), PMETRIC_PREFIX "%s", m->name);
+		if (i == 0 || strcmp(s[i - 1].m->name, m->name) != 0)
+			family(out, name, m->kind == PMETRIC_COUNTER ? "counter" : "gauge",
+			       m->kind == PMETRIC_COUNTER
+				       ? "A plugin's own count (ward_count), the instance's ended processes included."
+				       : "A plugin's own gauge (ward_gauge): the last value the instance's process set.");
+		pmetric_format_value(pmetric_value(m), value, sizeof(value));
+		fprintf(out, "%s{worker=\"%s\",instance=\"%d\"} %s\n", name, f[s[i].worker].name, s[i].instance, value);
+	}
+	free(s);
+}
+
 /* ---- the host's own process (the names every Prometheus client library uses) ---- */
 
 static ssize_t slurp(const char *path, char *buf, size_t size)
@@ -245,6 +300,7 @@ void metrics_write(struct host *h, FILE *out)
 	write_usage(out, h, f);
 	write_jobs(out);
 	write_process(out);
+	write_plugin_metrics(out, h, f);
 	for (size_t i = 0; i < h->nworkers; i++)
 		free(f[i].name);
 	free(f);

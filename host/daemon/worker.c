@@ -889,6 +889,7 @@ void worker_free(struct worker *w)
 		pipe_detach(in);
 		channel_forget(in);
 		slot_free(in->slot);
+		pmetric_set_free(&in->metrics);
 	}
 	free(w->inst);
 	free(w->deps);

@@ -27,6 +27,7 @@
 #include "daemon/listener.h"
 #include "daemon/usage.h"
 #include "common/loop.h"
+#include "common/pmetric.h"
 #include "common/proto.h"
 #include "common/reason.h"
 #include "daemon/spawner_client.h"
@@ -91,6 +92,7 @@ struct instance {
 	uint64_t recorded_cycles;
 
 	struct usage usage;       /* memory and CPU of the current run, as last read (usage.c) */
+	struct pmetric_set metrics; /* the plugin's own (ward_gauge, ward_count), from its frames (channel.c) */
 };
 
 struct worker {

@@ -1,15 +1,17 @@
 /*
- * runtime.c - what plugin code calls (the ward_* functions of <ward.h>) and
- * the loop that calls plugin code (init, cycles, shutdown).
+ * runtime.c - what plugin code calls (the ward_* functions of <ward.h>;
+ * ward_gauge and ward_count are worker/pmetrics.c) and the loop that calls
+ * plugin code (init, cycles, shutdown).
  *
  * It must stay cheap and obviously correct: an empty cycle costs a flag test,
- * an indirect call and one store to the shared slot; no system call happens
- * per cycle. Stop requests arrive as SIGTERM, whose handler only sets a flag
+ * an indirect call, one store to the shared slot and one load (did a metric
+ * change?); no system call happens per cycle. Stop requests arrive as SIGTERM, whose handler only sets a flag
  * and bumps an eventfd that ward_sleep() waits on. Runs in the worker process
  * (or in the plugin author's test process, for an in-process harness run).
  */
 #define _GNU_SOURCE
 #include "worker/runtime.h"
+#include "worker/pmetrics.h"
 #include "common/units.h"
 #include "common/util.h"
 
@@ -160,6 +162,12 @@ static void send_frame(ward_ctx *ctx, uint8_t type, uint8_t level, const void *a
 	}
 }
 
+void runtime_send_frame(ward_ctx *ctx, uint8_t type, const void *payload, size_t len)
+{
+	if (ctx->frame_fd >= 0)
+		send_frame(ctx, type, 0, payload, len, NULL, 0);
+}
+
 static const char *level_name(int level)
 {
 	static const char *names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
@@ -281,6 +289,7 @@ int ward_sleep(ward_ctx *ctx, uint64_t ms)
 {
 	if (stop_requested)
 		return 1;
+	pmetrics_flush_changes(ctx, false); /* a long cycle waiting: its figures go on */
 	ward_heartbeat(ctx);
 	atomic_store_explicit(&ctx->slot->sleeping, 1, memory_order_relaxed);
 	int64_t deadline = mono_ns() + (int64_t)ms * NS_PER_MS;
@@ -395,6 +404,8 @@ static void cycle_loop(ward_ctx *ctx, const struct ward_plugin *plugin, void *st
 		}
 		atomic_store_explicit(&slot->cycles, ++n, memory_order_relaxed);
 		after_wait = r != WARD_OK;
+		/* Back-to-back cycles send metrics every PMETRICS_FLUSH_MS; before a wait or the end, at once. */
+		pmetrics_flush_changes(ctx, after_wait);
 		switch (r) {
 		case WARD_OK:
 			continue;
@@ -421,6 +432,7 @@ void runtime_run(ward_ctx *ctx, const struct ward_plugin *plugin, uint64_t inter
 	bool report = test && test->report;
 	*out = (struct exit_info){0};
 	void *state = NULL;
+	pmetrics_reset();
 	set_phase(ctx, PHASE_INIT);
 	int64_t t0 = mono_ns();
 	int rc = plugin->init ? plugin->init(ctx, &state) : 0;
@@ -436,14 +448,17 @@ void runtime_run(ward_ctx *ctx, const struct ward_plugin *plugin, uint64_t inter
 		snprintf(out->message, sizeof(out->message), "init returned %d", rc);
 		return;
 	}
+	pmetrics_flush_changes(ctx, true); /* what init set is there once it is ready */
 	runtime_send_ready(ctx);
 	cycle_loop(ctx, plugin, state, interval_ms, test, out);
+	pmetrics_flush_changes(ctx, true);
 	if (out->reason == REASON_STOP_TIMEOUT)
 		return; /* the host would have killed it: no shutdown */
 	set_phase(ctx, PHASE_SHUTDOWN);
 	t0 = mono_ns();
 	if (plugin->shutdown)
 		plugin->shutdown(ctx, state);
+	pmetrics_flush_changes(ctx, true); /* a clean end loses no count */
 	if (report)
 		runtime_report_phase(ctx, PHASE_SHUTDOWN, mono_ns() - t0, plugin->shutdown ? "" : "none");
 }

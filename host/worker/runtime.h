@@ -32,6 +32,8 @@ struct ward_ctx {
 int runtime_install_signals(void);
 
 void runtime_send_ready(ward_ctx *ctx);
+/* One frame of that type with that payload to the host (none without a channel). */
+void runtime_send_frame(ward_ctx *ctx, uint8_t type, const void *payload, size_t len);
 void runtime_send_end(ward_ctx *ctx, enum reason reason, int code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,8 +80,25 @@ static void send_report(FILE *out, const struct test_result *r)
 		fprintf(out, "X %s\n", r->errors.v[i]);
 	for (size_t i = 0; i < r->warnings.n; i++)
 		fprintf(out, "W %s\n", r->warnings.v[i]);
+	for (size_t i = 0; i < r->metrics.n; i++) /* %a: the very double, read back by strtod */
+		fprintf(out, "M %d %a %s\n", (int)r->metrics.v[i].kind, pmetric_value(&r->metrics.v[i]), r->metrics.v[i].name);
 	fprintf(out, "E %d %d %d %d %d %d %d %s\n", (int)r->end.reason, r->end.code, r->end.signal, (int)r->end.core,
 		r->timed_out, r->config_error, r->ok, r->end.message);
+}
+
+static void take_metric(struct pmetric_set *s, const char *line)
+{
+	int kind, n = 0;
+	char value[64];
+	if (sscanf(line, "M %d %63s %n", &kind, value, &n) != 2 || !n || strlen(line + n) > PMETRIC_NAME_MAX)
+		return;
+	if (!s->v)
+		s->v = xcalloc(PMETRIC_MAX, sizeof(*s->v));
+	if (s->n == PMETRIC_MAX)
+		return;
+	struct pmetric *m = &s->v[s->n++];
+	*m = (struct pmetric){.kind = (enum pmetric_kind)kind, .value = strtod(value, NULL), .live = true};
+	snprintf(m->name, sizeof(m->name), "%s", line + n);
 }
 
 static void take_line(struct test_result *r, char *line)
@@ -106,6 +124,8 @@ static void take_line(struct test_result *r, char *line)
 		strv_push(&r->errors, xstrdup(line + 2));
 	} else if (strncmp(line, "W ", 2) == 0) {
 		strv_push(&r->warnings, xstrdup(line + 2));
+	} else if (strncmp(line, "M ", 2) == 0) {
+		take_metric(&r->metrics, line);
 	} else if (sscanf(line, "E %d %d %d %d %d %d %d %n", &a, &b, &c, &d, &e, &f, &g, &n) == 7) {
 		r->end.reason = (enum reason)a;
 		r->end.code = b;
@@ -203,4 +223,12 @@ int ward_harness_log_contains(const ward_harness *h, const char *needle)
 		if (strstr(h->r.log.v[i], needle))
 			return 1;
 	return 0;
+}
+
+double ward_harness_metric(const ward_harness *h, const char *name)
+{
+	for (size_t i = 0; i < h->r.metrics.n; i++)
+		if (strcmp(h->r.metrics.v[i].name, name) == 0)
+			return pmetric_value(&h->r.metrics.v[i]);
+	return NAN;
 }

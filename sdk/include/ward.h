@@ -181,6 +181,29 @@ const char *ward_state_dir(ward_ctx *ctx);
 int ward_listen_count(ward_ctx *ctx);
 int ward_listen_fd(ward_ctx *ctx, int i);
 
+/* ---- Added within ABI 1 (a ward that has them loads plugins calling them) ---- */
+
+/*
+ * The plugin's own metrics, exported by `ward metrics` and GET /metrics as
+ * ward_plugin_<name>{worker="...",instance="N"}. ward_gauge sets a value
+ * (queue depth, temperature: any double, NaN and +-Inf included);
+ * ward_count adds delta, a finite number >= 0, to a count that only grows
+ * (ward_count(ctx, "errors_total", 0) in init shows the count at 0 before
+ * the first error). Neither makes a system call: the runtime sends what
+ * changed to the host when a cycle ends, at most every 100 ms while cycles
+ * run back to back, and when the process ends cleanly; a crash loses at
+ * most the last 100 ms. Counts carry on across restarts of the instance;
+ * gauges start again with each process. Safe to call from any thread.
+ *
+ * A name is lower-case letters, digits and _, at most 64 bytes; a count's
+ * name ends in _total and a gauge's does not; no _count, _sum or _bucket
+ * ending; units spelled out and in base units (_seconds, _bytes; not _ms,
+ * _kb, _minutes); at most 64 metrics per process. A call that breaks
+ * these rules is ignored, with one warning in the worker's log per name.
+ */
+void ward_gauge(ward_ctx *ctx, const char *name, double value);
+void ward_count(ward_ctx *ctx, const char *name, double delta);
+
 #ifdef __cplusplus
 }
 #endif

@@ -81,6 +81,11 @@ size_t ward_harness_log_count(const ward_harness *h);
 const char *ward_harness_log_line(const ward_harness *h, size_t i);
 int ward_harness_log_contains(const ward_harness *h, const char *needle);
 
+/* The plugin's own metric `name` (as given to ward_gauge or ward_count,
+ * without ward_plugin_) as the plugin last sent it: a gauge's value, a
+ * count's total. NaN when the plugin has no metric of that name. */
+double ward_harness_metric(const ward_harness *h, const char *name);
+
 #ifdef __cplusplus
 }
 #endif

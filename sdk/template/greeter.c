@@ -30,6 +30,8 @@ static int greeter_cycle(ward_ctx *ctx, void *state)
 	if (g->left-- <= 0)
 		return WARD_DONE;
 	ward_log(ctx, WARD_LOG_INFO, "%s from %s:%d", g->greeting, ward_name(ctx), ward_instance(ctx));
+	/* `ward metrics` shows it as ward_plugin_greetings_total{worker="...",instance="0"} */
+	ward_count(ctx, "greetings_total", 1);
 	return WARD_IDLE; /* the next greeting after `interval` */
 }
 

@@ -24,6 +24,7 @@ Test(greeter, greets_count_times_then_finishes)
 	cr_expect_eq(ward_harness_cycle_result(h, 0), WARD_IDLE);
 	cr_expect_eq(ward_harness_cycle_result(h, 2), WARD_DONE);
 	cr_expect(ward_harness_log_contains(h, "hi there from greeter:0"));
+	cr_expect_eq(ward_harness_metric(h, "greetings_total"), 2);
 	cr_expect(ward_harness_shutdown_ran(h));
 	ward_harness_free(h);
 }
@@ -45,5 +46,6 @@ Test(greeter, runs_in_process_too)
 	ward_harness_in_process(h, 1);
 	cr_expect_eq(ward_harness_run(h), 0);
 	cr_expect(ward_harness_log_contains(h, "hello from"));
+	cr_expect_eq(ward_harness_metric(h, "greetings_total"), 1);
 	ward_harness_free(h);
 }
