@@ -63,7 +63,7 @@ static void gather(const struct worker *w, struct worker_figures *f)
 	*f = (struct worker_figures){.name = escape_label(w->conf->name), .cpu_usec = w->tally.cpu_usec,
 				     .cycles = w->tally.cycles};
 	for (int i = 0; i < w->ninst; i++) {
-		const struct instance *in = &w->inst[i];
+		const struct instance *in = w->inst[i];
 		if (in->pid <= 0)
 			continue; /* its last run is in the tally */
 		f->cycles += atomic_load_explicit(&in->slot->cycles, memory_order_relaxed);
