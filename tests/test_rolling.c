@@ -9,8 +9,11 @@
 #define _GNU_SOURCE
 #include "support.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -327,5 +330,58 @@ Test(rolling, a_stopped_worker_takes_the_new_configuration_without_being_started
 	while (wt_count(wt_log(&wt, "w"), "init_slow ready after 350 ms") < 4 && now_ms() - t0 < 5000)
 		sleep_ms(50);
 	cr_expect_eq(wt_count(wt_log(&wt, "w"), "init_slow ready after 350 ms"), 4, "%s", wt_log(&wt, "w"));
+	cr_expect_eq(wt_stop(&wt, 15000), 0);
+}
+
+Test(rolling, failed_instances_start_again_with_a_configuration_that_changed)
+{
+	wt_setup(&wt, "");
+	wt_write_conf(&wt, "w.ini", "[w]\nplugin = init_slow\ninit_ms = 50\ninstances = 3\nfail = yes\nmax_restarts = 0\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 20000, "SELECT count(*) = 3 FROM instances WHERE worker = 'w' AND state = 'failed'"),
+		  "%s", wt_host_stderr(&wt));
+	write_worker(NEW_CONF, 3);
+	char *out;
+	reload_now(&out);
+	cr_expect(strstr(out, "starting its failed instances with the new configuration: w"), "%s", out);
+	cr_assert(wt_wait_sql(&wt, 20000, "SELECT count(*) = 3 FROM instances WHERE worker = 'w' AND state = 'running'"),
+		  "%s", wt_host_stderr(&wt));
+	cr_expect_eq(wt_sql_int(&wt, "SELECT count(*) FROM runs WHERE worker = 'w' AND activation = 'reload'"), 3);
+	cr_expect_eq(wt_stop(&wt, 15000), 0);
+}
+
+Test(rolling, an_on_demand_worker_takes_the_new_configuration_and_waits_for_a_connection)
+{
+	wt_setup(&wt, "");
+	char sock[400], ini[1200];
+	snprintf(sock, sizeof(sock), "%s/w.sock", wt.dir);
+	snprintf(ini, sizeof(ini), "[w]\nplugin = init_slow\ninit_ms = 300\ninstances = 2\nlisten = unix:%s\nautostart = no\n", sock);
+	wt_write_conf(&wt, "w.ini", ini);
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 10000, "SELECT on_demand = 'waiting for a connection' FROM workers WHERE name = 'w'"),
+		  "%s", wt_host_stderr(&wt));
+	snprintf(ini, sizeof(ini), "[w]\nplugin = init_slow\ninit_ms = 350\ninstances = 2\nlisten = unix:%s\nautostart = no\n", sock);
+	wt_write_conf(&wt, "w.ini", ini);
+	char *out;
+	reload_now(&out);
+	cr_expect(strstr(out, "taking its new configuration (not running: nothing was started): w"), "%s", out);
+	sleep_ms(1000);
+	cr_expect_eq(wt_sql_int(&wt, "SELECT count(*) FROM runs WHERE worker = 'w'"), 0, "the reload started it");
+	cr_expect(wt_wait_sql(&wt, 5000, "SELECT on_demand = 'waiting for a connection' FROM workers WHERE name = 'w'"));
+
+	/* The same socket, still held: a connection starts both, with the new settings. */
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	cr_assert(strlen(sock) < sizeof(sa.sun_path));
+	memcpy(sa.sun_path, sock, strlen(sock) + 1);
+	cr_assert(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect %s: %s", sock, strerror(errno));
+	cr_assert(wt_wait_sql(&wt, 20000, "SELECT count(*) = 2 FROM instances WHERE worker = 'w' AND state = 'running'"),
+		  "%s", wt_host_stderr(&wt));
+	cr_expect_str_eq(wt_sql_text(&wt, "SELECT activation FROM runs WHERE worker = 'w' ORDER BY id LIMIT 1"), "connection");
+	long long t0 = now_ms();
+	while (wt_count(wt_log(&wt, "w"), "init_slow ready after 350 ms") < 2 && now_ms() - t0 < 5000)
+		sleep_ms(50);
+	cr_expect_eq(wt_count(wt_log(&wt, "w"), "init_slow ready after 350 ms"), 2, "%s", wt_log(&wt, "w"));
+	close(fd);
 	cr_expect_eq(wt_stop(&wt, 15000), 0);
 }

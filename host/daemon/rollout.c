@@ -117,8 +117,7 @@ static bool pick(struct worker *w)
 		if (in->conf == w->conf)
 			continue;
 		enum istate s = in->state;
-		bool others_run = live_instances(w) > 0;
-		if (s == IS_STOPPED || s == IS_DONE || (s == IS_FAILED && !others_run)) {
+		if (s == IS_STOPPED || s == IS_DONE) {
 			/* Not running: it takes the settings, and is not started for a reload. */
 			in->conf = w->conf;
 			continue;
@@ -128,7 +127,8 @@ static bool pick(struct worker *w)
 		note(w, in, "rollout", text);
 		w->roll_index = i;
 		if (s == IS_BACKOFF || s == IS_FAILED) {
-			/* No process to stop: it starts now, with the new settings. */
+			/* No process to stop: it starts now, with the new settings (a
+			 * failed one too, as a reload that changes a worker always did). */
 			instance_start(in, ACTIVATION_RELOAD);
 			w->roll_phase = ROLL_STARTING;
 		} else {
@@ -243,10 +243,20 @@ void rollout_begin(struct worker *w, const struct worker_conf *c, bool replace, 
 		} /* else the rollout under way goes on, towards the newest settings */
 		fprintf(out, "replacing its instances one at a time%s: %s\n", scaled, c->name);
 	} else if (replace) {
-		/* Nothing runs: each instance takes the settings, none is started for a reload. */
-		for (int i = 0; i < w->ninst; i++)
+		/* Nothing runs: each instance takes the settings; only the failed start again, with them. */
+		int failed = 0;
+		for (int i = 0; i < kept(w); i++) {
 			w->inst[i]->conf = c;
-		fprintf(out, "taking its new configuration (not running: nothing was started)%s: %s\n", scaled, c->name);
+			if (w->inst[i]->state == IS_FAILED) {
+				instance_start(w->inst[i], ACTIVATION_RELOAD);
+				failed++;
+			}
+		}
+		if (failed)
+			fprintf(out, "starting its failed instances with the new configuration%s: %s\n", scaled, c->name);
+		else
+			fprintf(out, "taking its new configuration (not running: nothing was started)%s: %s\n", scaled,
+				c->name);
 	} else {
 		fprintf(out, "scaling %s: %s\n", scaled, c->name);
 	}
