@@ -190,10 +190,21 @@ static void apply_change(struct worker *w, const struct worker_conf *c, FILE *ou
 static void apply(struct host *h, struct config *next, FILE *out)
 {
 	fprintf(out, "ok\n");
+	/* The new configuration becomes the host's first, so that a process
+	 * started below (a rollout's) is handed the host's current one; the
+	 * old one lives on until released. */
+	struct config *old = xmalloc(sizeof(*old));
+	*old = h->cfg;
+	h->cfg = *next;
+	free(next);
+	h->old_configs = xrealloc(h->old_configs, (h->nold + 1) * sizeof(*h->old_configs));
+	h->old_configs[h->nold++] = old;
+	const struct config *cfg = &h->cfg;
+
 	size_t unchanged = 0;
 	for (size_t i = 0; i < h->nworkers; i++) {
 		struct worker *w = h->workers[i];
-		const struct worker_conf *c = config_find_worker(next, w->conf->name);
+		const struct worker_conf *c = config_find_worker(cfg, w->conf->name);
 		if (!c) {
 			w->retiring = true;
 			h->reload_waiting = true;
@@ -207,23 +218,16 @@ static void apply(struct host *h, struct config *next, FILE *out)
 			apply_change(w, c, out);
 		}
 	}
-	for (size_t i = 0; i < next->nworkers; i++) {
-		if (find_current(h, next->workers[i].name))
+	for (size_t i = 0; i < cfg->nworkers; i++) {
+		if (find_current(h, cfg->workers[i].name))
 			continue;
-		add_worker(h, &next->workers[i]);
-		fprintf(out, "added: %s\n", next->workers[i].name);
+		add_worker(h, &cfg->workers[i]);
+		fprintf(out, "added: %s\n", cfg->workers[i].name);
 	}
 	fprintf(out, "unchanged: %zu worker%s\n", unchanged, unchanged == 1 ? "" : "s");
-	for (size_t i = 0; i < next->warnings.n; i++)
-		fprintf(out, "warning: %s\n", next->warnings.v[i]);
+	for (size_t i = 0; i < cfg->warnings.n; i++)
+		fprintf(out, "warning: %s\n", cfg->warnings.v[i]);
 
-	/* The new configuration becomes the host's; the old one lives on until released. */
-	struct config *old = xmalloc(sizeof(*old));
-	*old = h->cfg;
-	h->cfg = *next;
-	free(next);
-	h->old_configs = xrealloc(h->old_configs, (h->nold + 1) * sizeof(*h->old_configs));
-	h->old_configs[h->nold++] = old;
 	for (size_t i = 0; i < h->nworkers; i++)
 		log_settings(&h->workers[i]->log, h->cfg.log_max_size, (int)h->cfg.log_keep);
 	history_set_keep(h->history, h->cfg.history_keep);
