@@ -101,12 +101,14 @@ static void stop_rollout(struct worker *w, struct instance *in)
 static void finish_rollout(struct worker *w)
 {
 	char text[128];
-	struct instance *last = w->roll_replaced && w->roll_index < w->ninst ? w->inst[w->roll_index] : w->inst[0];
+	struct instance *last = w->roll_replaced && w->roll_index < w->ninst ? w->inst[w->roll_index]
+				: w->ninst ? w->inst[0] : NULL;
 	w->rolling = false;
 	snprintf(text, sizeof(text), "rolling reload done: %d instance%s replaced, one at a time", w->roll_replaced,
 		 w->roll_replaced == 1 ? "" : "s");
 	host_log(HOST_INFO, "[%s] %s", w->conf->name, text);
-	note(w, last, "rollout-done", text);
+	if (last)
+		note(w, last, "rollout-done", text);
 }
 
 /* Chooses the next instance to replace. false: it waits for an event. */
