@@ -197,7 +197,7 @@ static void read_log(struct test_result *r, const char *path)
 static void tester_collect(struct tester *t, const struct worker *w)
 {
 	struct test_result *r = t->result;
-	r->end = w->inst[0].last_exit;
+	r->end = w->inst[0]->last_exit;
 	/* Killed for not stopping: why it did not is the better story. */
 	if (t->overdue.reason != REASON_NONE && r->end.signal == SIGKILL) {
 		r->end.reason = t->overdue.reason;
@@ -205,7 +205,7 @@ static void tester_collect(struct tester *t, const struct worker *w)
 	}
 	log_flush((struct log_file *)&w->log);
 	read_log(r, w->log.path);
-	pmetric_set_copy(&r->metrics, &w->inst[0].metrics);
+	pmetric_set_copy(&r->metrics, &w->inst[0]->metrics);
 }
 
 /* ---- what the user typed ---- */

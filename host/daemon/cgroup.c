@@ -525,7 +525,7 @@ void cgroup_worker_forget(struct worker *w)
 	struct cgroups *cg = &w->host->cgroups;
 	char path[300];
 	for (int i = 0; i < w->ninst; i++)
-		cgroup_instance_forget(&w->inst[i]);
+		cgroup_instance_forget(w->inst[i]);
 	if (!cgroup_active(cg))
 		return;
 	snprintf(path, sizeof(path), "%s.worker", w->conf->name);

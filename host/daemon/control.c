@@ -146,7 +146,7 @@ static void command_stop(struct worker **ws, int n, FILE *reply)
 static bool has_a_process(const struct worker *w)
 {
 	for (int i = 0; i < w->ninst; i++)
-		if (w->inst[i].pid > 0 && !w->inst[i].reaped)
+		if (w->inst[i]->pid > 0 && !w->inst[i]->reaped)
 			return true;
 	return false;
 }

@@ -98,7 +98,7 @@ static void try_start(struct worker *w)
 		return;
 	}
 	for (int i = 0; i < w->ninst; i++)
-		if (w->inst[i].state == IS_STOPPING)
+		if (w->inst[i]->state == IS_STOPPING)
 			return; /* a restart: the old processes go first */
 	bool ready = true;
 	for (size_t k = 0; k < w->ndeps; k++) {

@@ -46,7 +46,7 @@ static const char schema[] =
 
 enum stmt_id {
 	ST_RUN_BEGIN, ST_RUN_READY, ST_RUN_END, ST_EVENT, ST_WORKER, ST_INSTANCE, ST_HOST,
-	ST_INSTANCE_USAGE, ST_CLEAR_WORKERS, ST_CLEAR_INSTANCES, ST_FORGET_WORKER, ST_FORGET_INSTANCES, ST_PRUNE_RUNS,
+	ST_INSTANCE_USAGE, ST_CLEAR_WORKERS, ST_CLEAR_INSTANCES, ST_FORGET_WORKER, ST_FORGET_INSTANCES, ST_FORGET_INSTANCE, ST_PRUNE_RUNS,
 	ST_PRUNE_EVENTS, ST_COUNT
 };
 
@@ -74,6 +74,7 @@ static const char *const sql[ST_COUNT] = {
 	[ST_CLEAR_INSTANCES] = "DELETE FROM instances",
 	[ST_FORGET_WORKER] = "DELETE FROM workers WHERE name = ?",
 	[ST_FORGET_INSTANCES] = "DELETE FROM instances WHERE worker = ?",
+	[ST_FORGET_INSTANCE] = "DELETE FROM instances WHERE worker = ? AND instance = ?",
 	[ST_PRUNE_RUNS] = "DELETE FROM runs WHERE id <= ?",
 	[ST_PRUNE_EVENTS] = "DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?",
 };
@@ -583,6 +584,11 @@ void history_forget_worker(struct history *h, const char *worker)
 {
 	ENQUEUE(h, ST_FORGET_WORKER, T(worker));
 	ENQUEUE(h, ST_FORGET_INSTANCES, T(worker));
+}
+
+void history_forget_instance(struct history *h, const char *worker, int instance)
+{
+	ENQUEUE(h, ST_FORGET_INSTANCE, T(worker), I(instance));
 }
 
 void history_reset_states(struct history *h)

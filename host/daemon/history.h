@@ -56,6 +56,8 @@ void history_instance_usage(struct history *h, const char *worker, int instance,
 void history_host(struct history *h, const char *key, const char *value);
 /* Removes a worker from the state tables (a reload removed or rebuilt it); its runs stay. */
 void history_forget_worker(struct history *h, const char *worker);
+/* Removes one instance's row (a reload lowered `instances`); its runs stay. */
+void history_forget_instance(struct history *h, const char *worker, int instance);
 /* Forgets the previous host's worker table (at boot). */
 void history_reset_states(struct history *h);
 

@@ -52,7 +52,8 @@ struct host {
 	struct frame_channel *channel; /* the runtime channel, once opened (channel.c) */
 	bool booting;            /* the plugins are being probed: no worker exists yet */
 	struct reload *reload;   /* a reload waiting for its plugins' verdicts (reload.c) */
-	bool reload_waiting;     /* a worker is retiring or waits to take its next_conf (reload.c) */
+	bool reload_waiting;     /* a worker is retiring, waits to take its next_conf (reload.c), or
+				  * has a rollout under way (rollout.c) */
 	bool order_pending;      /* a worker may have a pending start or stop (dependency.c) */
 	size_t nrequiring;       /* workers with a `requires` (dependency.c) */
 	size_t nlistening;       /* workers holding `listen` sockets (listener.c) */

@@ -73,7 +73,7 @@ static const struct worker *first_starting(const struct host *h)
 {
 	for (size_t i = 0; i < h->nworkers; i++)
 		for (int k = 0; k < h->workers[i]->ninst; k++)
-			if (h->workers[i]->inst[k].state == IS_STARTING)
+			if (h->workers[i]->inst[k]->state == IS_STARTING)
 				return h->workers[i];
 	return NULL;
 }

@@ -314,7 +314,7 @@ static enum listen_mode wanted_mode(const struct worker *w)
 	if (w->host->shutting_down || worker_is_active(w) || w->pending_start)
 		return LISTEN_HANDED;
 	for (int i = 0; i < w->ninst; i++)
-		if (w->inst[i].state == IS_FAILED)
+		if (w->inst[i]->state == IS_FAILED)
 			return LISTEN_DRAIN;
 	return LISTEN_ACTIVATE;
 }

@@ -67,7 +67,7 @@ static void gather(const struct worker *w, struct worker_figures *f)
 	*f = (struct worker_figures){.name = escape_label(w->conf->name), .cpu_usec = w->tally.cpu_usec,
 				     .cycles = w->tally.cycles};
 	for (int i = 0; i < w->ninst; i++) {
-		const struct instance *in = &w->inst[i];
+		const struct instance *in = w->inst[i];
 		if (in->pid <= 0)
 			continue; /* its last run is in the tally */
 		f->cycles += atomic_load_explicit(&in->slot->cycles, memory_order_relaxed);
@@ -176,13 +176,13 @@ static void write_plugin_metrics(FILE *out, struct host *h, const struct worker_
 	size_t n = 0, k = 0;
 	for (size_t i = 0; i < h->nworkers; i++)
 		for (int j = 0; j < h->workers[i]->ninst; j++)
-			n += h->workers[i]->inst[j].metrics.n;
+			n += h->workers[i]->inst[j]->metrics.n;
 	if (!n)
 		return;
 	struct plugin_sample *s = xcalloc(n, sizeof(*s));
 	for (size_t i = 0; i < h->nworkers; i++)
 		for (int j = 0; j < h->workers[i]->ninst; j++) {
-			const struct pmetric_set *set = &h->workers[i]->inst[j].metrics;
+			const struct pmetric_set *set = &h->workers[i]->inst[j]->metrics;
 			for (size_t m = 0; m < set->n; m++)
 				s[k++] = (struct plugin_sample){&set->v[m], i, j};
 		}

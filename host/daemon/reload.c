@@ -2,7 +2,9 @@
  * reload.c - `ward reload` and SIGHUP: read the configuration again and
  * apply only the difference. Added workers start, removed ones stop and go,
  * changed ones (configuration or plugin file) restart with their new
- * settings, and every other worker is left exactly as it is. A
+ * settings (all at once with one instance; one at a time with several, and
+ * a changed `instances` alone starts or stops only the difference: both
+ * in rollout.c), and every other worker is left exactly as it is. A
  * configuration with errors changes nothing. Its plugins are probed first,
  * while the host's loop goes on; the reply comes once their verdicts are in. The old configuration stays
  * alive until no worker refers to it any more. Host daemon only.
@@ -12,6 +14,7 @@
 #include "daemon/host.h"
 #include "daemon/reload.h"
 #include "daemon/probe.h"
+#include "daemon/rollout.h"
 #include "common/util.h"
 
 #include <stdio.h>
@@ -29,6 +32,14 @@ static bool plugin_file_changed(const struct worker *w)
 	       st.st_mtim.tv_sec != was->st_mtim.tv_sec || st.st_mtim.tv_nsec != was->st_mtim.tv_nsec;
 }
 
+/* Only `instances` differs (and the plugin file is the same): no process need be replaced. */
+static bool same_but_instances(const struct worker *w, const struct worker_conf *c)
+{
+	struct worker_conf scaled = *c;
+	scaled.instances = w->conf->instances;
+	return config_worker_equal(w->conf, &scaled) && !plugin_file_changed(w);
+}
+
 static struct worker *find_current(struct host *h, const char *name)
 {
 	for (size_t i = 0; i < h->nworkers; i++)
@@ -37,9 +48,13 @@ static struct worker *find_current(struct host *h, const char *name)
 	return NULL;
 }
 
-/* Points an unchanged worker at its entry in the new configuration. */
+/* Points an unchanged worker at its entry in the new configuration. An
+ * instance a rollout has not replaced yet keeps its older settings. */
 static void adopt_conf(struct worker *w, const struct worker_conf *c)
 {
+	for (int i = 0; i < w->ninst; i++)
+		if (w->inst[i]->conf == w->conf)
+			w->inst[i]->conf = c;
 	w->conf = c;
 	for (size_t i = 0; i < w->nlisteners; i++)
 		w->listeners[i].address = c->listen.v[i];
@@ -62,6 +77,16 @@ static bool refers_to(const struct config *cfg, const struct worker_conf *c)
 	return c && c >= cfg->workers && c < cfg->workers + cfg->nworkers;
 }
 
+static bool worker_refers_to(const struct config *cfg, const struct worker *w)
+{
+	if (refers_to(cfg, w->conf) || refers_to(cfg, w->next_conf))
+		return true;
+	for (int i = 0; i < w->ninst; i++)
+		if (refers_to(cfg, w->inst[i]->conf))
+			return true;
+	return false;
+}
+
 /* Frees the configurations that no worker refers to any more. */
 static void release_old_configs(struct host *h)
 {
@@ -70,13 +95,13 @@ static void release_old_configs(struct host *h)
 		struct config *old = h->old_configs[k];
 		bool used = false;
 		for (size_t i = 0; i < h->nworkers && !used; i++)
-			used = refers_to(old, h->workers[i]->conf) || refers_to(old, h->workers[i]->next_conf);
+			used = worker_refers_to(old, h->workers[i]);
 		if (used) {
 			h->old_configs[kept++] = old;
 		} else {
 			config_free(old);
 			free(old);
-				}
+		}
 	}
 	h->nold = kept;
 }
@@ -88,8 +113,14 @@ void reload_finish(struct host *h)
 	bool changed = false, waiting = false;
 	for (size_t i = 0; i < h->nworkers; i++) {
 		struct worker *w = h->workers[i];
-		if (!(w->retiring || w->next_conf))
+		if (!(w->retiring || w->next_conf)) {
+			bool under_way = w->rolling || w->ninst > w->conf->instances;
+			if (under_way && rollout_advance(w))
+				waiting = true;
+			else if (under_way)
+				changed = true; /* over: the settings it replaced may be released */
 			continue;
+		}
 		if (!worker_is_settled(w)) {
 			waiting = true;
 			continue;
@@ -136,14 +167,44 @@ static int refuse_reload(struct config *next, FILE *out, const char *why)
 	return -1;
 }
 
+/* A worker whose settings or plugin file changed: replaced one instance at
+ * a time, or scaled, when it can be (rollout.c); else stopped, and rebuilt
+ * with c once stopped (reload_finish). */
+static void apply_change(struct worker *w, const struct worker_conf *c, FILE *out)
+{
+	bool replace = !same_but_instances(w, c);
+	if (rollout_fits(w, c, replace)) {
+		rollout_begin(w, c, replace, out);
+		return;
+	}
+	w->retiring = false;
+	w->next_conf = c;
+	w->host->reload_waiting = true;
+	w->start_after_reload = c->autostart || worker_is_active(w) || w->pending_start;
+	w->pending_start = ACTIVATION_NONE;
+	worker_stop(w);
+	fprintf(out, "restarting with its new configuration: %s\n", c->name);
+}
+
 /* next passed every check: the difference is applied. */
 static void apply(struct host *h, struct config *next, FILE *out)
 {
 	fprintf(out, "ok\n");
+	/* The new configuration becomes the host's first, so that a process
+	 * started below (a rollout's) is handed the host's current one; the
+	 * old one lives on until released. */
+	struct config *old = xmalloc(sizeof(*old));
+	*old = h->cfg;
+	h->cfg = *next;
+	free(next);
+	h->old_configs = xrealloc(h->old_configs, (h->nold + 1) * sizeof(*h->old_configs));
+	h->old_configs[h->nold++] = old;
+	const struct config *cfg = &h->cfg;
+
 	size_t unchanged = 0;
 	for (size_t i = 0; i < h->nworkers; i++) {
 		struct worker *w = h->workers[i];
-		const struct worker_conf *c = config_find_worker(next, w->conf->name);
+		const struct worker_conf *c = config_find_worker(cfg, w->conf->name);
 		if (!c) {
 			w->retiring = true;
 			h->reload_waiting = true;
@@ -154,32 +215,19 @@ static void apply(struct host *h, struct config *next, FILE *out)
 			adopt_conf(w, c);
 			unchanged++;
 		} else {
-			w->retiring = false;
-			w->next_conf = c;
-			h->reload_waiting = true;
-			w->start_after_reload = c->autostart || worker_is_active(w) || w->pending_start;
-			w->pending_start = ACTIVATION_NONE;
-			worker_stop(w);
-			fprintf(out, "restarting with its new configuration: %s\n", c->name);
+			apply_change(w, c, out);
 		}
 	}
-	for (size_t i = 0; i < next->nworkers; i++) {
-		if (find_current(h, next->workers[i].name))
+	for (size_t i = 0; i < cfg->nworkers; i++) {
+		if (find_current(h, cfg->workers[i].name))
 			continue;
-		add_worker(h, &next->workers[i]);
-		fprintf(out, "added: %s\n", next->workers[i].name);
+		add_worker(h, &cfg->workers[i]);
+		fprintf(out, "added: %s\n", cfg->workers[i].name);
 	}
 	fprintf(out, "unchanged: %zu worker%s\n", unchanged, unchanged == 1 ? "" : "s");
-	for (size_t i = 0; i < next->warnings.n; i++)
-		fprintf(out, "warning: %s\n", next->warnings.v[i]);
+	for (size_t i = 0; i < cfg->warnings.n; i++)
+		fprintf(out, "warning: %s\n", cfg->warnings.v[i]);
 
-	/* The new configuration becomes the host's; the old one lives on until released. */
-	struct config *old = xmalloc(sizeof(*old));
-	*old = h->cfg;
-	h->cfg = *next;
-	free(next);
-	h->old_configs = xrealloc(h->old_configs, (h->nold + 1) * sizeof(*h->old_configs));
-	h->old_configs[h->nold++] = old;
 	for (size_t i = 0; i < h->nworkers; i++)
 		log_settings(&h->workers[i]->log, h->cfg.log_max_size, (int)h->cfg.log_keep);
 	history_set_keep(h->history, h->cfg.history_keep);

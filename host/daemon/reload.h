@@ -16,7 +16,9 @@ struct host;
 int reload_begin(struct host *h, FILE *out, void (*done)(void *arg), void *arg);
 /* The host is exiting: a reload still waiting is dropped (done is not called). */
 void reload_abandon(struct host *h);
-/* Replaces workers that a reload removed or changed, once they have stopped. */
+/* Replaces workers that a reload removed or changed, once they have
+ * stopped, and moves rolling reloads on (rollout.c); called by the loop
+ * after events. */
 void reload_finish(struct host *h);
 
 #endif

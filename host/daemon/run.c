@@ -279,7 +279,7 @@ static bool boot_settled(const struct host *h)
 		if (w->pending_start && !w->blocked_by && !listener_unbound(w))
 			return false;
 		for (int k = 0; k < w->ninst; k++)
-			if (w->inst[k].state == IS_STARTING)
+			if (w->inst[k]->state == IS_STARTING)
 				return false;
 	}
 	return true;
@@ -397,7 +397,7 @@ static void kill_survivors(struct host *h)
 	int64_t deadline = mono_ns() + KILL_WAIT_MS * NS_PER_MS;
 	for (size_t i = 0; i < h->nworkers; i++)
 		for (int k = 0; k < h->workers[i]->ninst; k++) {
-			struct instance *in = &h->workers[i]->inst[k];
+			struct instance *in = h->workers[i]->inst[k];
 			if (in->pid > 0 && !in->reaped) {
 				kill(in->pid, SIGKILL);
 				kill(-in->pid, SIGKILL);
@@ -406,7 +406,7 @@ static void kill_survivors(struct host *h)
 		}
 	for (size_t i = 0; i < h->nworkers; i++)
 		for (int k = 0; k < h->workers[i]->ninst; k++) {
-			struct instance *in = &h->workers[i]->inst[k];
+			struct instance *in = h->workers[i]->inst[k];
 			if (in->pid > 0 && !in->reaped && !reap_by(in->pid, deadline))
 				host_log(HOST_ERR, "[%s:%d] could not kill pid %d: still alive after SIGKILL",
 					 h->workers[i]->conf->name, k, (int)in->pid);
@@ -445,7 +445,7 @@ static void boot(struct host *h)
 	settle_order(h);
 	for (size_t i = 0; i < h->nworkers; i++)
 		for (int k = 0; k < h->workers[i]->ninst; k++)
-			started += h->workers[i]->inst[k].pid > 0 || h->workers[i]->inst[k].spawning;
+			started += h->workers[i]->inst[k]->pid > 0 || h->workers[i]->inst[k]->spawning;
 	if (!h->test)
 		host_log(HOST_INFO, "host up: %zu workers configured, %zu processes started in %.1f ms",
 			 h->nworkers, started, (double)(mono_ns() - t0) / NS_PER_MS);
@@ -533,7 +533,7 @@ static void test_timed_out(struct timer *t)
 			h->cfg.workers[i].stop_timeout_ms = TEST_STOP_GRACE_MS;
 	for (size_t i = 0; i < h->nworkers; i++)
 		for (int k = 0; k < h->workers[i]->ninst; k++) {
-			struct instance *in = &h->workers[i]->inst[k];
+			struct instance *in = h->workers[i]->inst[k];
 			if (in->state == IS_STOPPING && timer_armed(&in->timer) && in->timer.deadline > grace_end)
 				timer_arm(h->loop, &in->timer, grace_end);
 		}

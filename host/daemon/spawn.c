@@ -76,7 +76,7 @@ static int prepare(struct spawn_job *j, struct child_spec *spec)
 		.listen_fds = w->listen_fds,
 		.test = h->test ? h->test->request : NULL,
 		.nlisten = (int)w->nlisteners,
-		.conf = w->conf,
+		.conf = in->conf,
 		.instance = in->index,
 		.state_dir = w->state_dir,
 		.host_pid = h->pid,
@@ -95,7 +95,7 @@ static int prepare(struct spawn_job *j, struct child_spec *spec)
 		errno = saved;
 		return -1;
 	}
-	spec->base_env = child_inherited_env(w->conf);
+	spec->base_env = child_inherited_env(in->conf);
 	return 0;
 }
 
@@ -158,7 +158,7 @@ static size_t processes_with_pipes(const struct host *h, size_t *all)
 	*all = 0;
 	for (size_t i = 0; i < h->nworkers; i++)
 		for (int k = 0; k < h->workers[i]->ninst; k++) {
-			n += h->workers[i]->inst[k].out.fd >= 0;
+			n += h->workers[i]->inst[k]->out.fd >= 0;
 			++*all;
 		}
 	return n;

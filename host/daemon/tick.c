@@ -40,9 +40,9 @@ static void progress_tick(struct timer *t)
 	for (size_t i = 0; i < h->nworkers; i++) {
 		struct worker *w = h->workers[i];
 		for (int k = 0; k < w->ninst; k++) {
-			struct instance *in = &w->inst[k];
+			struct instance *in = w->inst[k];
 			instance_check_progress(in, now);
-			uint64_t wd = w->conf->watchdog_ms;
+			uint64_t wd = in->conf->watchdog_ms;
 			if (in->state != IS_RUNNING || !wd)
 				continue;
 			any_running = true;

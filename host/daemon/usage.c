@@ -222,7 +222,7 @@ static size_t live_instances(const struct host *h)
 	size_t n = 0;
 	for (size_t i = 0; i < h->nworkers; i++)
 		for (int k = 0; k < h->workers[i]->ninst; k++)
-			n += h->workers[i]->inst[k].pid > 0;
+			n += h->workers[i]->inst[k]->pid > 0;
 	return n;
 }
 
@@ -233,7 +233,7 @@ void usage_sample_all(struct host *h)
 	int64_t now = mono_ns();
 	for (size_t i = 0; i < h->nworkers; i++)
 		for (int k = 0; k < h->workers[i]->ninst; k++) {
-			struct instance *in = &h->workers[i]->inst[k];
+			struct instance *in = h->workers[i]->inst[k];
 			if (in->pid > 0 && !reading_is_fresh(in, now) && !sample_cgroup(in))
 				sums[n++].in = in;
 		}
@@ -246,7 +246,7 @@ void usage_record_all(struct host *h)
 	usage_sample_all(h);
 	for (size_t i = 0; i < h->nworkers; i++)
 		for (int k = 0; k < h->workers[i]->ninst; k++) {
-			const struct instance *in = &h->workers[i]->inst[k];
+			const struct instance *in = h->workers[i]->inst[k];
 			if (in->pid > 0 && in->usage.known && in->usage.pid == in->pid)
 				history_instance_usage(h->history, in->worker->conf->name, in->index, in->usage.rss_bytes,
 						       in->usage.cpu_usec);

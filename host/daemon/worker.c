@@ -107,7 +107,7 @@ static void record_state(struct instance *in, const char *detail)
 void worker_record_all(struct worker *w)
 {
 	for (int i = 0; i < w->ninst; i++)
-		record_instance(&w->inst[i]);
+		record_instance(w->inst[i]);
 	worker_record(w);
 }
 
@@ -127,8 +127,8 @@ void worker_record_host(struct host *h)
 void worker_record_live(struct worker *w)
 {
 	for (int i = 0; i < w->ninst; i++)
-		if (w->inst[i].pid > 0)
-			record_instance(&w->inst[i]);
+		if (w->inst[i]->pid > 0)
+			record_instance(w->inst[i]);
 	worker_record(w);
 }
 
@@ -232,7 +232,7 @@ static void kill_group(struct instance *in, enum reason why)
 
 static void arm_init_timeout(struct instance *in)
 {
-	const struct worker_conf *c = in->worker->conf;
+	const struct worker_conf *c = in->conf;
 	if (c->init_timeout_ms)
 		timer_arm(in->worker->host->loop, &in->timer, in->started_ns + ms_to_ns(c->init_timeout_ms));
 }
@@ -344,7 +344,7 @@ static void become_ready(struct instance *in)
 	in->progress_ns = mono_ns();
 	wlog(in, "ready (init took %lld ms)", (long long)init_ms);
 	set_state(in, IS_RUNNING, NULL);
-	if (w->conf->watchdog_ms)
+	if (in->conf->watchdog_ms)
 		arm_progress_tick(w->host);
 }
 
@@ -356,7 +356,7 @@ static void terminate(struct instance *in)
 	if (in->pid > 0 && kill(in->pid, SIGTERM) < 0 && errno != ESRCH)
 		host_log(HOST_ERR, "[%s:%d] unable to send SIGTERM to %d: %s", w->conf->name, in->index,
 			 (int)in->pid, strerror(errno));
-	timer_arm(w->host->loop, &in->timer, mono_ns() + ms_to_ns(w->conf->stop_timeout_ms));
+	timer_arm(w->host->loop, &in->timer, mono_ns() + ms_to_ns(in->conf->stop_timeout_ms));
 	set_state(in, IS_STOPPING, "stop requested");
 }
 
@@ -366,7 +366,7 @@ static void stop_timed_out(struct instance *in)
 	if (test) /* `ward test` says why, while /proc still shows it */
 		test->on_stop_overdue(test->ctx, in);
 	char d[32];
-	format_duration_ms(in->worker->conf->stop_timeout_ms, d, sizeof(d));
+	format_duration_ms(in->conf->stop_timeout_ms, d, sizeof(d));
 	wlog(in, "still running %s after SIGTERM: killing it with everything it started", d);
 	kill_group(in, REASON_STOP_TIMEOUT);
 }
@@ -377,7 +377,7 @@ static void init_timed_out(struct instance *in)
 	 * the worker sent in time: the loop reads every frame sent so far before
 	 * it runs a timer (run.c, read_frames_before_timers). */
 	char d[32];
-	format_duration_ms(in->worker->conf->init_timeout_ms, d, sizeof(d));
+	format_duration_ms(in->conf->init_timeout_ms, d, sizeof(d));
 	wlog(in, "init did not return within %s: killing it with everything it started", d);
 	kill_group(in, REASON_INIT_TIMEOUT);
 }
@@ -385,7 +385,7 @@ static void init_timed_out(struct instance *in)
 static void hung(struct instance *in)
 {
 	char d[32];
-	format_duration_ms(in->worker->conf->watchdog_ms, d, sizeof(d));
+	format_duration_ms(in->conf->watchdog_ms, d, sizeof(d));
 	wlog(in, "no progress for %s inside a cycle: killing it with everything it started (hung)", d);
 	host_log(HOST_WARN, "[%s:%d] hung: no progress for %s inside a cycle; killing it",
 		 in->worker->conf->name, in->index, d);
@@ -444,7 +444,7 @@ static struct exit_info classify(const struct instance *in)
 {
 	int st = in->wait_status;
 	enum phase phase = (enum phase)atomic_load(&in->slot->phase);
-	const struct worker_conf *c = in->worker->conf;
+	const struct worker_conf *c = in->conf;
 	struct exit_info e = {.at_ms = wall_ms()};
 	char sig[32];
 	if (WIFSIGNALED(st)) {
@@ -540,7 +540,7 @@ struct restart_verdict restart_policy(const struct worker_conf *c, unsigned *str
 static void schedule_restart(struct instance *in)
 {
 	struct worker *w = in->worker;
-	const struct worker_conf *c = w->conf;
+	const struct worker_conf *c = in->conf;
 	int64_t now = mono_ns();
 	uint64_t ran_ms = (uint64_t)(now - in->started_ns) / NS_PER_MS;
 	struct restart_verdict v = restart_policy(c, &in->failures, ran_ms, reason_is_failure(in->last_exit.reason));
@@ -588,7 +588,7 @@ static void end_run(struct instance *in, struct exit_info e)
 		set_state(in, IS_STOPPED, reason_name(e.reason));
 		return;
 	}
-	if (wants_restart(w->conf->restart, e.reason)) {
+	if (wants_restart(in->conf->restart, e.reason)) {
 		if (reason_is_failure(e.reason))
 			host_log(HOST_WARN, "[%s:%d] exited: %s", w->conf->name, in->index, desc);
 		schedule_restart(in);
@@ -694,32 +694,52 @@ static void on_timer(struct timer *t)
 
 /* ---- the interface ---- */
 
+/* Instances the worker's conf asks for: those past it stop and go (rollout.c). */
+static int wanted_instances(const struct worker *w)
+{
+	return w->ninst < w->conf->instances ? w->ninst : w->conf->instances;
+}
+
+void instance_start(struct instance *in, enum activation activation)
+{
+	enum istate s = in->state;
+	/* Without a process, it starts with the worker's settings of now. */
+	if (s == IS_STOPPED || s == IS_BACKOFF || s == IS_FAILED || s == IS_DONE)
+		in->conf = in->worker->conf;
+	in->activation = activation;
+	dispatch(in, EV_START);
+}
+
+void instance_stop(struct instance *in)
+{
+	dispatch(in, EV_STOP);
+}
+
 void worker_start(struct worker *w, enum activation activation)
 {
-	for (int i = 0; i < w->ninst; i++) {
-		w->inst[i].activation = activation;
-		dispatch(&w->inst[i], EV_START);
-	}
+	for (int i = 0; i < wanted_instances(w); i++)
+		instance_start(w->inst[i], activation);
 }
 
 void worker_stop(struct worker *w)
 {
+	w->rolling = false; /* what is stopped is not replaced (rollout.c) */
 	for (int i = 0; i < w->ninst; i++)
-		dispatch(&w->inst[i], EV_STOP);
+		instance_stop(w->inst[i]);
 }
 
 void worker_kill(struct worker *w)
 {
 	for (int i = 0; i < w->ninst; i++)
-		if (w->inst[i].pid > 0 && !w->inst[i].reaped)
-			kill_group(&w->inst[i], REASON_STOPPED);
+		if (w->inst[i]->pid > 0 && !w->inst[i]->reaped)
+			kill_group(w->inst[i], REASON_STOPPED);
 }
 
 int worker_signal(struct worker *w, int sig)
 {
 	int reached = 0;
 	for (int i = 0; i < w->ninst; i++) {
-		struct instance *in = &w->inst[i];
+		struct instance *in = w->inst[i];
 		if (in->pid <= 0 || in->reaped)
 			continue;
 		/* Its cgroup reaches the processes that left its group too. */
@@ -773,7 +793,7 @@ void instance_check_progress(struct instance *in, int64_t now)
 	}
 	if (cycles != in->recorded_cycles || progressed)
 		record_instance(in);
-	uint64_t watchdog = in->worker->conf->watchdog_ms;
+	uint64_t watchdog = in->conf->watchdog_ms;
 	if (watchdog && in->kill_reason == REASON_NONE && !progressed && !waiting &&
 	    now - in->progress_ns >= ms_to_ns(watchdog))
 		dispatch(in, EV_HUNG);
@@ -804,8 +824,8 @@ bool worker_is_active(const struct worker *w)
 	if (in_live_states(w))
 		return true; /* the common answer, without a scan */
 	for (int i = 0; i < w->ninst; i++) {
-		enum istate s = w->inst[i].state;
-		if (w->inst[i].pid > 0 || s == IS_STARTING || s == IS_RUNNING || s == IS_STOPPING || s == IS_BACKOFF)
+		enum istate s = w->inst[i]->state;
+		if (w->inst[i]->pid > 0 || s == IS_STARTING || s == IS_RUNNING || s == IS_STOPPING || s == IS_BACKOFF)
 			return true;
 	}
 	return false;
@@ -816,7 +836,7 @@ bool worker_is_settled(const struct worker *w)
 	if (in_live_states(w))
 		return false;
 	for (int i = 0; i < w->ninst; i++) {
-		const struct instance *in = &w->inst[i];
+		const struct instance *in = w->inst[i];
 		if (in->pid > 0 || in->state == IS_STARTING || in->state == IS_RUNNING ||
 		    in->state == IS_STOPPING || in->state == IS_BACKOFF)
 			return false;
@@ -852,45 +872,69 @@ int worker_make_state_dir(struct worker *w)
 	return rc;
 }
 
+/* Instance ninst, stopped, with the worker's conf; NULL when no shared memory could be had (said). */
+static struct instance *add_instance(struct worker *w)
+{
+	struct slot *slot = slot_alloc();
+	if (!slot) {
+		host_log(HOST_ERR, "[%s] unable to map shared memory: %s", w->conf->name, strerror(errno));
+		return NULL;
+	}
+	struct instance *in = xcalloc(1, sizeof(*in));
+	*in = (struct instance){.worker = w, .conf = w->conf, .index = w->ninst, .state = IS_STOPPED,
+				.out.fd = -1, .cg_events.fd = -1, .timer.fn = on_timer, .slot = slot};
+	w->inst = xrealloc(w->inst, (size_t)(w->ninst + 1) * sizeof(*w->inst));
+	w->inst[w->ninst++] = in;
+	w->in_state[IS_STOPPED]++;
+	record_state(in, "configured");
+	return in;
+}
+
+int worker_add_instances(struct worker *w, int n)
+{
+	int added = 0;
+	while (w->ninst < n && add_instance(w))
+		added++;
+	return added;
+}
+
 int worker_init(struct worker *w, struct host *h, const struct worker_conf *conf)
 {
-	*w = (struct worker){.host = h, .conf = conf, .ninst = conf->instances};
+	*w = (struct worker){.host = h, .conf = conf};
 	w->state_dir = xasprintf("%s/workers/%s", h->cfg.state_dir, conf->name);
 	worker_make_state_dir(w);
 	log_open(&w->log, h->cfg.log_dir, conf->name, h->cfg.log_max_size, (int)h->cfg.log_keep);
 	if (stat(conf->plugin, &w->plugin_stat) < 0)
 		memset(&w->plugin_stat, 0, sizeof(w->plugin_stat));
-	w->inst = xcalloc((size_t)w->ninst, sizeof(*w->inst));
-	w->in_state[IS_STOPPED] = w->ninst;
-	for (int i = 0; i < w->ninst; i++) {
-		struct instance *in = &w->inst[i];
-		in->worker = w;
-		in->index = i;
-		in->state = IS_STOPPED;
-		in->out.fd = -1;
-		in->cg_events.fd = -1;
-		in->timer.fn = on_timer;
-		in->slot = slot_alloc();
-		if (!in->slot) {
-			host_log(HOST_ERR, "[%s] unable to map shared memory: %s", conf->name, strerror(errno));
-			return -1;
-		}
-		record_state(in, "configured");
-	}
-	return 0;
+	return worker_add_instances(w, conf->instances) == conf->instances ? 0 : -1;
+}
+
+/* What the instance holds in the host goes (its process is gone). */
+static void free_instance(struct instance *in)
+{
+	timer_cancel(in->worker->host->loop, &in->timer);
+	pipe_detach(in);
+	channel_forget(in);
+	slot_free(in->slot);
+	pmetric_set_free(&in->metrics);
+	free(in);
+}
+
+void worker_drop_last_instance(struct worker *w)
+{
+	struct instance *in = w->inst[--w->ninst];
+	w->in_state[in->state]--;
+	cgroup_instance_forget(in);
+	history_forget_instance(w->host->history, w->conf->name, in->index);
+	free_instance(in);
+	worker_record(w);
 }
 
 void worker_free(struct worker *w)
 {
 	cgroup_worker_forget(w);
-	for (int i = 0; i < w->ninst; i++) {
-		struct instance *in = &w->inst[i];
-		timer_cancel(w->host->loop, &in->timer);
-		pipe_detach(in);
-		channel_forget(in);
-		slot_free(in->slot);
-		pmetric_set_free(&in->metrics);
-	}
+	for (int i = 0; i < w->ninst; i++)
+		free_instance(w->inst[i]);
 	free(w->inst);
 	free(w->deps);
 	free(w->dependants);

@@ -51,6 +51,9 @@ struct worker;
 
 struct instance {
 	struct worker *worker;
+	/* The settings its process runs with (and restarts with): the worker's
+	 * conf, except while a rolling reload (rollout.c) has not replaced it yet. */
+	const struct worker_conf *conf;
 	int index;
 	enum istate state;
 	pid_t pid;             /* > 0 while the run lasts: until reaped, and its cgroup is empty */
@@ -97,9 +100,9 @@ struct instance {
 
 struct worker {
 	struct host *host;
-	const struct worker_conf *conf; /* owned by host->cfg */
-	struct instance *inst;
-	int ninst;
+	const struct worker_conf *conf; /* owned by host->cfg (or an old config a reload keeps) */
+	struct instance **inst; /* each owned: stable addresses while a reload adds or removes some */
+	int ninst;              /* more than conf->instances while the extra ones stop (rollout.c) */
 	unsigned restarts;
 	struct worker_tally tally;  /* its processes that ended, for metrics (usage.c) */
 	char *state_dir; /* owned */
@@ -130,6 +133,13 @@ struct worker {
 	const struct worker_conf *next_conf; /* changed: the settings to take once stopped */
 	bool start_after_reload;
 	bool drain_reported;
+
+	/* rolling reload (rollout.c): instances whose conf is not the worker's
+	 * are replaced one at a time, each new one running before the next goes */
+	bool rolling;
+	enum roll_phase { ROLL_PICK, ROLL_STOPPING, ROLL_STARTING } roll_phase;
+	int roll_index;       /* the instance being replaced (ROLL_STOPPING, ROLL_STARTING) */
+	int roll_replaced;    /* instances replaced by this rollout so far */
 };
 
 
@@ -139,9 +149,20 @@ int worker_make_state_dir(struct worker *w);
 /* Frees what worker_init() made; its sockets are closed first (listener_close_all). */
 void worker_free(struct worker *w);
 
-/* Requests, applied to every instance of the worker. */
+/* Requests, applied to every instance of the worker. A start gives each
+ * instance without a process the worker's conf; one past conf->instances
+ * (stopping, to be removed) is not started. A stop ends a rolling reload:
+ * what was stopped is not replaced. */
 void worker_start(struct worker *w, enum activation activation);
 void worker_stop(struct worker *w);
+/* The same, for one instance (rollout.c). */
+void instance_start(struct instance *in, enum activation activation);
+void instance_stop(struct instance *in);
+/* Adds instances ninst..n-1, stopped, with the worker's conf. The number
+ * added (fewer when shared memory runs out, said in the host's log). */
+int worker_add_instances(struct worker *w, int n);
+/* Removes the last instance, which must be settled (no process, nothing pending). */
+void worker_drop_last_instance(struct worker *w);
 /* Escalation for a host asked twice to stop: SIGKILL every process, its group and its cgroup now. */
 void worker_kill(struct worker *w);
 /* `ward signal`: sig to every process of the worker (its cgroups, else each
