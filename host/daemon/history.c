@@ -32,7 +32,7 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS runs(id INTEGER PRIMARY KEY, worker TEXT NOT NULL,"
 	" instance INTEGER NOT NULL, pid INTEGER, activation TEXT, started_at INTEGER,"
 	" ready_at INTEGER, init_ms INTEGER, ended_at INTEGER, reason TEXT, code INTEGER,"
-	" signal INTEGER, core INTEGER, message TEXT, cycles INTEGER, last_cycle_ms INTEGER);"
+	" signal INTEGER, core INTEGER, message TEXT, cycles INTEGER, last_cycle_ms INTEGER, log TEXT);"
 	"CREATE INDEX IF NOT EXISTS runs_by_worker ON runs(worker, id);"
 	"CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY, at INTEGER, worker TEXT,"
 	" instance INTEGER, event TEXT, detail TEXT);"
@@ -55,7 +55,7 @@ static const char *const sql[ST_COUNT] = {
 			 " VALUES(?,?,?,?,?,?)",
 	[ST_RUN_READY] = "UPDATE runs SET ready_at=?, init_ms=? WHERE id=?",
 	[ST_RUN_END] = "UPDATE runs SET ended_at=?, reason=?, code=?, signal=?, core=?, message=?,"
-		       " cycles=?, last_cycle_ms=? WHERE id=?",
+		       " cycles=?, last_cycle_ms=?, log=? WHERE id=?",
 	[ST_EVENT] = "INSERT INTO events(at, worker, instance, event, detail) VALUES(?,?,?,?,?)",
 	[ST_WORKER] = "INSERT INTO workers(name, plugin, state, instances, restarts, updated_at, listen, on_demand)"
 		      " VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET plugin=excluded.plugin,"
@@ -290,6 +290,7 @@ static int open_db(struct history *h)
 		make_companions_private(h->path);
 	/* Columns added since a database was created; "duplicate column" otherwise. */
 	sqlite3_exec(h->db, "ALTER TABLE runs ADD COLUMN last_cycle_ms INTEGER", NULL, NULL, NULL);
+	sqlite3_exec(h->db, "ALTER TABLE runs ADD COLUMN log TEXT", NULL, NULL, NULL);
 	for (int i = 0; i < ST_COUNT; i++)
 		if (sqlite3_prepare_v3(h->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &h->stmt[i], NULL) != SQLITE_OK)
 			goto fail;
@@ -536,12 +537,12 @@ void history_ready(struct history *h, int64_t run, int64_t ready_ms, int64_t ini
 }
 
 void history_end(struct history *h, int64_t run, const struct exit_info *e, uint64_t cycles,
-		 int64_t last_cycle_ms)
+		 int64_t last_cycle_ms, const char *log)
 {
 	bool exited = e->reason != REASON_SIGNAL && e->signal == 0;
 	ENQUEUE(h, ST_RUN_END, I(e->at_ms), T(reason_name(e->reason)), exited ? I(e->code) : NUL(),
 		e->signal ? I(e->signal) : NUL(), I(e->core), e->message[0] ? T(e->message) : NUL(),
-		I((int64_t)cycles), cycles ? I(last_cycle_ms) : NUL(), RUN(run));
+		I((int64_t)cycles), cycles ? I(last_cycle_ms) : NUL(), T(log), RUN(run));
 }
 
 void history_event(struct history *h, const char *worker, int instance, const char *event,
