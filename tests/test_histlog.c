@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include "support.h"
 
+#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -207,6 +208,45 @@ Test(histlog, pruning_removes_the_lines_with_their_runs)
 	cr_expect_eq(wt_sql_int(&wt, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND sql LIKE '%%log%%'"
 				     " AND name != 'runs'"), 0, "lines are kept outside the runs table");
 	cr_expect_eq(wt_stop(&wt, 5000), 0);
+}
+
+/* While the database cannot be written, the failed runs' lines wait in the
+ * host's memory: 16 MiB of them at most (history.c). Past that, runs are
+ * recorded without lines; once it works again, they have them again. */
+Test(histlog, lines_waiting_for_a_locked_database_are_bounded)
+{
+	wt_setup(&wt, "[w]\nplugin = tail_lines\nlines = 20\npad = 600\nrestart_delay = 0\nrestart_delay_max = 0\n"
+		      "max_restarts = unlimited\nlimit.core = 0\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 10000, "SELECT count(*) >= 1 FROM runs WHERE log IS NOT NULL"));
+	char path[1200];
+	snprintf(path, sizeof(path), "%s/ward.db", wt.state);
+	sqlite3 *db;
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+	long long locked_from = wt_count(wt_host_stderr(&wt), "exited: signal");
+	/* 20 lines of 512 bytes and their times: about 11 KiB a run, so 1,500
+	 * runs fill the budget. One line on the host's stderr per crash. */
+	long long deadline = now_ms() + 90000, crashes = 0;
+	while ((crashes = wt_count(wt_host_stderr(&wt), "exited: signal") - locked_from) < 2500 && now_ms() < deadline)
+		sleep_ms(200);
+	long long max_id = wt_sql_int(&wt, "SELECT max(id) FROM runs"); /* reads still work */
+	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(db);
+	cr_assert(crashes >= 2500, "only %lld crashes while locked", crashes);
+	cr_assert(wt_wait_sql(&wt, 20000, "SELECT count(*) >= 2500 FROM runs WHERE id > %lld AND ended_at IS NOT NULL", max_id));
+	long long with = wt_sql_int(&wt, "SELECT count(*) FROM runs WHERE id > %lld AND id <= %lld + 2500 AND log IS NOT NULL",
+				    max_id, max_id);
+	long long bytes = wt_sql_int(&wt, "SELECT sum(length(log)) FROM runs WHERE id > %lld AND id <= %lld + 2500",
+				     max_id, max_id);
+	cr_expect(with > 1000 && with < 2000, "%lld of the 2500 runs kept their lines while locked", with);
+	cr_expect(bytes <= 16 * 1024 * 1024, "%lld bytes of lines were held for the locked database", bytes);
+	long long after = wt_sql_int(&wt, "SELECT max(id) FROM runs");
+	cr_expect(wt_wait_sql(&wt, 10000, "SELECT count(*) >= 1 FROM runs WHERE id > %lld AND log IS NOT NULL", after),
+		  "runs after the database works again have no lines");
+	char *out, *err;
+	cr_assert_eq(wt_cli(&wt, &out, &err, "stop w"), 0, "%s", err);
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
 }
 
 /* A database an older ward wrote (no runs.log column) is read by history --log,

@@ -21,6 +21,10 @@
 
 #define MAX_QUEUE 200000
 #define MAX_VALUES 10
+/* The failed runs' last lines waiting in the queue, in bytes: up to 10 KiB
+ * a run, they would make a queue the database does not take (locked, disk
+ * full) big. Past this, runs are recorded without them. */
+#define MAX_QUEUED_LOG_BYTES (16 * 1024 * 1024)
 
 static const char schema[] =
 	"PRAGMA journal_mode=WAL;"
@@ -106,6 +110,7 @@ struct history {
 	long keep_runs;
 	uint64_t runs_since_prune;
 	uint64_t dropped;
+	size_t queued_log_bytes; /* of the ST_RUN_END ops queued */
 	bool failing;
 	int64_t busy_since_ns; /* when the database was first found locked, 0 if not */
 	int64_t written_ms;   /* wall clock of the last commit (or of the open) */
@@ -121,18 +126,24 @@ static struct value RUN(int64_t run) { return (struct value){V_RUN, run, NULL}; 
 static struct value T(const char *s) { return s ? (struct value){V_TEXT, 0, xstrdup(s)} : (struct value){0}; }
 static struct value NUL(void) { return (struct value){0}; }
 
-static void free_op(struct op *op)
+#define RUN_END_LOG 8 /* the value of ST_RUN_END that holds the run's last lines */
+
+/* Frees the oldest op of the queue, done with (written or dropped). */
+static void pop_op(struct history *h)
 {
+	struct op *op = &h->queue[h->head];
+	if (op->stmt == ST_RUN_END && op->v[RUN_END_LOG].s)
+		h->queued_log_bytes -= strlen(op->v[RUN_END_LOG].s);
 	for (int i = 0; i < op->n; i++)
 		free(op->v[i].s);
+	h->head = (h->head + 1) % h->cap;
+	h->len--;
 }
 
 static void enqueue(struct history *h, enum stmt_id stmt, int n, const struct value *v)
 {
 	if (h->len == MAX_QUEUE) { /* full: the oldest record goes */
-		free_op(&h->queue[h->head]);
-		h->head = (h->head + 1) % h->cap;
-		h->len--;
+		pop_op(h);
 		h->dropped++;
 	}
 	if (h->len == h->cap) {
@@ -328,11 +339,8 @@ void history_close(struct history *h)
 	if (!h)
 		return;
 	history_flush(h);
-	while (h->len) {
-		free_op(&h->queue[h->head]);
-		h->head = (h->head + 1) % h->cap;
-		h->len--;
-	}
+	while (h->len)
+		pop_op(h);
 	free(h->queue);
 	close_db(h);
 	free(h->path);
@@ -484,11 +492,8 @@ int history_flush(struct history *h)
 		h->dead_runs_closed = true;
 		said_dead_host(h, &dead);
 	}
-	while (h->len) {
-		free_op(&h->queue[h->head]);
-		h->head = (h->head + 1) % h->cap;
-		h->len--;
-	}
+	while (h->len)
+		pop_op(h);
 	if (h->failing) {
 		host_log(HOST_INFO, "history database %s works again; %llu records were lost meanwhile",
 			 h->path, (unsigned long long)h->dropped);
@@ -540,6 +545,11 @@ void history_end(struct history *h, int64_t run, const struct exit_info *e, uint
 		 int64_t last_cycle_ms, const char *log)
 {
 	bool exited = e->reason != REASON_SIGNAL && e->signal == 0;
+	size_t log_bytes = log ? strlen(log) : 0;
+	if (h->queued_log_bytes + log_bytes > MAX_QUEUED_LOG_BYTES)
+		log = NULL; /* the host's memory first: the run is recorded, without its lines */
+	else
+		h->queued_log_bytes += log_bytes;
 	ENQUEUE(h, ST_RUN_END, I(e->at_ms), T(reason_name(e->reason)), exited ? I(e->code) : NUL(),
 		e->signal ? I(e->signal) : NUL(), I(e->core), e->message[0] ? T(e->message) : NUL(),
 		I((int64_t)cycles), cycles ? I(last_cycle_ms) : NUL(), T(log), RUN(run));
