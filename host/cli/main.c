@@ -39,7 +39,10 @@ static const char usage[] =
 	"  status [NAME] [--json] [-c DIR]     every worker: state, pids, uptime, restarts, cycles,\n"
 	"                                      memory, CPU, last exit; exit 0: all healthy, 3: one is\n"
 	"                                      not, 1: no host running\n"
-	"  history [NAME] [-n N] [--json] [-c DIR]  past runs and how they ended\n"
+	"  history [NAME] [-n N] [--json] [--log] [-c DIR]\n"
+	"                                      past runs and how they ended (the last N, default 20);\n"
+	"                                      --log: under each failed run, the last 20 lines its\n"
+	"                                      process wrote\n"
 	"  logs [NAME...] [-n N] [-f] [-c DIR] show or follow workers' logs; several, or none named\n"
 	"                                      (every worker), merged in time order, N lines in all\n"
 	"  start|stop|restart NAME... [-c DIR] act on workers of the running host\n"
@@ -61,7 +64,7 @@ static const char usage[] =
 struct args {
 	const char *config_dir;
 	const char *name;
-	bool json, follow, keys;
+	bool json, follow, keys, log;
 	long lines;
 };
 
@@ -130,6 +133,7 @@ static int parse_args(int argc, char **argv, struct args *a, bool takes_name)
 		{"config", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
 		{"follow", no_argument, NULL, 'f'},      {"lines", required_argument, NULL, 'n'},
 		{"help", no_argument, NULL, 'h'},        {"keys", no_argument, NULL, 'k'},
+		{"log", no_argument, NULL, 'l'},
 		{NULL, 0, NULL, 0},
 	};
 	*a = (struct args){.lines = -1};
@@ -141,6 +145,7 @@ static int parse_args(int argc, char **argv, struct args *a, bool takes_name)
 		case 'c': a->config_dir = optarg; break;
 		case 'j': a->json = true; break;
 		case 'k': a->keys = true; break;
+		case 'l': a->log = true; break;
 		case 'f': a->follow = true; break;
 		case 'n':
 			if (parse_long(optarg, &a->lines) < 0 || a->lines < 0)
@@ -217,7 +222,7 @@ static int cmd_report(const struct args *a, bool history)
 		client_request(cfg.state_dir, "sync", false);
 	struct report_opts o = {.state_dir = cfg.state_dir, .config_dir = a->config_dir, .log_dir = cfg.log_dir,
 				.name = a->name,
-				.json = a->json, .limit = a->lines};
+				.json = a->json, .limit = a->lines, .log = a->log};
 	int rc = history ? report_history(&o) : report_status(&o);
 	config_free(&cfg);
 	return rc;
@@ -266,7 +271,10 @@ static int parse_names(int argc, char **argv, struct args *a, char **names, int 
 		}
 	}
 	opts[nopts] = NULL;
-	return parse_args(nopts, opts, a, false);
+	int rc = parse_args(nopts, opts, a, false);
+	if (rc == 0 && a->log)
+		return bad_usage("%s", "--log is an option of history only (ward history NAME --log)");
+	return rc;
 }
 
 /* ward test PLUGIN.so [key=value...] [--cycles N] [--timeout DUR] [--json] [--in-process] [--describe] */
@@ -398,6 +406,8 @@ int main(int argc, char **argv)
 	int rc = parse_args(argc - 1, argv + 1, &a, named);
 	if (rc)
 		return rc;
+	if (a.log && strcmp(cmd, "history") != 0)
+		return bad_usage("%s", "--log is an option of history only (ward history NAME --log)");
 	if (strcmp(cmd, "run") == 0)
 		return host_run(a.config_dir);
 	if (strcmp(cmd, "check") == 0)

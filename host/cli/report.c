@@ -343,19 +343,61 @@ int report_status(const struct report_opts *o)
 	return unhealthy ? 3 : 0;
 }
 
+/* The column of report_history's query after run_fields: the last lines
+ * of a failed run, joined by newlines (daemon/runtail.c), or NULL. */
+#define RUN_COL_LOG ((int)ARRAY_SIZE(run_fields))
+
+/* Calls fn with each of the run's last lines, oldest first. */
+static void each_log_line(sqlite3_stmt *st, void (*fn)(const char *line, bool first))
+{
+	const char *log = col_text(st, RUN_COL_LOG);
+	for (const char *p = log; p && *p;) {
+		size_t n = strcspn(p, "\n");
+		char *line = xstrndup(p, n);
+		fn(line, p == log);
+		free(line);
+		p += n + (p[n] == '\n');
+	}
+}
+
+static void print_json_log_line(const char *line, bool first)
+{
+	printf("%s", first ? "" : ", ");
+	json_string(stdout, line);
+}
+
+/* `--json --log`: "log": the lines as a list of strings, oldest first; [] when none were kept. */
+static void print_json_log(sqlite3_stmt *st)
+{
+	printf(", \"log\": [");
+	each_log_line(st, print_json_log_line);
+	printf("]");
+}
+
 /* One run of `ward history --json`. */
 static void print_json_run(const struct list *l, sqlite3_stmt *st, bool first)
 {
-	(void)l;
 	printf("%s\n  {", first ? "" : ",");
 	status_json_fields(stdout, st, run_fields, (int)ARRAY_SIZE(run_fields));
+	if (l->o->log)
+		print_json_log(st);
 	printf("}");
+}
+
+/* `--log`: under a failed run, the last lines its process wrote, indented.
+ * A worker's bytes must not drive the terminal: its control characters
+ * and bytes that are not UTF-8 are shown as \xNN (escape_invisible). */
+static void print_log_line(const char *line, bool first)
+{
+	(void)first;
+	char *shown = escape_invisible(line);
+	printf("    %s\n", shown);
+	free(shown);
 }
 
 /* One run of `ward history`, the columns of report_history's query. */
 static void print_run_line(const struct list *l, sqlite3_stmt *st, bool first)
 {
-	(void)l;
 	(void)first;
 	char started[32], ran[32] = "-", exitdesc[512] = "(running)";
 	format_iso_ms(sqlite3_column_int64(st, 5), started, sizeof(started));
@@ -373,6 +415,8 @@ static void print_run_line(const struct list *l, sqlite3_stmt *st, bool first)
 	       sqlite3_column_int(st, 2), sqlite3_column_int(st, 3),
 	       col_text(st, 4) ? col_text(st, 4) : "-", ran,
 	       (long long)sqlite3_column_int64(st, 13), exitdesc);
+	if (l->o->log)
+		each_log_line(st, print_log_line);
 }
 
 static void print_history_header(void)
@@ -381,15 +425,26 @@ static void print_history_header(void)
 	       "RAN", "CYCLES", "EXIT");
 }
 
+/* A database no host of this version has opened yet has no runs.log column. */
+static bool runs_have_log(sqlite3 *db)
+{
+	sqlite3_stmt *st = status_prepare(db, "SELECT count(*) FROM pragma_table_info('runs') WHERE name = 'log'");
+	bool has = st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
+	sqlite3_finalize(st);
+	return has;
+}
+
 int report_history(const struct report_opts *o)
 {
 	sqlite3 *db = open_state(o);
 	if (!db)
 		return 1;
-	sqlite3_stmt *st = prepare_for_name(db,
-		"SELECT id, worker, instance, pid, activation, started_at, ready_at, ended_at, reason, code,"
-		" signal, core, message, cycles, init_ms, last_cycle_ms FROM (SELECT * FROM runs WHERE ?1 IS NULL OR worker = ?1"
-		" ORDER BY id DESC LIMIT ?2) ORDER BY id", o->name);
+	char *sql = xasprintf("SELECT id, worker, instance, pid, activation, started_at, ready_at, ended_at, reason, code,"
+			      " signal, core, message, cycles, init_ms, last_cycle_ms, %s FROM (SELECT * FROM runs"
+			      " WHERE ?1 IS NULL OR worker = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
+			      o->log && runs_have_log(db) ? "log" : "NULL");
+	sqlite3_stmt *st = prepare_for_name(db, sql, o->name);
+	free(sql);
 	if (!st)
 		return 1;
 	sqlite3_bind_int64(st, 2, o->limit > 0 ? o->limit : 20);

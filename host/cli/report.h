@@ -15,6 +15,7 @@ struct report_opts {
 	const char *name; /* one worker, or NULL for all */
 	bool json;
 	long limit;       /* history rows */
+	bool log;         /* history: with the last lines of each failed run */
 };
 
 int report_status(const struct report_opts *o);

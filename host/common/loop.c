@@ -4,7 +4,9 @@
  * The timerfd is re-armed only when the earliest deadline changes, so a host
  * with nothing due sleeps in epoll_wait with no timeout at all. Timer
  * callbacks may arm and cancel timers (their own included); watch callbacks
- * may close any watch. Of one wake-up, descriptor events run before timers.
+ * may close any watch, and reuse it at once for another descriptor: the
+ * events of this wake-up still pending for it are dropped when it is
+ * closed. Of one wake-up, descriptor events run before timers.
  * Runs in the host process (the only user of the loop).
  */
 #define _GNU_SOURCE
@@ -29,6 +31,8 @@ struct loop {
 	void *before_sleep_arg;
 	void (*before_timers)(void *arg);
 	void *before_timers_arg;
+	struct epoll_event *batch; /* the events of the wake-up being handled, NULL between them */
+	int batch_n;
 };
 
 static void heap_swap(struct loop *l, size_t a, size_t b)
@@ -179,8 +183,22 @@ int loop_modify(struct loop *l, struct watch *w, uint32_t events)
 	return epoll_ctl(l->epfd, EPOLL_CTL_MOD, w->fd, &ev);
 }
 
+/* An event already fetched for a watch that is closed or unwatched now
+ * belongs to its old descriptor. A callback may give the same watch a new
+ * descriptor straight away (a worker restarted at once gets a new pipe in
+ * the same struct): calling it for the old event would read the new
+ * descriptor, possibly before it is made non-blocking, and block the host.
+ * So the event is dropped; epoll reports the new descriptor by itself. */
+static void drop_pending_events(struct loop *l, const struct watch *w)
+{
+	for (int i = 0; l->batch && i < l->batch_n; i++)
+		if (l->batch[i].data.ptr == w)
+			l->batch[i].data.ptr = NULL;
+}
+
 int loop_unwatch(struct loop *l, struct watch *w)
 {
+	drop_pending_events(l, w);
 	return epoll_ctl(l->epfd, EPOLL_CTL_DEL, w->fd, NULL);
 }
 
@@ -188,6 +206,7 @@ void loop_close(struct loop *l, struct watch *w)
 {
 	if (w->fd < 0)
 		return;
+	drop_pending_events(l, w);
 	epoll_ctl(l->epfd, EPOLL_CTL_DEL, w->fd, NULL);
 	close(w->fd);
 	w->fd = -1;
@@ -216,13 +235,18 @@ int loop_run_once(struct loop *l)
 	/* Descriptors first, then timers: what arrived by a deadline is seen
 	 * before the deadline is judged. */
 	bool timers_due = false;
+	l->batch = events;
+	l->batch_n = n;
 	for (int i = 0; i < n; i++) {
 		struct watch *w = events[i].data.ptr;
+		if (!w) /* closed by an earlier callback of this batch */
+			continue;
 		if (w == &l->timer_watch)
 			timers_due = true;
-		else if (w->fd >= 0) /* closed by an earlier callback of this batch */
+		else if (w->fd >= 0)
 			w->fn(w, events[i].events);
 	}
+	l->batch = NULL;
 	if (timers_due)
 		run_due_timers(&l->timer_watch, EPOLLIN);
 	return 0;

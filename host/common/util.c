@@ -188,9 +188,7 @@ int mkdir_p(const char *path, unsigned mode)
 	return rc;
 }
 
-/* The length of the valid UTF-8 character at s, its code point in *cp; 0
- * for a byte that does not start one (overlong forms and surrogates included). */
-static size_t utf8_char(const unsigned char *s, uint32_t *cp)
+size_t utf8_char(const unsigned char *s, uint32_t *cp)
 {
 	static const uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
 	size_t n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc0 ? 2 : 0;

@@ -1,7 +1,8 @@
 /*
  * channel.c - the runtime channel: frames from worker processes (ward_log
  * lines, ready, end, the plugin's metrics, and for `ward test` phases and
- * cycles) turned into log lines, events and the instance's metrics. Frames
+ * cycles) turned into log lines (kept in the run's last lines too,
+ * runtail.c), events and the instance's metrics. Frames
  * travel as datagrams from a socket of each process's own to one socket of
  * the host's, so the host holds one descriptor per process for them, not
  * two: 10,000 workers fit in a 20,000-descriptor limit. What a frame means
@@ -12,6 +13,7 @@
 #include "daemon/channel.h"
 #include "daemon/host.h"
 #include "daemon/observer.h"
+#include "daemon/runtail.h"
 #include "common/util.h"
 
 #include <errno.h>
@@ -55,10 +57,13 @@ static size_t take_frames(const struct channel_handler *handler, struct instance
 	while ((n = frame_next(data + used, len - used, &hdr, &payload)) > 0) {
 		const struct host_observer *test = in->worker->host->test;
 		switch (hdr.type) {
-		case FRAME_LOG:
-			log_line(&in->worker->log, wall_ms(), in->index, pid,
-				 level_names[hdr.level <= 3 ? hdr.level : 2], payload, hdr.len);
+		case FRAME_LOG: {
+			int64_t now = wall_ms();
+			const char *level = level_names[hdr.level <= 3 ? hdr.level : 2];
+			log_line(&in->worker->log, now, in->index, pid, level, payload, hdr.len);
+			run_tail_add(&in->tail, now, level, payload, hdr.len);
 			break;
+		}
 		case FRAME_READY:
 			handler->on_ready(handler->ctx, in);
 			break;

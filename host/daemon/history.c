@@ -21,6 +21,10 @@
 
 #define MAX_QUEUE 200000
 #define MAX_VALUES 10
+/* The failed runs' last lines waiting in the queue, in bytes: up to 10 KiB
+ * a run, they would make a queue the database does not take (locked, disk
+ * full) big. Past this, runs are recorded without them. */
+#define MAX_QUEUED_LOG_BYTES (16 * 1024 * 1024)
 
 static const char schema[] =
 	"PRAGMA journal_mode=WAL;"
@@ -32,7 +36,7 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS runs(id INTEGER PRIMARY KEY, worker TEXT NOT NULL,"
 	" instance INTEGER NOT NULL, pid INTEGER, activation TEXT, started_at INTEGER,"
 	" ready_at INTEGER, init_ms INTEGER, ended_at INTEGER, reason TEXT, code INTEGER,"
-	" signal INTEGER, core INTEGER, message TEXT, cycles INTEGER, last_cycle_ms INTEGER);"
+	" signal INTEGER, core INTEGER, message TEXT, cycles INTEGER, last_cycle_ms INTEGER, log TEXT);"
 	"CREATE INDEX IF NOT EXISTS runs_by_worker ON runs(worker, id);"
 	"CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY, at INTEGER, worker TEXT,"
 	" instance INTEGER, event TEXT, detail TEXT);"
@@ -55,7 +59,7 @@ static const char *const sql[ST_COUNT] = {
 			 " VALUES(?,?,?,?,?,?)",
 	[ST_RUN_READY] = "UPDATE runs SET ready_at=?, init_ms=? WHERE id=?",
 	[ST_RUN_END] = "UPDATE runs SET ended_at=?, reason=?, code=?, signal=?, core=?, message=?,"
-		       " cycles=?, last_cycle_ms=? WHERE id=?",
+		       " cycles=?, last_cycle_ms=?, log=? WHERE id=?",
 	[ST_EVENT] = "INSERT INTO events(at, worker, instance, event, detail) VALUES(?,?,?,?,?)",
 	[ST_WORKER] = "INSERT INTO workers(name, plugin, state, instances, restarts, updated_at, listen, on_demand)"
 		      " VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET plugin=excluded.plugin,"
@@ -107,6 +111,7 @@ struct history {
 	long keep_runs;
 	uint64_t runs_since_prune;
 	uint64_t dropped;
+	size_t queued_log_bytes; /* of the ST_RUN_END ops queued */
 	bool failing;
 	int64_t busy_since_ns; /* when the database was first found locked, 0 if not */
 	int64_t written_ms;   /* wall clock of the last commit (or of the open) */
@@ -122,18 +127,24 @@ static struct value RUN(int64_t run) { return (struct value){V_RUN, run, NULL}; 
 static struct value T(const char *s) { return s ? (struct value){V_TEXT, 0, xstrdup(s)} : (struct value){0}; }
 static struct value NUL(void) { return (struct value){0}; }
 
-static void free_op(struct op *op)
+#define RUN_END_LOG 8 /* the value of ST_RUN_END that holds the run's last lines */
+
+/* Frees the oldest op of the queue, done with (written or dropped). */
+static void pop_op(struct history *h)
 {
+	struct op *op = &h->queue[h->head];
+	if (op->stmt == ST_RUN_END && op->v[RUN_END_LOG].s)
+		h->queued_log_bytes -= strlen(op->v[RUN_END_LOG].s);
 	for (int i = 0; i < op->n; i++)
 		free(op->v[i].s);
+	h->head = (h->head + 1) % h->cap;
+	h->len--;
 }
 
 static void enqueue(struct history *h, enum stmt_id stmt, int n, const struct value *v)
 {
 	if (h->len == MAX_QUEUE) { /* full: the oldest record goes */
-		free_op(&h->queue[h->head]);
-		h->head = (h->head + 1) % h->cap;
-		h->len--;
+		pop_op(h);
 		h->dropped++;
 	}
 	if (h->len == h->cap) {
@@ -291,6 +302,7 @@ static int open_db(struct history *h)
 		make_companions_private(h->path);
 	/* Columns added since a database was created; "duplicate column" otherwise. */
 	sqlite3_exec(h->db, "ALTER TABLE runs ADD COLUMN last_cycle_ms INTEGER", NULL, NULL, NULL);
+	sqlite3_exec(h->db, "ALTER TABLE runs ADD COLUMN log TEXT", NULL, NULL, NULL);
 	for (int i = 0; i < ST_COUNT; i++)
 		if (sqlite3_prepare_v3(h->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &h->stmt[i], NULL) != SQLITE_OK)
 			goto fail;
@@ -328,11 +340,8 @@ void history_close(struct history *h)
 	if (!h)
 		return;
 	history_flush(h);
-	while (h->len) {
-		free_op(&h->queue[h->head]);
-		h->head = (h->head + 1) % h->cap;
-		h->len--;
-	}
+	while (h->len)
+		pop_op(h);
 	free(h->queue);
 	close_db(h);
 	free(h->path);
@@ -484,11 +493,8 @@ int history_flush(struct history *h)
 		h->dead_runs_closed = true;
 		said_dead_host(h, &dead);
 	}
-	while (h->len) {
-		free_op(&h->queue[h->head]);
-		h->head = (h->head + 1) % h->cap;
-		h->len--;
-	}
+	while (h->len)
+		pop_op(h);
 	if (h->failing) {
 		host_log(HOST_INFO, "history database %s works again; %llu records were lost meanwhile",
 			 h->path, (unsigned long long)h->dropped);
@@ -537,12 +543,17 @@ void history_ready(struct history *h, int64_t run, int64_t ready_ms, int64_t ini
 }
 
 void history_end(struct history *h, int64_t run, const struct exit_info *e, uint64_t cycles,
-		 int64_t last_cycle_ms)
+		 int64_t last_cycle_ms, const char *log)
 {
 	bool exited = e->reason != REASON_SIGNAL && e->signal == 0;
+	size_t log_bytes = log ? strlen(log) : 0;
+	if (h->queued_log_bytes + log_bytes > MAX_QUEUED_LOG_BYTES)
+		log = NULL; /* the host's memory first: the run is recorded, without its lines */
+	else
+		h->queued_log_bytes += log_bytes;
 	ENQUEUE(h, ST_RUN_END, I(e->at_ms), T(reason_name(e->reason)), exited ? I(e->code) : NUL(),
 		e->signal ? I(e->signal) : NUL(), I(e->core), e->message[0] ? T(e->message) : NUL(),
-		I((int64_t)cycles), cycles ? I(last_cycle_ms) : NUL(), RUN(run));
+		I((int64_t)cycles), cycles ? I(last_cycle_ms) : NUL(), T(log), RUN(run));
 }
 
 void history_event(struct history *h, const char *worker, int instance, const char *event,

@@ -1,7 +1,8 @@
 /*
  * history.h - the host's record in SQLite (<state_dir>/ward.db): every run of
- * every worker instance with how it ended, every lifecycle event, and the
- * latest state of each worker for `ward status`. Writes are queued and
+ * every worker instance with how it ended (a failed one with the last lines
+ * its process wrote), every lifecycle event, and the latest state of each
+ * worker for `ward status`. Writes are queued and
  * committed in one transaction per batch, so the event loop never waits on
  * the disk; a database error is reported once, the queue is kept (bounded),
  * and writing resumes by itself when the database works again.
@@ -28,8 +29,9 @@ void history_close(struct history *h); /* flushes first */
 int64_t history_begin(struct history *h, const char *worker, int instance, pid_t pid,
 		      int64_t started_ms, const char *activation);
 void history_ready(struct history *h, int64_t run, int64_t ready_ms, int64_t init_ms);
+/* log: the last lines the run's process wrote, joined by newlines (runtail.h), or NULL. */
 void history_end(struct history *h, int64_t run, const struct exit_info *e, uint64_t cycles,
-		 int64_t last_cycle_ms);
+		 int64_t last_cycle_ms, const char *log);
 void history_event(struct history *h, const char *worker, int instance, const char *event,
 		   const char *detail);
 /* listen: the worker's sockets, comma-separated, or NULL; on_demand: what the

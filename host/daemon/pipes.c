@@ -1,14 +1,16 @@
 /*
  * pipes.c - turns what worker processes write on stdout/stderr into log
- * lines. A process's stdout/stderr is a pipe of its own, read into the
- * host's one scratch buffer; a line split across reads is carried in the
- * instance's `pending` (allocated only when that happens), a line longer
- * than the buffer is cut into pieces: nothing is dropped.
+ * lines, each kept in the run's last lines too (runtail.c). A process's
+ * stdout/stderr is a pipe of its own, read into the host's one scratch
+ * buffer; a line split across reads is carried in the instance's `pending`
+ * (allocated only when that happens), a line longer than the buffer is cut
+ * into pieces: nothing is dropped.
  * Host daemon only, called from its loop.
  */
 #define _GNU_SOURCE
 #include "daemon/pipes.h"
 #include "daemon/host.h"
+#include "daemon/runtail.h"
 #include "common/util.h"
 
 #include <errno.h>
@@ -44,10 +46,12 @@ static size_t take_lines(struct instance *in, const char *data, size_t len, bool
 		if (!nl)
 			break;
 		log_line(lf, now, in->index, in->pid, "OUT", data + used, (size_t)(nl - data - used));
+		run_tail_add(&in->tail, now, "OUT", data + used, (size_t)(nl - data - used));
 		used = (size_t)(nl - data) + 1;
 	}
 	if (eof && used < len) { /* a last line without newline */
 		log_line(lf, now, in->index, in->pid, "OUT", data + used, len - used);
+		run_tail_add(&in->tail, now, "OUT", data + used, len - used);
 		used = len;
 	}
 	return used;

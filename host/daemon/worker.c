@@ -255,6 +255,7 @@ static void spawn(struct instance *in)
 	in->started_ns = mono_ns();
 	in->spawning = true;
 	in->ready_early = false;
+	run_tail_free(&in->tail); /* the new run's lines only: nothing of its process is read yet */
 	spawn_process(in, &spawn_answer);
 	if (!in->spawning)
 		return; /* the host forked it itself: done already */
@@ -575,8 +576,13 @@ static void end_run(struct instance *in, struct exit_info e)
 	timer_cancel(h->loop, &in->timer);
 	in->killed_ns = 0;
 	in->last_exit = e;
+	/* A run that failed is recorded with the last lines its process wrote
+	 * (SPEC §5): the reaper read its last frames and drained its pipe first. */
+	char *tail = reason_is_failure(e.reason) ? run_tail_take(&in->tail) : NULL;
+	run_tail_free(&in->tail);
 	history_end(h->history, in->run, &e, slot_cycles(in),
-		    atomic_load_explicit(&in->slot->last_cycle_ns, memory_order_relaxed) / NS_PER_MS);
+		    atomic_load_explicit(&in->slot->last_cycle_ns, memory_order_relaxed) / NS_PER_MS, tail);
+	free(tail);
 	char desc[512];
 	exit_describe(&e, desc, sizeof(desc));
 	wlog(in, "exited: %s", desc);
@@ -915,6 +921,7 @@ static void free_instance(struct instance *in)
 	timer_cancel(in->worker->host->loop, &in->timer);
 	pipe_detach(in);
 	channel_forget(in);
+	run_tail_free(&in->tail);
 	slot_free(in->slot);
 	pmetric_set_free(&in->metrics);
 	free(in);

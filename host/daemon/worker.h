@@ -25,6 +25,7 @@
 #include "daemon/history.h"
 #include "daemon/log.h"
 #include "daemon/listener.h"
+#include "daemon/runtail.h"
 #include "daemon/usage.h"
 #include "common/loop.h"
 #include "common/pmetric.h"
@@ -60,6 +61,7 @@ struct instance {
 	pid_t last_pid;        /* the process that ended last, for lines written after it */
 	struct watch out;      /* the process's stdout/stderr pipe */
 	struct pending out_rest;
+	struct run_tail *tail; /* the current run's last lines (runtail.c); NULL until it writes one */
 	bool frames_ignored;   /* it sent garbage on its runtime channel */
 	uint64_t channel_key;  /* the address of its process's runtime socket (channel.c); 0: none */
 	struct timer timer;    /* the one deadline of the current state */
