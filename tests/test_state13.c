@@ -274,7 +274,7 @@ Test(state, status_says_what_it_shows_may_be_stale_while_the_history_cannot_be_w
 	sqlite3_close(db);
 	cr_expect_eq(rc, 0, "the workers are healthy: status still exits 0");
 	cr_expect(strstr(out, "running"), "%s", out);
-	cr_expect_eq(lines_with(err, "the history database has not been written since 20", "database is locked; what status shows may be stale"),
+	cr_expect_eq(lines_with(err, "the history database has not been written since 20", "database is locked; what status and history show may be stale"),
 		     1, "status did not say it may be stale:\n%s", err);
 	/* Once the database can be written again, status is live and says nothing. */
 	long long deadline = now_ms() + 10000;

@@ -216,10 +216,11 @@ static int cmd_report(const struct args *a, bool history)
 		config_free(&cfg);
 		return 1;
 	}
-	/* A running host brings its history up to date first: status is live.
-	 * When it cannot, its answer (on stderr) says since when status is stale. */
-	if (!history)
-		client_request(cfg.state_dir, "sync", false);
+	/* A running host brings its history up to date first: status is live,
+	 * and history lists a run that ended a moment ago (the host writes runs
+	 * in batches). When it cannot, its answer (on stderr) says since when
+	 * what is shown may be stale. */
+	client_request(cfg.state_dir, "sync", false);
 	struct report_opts o = {.state_dir = cfg.state_dir, .config_dir = a->config_dir, .log_dir = cfg.log_dir,
 				.name = a->name,
 				.json = a->json, .limit = a->lines, .log = a->log};

@@ -195,7 +195,7 @@ static void command_sync(struct host *h, FILE *reply)
 	if (control_sync(h, &since, &why) < 0) {
 		char at[32];
 		format_iso_ms(since, at, sizeof(at));
-		fprintf(reply, "error\nthe history database has not been written since %s: %s; what status shows may be stale\n",
+		fprintf(reply, "error\nthe history database has not been written since %s: %s; what status and history show may be stale\n",
 			at, why);
 	} else {
 		fprintf(reply, "ok\n");
