@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -491,4 +492,31 @@ int wt_ward_in(const char *cwd, char **out, char **err, const char *args)
 	unlink(o);
 	unlink(e);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int wt_free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+		  getsockname(fd, (struct sockaddr *)&sa, &len) == 0);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+char *wt_metrics(struct wt *t)
+{
+	char *out, *err;
+	cr_assert_eq(wt_cli(t, &out, &err, "metrics"), 0, "ward metrics failed: %s", err);
+	return out;
+}
+
+double wt_metric(const char *text, const char *series)
+{
+	size_t n = strlen(series);
+	for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+		if (strncmp(line, series, n) == 0 && line[n] == ' ')
+			return strtod(line + n + 1, NULL);
+	return -1;
 }

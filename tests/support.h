@@ -68,6 +68,13 @@ int wt_cli(struct wt *t, char **out, char **err, const char *args);
  * stdout and stderr captured (freed at teardown). Returns the exit code. */
 int wt_ward_in(const char *cwd, char **out, char **err, const char *args);
 
+/* A loopback TCP port nothing listens on now (the kernel's choice for port 0). */
+int wt_free_port(void);
+/* `ward metrics` of the running host (asserts it exits 0); freed at teardown. */
+char *wt_metrics(struct wt *t);
+/* The value of the sample `series` ("name{labels}") in a metrics text; -1 when there is none. */
+double wt_metric(const char *text, const char *series);
+
 bool pid_alive(pid_t pid); /* exists and is not a zombie */
 /* Open descriptors of pid, or -1. */
 int wt_fd_count(pid_t pid);

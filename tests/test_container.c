@@ -253,16 +253,6 @@ static void launch_on_readonly_root(const char *writable)
 	launch_through(geteuid() == 0 ? root : self);
 }
 
-static int free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sa);
-	cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-		  getsockname(fd, (struct sockaddr *)&sa, &len) == 0);
-	close(fd);
-	return ntohs(sa.sin_port);
-}
 
 /* curl's status code for http://127.0.0.1:port/path (0: no answer). */
 static int http_code(int port, const char *path)
@@ -280,7 +270,7 @@ static int http_code(int port, const char *path)
 
 Test(readonly_root, with_only_state_dir_writable_the_host_boots_logs_records_and_serves_its_probes)
 {
-	int port = free_port();
+	int port = wt_free_port();
 	wt_setup(&wt, "[w]\nplugin = idle\n[t]\nplugin = logs_ticker\n"
 		      "[crashy]\nplugin = crash_after\ncycles = 3\ninterval = 10ms\nrestart_delay = 1s\nlimit.core = 0\n");
 	char http[64];

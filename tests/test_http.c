@@ -33,22 +33,11 @@ TestSuite(http, .fini = wt_teardown, .timeout = 120);
 
 static int port;
 
-/* A port nothing listens on now: the kernel's choice for a socket bound to 0. */
-static int free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sa);
-	cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-		  getsockname(fd, (struct sockaddr *)&sa, &len) == 0);
-	close(fd);
-	return ntohs(sa.sin_port);
-}
 
 /* Writes conf with `http = 127.0.0.1:<a free port>` in [ward], then `ini`. */
 static void setup_http(const char *ini)
 {
-	port = free_port();
+	port = wt_free_port();
 	char *text;
 	cr_assert(asprintf(&text, "http = 127.0.0.1:%d\n\n%s", port, ini) > 0);
 	wt_setup(&wt, text);
@@ -437,7 +426,7 @@ Test(http, a_reload_cannot_move_the_endpoint)
 	cr_assert(wait_code("/readyz", 200, 10000));
 	char *text, *out, *err;
 	cr_assert(asprintf(&text, "[ward]\nplugin_dir = %s\nstate_dir = %s\nautoload = no\nhttp = 127.0.0.1:%d\n[w]\nplugin = idle\n",
-			   FIXTURE_DIR, wt.state, free_port()) > 0);
+			   FIXTURE_DIR, wt.state, wt_free_port()) > 0);
 	wt_write_conf(&wt, "ward.ini", text);
 	free(text);
 	cr_expect_eq(wt_cli(&wt, &out, &err, "reload"), 1);

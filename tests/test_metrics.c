@@ -41,28 +41,13 @@ static pid_t running(const char *worker)
 	return (pid_t)wt_sql_int(&wt, "SELECT pid FROM instances WHERE worker = '%s' AND instance = 0", worker);
 }
 
-static char *scrape(void)
-{
-	char *out, *err;
-	cr_assert_eq(wt_cli(&wt, &out, &err, "metrics"), 0, "ward metrics failed: %s", err);
-	return out;
-}
 
-/* The value of the sample named series ("name{labels}") in text; -1 when there is none. */
-static double sample(const char *text, const char *series)
-{
-	size_t n = strlen(series);
-	for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
-		if (strncmp(line, series, n) == 0 && line[n] == ' ')
-			return strtod(line + n + 1, NULL);
-	return -1;
-}
 
 static double worker_sample(const char *text, const char *family, const char *worker)
 {
 	char series[200];
 	snprintf(series, sizeof(series), "%s{worker=\"%s\"}", family, worker);
-	return sample(text, series);
+	return wt_metric(text, series);
 }
 
 /* Runs a shell command with text on its stdin; its output (stdout and stderr) into *out. */
@@ -158,7 +143,7 @@ Test(metrics, promtool_accepts_every_family_with_a_crashing_an_idle_and_a_failed
 	int c = connect_unix(sock); /* starts lazy: the host saw one connection */
 	running("lazy");
 	close(c);
-	char *text = scrape();
+	char *text = wt_metrics(&wt);
 	promtool_accepts(text);
 	for (size_t i = 0; i < ARRAY_LEN(families); i++) {
 		char help[200], type[200], first[200];
@@ -186,9 +171,9 @@ Test(metrics, restarts_and_signal_exits_grow_after_kills)
 {
 	wt_setup(&wt, "[w]\nplugin = idle\nrestart_delay = 10ms\nlimit.core = 0\n");
 	wt_start(&wt);
-	char *text = scrape();
+	char *text = wt_metrics(&wt);
 	cr_expect_eq(worker_sample(text, "ward_worker_restarts_total", "w"), 0, "%s", text);
-	cr_expect_eq(sample(text, "ward_worker_exits_total{worker=\"w\",reason=\"signal\"}"), 0, "%s", text);
+	cr_expect_eq(wt_metric(text, "ward_worker_exits_total{worker=\"w\",reason=\"signal\"}"), 0, "%s", text);
 	cr_expect_eq(worker_sample(text, "ward_worker_last_exit_timestamp_seconds", "w"), -1,
 		     "a last exit before any process ended:\n%s", text);
 	for (int k = 1; k <= 3; k++) {
@@ -196,15 +181,15 @@ Test(metrics, restarts_and_signal_exits_grow_after_kills)
 		cr_assert_eq(kill(pid, SIGKILL), 0);
 		cr_assert(wt_wait_sql(&wt, 10000, "SELECT count(*) = %d FROM runs WHERE worker = 'w' AND ended_at IS NOT NULL", k));
 		running("w");
-		text = scrape();
+		text = wt_metrics(&wt);
 		cr_expect_eq(worker_sample(text, "ward_worker_restarts_total", "w"), k, "after %d kills:\n%s", k, text);
-		cr_expect_eq(sample(text, "ward_worker_exits_total{worker=\"w\",reason=\"signal\"}"), k, "after %d kills:\n%s",
+		cr_expect_eq(wt_metric(text, "ward_worker_exits_total{worker=\"w\",reason=\"signal\"}"), k, "after %d kills:\n%s",
 			     k, text);
 	}
 	double at = worker_sample(text, "ward_worker_last_exit_timestamp_seconds", "w");
 	double now = (double)time(NULL);
 	cr_expect(at > now - 30 && at <= now + 1, "last exit at %.3f, now %.0f", at, now);
-	cr_expect_eq(sample(text, "ward_worker_state{worker=\"w\",state=\"running\"}"), 1, "%s", text);
+	cr_expect_eq(wt_metric(text, "ward_worker_state{worker=\"w\",state=\"running\"}"), 1, "%s", text);
 	cr_expect_eq(worker_sample(text, "ward_worker_ready", "w"), 1, "%s", text);
 	cr_expect_eq(wt_stop(&wt, 10000), 0);
 }
@@ -214,15 +199,15 @@ Test(metrics, a_failed_workers_state_sample_is_1_and_the_others_0)
 	wt_setup(&wt, "[f]\nplugin = init_fail\nmax_restarts = 1\nrestart_delay = 10ms\n");
 	wt_start(&wt);
 	cr_assert(wt_wait_sql(&wt, 10000, "SELECT state = 'failed' FROM workers WHERE name = 'f'"));
-	char *text = scrape();
+	char *text = wt_metrics(&wt);
 	static const char *const states[] = {"stopped", "starting", "running", "stopping", "backoff", "failed", "done"};
 	for (size_t i = 0; i < ARRAY_LEN(states); i++) {
 		char series[200];
 		snprintf(series, sizeof(series), "ward_worker_state{worker=\"f\",state=\"%s\"}", states[i]);
-		cr_expect_eq(sample(text, series), strcmp(states[i], "failed") == 0, "%s:\n%s", series, text);
+		cr_expect_eq(wt_metric(text, series), strcmp(states[i], "failed") == 0, "%s:\n%s", series, text);
 	}
 	cr_expect_eq(worker_sample(text, "ward_worker_ready", "f"), 0, "%s", text);
-	cr_expect_eq(sample(text, "ward_worker_exits_total{worker=\"f\",reason=\"init-failed\"}"), 2, "%s", text);
+	cr_expect_eq(wt_metric(text, "ward_worker_exits_total{worker=\"f\",reason=\"init-failed\"}"), 2, "%s", text);
 	cr_expect_eq(worker_sample(text, "ward_worker_memory_bytes", "f"), 0, "a failed worker holds memory:\n%s", text);
 	cr_expect_eq(wt_stop(&wt, 10000), 0);
 }
@@ -240,9 +225,9 @@ static void memory_is_about_the_real_rss(void)
 	running("family");
 	running("idle");
 	/* The child of family touches its memory a moment after init returned. */
-	char *text = scrape();
+	char *text = wt_metrics(&wt);
 	for (long long end = now_ms() + 5000;
-	     worker_sample(text, "ward_worker_memory_bytes", "family") < 64 * MIB && now_ms() < end; text = scrape())
+	     worker_sample(text, "ward_worker_memory_bytes", "family") < 64 * MIB && now_ms() < end; text = wt_metrics(&wt))
 		sleep_ms(50);
 	double mem = worker_sample(text, "ward_worker_memory_bytes", "hog");
 	double real = (double)vm_rss(hog);
@@ -276,12 +261,12 @@ static void cpu_grows_for_a_busy_worker(void)
 	wt_start(&wt);
 	pid_t spin = running("spin");
 	running("rest");
-	char *text = scrape();
+	char *text = wt_metrics(&wt);
 	double spin0 = worker_sample(text, "ward_worker_cpu_seconds_total", "spin");
 	double rest0 = worker_sample(text, "ward_worker_cpu_seconds_total", "rest");
 	long long t0 = now_ms();
 	sleep_ms(1000);
-	text = scrape();
+	text = wt_metrics(&wt);
 	double wall = (double)(now_ms() - t0) / 1000;
 	double spin1 = worker_sample(text, "ward_worker_cpu_seconds_total", "spin");
 	double rest1 = worker_sample(text, "ward_worker_cpu_seconds_total", "rest");
@@ -291,7 +276,7 @@ static void cpu_grows_for_a_busy_worker(void)
 	/* The counter keeps what an ended process used. */
 	cr_assert_eq(kill(spin, SIGKILL), 0);
 	cr_assert(wt_wait_sql(&wt, 10000, "SELECT count(*) = 1 FROM runs WHERE worker = 'spin' AND ended_at IS NOT NULL"));
-	text = scrape();
+	text = wt_metrics(&wt);
 	double spin2 = worker_sample(text, "ward_worker_cpu_seconds_total", "spin");
 	cr_expect(spin2 >= spin1, "cpu_seconds_total went back from %.3f to %.3f when the process ended", spin1, spin2);
 	cr_expect(worker_sample(text, "ward_worker_cycles_total", "spin") > 0, "%s", text);
@@ -337,7 +322,7 @@ Test(metrics, a_scrape_leaves_an_idle_host_asleep)
 	wt_setup(&wt, "[w]\nplugin = idle\nwatchdog = 0\ninterval = 1h\n");
 	wt_start(&wt);
 	running("w");
-	scrape();
+	wt_metrics(&wt);
 	sleep_ms(300);
 	long long before = switches(wt.pid);
 	sleep_ms(2000);

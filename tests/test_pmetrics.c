@@ -18,36 +18,21 @@
 
 TestSuite(pmetrics, .fini = wt_teardown, .timeout = 120);
 
-static char *scrape(void)
-{
-	char *out, *err;
-	cr_assert_eq(wt_cli(&wt, &out, &err, "metrics"), 0, "ward metrics failed: %s", err);
-	return out;
-}
 
-/* The value of the sample `series` ("name{labels}") in text; -1 when there is none. */
-static double sample(const char *text, const char *series)
-{
-	size_t n = strlen(series);
-	for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
-		if (strncmp(line, series, n) == 0 && line[n] == ' ')
-			return strtod(line + n + 1, NULL);
-	return -1;
-}
 
 static double plugin_sample(const char *text, const char *name, const char *worker, int instance)
 {
 	char series[300];
 	snprintf(series, sizeof(series), "ward_plugin_%s{worker=\"%s\",instance=\"%d\"}", name, worker, instance);
-	return sample(text, series);
+	return wt_metric(text, series);
 }
 
 /* Scrapes until the sample is at least min (10 s at most); the last text. */
 static char *scrape_until(const char *name, const char *worker, int instance, double min)
 {
-	char *text = scrape();
+	char *text = wt_metrics(&wt);
 	for (long long end = now_ms() + 10000; plugin_sample(text, name, worker, instance) < min && now_ms() < end;
-	     text = scrape())
+	     text = wt_metrics(&wt))
 		sleep_ms(50);
 	cr_assert(plugin_sample(text, name, worker, instance) >= min, "ward_plugin_%s of %s:%d never reached %g:\n%s",
 		  name, worker, instance, min, text);
@@ -122,7 +107,7 @@ Test(pmetrics, a_count_carries_on_across_crashes_and_a_gauge_starts_again)
 	cr_assert(wt_wait_sql(&wt, 20000, "SELECT count(*) >= 3 FROM runs WHERE worker = 'pm' AND reason = 'signal'"),
 		  "%s", wt_host_stderr(&wt));
 	long long crashed = wt_sql_int(&wt, "SELECT count(*) FROM runs WHERE worker = 'pm' AND reason = 'signal'");
-	char *text = scrape();
+	char *text = wt_metrics(&wt);
 	double items = plugin_sample(text, "items_total", "pm", 0), depth = plugin_sample(text, "queue_depth", "pm", 0);
 	cr_expect(items >= 2.0 * (double)crashed, "%lld processes counted 2 each, the count says %g:\n%s", crashed, items,
 		  text);
@@ -140,8 +125,8 @@ Test(pmetrics, a_clean_stop_loses_no_count)
 	char *out, *err;
 	cr_assert_eq(wt_cli(&wt, &out, &err, "stop pm"), 0, "%s", err);
 	cr_assert(wt_wait_sql(&wt, 10000, "SELECT state = 'stopped' FROM workers WHERE name = 'pm'"));
-	char *text = scrape();
-	double cycles = sample(text, "ward_worker_cycles_total{worker=\"pm\"}");
+	char *text = wt_metrics(&wt);
+	double cycles = wt_metric(text, "ward_worker_cycles_total{worker=\"pm\"}");
 	cr_expect(cycles > 1000, "%s", text);
 	cr_expect_eq(plugin_sample(text, "items_total", "pm", 0), cycles,
 		     "%g cycles counted one item each, the count says %g", cycles, plugin_sample(text, "items_total", "pm", 0));
@@ -186,7 +171,7 @@ Test(pmetrics, a_worker_removed_by_reload_takes_its_samples_along)
 	cr_assert_eq(unlink(path), 0);
 	cr_assert_eq(wt_cli(&wt, &out, &err, "reload"), 0, "%s", err);
 	cr_assert(wt_wait_sql(&wt, 10000, "SELECT count(*) = 0 FROM workers WHERE name = 'pm'"), "%s", wt_host_stderr(&wt));
-	char *text = scrape();
+	char *text = wt_metrics(&wt);
 	cr_expect(!strstr(text, "ward_plugin_"), "a removed worker's samples are still there:\n%s", text);
 	cr_expect_eq(wt_stop(&wt, 10000), 0);
 }
