@@ -1,8 +1,84 @@
 /*
- * json.c - JSON string escaping for ward's machine-readable output. Used by
- * the CLI (status, history, test); no state, any process may call it.
+ * json.c - JSON string escaping for ward's machine-readable output: the
+ * CLI's `--json` outputs and the host's log_format = json lines. No state,
+ * any process may call it.
  */
 #include "common/json.h"
+#include "common/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Bytes of the valid UTF-8 sequence at s (at most n bytes), 0 when s
+ * does not start one (RFC 3629: no overlongs, surrogates or > U+10FFFF). */
+static size_t utf8_sequence(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	size_t len;
+	unsigned char lo = 0x80, hi = 0xbf; /* the range of the second byte */
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2;
+	else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		lo = c == 0xe0 ? 0xa0 : 0x80;
+		hi = c == 0xed ? 0x9f : 0xbf;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		lo = c == 0xf0 ? 0x90 : 0x80;
+		hi = c == 0xf4 ? 0x8f : 0xbf;
+	} else
+		return 0;
+	if (n < len || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+size_t json_escape(char *out, const char *text, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *s = (const unsigned char *)text;
+	char *o = out;
+	for (size_t i = 0; i < len;) {
+		unsigned char c = s[i];
+		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+			*o++ = (char)c;
+			i++;
+			continue;
+		}
+		if (c >= 0x80) {
+			size_t n = utf8_sequence(s + i, len - i);
+			if (n) {
+				for (size_t k = 0; k < n; k++)
+					*o++ = (char)s[i + k];
+			} else { /* not UTF-8: U+FFFD, so the line stays valid JSON */
+				memcpy(o, "\\ufffd", 6);
+				o += 6;
+				n = 1;
+			}
+			i += n;
+			continue;
+		}
+		*o++ = '\\';
+		switch (c) {
+		case '"': *o++ = '"'; break;
+		case '\\': *o++ = '\\'; break;
+		case '\n': *o++ = 'n'; break;
+		case '\t': *o++ = 't'; break;
+		case '\r': *o++ = 'r'; break;
+		default:
+			*o++ = 'u';
+			*o++ = '0';
+			*o++ = '0';
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 15];
+		}
+		i++;
+	}
+	return (size_t)(o - out);
+}
 
 void json_string(FILE *f, const char *s)
 {
@@ -10,20 +86,12 @@ void json_string(FILE *f, const char *s)
 		fputs("null", f);
 		return;
 	}
+	size_t len = strlen(s);
+	char small[1024];
+	char *buf = JSON_ESCAPED_MAX(len) <= sizeof(small) ? small : xmalloc(JSON_ESCAPED_MAX(len));
 	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		switch (*p) {
-		case '"': fputs("\\\"", f); break;
-		case '\\': fputs("\\\\", f); break;
-		case '\n': fputs("\\n", f); break;
-		case '\t': fputs("\\t", f); break;
-		case '\r': fputs("\\r", f); break;
-		default:
-			if (*p < 0x20)
-				fprintf(f, "\\u%04x", *p);
-			else
-				fputc(*p, f);
-		}
-	}
+	fwrite(buf, 1, json_escape(buf, s, len), f);
 	fputc('"', f);
+	if (buf != small)
+		free(buf);
 }

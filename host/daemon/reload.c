@@ -140,6 +140,9 @@ static int refuse_reload(struct config *next, FILE *out, const char *why)
 static void apply(struct host *h, struct config *next, FILE *out)
 {
 	fprintf(out, "ok\n");
+	/* From the next line on, for every worker: before workers are added, so
+	 * that a new one's log file is created only when files are written. */
+	log_configure(next->log_output, next->log_format, h->loop);
 	size_t unchanged = 0;
 	for (size_t i = 0; i < h->nworkers; i++) {
 		struct worker *w = h->workers[i];
