@@ -232,3 +232,27 @@ Test(logout, bad_values_are_refused_by_ward_check_with_file_line_and_key)
 		  "%s", err);
 	cr_assert(strstr(err, "ward.ini:7: [ward] log_format: invalid value \"yaml\": expected text or json"), "%s", err);
 }
+
+Test(logout, ward_logs_merges_json_logs_in_time_order)
+{
+	char ini[9000];
+	snprintf(ini, sizeof(ini), "log_format = json\n\n%s", burst_workers(2, 300));
+	wt_setup(&wt, ini);
+	wt_start(&wt);
+	wait_all_done(2);
+	cr_assert_eq(wt_stop(&wt, 20000), 0);
+	int in_files = wt_count(wt_log(&wt, "b0"), "\n") + wt_count(wt_log(&wt, "b1"), "\n");
+	char *out, *err;
+	cr_assert_eq(wt_cli(&wt, &out, &err, "logs -n 100000"), 0, "%s", err);
+	cr_assert_eq(wt_count(out, "\n"), in_files, "ward logs printed another number of lines:\n%s", err);
+	char last[32] = "";
+	for (const char *line = out; *line;) {
+		const char *end = strchr(line, '\n');
+		cr_assert(strncmp(line, "{\"ts\":\"", 7) == 0, "not a JSON line: %.*s", (int)(end - line), line);
+		char ts[32];
+		snprintf(ts, sizeof(ts), "%.24s", line + 7);
+		cr_assert(strcmp(last, ts) <= 0, "%s printed after %s", ts, last);
+		strcpy(last, ts);
+		line = end + 1;
+	}
+}
