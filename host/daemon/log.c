@@ -213,6 +213,7 @@ int log_open(struct log_file *lf, const char *dir, const char *name, uint64_t ma
 	lf->path = xasprintf("%s/%s.log", dir, name);
 	lf->name = xstrdup(name);
 	lf->name_len = strlen(name);
+	lf->prefix = xmalloc(JSON_ESCAPED_MAX(lf->name_len) + 128);
 	if (!to_file())
 		return 0; /* opened when log_output comes to include files (a reload) */
 	if (open_file(lf) < 0) {
@@ -234,6 +235,7 @@ void log_close(struct log_file *lf)
 	close_fd(lf);
 	free(lf->path);
 	free(lf->name);
+	free(lf->prefix);
 	free(lf->buf);
 	*lf = (struct log_file){.fd = -1};
 }
@@ -670,22 +672,63 @@ static size_t line_bound(const struct log_file *lf, size_t len)
 	return JSON_ESCAPED_MAX(len) + JSON_ESCAPED_MAX(lf->name_len) + 160;
 }
 
-/* "STAMP [NAME:INSTANCE] pid=PID LEVEL text\n". A newline or carriage
+/* text: " [NAME:INSTANCE] pid=PID LEVEL ";
+ * json: "","worker":"NAME","instance":N,"pid":N,"level":"level","msg":"",
+ * the level in lower case (out, ward, error, warn, info, debug). No "job"
+ * field: jobs (SPEC 8) do not exist in this host yet. */
+static void make_prefix(struct log_file *lf, int instance, pid_t pid, const char *level)
+{
+	char *p = lf->prefix;
+	if (format == LOG_FORMAT_JSON) {
+		p = put(p, "\",\"worker\":\"", 12);
+		p += json_escape(p, lf->name, lf->name_len);
+		p = put(p, "\",\"instance\":", 13);
+		p = put_int(p, instance);
+		p = put(p, ",\"pid\":", 7);
+		p = put_int(p, pid);
+		p = put(p, ",\"level\":\"", 10);
+		for (const char *l = level; *l && p - lf->prefix < (ptrdiff_t)lf->name_len * 6 + 100; l++)
+			*p++ = (char)(*l >= 'A' && *l <= 'Z' ? *l - 'A' + 'a' : *l);
+		p = put(p, "\",\"msg\":\"", 9);
+	} else {
+		p = put(p, " [", 2);
+		p = put(p, lf->name, lf->name_len);
+		*p++ = ':';
+		p = put_int(p, instance);
+		p = put(p, "] pid=", 6);
+		p = put_int(p, pid);
+		*p++ = ' ';
+		for (const char *l = level; *l && p - lf->prefix < (ptrdiff_t)lf->name_len * 6 + 100; l++)
+			*p++ = *l;
+		*p++ = ' ';
+	}
+	lf->prefix_len = (size_t)(p - lf->prefix);
+	lf->prefix_instance = instance;
+	lf->prefix_pid = pid;
+	lf->prefix_level = level;
+	lf->prefix_format = format;
+}
+
+/* One line into `line` (room for line_bound): text "STAMP [NAME:INSTANCE]
+ * pid=PID LEVEL text\n", or the JSON object. In text, a newline or carriage
  * return inside the text becomes a space: one line per line, so a newline
  * inside ward_log text cannot forge a second line (a fake WARD line, say). */
-static size_t format_text(char *line, const struct log_file *lf, const char *stamp, size_t stamp_len, int instance,
+static size_t format_line(char *line, struct log_file *lf, const char *stamp, size_t stamp_len, int instance,
 			  pid_t pid, const char *level, const char *text, size_t len)
 {
-	char *p = put(line, stamp, stamp_len);
-	p = put(p, " [", 2);
-	p = put(p, lf->name, lf->name_len);
-	*p++ = ':';
-	p = put_int(p, instance);
-	p = put(p, "] pid=", 6);
-	p = put_int(p, pid);
-	*p++ = ' ';
-	p = put(p, level, strlen(level));
-	*p++ = ' ';
+	if (lf->prefix_level != level || lf->prefix_instance != instance || lf->prefix_pid != pid ||
+	    lf->prefix_format != (int)format)
+		make_prefix(lf, instance, pid, level);
+	char *p = line;
+	if (format == LOG_FORMAT_JSON) {
+		p = put(p, "{\"ts\":\"", 7);
+		p = put(p, stamp, stamp_len);
+		p = put(p, lf->prefix, lf->prefix_len);
+		p += json_escape(p, text, len);
+		return (size_t)(put(p, "\"}\n", 3) - line);
+	}
+	p = put(p, stamp, stamp_len);
+	p = put(p, lf->prefix, lf->prefix_len);
 	char *body = p;
 	p = put(p, text, len);
 	for (char *c = body; (c = memchr(c, '\n', (size_t)(p - c))); c++)
@@ -693,29 +736,6 @@ static size_t format_text(char *line, const struct log_file *lf, const char *sta
 	for (char *c = body; (c = memchr(c, '\r', (size_t)(p - c))); c++)
 		*c = ' ';
 	*p++ = '\n';
-	return (size_t)(p - line);
-}
-
-/* {"ts":..,"worker":..,"instance":..,"pid":..,"level":..,"msg":..}: the
- * level in lower case (out, ward, error, warn, info, debug). No "job" yet:
- * jobs (SPEC 8) do not exist in this host. */
-static size_t format_json(char *line, const struct log_file *lf, const char *stamp, size_t stamp_len, int instance,
-			  pid_t pid, const char *level, const char *text, size_t len)
-{
-	char *p = put(line, "{\"ts\":\"", 7);
-	p = put(p, stamp, stamp_len);
-	p = put(p, "\",\"worker\":\"", 12);
-	p += json_escape(p, lf->name, lf->name_len);
-	p = put(p, "\",\"instance\":", 13);
-	p = put_int(p, instance);
-	p = put(p, ",\"pid\":", 7);
-	p = put_int(p, pid);
-	p = put(p, ",\"level\":\"", 10);
-	for (const char *l = level; *l; l++)
-		*p++ = (char)(*l >= 'A' && *l <= 'Z' ? *l - 'A' + 'a' : *l);
-	p = put(p, "\",\"msg\":\"", 9);
-	p += json_escape(p, text, len);
-	p = put(p, "\"}\n", 3);
 	return (size_t)(p - line);
 }
 
@@ -743,8 +763,7 @@ void log_line(struct log_file *lf, int64_t at_ms, int instance, pid_t pid, const
 	}
 	char stamp[32];
 	size_t stamp_len = format_stamp(at_ms, stamp);
-	size_t n = (format == LOG_FORMAT_JSON ? format_json : format_text)(line, lf, stamp, stamp_len, instance, pid,
-									     level, text, len);
+	size_t n = format_line(line, lf, stamp, stamp_len, instance, pid, level, text, len);
 	if (to_stdout()) {
 		char *copy = to_file() ? stdout_room(n) : line;
 		if (copy) {

@@ -24,6 +24,13 @@ struct log_file {
 	char *path;        /* owned */
 	char *name;        /* worker name, owned */
 	size_t name_len;
+	/* What follows the stamp in a line of the last (instance, pid, level,
+	 * format) written, up to the text: made once for a burst of lines. */
+	char *prefix;      /* owned */
+	size_t prefix_len;
+	int prefix_instance, prefix_format;
+	pid_t prefix_pid;
+	const char *prefix_level; /* a level string; the caller's, never freed */
 	int fd;            /* -1 while closed or broken */
 	uint64_t size;
 	uint64_t max_size; /* 0: never rotate */
