@@ -147,22 +147,27 @@ static void copy_pipe(int from, const char *path)
 	_exit(to >= 0 ? 0 : 1);
 }
 
-pid_t wt_start_stdout(struct wt *t, const char *path)
+int wt_start_stdout_pipe(struct wt *t)
 {
 	int fds[2];
 	cr_assert(pipe2(fds, O_CLOEXEC) == 0, "pipe: %s", strerror(errno));
-	pid_t copier = fork();
-	cr_assert(copier >= 0);
-	if (copier == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		close(fds[1]);
-		copy_pipe(fds[0], path);
-	}
-	close(fds[0]);
 	launch(t, fds[1]);
 	close(fds[1]);
 	bool up = wt_wait_sql(t, 10000, "SELECT count(*) FROM host WHERE key = 'pid' AND value = '%d'", (int)t->pid);
 	cr_assert(up, "the host did not come up; its stderr:\n%s", wt_host_stderr(t));
+	return fds[0];
+}
+
+pid_t wt_start_stdout(struct wt *t, const char *path)
+{
+	int from = wt_start_stdout_pipe(t);
+	pid_t copier = fork();
+	cr_assert(copier >= 0);
+	if (copier == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		copy_pipe(from, path);
+	}
+	close(from);
 	return copier;
 }
 

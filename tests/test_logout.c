@@ -11,6 +11,7 @@
 #include "support.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -255,4 +256,76 @@ Test(logout, ward_logs_merges_json_logs_in_time_order)
 		strcpy(last, ts);
 		line = end + 1;
 	}
+}
+
+/* Everything readable on fd now, appended to *buf; false at end of file. */
+static bool read_available(int fd, char **buf, size_t *len, size_t *cap, int wait_ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	while (poll(&p, 1, wait_ms) > 0) {
+		if (*len + 65536 > *cap) {
+			*cap = (*cap + 65536) * 2;
+			*buf = realloc(*buf, *cap);
+			cr_assert(*buf);
+		}
+		ssize_t n = read(fd, *buf + *len, 65536);
+		if (n <= 0)
+			return n < 0 && errno == EINTR;
+		*len += (size_t)n;
+		wait_ms = 0;
+	}
+	return true;
+}
+
+#define UNREAD_LINES 12000 /* 20 x 2 x 12,000 lines, about 30 MB: more than the pipe and the host's 16 MiB hold */
+
+Test(logout, a_reader_that_stops_reading_never_blocks_the_host_and_drops_are_counted)
+{
+	char ini[9000];
+	snprintf(ini, sizeof(ini), "log_output = stdout\n\n%s", burst_workers(WORKERS, UNREAD_LINES));
+	wt_setup(&wt, ini);
+	int from = wt_start_stdout_pipe(&wt); /* not read until the workers are done */
+	wait_all_done(WORKERS);               /* the loop went on: it took every worker's end */
+	char *out, *err;
+	cr_assert_eq(wt_cli(&wt, &out, &err, "status"), 0, "ward status while stdout is full: %s", err);
+	cr_assert_eq(wt_count(wt_host_stderr(&wt), "stdout is not being read"), 1, "%s", wt_host_stderr(&wt));
+
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	long long deadline = now_ms() + 60000;
+	while (!strstr(wt_host_stderr(&wt), "stdout takes worker lines again") && now_ms() < deadline)
+		read_available(from, &buf, &len, &cap, 50);
+	char *said = strstr(wt_host_stderr(&wt), "stdout takes worker lines again; ");
+	cr_assert(said, "the host never said stdout drained:\n%s", wt_host_stderr(&wt));
+	long dropped = atol(said + strlen("stdout takes worker lines again; "));
+	cr_assert_eq(wt_stop(&wt, 20000), 0);
+	while (read_available(from, &buf, &len, &cap, 1000) && now_ms() < deadline)
+		;
+	close(from);
+	buf = wt_keep(realloc(buf, len + 1));
+	buf[len] = '\0';
+
+	/* Whole lines, and each stream in order with gaps where lines were dropped. */
+	cr_assert(len > 0 && buf[len - 1] == '\n');
+	long next[WORKERS][2] = {{0}}, received = 0;
+	for (const char *at = buf; *at; at = strchr(at, '\n') + 1) {
+		char line[256], name[64], stream[8]; /* sscanf measures its whole input: one line, not the rest */
+		snprintf(line, sizeof(line), "%.*s", (int)(strchr(at, '\n') - at), at);
+		int wi;
+		long seq;
+		cr_assert(strncmp(line + 24, " [b", 3) == 0, "not a whole line: %s", line);
+		if (sscanf(line + 24, " [%63[^:]:0] pid=%*d %*s %7s %*[^:]:0 seq %ld", name, stream, &seq) != 3)
+			continue;
+		cr_assert(sscanf(name, "b%d", &wi) == 1 && wi >= 0 && wi < WORKERS);
+		int s = strcmp(stream, "log") == 0;
+		cr_assert_gt(seq, next[wi][s], "%s %s line %ld after %ld", name, stream, seq, next[wi][s]);
+		next[wi][s] = seq;
+		received++;
+	}
+	long total = 2L * WORKERS * UNREAD_LINES;
+	cr_assert_gt(dropped, 0);
+	/* What was dropped is counted: the counted drops are the lines missing
+	 * (and at most the few WARD lines of each worker more). */
+	cr_assert(received + dropped >= total && received + dropped <= total + WORKERS * 5,
+		  "%ld lines received, %ld dropped, %ld written", received, dropped, total);
 }
