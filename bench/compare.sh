@@ -69,15 +69,22 @@ setup_ward() {
 		done
 	} >"$d/conf/ward.ini"
 }
-# log_output = stdout: the host's stdout is a pipe that benchtool copies into stdout.log
+# log_output = stdout: the host's stdout is a pipe that benchtool copies into
+# stdout.log, or with WARD_STDOUT=file the file ward.out (its stderr's too)
 start_ward() {
 	local pipe_to=""
-	[ "${WARD_LOG_OUTPUT:-file}" = stdout ] && pipe_to=$1/stdout.log
+	[ "${WARD_LOG_OUTPUT:-file}" = stdout ] && [ "${WARD_STDOUT:-pipe}" = pipe ] && pipe_to=$1/stdout.log
 	(cd "$1" && SPAWN_STDOUT_PIPE=$pipe_to "$B" spawn "$1/ward.out" "$WARD" run -c "$1/conf")
 }
 stopcmd_ward() { echo kill -TERM "$2"; }
 logfiles_ward() {
-	if [ "${WARD_LOG_OUTPUT:-file}" = stdout ]; then echo "$1/stdout.log"; else echo "$1/state/logs/w0.log"; fi
+	if [ "${WARD_LOG_OUTPUT:-file}" != stdout ]; then
+		echo "$1/state/logs/w0.log"
+	elif [ "${WARD_STDOUT:-pipe}" = pipe ]; then
+		echo "$1/stdout.log"
+	else
+		echo "$1/ward.out"
+	fi
 }
 
 setup_supervisord() {
@@ -417,12 +424,15 @@ scen_logs() {
 		keep_cell[$sv]=${CELL[$sv]} keep_num[$sv]=${NUM[$sv]}
 	done
 	row "logs: one worker writes $l lines of 100 bytes to stdout (4 KiB writes): its start → every line in its log file; lines lost (no rotation anywhere)"
-	for variant in "stdout text" "file json" "stdout json" "file text line-buffered"; do
+	for variant in "stdout text" "stdout-file text" "file json" "stdout json" "file text line-buffered"; do
+		# shellcheck disable=SC2086 # the variant is words
 		set -- $variant
 		log "logs: ward, log_output = $1, log_format = $2${3:+, $3}, $l lines"
 		for sv in supervisord runit s6; do CELL[$sv]=${keep_cell[$sv]} NUM[$sv]=${keep_num[$sv]}; done
-		WARD_LOG_OUTPUT=$1 WARD_LOG_FORMAT=$2 WARD_BLOCK_BUFFERED=$([ -n "${3:-}" ] && echo no || echo yes) logs_run ward "$l"
+		WARD_LOG_OUTPUT=${1%-file} WARD_STDOUT=$([ "$1" = stdout-file ] && echo file || echo pipe) WARD_LOG_FORMAT=$2 \
+			WARD_BLOCK_BUFFERED=$([ -n "${3:-}" ] && echo no || echo yes) logs_run ward "$l"
 		case $variant in
+		"stdout-file text") row "logs, ward with log_output = stdout, its stdout a file (\`ward run > file\`): the same → every line in that file; the others as above" ;;
 		"stdout text") row "logs, ward with log_output = stdout (its stdout a pipe, copied into a file by a reader): the same → every line in that file; the others as above" ;;
 		"file json") row "logs, ward with log_format = json: the same → every line in its log file; the others as above" ;;
 		"stdout json") row "logs, ward with log_output = stdout and log_format = json: the same; the others as above" ;;
