@@ -169,7 +169,7 @@ Test(logout, both_writes_the_same_lines_to_the_file_and_stdout)
  * message of logout_burst, from stdout and from ward_log, exactly. */
 static void check_json(const char *path, const char *kind)
 {
-	const char *script = wt_keep(strdup(path_in("check.py")));
+	const char *script = path_in("check.py");
 	FILE *f = fopen(script, "w");
 	cr_assert(f);
 	fputs("import json, re, sys\n"
@@ -210,7 +210,8 @@ static void check_json(const char *path, const char *kind)
 Test(logout, json_lines_in_the_file_on_stdout_and_the_host_events)
 {
 	wt_setup(&wt, "log_output = both\nlog_format = json\n\n"
-		      "[j0]\nplugin = logout_burst\nlines = 50\nspecial = yes\n");
+		      "[j0]\nplugin = logout_burst\nlines = 50\nspecial = yes\n"
+		      "intervall = 1s\n"); /* a near miss: the configuration's warning is an event too */
 	const char *out = path_in("stdout");
 	pid_t copier = wt_start_stdout(&wt, out);
 	wait_all_done(1);
@@ -220,6 +221,7 @@ Test(logout, json_lines_in_the_file_on_stdout_and_the_host_events)
 	check_json(wt_keep(log), "worker");
 	check_json(out, "worker");
 	cr_assert(wt_count(wt_host_stderr(&wt), "host exiting") == 1, "the host's events are not on stderr");
+	cr_assert(strstr(wt_host_stderr(&wt), "intervall"), "no warning about 'intervall':\n%s", wt_host_stderr(&wt));
 	check_json(wt.errfile, "host");
 }
 
@@ -328,4 +330,33 @@ Test(logout, a_reader_that_stops_reading_never_blocks_the_host_and_drops_are_cou
 	 * (and at most the few WARD lines of each worker more). */
 	cr_assert(received + dropped >= total && received + dropped <= total + WORKERS * 5,
 		  "%ld lines received, %ld dropped, %ld written", received, dropped, total);
+}
+
+Test(logout, a_reload_moves_the_lines_from_the_file_to_stdout)
+{
+	wt_setup(&wt, "[t]\nplugin = logs_ticker\n");
+	const char *out = path_in("stdout");
+	pid_t copier = wt_start_stdout(&wt, out);
+	cr_assert(wt_wait_log(&wt, 10000, "t", "tick 2"), "%s", wt_host_stderr(&wt));
+	char *ini = wt_read(path_in("conf/ward.ini"));
+	const char *after_ward = strstr(ini, "autoload = no\n") + strlen("autoload = no\n");
+	char *next;
+	cr_assert(asprintf(&next, "%.*slog_output = stdout\n%s", (int)(after_ward - ini), ini, after_ward) > 0);
+	wt_write_conf(&wt, "ward.ini", next);
+	free(next);
+	char *rout, *rerr;
+	cr_assert_eq(wt_cli(&wt, &rout, &rerr, "reload"), 0, "%s%s", rout, rerr);
+	cr_assert(strstr(rout, "unchanged: 1 worker"), "the worker was restarted: %s", rout);
+	/* The log file stops growing; the ticks go on, on stdout. */
+	char *log_path;
+	cr_assert(asprintf(&log_path, "%s/logs/t.log", wt.state) > 0);
+	sleep_ms(300);
+	struct stat before, after;
+	cr_assert(stat(log_path, &before) == 0);
+	sleep_ms(700);
+	cr_assert(stat(log_path, &after) == 0);
+	free(log_path);
+	cr_assert_eq(before.st_size, after.st_size, "the log file still grows after the reload");
+	char *text = stop_and_read_stdout(copier, out);
+	cr_assert(strstr(text, "[t:0]") && strstr(text, " INFO tick "), "no tick on stdout after the reload:\n%s", text);
 }

@@ -265,8 +265,14 @@ static void raise_fd_limit(void)
 
 static void print_config_problems(const struct config *cfg)
 {
+	/* A valid configuration's format is in force: with log_format = json,
+	 * its warnings are JSON lines as every other event on stderr. */
+	bool json = !cfg->errors.n && cfg->log_format == LOG_FORMAT_JSON;
 	for (size_t i = 0; i < cfg->warnings.n; i++)
-		fprintf(stderr, "ward: warning: %s\n", cfg->warnings.v[i]);
+		if (json)
+			host_log(HOST_WARN, "%s", cfg->warnings.v[i]);
+		else
+			fprintf(stderr, "ward: warning: %s\n", cfg->warnings.v[i]);
 	for (size_t i = 0; i < cfg->errors.n; i++)
 		fprintf(stderr, "ward: error: %s\n", cfg->errors.v[i]);
 }
