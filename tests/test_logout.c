@@ -128,6 +128,9 @@ Test(logout, stdout_from_20_workers_at_once_whole_in_order_and_no_file)
 		cr_assert(!file_has_content(log), "log_output = stdout wrote %s", log);
 		free(log);
 	}
+	char *cli_out, *cli_err;
+	wt_cli(&wt, &cli_out, &cli_err, "logs b0");
+	cr_assert(strstr(cli_err, "log_output = stdout: worker lines go to the host's stdout"), "ward logs: %s", cli_err);
 	char *err = wt_host_stderr(&wt);
 	cr_assert(!strstr(err, "dropped"), "lines were dropped:\n%s", err);
 	cr_assert(!strstr(err, "benchline") && !strstr(err, " seq "), "worker lines on stderr:\n%s", err);
