@@ -417,7 +417,7 @@ void log_flush(struct log_file *lf)
 static struct {
 	bool opened;
 	int fd;             /* where lines are written: ours, or 1; -1: nowhere */
-	bool own_fd;        /* fd is the description logstdout_open opened */
+	bool own_fd;        /* fd is the description stdout_open opened */
 	bool socket;        /* send() with MSG_DONTWAIT */
 	struct loop *loop;
 	struct watch watch; /* fd, watched for EPOLLOUT while lines wait */
@@ -428,7 +428,6 @@ static struct {
 	int failing;        /* errno being reported, 0 when healthy */
 	bool full;          /* the bound was reached: said */
 } out = {.fd = -1};
-
 
 static void on_writable(struct watch *w, uint32_t events)
 {
