@@ -429,10 +429,12 @@ static struct {
 	bool full;          /* the bound was reached: said */
 } out = {.fd = -1};
 
+static void stdout_write(void);
+
 static void on_writable(struct watch *w, uint32_t events)
 {
 	(void)w, (void)events;
-	log_flush_stdout();
+	stdout_write();
 }
 
 /* Another open file description of the pipe or device stdout is, with
@@ -556,7 +558,8 @@ static void all_taken(void)
 	out.dropped = 0;
 }
 
-void log_flush_stdout(void)
+/* Writes what is pending, as far as stdout takes it now. */
+static void stdout_write(void)
 {
 	while (out.off < out.len) {
 		ssize_t n = write_some(out.buf + out.off, out.len - out.off);
@@ -585,12 +588,18 @@ void log_flush_stdout(void)
 		all_taken();
 }
 
+void log_flush_stdout(void)
+{
+	if (!out.watching) /* else stdout is full: EPOLLOUT says when it has room */
+		stdout_write();
+}
+
 void log_close_stdout(void)
 {
 	if (!out.opened)
 		return;
 	int64_t deadline = mono_ns() + (int64_t)STDOUT_CLOSE_WAIT_MS * 1000000;
-	log_flush_stdout();
+	stdout_write();
 	while (out.off < out.len && out.fd >= 0 && !out.failing) {
 		int64_t left_ms = (deadline - mono_ns()) / 1000000;
 		if (left_ms <= 0)
@@ -598,7 +607,7 @@ void log_close_stdout(void)
 		struct pollfd p = {.fd = out.fd, .events = POLLOUT};
 		if (poll(&p, 1, (int)left_ms) < 0 && errno != EINTR)
 			break;
-		log_flush_stdout();
+		stdout_write();
 	}
 	if (out.off < out.len) {
 		count_dropped(out.off, out.len);
