@@ -16,7 +16,12 @@
  *                                      below it when CMD exits
  *   benchtool now                      CLOCK_MONOTONIC in ns
  *   benchtool spawn OUT CMD...         start CMD in a new session (stdout and
- *                                      stderr to OUT); prints "PID T0_NS"
+ *                                      stderr to OUT); prints "PID T0_NS";
+ *                                      with SPAWN_STDOUT_PIPE=FILE in the
+ *                                      environment, CMD's stdout is a pipe
+ *                                      that a child of benchtool copies into
+ *                                      FILE (64 KiB reads), as a container
+ *                                      runtime reads a container's stdout
  *   benchtool stamps FILE N MS         wait up to MS for N stamp lines; prints
  *                                      "COUNT LAST_NS"
  *   benchtool restarts FILE N MS       wait for N+1 stamps; prints
@@ -347,8 +352,42 @@ static int cmd_reaper(char **argv)
 	return rc;
 }
 
+/* Copies the pipe's read end into path until end of file; in a child. */
+static void copy_pipe(int from, const char *path)
+{
+	static char buf[65536];
+	int to = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (to < 0)
+		_exit(1);
+	ssize_t n;
+	while ((n = read(from, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			_exit(1);
+		for (ssize_t off = 0, w; off < n; off += w)
+			if ((w = write(to, buf + off, (size_t)(n - off))) < 0)
+				_exit(1);
+	}
+	_exit(0);
+}
+
 static int cmd_spawn(char **argv)
 {
+	const char *pipe_to = getenv("SPAWN_STDOUT_PIPE");
+	int fds[2] = {-1, -1};
+	if (pipe_to && *pipe_to) {
+		if (pipe(fds) < 0)
+			return 1;
+		pid_t reader = fork();
+		if (reader < 0)
+			return 1;
+		if (reader == 0) {
+			close(fds[1]);
+			copy_pipe(fds[0], pipe_to);
+		}
+		close(fds[0]);
+	}
 	long long t0 = mono_ns();
 	pid_t pid = fork();
 	if (pid < 0)
@@ -363,11 +402,15 @@ static int cmd_spawn(char **argv)
 			dup2(out, 1);
 			dup2(out, 2);
 		}
+		if (fds[1] >= 0)
+			dup2(fds[1], 1);
 		for (int fd = 3; fd < 1024; fd++)
 			close(fd);
 		execvp(argv[1], argv + 1);
 		_exit(127);
 	}
+	if (fds[1] >= 0)
+		close(fds[1]);
 	printf("%d %lld\n", (int)pid, t0);
 	return 0;
 }

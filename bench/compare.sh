@@ -56,8 +56,10 @@ setup_ward() {
 	local d=$1 mode=$2 n=$3 lines=${4:-0} k=0 left=$3 here
 	mkdir -p "$d/conf"
 	{
-		printf '[ward]\nplugin_dir = %s\nstate_dir = ../state\nautoload = no\nlog_max_size = 0\n\n' "$WARD_PLUGINS"
+		printf '[ward]\nplugin_dir = %s\nstate_dir = ../state\nautoload = no\nlog_max_size = 0\n' "$WARD_PLUGINS"
+		printf 'log_output = %s\nlog_format = %s\n\n' "${WARD_LOG_OUTPUT:-file}" "${WARD_LOG_FORMAT:-text}"
 		printf '[defaults]\nplugin = stamp\nout = %s/stamps\nthen = %s\nlines = %s\ninterval = 1h\n' "$d" "$mode" "$lines"
+		printf 'block_buffered = %s\n' "${WARD_BLOCK_BUFFERED:-no}"
 		printf 'restart_delay = 0\nmax_restarts = unlimited\nstop_timeout = %ss\nwatchdog = %s\nlimit.core = 0\n' \
 			"$STOP_TIMEOUT_S" "${WARD_WATCHDOG:-0}"
 		while [ "$left" -gt 0 ]; do
@@ -67,9 +69,23 @@ setup_ward() {
 		done
 	} >"$d/conf/ward.ini"
 }
-start_ward() { (cd "$1" && "$B" spawn "$1/ward.out" "$WARD" run -c "$1/conf"); }
+# log_output = stdout: the host's stdout is a pipe that benchtool copies into
+# stdout.log, or with WARD_STDOUT=file the file ward.out (its stderr's too)
+start_ward() {
+	local pipe_to=""
+	[ "${WARD_LOG_OUTPUT:-file}" = stdout ] && [ "${WARD_STDOUT:-pipe}" = pipe ] && pipe_to=$1/stdout.log
+	(cd "$1" && SPAWN_STDOUT_PIPE=$pipe_to "$B" spawn "$1/ward.out" "$WARD" run -c "$1/conf")
+}
 stopcmd_ward() { echo kill -TERM "$2"; }
-logfiles_ward() { echo "$1/state/logs/w0.log"; }
+logfiles_ward() {
+	if [ "${WARD_LOG_OUTPUT:-file}" != stdout ]; then
+		echo "$1/state/logs/w0.log"
+	elif [ "${WARD_STDOUT:-pipe}" = pipe ]; then
+		echo "$1/stdout.log"
+	else
+		echo "$1/ward.out"
+	fi
+}
 
 setup_supervisord() {
 	local d=$1 mode=$2 n=$3 lines=${4:-0} logfile=NONE
@@ -368,34 +384,61 @@ scen_stop() {
 	row "SIGKILL of the supervisor's top process with $N workers: still running 1 s later"
 }
 
-scen_logs() {
-	local sv l=$LOG_LINES marker tend got ms lost
+# logs_run SV LINES: one worker's LINES lines through SV; sets CELL[SV] and NUM[SV]
+logs_run() {
+	local sv=$1 l=$2 marker tend got ms lost end_re='x{81}$'
 	local -a files
-	reset_cells
 	marker="benchline $(printf %07d $((l - 1))) "
+	[ "${WARD_LOG_FORMAT:-text}" = json ] && [ "$sv" = ward ] && end_re='x{81}"}$'
+	begin "$sv" logs
+	"setup_$sv" "$D" lines 1 "$l"
+	start "$sv"
+	wait_started 1 10000
+	read -r tend < <("$B" waitlog "$("logfiles_$sv" "$D")" "$marker" $((30000 + l / 5)))
+	# the log file and any rotated ones beside it (there should be none)
+	case $sv in
+	ward | supervisord) files=("$("logfiles_$sv" "$D")"*) ;;
+	*) files=("$(dirname "$("logfiles_$sv" "$D")")"/*) ;;
+	esac
+	got=$(cat "${files[@]}" 2>/dev/null | grep -c -E "benchline [0-9]{7} $end_re")
+	lost=$((l - got))
+	finish
+	if [ "$tend" = timeout ] || [ "$GOT" -lt 1 ]; then
+		CELL[$sv]="not all in $((30 + l / 5000)) s; $lost lost"
+	else
+		ms=$(awk -v a="$tend" -v b="$LAST" 'BEGIN { print (a - b) / 1e6 }')
+		CELL[$sv]="$(fmt "$ms") ms, $lost lost" NUM[$sv]=$ms
+	fi
+}
+
+# Every worker writes in 4 KiB blocks, as a C program does on a pipe (ward's
+# runtime makes stdout line-buffered: a write per line; the last row).
+# ward's other modes are set against the same figures of the others.
+scen_logs() {
+	local sv l=$LOG_LINES variant
+	local -A keep_cell keep_num
+	reset_cells
 	for sv in $SUPS; do
 		log "logs: $sv, $l lines"
-		begin "$sv" logs
-		"setup_$sv" "$D" lines 1 "$l"
-		start "$sv"
-		wait_started 1 10000
-		read -r tend < <("$B" waitlog "$("logfiles_$sv" "$D")" "$marker" $((30000 + l / 5)))
-		# the log file and any rotated ones beside it (there should be none)
-		case $sv in
-		ward | supervisord) files=("$("logfiles_$sv" "$D")"*) ;;
-		*) files=("$(dirname "$("logfiles_$sv" "$D")")"/*) ;;
-		esac
-		got=$(cat "${files[@]}" 2>/dev/null | grep -c -E 'benchline [0-9]{7} x{81}$')
-		lost=$((l - got))
-		finish
-		if [ "$tend" = timeout ] || [ "$GOT" -lt 1 ]; then
-			CELL[$sv]="not all in $((30 + l / 5000)) s; $lost lost"
-		else
-			ms=$(awk -v a="$tend" -v b="$LAST" 'BEGIN { print (a - b) / 1e6 }')
-			CELL[$sv]="$(fmt "$ms") ms, $lost lost" NUM[$sv]=$ms
-		fi
+		WARD_BLOCK_BUFFERED=yes logs_run "$sv" "$l"
+		keep_cell[$sv]=${CELL[$sv]} keep_num[$sv]=${NUM[$sv]}
 	done
-	row "logs: one worker writes $l lines of 100 bytes to stdout: its start → every line in its log file; lines lost (no rotation anywhere)"
+	row "logs: one worker writes $l lines of 100 bytes to stdout (4 KiB writes): its start → every line in its log file; lines lost (no rotation anywhere)"
+	for variant in "stdout text" "stdout-file text" "file json" "stdout json" "file text line-buffered"; do
+		# shellcheck disable=SC2086 # the variant is words
+		set -- $variant
+		log "logs: ward, log_output = $1, log_format = $2${3:+, $3}, $l lines"
+		for sv in supervisord runit s6; do CELL[$sv]=${keep_cell[$sv]} NUM[$sv]=${keep_num[$sv]}; done
+		WARD_LOG_OUTPUT=${1%-file} WARD_STDOUT=$([ "$1" = stdout-file ] && echo file || echo pipe) WARD_LOG_FORMAT=$2 \
+			WARD_BLOCK_BUFFERED=$([ -n "${3:-}" ] && echo no || echo yes) logs_run ward "$l"
+		case $variant in
+		"stdout-file text") row "logs, ward with log_output = stdout, its stdout a file (\`ward run > file\`): the same → every line in that file; the others as above" ;;
+		"stdout text") row "logs, ward with log_output = stdout (its stdout a pipe, copied into a file by a reader): the same → every line in that file; the others as above" ;;
+		"file json") row "logs, ward with log_format = json: the same → every line in its log file; the others as above" ;;
+		"stdout json") row "logs, ward with log_output = stdout and log_format = json: the same; the others as above" ;;
+		*) row "logs, ward's worker runtime as it is (stdout line-buffered: a write per line, so a printf line survives a crash right after it): the same → every line in its log file; the others as above" ;;
+		esac
+	done
 }
 
 scen_cycle() {

@@ -9,7 +9,10 @@
  *                SIGKILL ends it (plugins may not change SIGTERM's
  *                disposition, so this is how a plugin ignores SIGTERM)
  *   lines        print `lines` lines of 100 bytes to stdout, then idle:
- *                log throughput
+ *                log throughput. The runtime makes stdout line-buffered
+ *                (a write per line); `block_buffered = yes` gives it a 4 KiB
+ *                buffer instead, as a C program writing to a pipe has by
+ *                default: bench/worker.c, what the other supervisors run
  *   ward-log     the same lines through ward_log (the runtime channel)
  * bench/worker.c does the same for the other supervisors (bench/compare.sh).
  */
@@ -64,6 +67,8 @@ static int stamp_cycle(ward_ctx *ctx, void *state)
 			char pad[82];
 			memset(pad, 'x', 81);
 			pad[81] = 0;
+			if (ward_conf_bool(ctx, "block_buffered", 0))
+				setvbuf(stdout, NULL, _IOFBF, 4096); /* nothing was written to it yet */
 			long lines = ward_conf_int(ctx, "lines", 0);
 			for (long i = 0; i < lines; i++)
 				printf("benchline %07ld %s\n", i, pad);

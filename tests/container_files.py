@@ -179,21 +179,16 @@ def check_k8s(src, image):
     return files
 
 
-# TODO(log_output, issue 15): drop this filter once log_output and
-# log_format are merged: until then ward check calls them unknown keys.
-NOT_YET = re.compile(r"^\s*(log_output|log_format)\s*=.*$", re.M)
-
-
 def lay_out(out, image, files):
     """What `ward check` runs on: the image's conf.d, and the ConfigMap as the kubelet mounts it."""
     os.makedirs(os.path.join(out, "image"))
     with open(os.path.join(out, "image", "ward.ini"), "w") as f:
-        f.write(NOT_YET.sub("", image["ini"]))
+        f.write(image["ini"])
     data = os.path.join(out, "configmap", "..2026_01_01_00_00_00.000000000")
     os.makedirs(data)
     for name, text in files.items():
         with open(os.path.join(data, name), "w") as f:
-            f.write(NOT_YET.sub("", text))
+            f.write(text)
         os.symlink(os.path.join("..data", name), os.path.join(out, "configmap", name))
     os.symlink(os.path.basename(data), os.path.join(out, "configmap", "..data"))
 

@@ -105,7 +105,8 @@ void wt_write_conf(struct wt *t, const char *file, const char *text)
 	write_file(path, text);
 }
 
-void wt_launch(struct wt *t)
+/* out_fd >= 0: the host's stdout, else the errfile too. */
+static void launch(struct wt *t, int out_fd)
 {
 	pid_t parent = getpid();
 	pid_t pid = fork();
@@ -119,10 +120,56 @@ void wt_launch(struct wt *t)
 			dup2(fd, 2);
 			dup2(fd, 1);
 		}
+		if (out_fd >= 0)
+			dup2(out_fd, 1);
 		execl(WARD_BIN, "ward", "run", "-c", t->conf, (char *)NULL);
 		_exit(127);
 	}
 	t->pid = pid;
+}
+
+void wt_launch(struct wt *t)
+{
+	launch(t, -1);
+}
+
+/* Copies the pipe into path until every writer closed it; in a child. */
+static void copy_pipe(int from, const char *path)
+{
+	static char buf[65536];
+	int to = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ssize_t n;
+	while (to >= 0 && (n = read(from, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || write(to, buf, (size_t)n) != n)
+			_exit(1);
+	}
+	_exit(to >= 0 ? 0 : 1);
+}
+
+int wt_start_stdout_pipe(struct wt *t)
+{
+	int fds[2];
+	cr_assert(pipe2(fds, O_CLOEXEC) == 0, "pipe: %s", strerror(errno));
+	launch(t, fds[1]);
+	close(fds[1]);
+	bool up = wt_wait_sql(t, 10000, "SELECT count(*) FROM host WHERE key = 'pid' AND value = '%d'", (int)t->pid);
+	cr_assert(up, "the host did not come up; its stderr:\n%s", wt_host_stderr(t));
+	return fds[0];
+}
+
+pid_t wt_start_stdout(struct wt *t, const char *path)
+{
+	int from = wt_start_stdout_pipe(t);
+	pid_t copier = fork();
+	cr_assert(copier >= 0);
+	if (copier == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		copy_pipe(from, path);
+	}
+	close(from);
+	return copier;
 }
 
 void wt_start(struct wt *t)

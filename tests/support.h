@@ -31,6 +31,13 @@ void wt_write_conf(struct wt *t, const char *file, const char *text);
 void wt_launch(struct wt *t);
 /* wt_launch, then waits until the host has recorded itself in ward.db. */
 void wt_start(struct wt *t);
+/* wt_start with the host's stdout a pipe (not the errfile), copied into
+ * path by a child process, as a container runtime reads it. Returns that
+ * child: it exits once the host and everything it started closed the pipe. */
+pid_t wt_start_stdout(struct wt *t, const char *path);
+/* wt_start with the host's stdout a pipe whose read end is returned: read
+ * it (or not, to see a reader that stops reading); the caller closes it. */
+int wt_start_stdout_pipe(struct wt *t);
 /* A client connection to the host's control socket. */
 int wt_connect_control(struct wt *t);
 /* SIGTERM, then waits up to timeout_ms; returns the exit code (or 128+signal). */

@@ -220,7 +220,8 @@ static void tailer_close(struct tailer *t)
 /* ---- several logs, merged ---- */
 
 /* A whole line of one log; its timestamp (the first word, ISO 8601 in UTC,
- * so byte order is time order) or the one of the line before it. */
+ * so byte order is time order; in a log_format = json line, the value of
+ * its first field, "ts") or the one of the line before it. */
 struct line {
 	const char *text, *stamp;
 	size_t len, stamp_len;
@@ -262,9 +263,12 @@ static size_t take_lines(struct tailer *t, size_t log, struct batch *b)
 			continue;
 		const char *s = t->pending + start;
 		size_t len = i + 1 - start;
-		if (starts_with_stamp(s, len)) {
-			stamp = s;
-			stamp_len = strcspn(s, " ");
+		static const char json_ts[] = "{\"ts\":\"";
+		size_t skip = len > sizeof(json_ts) && memcmp(s, json_ts, sizeof(json_ts) - 1) == 0 ? sizeof(json_ts) - 1 : 0;
+		if (starts_with_stamp(s + skip, len - skip)) {
+			stamp = s + skip;
+			const char *end = memchr(stamp, skip ? '"' : ' ', len - skip);
+			stamp_len = end ? (size_t)(end - stamp) : len - skip;
 		}
 		if (b->n == b->cap) {
 			b->cap = b->cap ? 2 * b->cap : 256;

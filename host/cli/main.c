@@ -342,6 +342,8 @@ static int cmd_logs(int argc, char **argv)
 		return 1;
 	}
 	long lines = a.lines < 0 ? 20 : a.lines;
+	if (cfg.log_output == LOG_OUTPUT_STDOUT) /* the files hold at most what was written before */
+		fprintf(stderr, "ward: log_output = stdout: worker lines go to the host's stdout, not to %s\n", cfg.log_dir);
 	const char **all = xcalloc(cfg.nworkers + 1, sizeof(*all));
 	size_t n = (size_t)nnames;
 	for (size_t i = 0; i < n; i++)

@@ -188,11 +188,11 @@ int mkdir_p(const char *path, unsigned mode)
 	return rc;
 }
 
-size_t utf8_char(const unsigned char *s, uint32_t *cp)
+size_t utf8_char(const unsigned char *s, size_t len, uint32_t *cp)
 {
 	static const uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
 	size_t n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc0 ? 2 : 0;
-	if (n == 0 || s[0] > 0xf4)
+	if (n == 0 || s[0] > 0xf4 || len < n)
 		return 0;
 	uint32_t c = s[0] & (0x7fu >> n);
 	for (size_t i = 1; i < n; i++) {
@@ -217,10 +217,10 @@ static bool invisible(uint32_t c)
 char *escape_invisible(const char *s)
 {
 	char *out = xmalloc(strlen(s) * 4 + 1), *o = out;
-	const unsigned char *p = (const unsigned char *)s;
+	const unsigned char *p = (const unsigned char *)s, *end = p + strlen(s);
 	while (*p) {
 		uint32_t c = *p;
-		size_t n = c < 0x80 ? 1 : utf8_char(p, &c);
+		size_t n = c < 0x80 ? 1 : utf8_char(p, (size_t)(end - p), &c);
 		if (n > 0 && !invisible(c)) {
 			memcpy(o, p, n);
 			o += n;

@@ -50,10 +50,10 @@ int read_until_eof(int fd, int64_t deadline_ns, char **out, size_t *len);
 /* mkdir -p with the given mode for created components. 0 or -1 (errno set). */
 int mkdir_p(const char *path, unsigned mode);
 
-/* The length of the valid UTF-8 character at s (NUL-terminated), its code
- * point in *cp; 0 for a byte that does not start one (overlong forms and
- * surrogates included). */
-size_t utf8_char(const unsigned char *s, uint32_t *cp);
+/* The length of the valid UTF-8 character at s (at most len bytes: it
+ * also stops at a NUL), its code point in *cp; 0 for a byte that does not
+ * start one (RFC 3629: overlong forms, surrogates and > U+10FFFF included). */
+size_t utf8_char(const unsigned char *s, size_t len, uint32_t *cp);
 
 /* A copy of s (owned by the caller) that shows what a terminal would hide:
  * control characters, invisible characters such as a byte order mark, and

@@ -386,6 +386,8 @@ enum key_kind {
 	K_PATH,     /* char *, made absolute against the configuration directory */
 	K_LIMIT_COUNT, K_LIMIT_SIZE, K_LIMIT_SECONDS, /* struct limit_conf */
 	K_ADDRESS,  /* char *, an ADDR:PORT to listen on (common/address.h) */
+	K_LOG_OUTPUT, /* int: enum log_output, one of choices[K_LOG_OUTPUT] */
+	K_LOG_FORMAT, /* int: enum log_format */
 	K_SPECIAL,  /* handled by the caller (plugin, enabled) */
 };
 
@@ -396,6 +398,13 @@ struct key_def {
 	size_t offset;
 	long min, max;
 	const char *help; /* one line, for `ward check --keys` */
+};
+
+/* The values of each kind that is a choice of words, in the order of its
+ * enum (config.h): the value's index is what the field holds. */
+static const char *const choices[][4] = {
+	[K_LOG_OUTPUT] = {"file", "stdout", "both"},
+	[K_LOG_FORMAT] = {"text", "json"},
 };
 
 #define W(field) offsetof(struct worker_conf, field)
@@ -441,6 +450,10 @@ static const struct key_def host_keys[] = {
 	{"exit_when_done", K_BOOL, "no", H(exit_when_done), 0, 0,
 	 "yes: the host exits once no worker can run again: 0 when all ended done, 3 when one failed"},
 	{"http", K_ADDRESS, NULL, H(http), 0, 0, "ADDR:PORT of the read-only HTTP endpoint (/metrics, /healthz, /readyz, /status); unset: none"},
+	{"log_output", K_LOG_OUTPUT, "file", H(log_output), 0, 0,
+	 "where worker lines go: file (NAME.log), stdout (the host's, each line naming NAME:INSTANCE) or both"},
+	{"log_format", K_LOG_FORMAT, "text", H(log_format), 0, 0,
+	 "text, or json: one object a line (ts, worker, instance, pid, level, msg), the host's events too"},
 };
 #undef H
 
@@ -448,7 +461,7 @@ static const char *const kind_names[] = {
 	[K_BOOL] = "boolean", [K_INT] = "number", [K_LONG] = "number", [K_DURATION] = "duration",
 	[K_SIZE] = "size", [K_RESTART] = "enum", [K_MAX_RESTARTS] = "number", [K_LIST] = "list",
 	[K_STRING] = "string", [K_PATH] = "path", [K_LIMIT_COUNT] = "number", [K_LIMIT_SIZE] = "size",
-	[K_LIMIT_SECONDS] = "duration", [K_ADDRESS] = "address", [K_SPECIAL] = "special",
+	[K_LIMIT_SECONDS] = "duration", [K_ADDRESS] = "address", [K_LOG_OUTPUT] = "choice", [K_LOG_FORMAT] = "choice", [K_SPECIAL] = "special",
 };
 
 static void print_key_table(const char *title, const struct key_def *defs, size_t n, FILE *out)
@@ -654,6 +667,26 @@ static const char *parse_address_key(const struct config *cfg, const struct key_
 	return NULL;
 }
 
+/* A word of choices[def->kind], stored as its index. */
+static const char *parse_choice_key(const struct config *cfg, const struct key_def *def, void *field, const char *value)
+{
+	(void)cfg;
+	const char *const *words = choices[def->kind];
+	size_t n = 0;
+	while (n < ARRAY_SIZE(choices[0]) && words[n])
+		n++;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(value, words[i]) == 0) {
+			*(int *)field = (int)i;
+			return NULL;
+		}
+	static char why[128]; /* reported at once by the caller, as out_of_range's text */
+	int at = snprintf(why, sizeof(why), "expected ");
+	for (size_t i = 0; i < n; i++)
+		at += snprintf(why + at, sizeof(why) - (size_t)at, "%s%s", i == 0 ? "" : i + 1 == n ? " or " : ", ", words[i]);
+	return why;
+}
+
 static const char *parse_special_key(const struct config *cfg, const struct key_def *def, void *field, const char *value)
 {
 	(void)cfg, (void)def, (void)field, (void)value;
@@ -675,6 +708,8 @@ static parse_fn *const parsers[] = {
 	[K_LIMIT_SIZE] = parse_limit_key,
 	[K_LIMIT_SECONDS] = parse_limit_key,
 	[K_ADDRESS] = parse_address_key,
+	[K_LOG_OUTPUT] = parse_choice_key,
+	[K_LOG_FORMAT] = parse_choice_key,
 	[K_SPECIAL] = parse_special_key,
 };
 
@@ -1409,6 +1444,8 @@ static bool same_field(const struct key_def *def, const void *a, const void *b)
 	case K_BOOL:
 		return *(const bool *)fa == *(const bool *)fb;
 	case K_INT:
+	case K_LOG_OUTPUT:
+	case K_LOG_FORMAT:
 		return *(const int *)fa == *(const int *)fb;
 	case K_LONG:
 	case K_MAX_RESTARTS:
@@ -1459,6 +1496,8 @@ static void put_field(const struct key_def *def, const void *base, struct wire *
 		wire_put_u64(out, *(const bool *)f);
 		break;
 	case K_INT:
+	case K_LOG_OUTPUT:
+	case K_LOG_FORMAT:
 		wire_put_u64(out, (uint64_t)(int64_t)*(const int *)f);
 		break;
 	case K_LONG:
@@ -1499,6 +1538,8 @@ static void get_field(const struct key_def *def, void *base, struct wire *in)
 		*(bool *)f = wire_get_u64(in) != 0;
 		break;
 	case K_INT:
+	case K_LOG_OUTPUT:
+	case K_LOG_FORMAT:
 		*(int *)f = (int)(int64_t)wire_get_u64(in);
 		break;
 	case K_LONG:

@@ -63,6 +63,10 @@ struct shared_key {
 	size_t refused; /* workers whose plugin does not declare it (options_check) */
 };
 
+/* [ward] log_output and log_format: the order of their key_def choices (config.c). */
+enum log_output { LOG_OUTPUT_FILE, LOG_OUTPUT_STDOUT, LOG_OUTPUT_BOTH };
+enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
+
 struct config {
 	char *dir; /* absolute path of the configuration directory */
 	char *plugin_dir, *state_dir, *log_dir;
@@ -71,6 +75,8 @@ struct config {
 	uint64_t log_max_size;
 	long log_keep, history_keep;
 	char *http;  /* ADDR:PORT of the HTTP endpoint (daemon/http.c); NULL: none */
+	int log_output; /* enum log_output, written as an int by the key table */
+	int log_format; /* enum log_format */
 	struct worker_conf *workers; /* sorted by name */
 	size_t nworkers;
 	struct strv errors;   /* one line each: "FILE:LINE: [section] key: reason" */

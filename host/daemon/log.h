@@ -3,7 +3,9 @@
  * messages. Every worker has one file, <log_dir>/<NAME>.log, written only by
  * the host: lines from the worker's stdout/stderr pipe and its ward_log
  * frames get a timestamp, the instance, the pid and the level, and files
- * rotate at log_max_size keeping log_keep old ones. Only the files written
+ * rotate at log_max_size keeping log_keep old ones. [ward] log_output sends
+ * the same lines to the host's stdout instead of the files, or as well;
+ * log_format makes every line, the host's own too, a JSON object. Only the files written
  * last are kept open: a log costs the host no descriptor of its own. A log that cannot be
  * written is reported once, never stops supervision, and reports recovery.
  */
@@ -16,9 +18,19 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "config/config.h"
+
 struct log_file {
 	char *path;        /* owned */
 	char *name;        /* worker name, owned */
+	size_t name_len;
+	/* What follows the stamp in a line of the last (instance, pid, level,
+	 * format) written, up to the text: made once for a burst of lines. */
+	char *prefix;      /* owned */
+	size_t prefix_len;
+	int prefix_instance, prefix_format;
+	pid_t prefix_pid;
+	const char *prefix_level; /* a level string; the caller's, never freed */
 	int fd;            /* -1 while closed or broken */
 	uint64_t size;
 	uint64_t max_size; /* 0: never rotate */
@@ -32,6 +44,12 @@ struct log_file {
 	struct log_file *newer, *older; /* in the list of open files (log.c), while fd >= 0 */
 };
 
+struct loop;
+/* [ward] log_output and log_format, from the next line on (boot, reload).
+ * loop: where writing to stdout waits for room (NULL: nowhere yet). */
+void log_configure(enum log_output output, enum log_format format, struct loop *loop);
+
+/* Without log files (log_output = stdout) the file is neither created nor opened. */
 int log_open(struct log_file *lf, const char *dir, const char *name, uint64_t max_size, int keep);
 void log_close(struct log_file *lf);
 /* Writes what is pending, closes the file and opens its path again: after an
@@ -49,6 +67,12 @@ void log_line(struct log_file *lf, int64_t at_ms, int instance, pid_t pid, const
 void log_printf(struct log_file *lf, int instance, pid_t pid, const char *level, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 void log_flush(struct log_file *lf);
+/* Writes the lines waiting for stdout, as far as it takes them without
+ * blocking (the rest waits for room); called before the loop sleeps. */
+void log_flush_stdout(void);
+/* The host is exiting: the lines waiting for stdout are written, waiting a
+ * bounded time (2 s) for a slow reader; what is left is counted and said. */
+void log_close_stdout(void);
 
 /* The host's own events: one line each on stderr, journald-friendly. */
 enum host_level { HOST_ERR = 3, HOST_WARN = 4, HOST_INFO = 6, HOST_DEBUG = 7 };

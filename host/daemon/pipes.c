@@ -35,8 +35,11 @@ static void keep_pending(struct pending *p, const char *data, size_t len)
 	p->len = len;
 }
 
-/* Consumes complete lines of data; returns how many bytes were used. */
-static size_t take_lines(struct instance *in, const char *data, size_t len, bool eof)
+/* Consumes complete lines of data; returns how many bytes were used. The
+ * rest is a line not complete yet, taken as it is only at the end of the
+ * pipe (eof) or when it fills the whole buffer (full: a line longer than
+ * the buffer, cut in pieces). */
+static size_t take_lines(struct instance *in, const char *data, size_t len, bool eof, bool full)
 {
 	struct log_file *lf = &in->worker->log;
 	int64_t now = wall_ms();
@@ -49,7 +52,7 @@ static size_t take_lines(struct instance *in, const char *data, size_t len, bool
 		run_tail_add(&in->tail, now, "OUT", data + used, (size_t)(nl - data - used));
 		used = (size_t)(nl - data) + 1;
 	}
-	if (eof && used < len) { /* a last line without newline */
+	if (used < len && (eof || (full && used == 0))) {
 		log_line(lf, now, in->index, in->pid, "OUT", data + used, len - used);
 		run_tail_add(&in->tail, now, "OUT", data + used, len - used);
 		used = len;
@@ -79,7 +82,7 @@ static void pump(struct instance *in, bool drain)
 			continue;
 		bool eof = n == 0 || (n < 0 && errno != EAGAIN);
 		size_t len = have + (n > 0 ? (size_t)n : 0);
-		size_t used = take_lines(in, buf, len, eof || len == sizeof(h->scratch));
+		size_t used = take_lines(in, buf, len, eof, len == sizeof(h->scratch));
 		keep_pending(rest, buf + used, len - used);
 		if (eof) {
 			close_watch(in, w, rest);

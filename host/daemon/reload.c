@@ -190,6 +190,9 @@ static void apply_change(struct worker *w, const struct worker_conf *c, FILE *ou
 static void apply(struct host *h, struct config *next, FILE *out)
 {
 	fprintf(out, "ok\n");
+	/* From the next line on, for every worker: before workers are added, so
+	 * that a new one's log file is created only when files are written. */
+	log_configure(next->log_output, next->log_format, h->loop);
 	/* The new configuration becomes the host's first, so that a process
 	 * started below (a rollout's) is handed the host's current one; the
 	 * old one lives on until released. */

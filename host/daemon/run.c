@@ -78,12 +78,14 @@ static void read_frames_before_timers(void *arg)
 }
 
 /* Before the loop sleeps: whatever was recorded since gets written in one
- * batch, FLUSH_DELAY_NS from now (or when the retry timer says). */
-static void arm_history_flush(void *arg)
+ * batch, FLUSH_DELAY_NS from now (or when the retry timer says); the
+ * worker lines of this wake-up meant for stdout go in one write. */
+static void before_sleep(void *arg)
 {
 	struct host *h = arg;
 	if (history_dirty(h->history) && !timer_armed(&h->flush_timer))
 		timer_arm(h->loop, &h->flush_timer, mono_ns() + FLUSH_DELAY_NS);
+	log_flush_stdout();
 }
 
 /* ---- boot and shutdown ---- */
@@ -263,8 +265,14 @@ static void raise_fd_limit(void)
 
 static void print_config_problems(const struct config *cfg)
 {
+	/* A valid configuration's format is in force: with log_format = json,
+	 * its warnings are JSON lines as every other event on stderr. */
+	bool json = !cfg->errors.n && cfg->log_format == LOG_FORMAT_JSON;
 	for (size_t i = 0; i < cfg->warnings.n; i++)
-		fprintf(stderr, "ward: warning: %s\n", cfg->warnings.v[i]);
+		if (json)
+			host_log(HOST_WARN, "%s", cfg->warnings.v[i]);
+		else
+			fprintf(stderr, "ward: warning: %s\n", cfg->warnings.v[i]);
 	for (size_t i = 0; i < cfg->errors.n; i++)
 		fprintf(stderr, "ward: error: %s\n", cfg->errors.v[i]);
 }
@@ -562,7 +570,7 @@ static int open_loop(struct host *h, struct signal_watch *sw)
 	h->history = history_open(db, h->cfg.history_keep);
 	free(db);
 	h->flush_timer.fn = flush_history;
-	loop_before_sleep(h->loop, arm_history_flush, h);
+	loop_before_sleep(h->loop, before_sleep, h);
 	loop_before_timers(h->loop, read_frames_before_timers, h);
 	h->notify_timer.fn = ping_systemd;
 	h->notify_period = h->test ? 0 : notify_watchdog_ns() / 2;
@@ -639,6 +647,8 @@ static int host_main(const char *config_dir, const struct host_observer *test)
 		report_config(h, true, config_dir);
 		goto out;
 	}
+	if (!test) /* `ward test` reports lines itself, whatever [ward] says */
+		log_configure(h->cfg.log_output, h->cfg.log_format, NULL);
 	if (statedir_open(&h->cfg) < 0)
 		goto out;
 	cgroup_setup(h); /* before anything starts: it kills what a previous host left */
@@ -647,6 +657,8 @@ static int host_main(const char *config_dir, const struct host_observer *test)
 			 strerror(errno));
 	if (open_loop(h, &sw) < 0)
 		goto out;
+	if (!test)
+		log_configure(h->cfg.log_output, h->cfg.log_format, h->loop);
 	worker_record_host(h); /* no worker exists yet: the host's rows */
 	if (!test && http_open(h) < 0)
 		goto out; /* before anything starts: refused, as for a held lock (docs/operator-guide.md) */
@@ -692,6 +704,7 @@ out:
 	if (test && h->nworkers)
 		test->on_settled(test->ctx, h->workers[0]);
 	free_workers(h);
+	log_close_stdout(); /* after the workers' last lines */
 	cgroup_teardown(h);
 	free_old_configs(h);
 	channel_close(h);
