@@ -1,7 +1,7 @@
 /*
- * pmetrics.c - ward_gauge and ward_count (<ward.h>): the plugin's own
- * metrics, kept in a table in the worker process's memory and sent to the
- * host by the runtime's loop (pmetrics.h). A call makes no system call: it
+ * pmetrics.c - the table behind ward_gauge and ward_count (<ward.h>,
+ * runtime.c): the plugin's own metrics, kept in the worker process's memory
+ * and sent to the host by the runtime's loop (pmetrics.h). A call makes no system call: it
  * looks the name up (the last one used first), stores the value and marks
  * it changed. A name is checked against the rule of common/pmetric.h once,
  * when first used; a name refused, or one past the PMETRIC_MAX a process may
@@ -11,8 +11,8 @@
  */
 #define _GNU_SOURCE
 #include "worker/pmetrics.h"
-#include "worker/runtime.h"
 #include "common/pmetric.h"
+#include "common/proto.h"
 #include "common/units.h"
 #include "common/util.h"
 
@@ -135,19 +135,18 @@ static struct entry *add(enum pmetric_kind kind, const char *name, char *warn, s
 	return NULL;
 }
 
-static void update(ward_ctx *ctx, enum pmetric_kind kind, const char *name, double v)
+void pmetrics_update(enum pmetric_kind kind, const char *name, double v, char *warn, size_t size)
 {
-	char warn[FRAME_TEXT_MAX / 2];
 	warn[0] = '\0';
 	if (!name)
 		name = "";
 	pthread_mutex_lock(&table.lock);
 	struct entry *e = lookup(name);
 	if (!e)
-		e = add(kind, name, warn, sizeof(warn));
+		e = add(kind, name, warn, size);
 	if (e && kind == PMETRIC_COUNTER && !(isfinite(v) && v >= 0)) {
 		if (!e->warned)
-			snprintf(warn, sizeof(warn), "ward_count(\"%s\", %g): a count only grows: a delta must be a finite "
+			snprintf(warn, size, "ward_count(\"%s\", %g): a count only grows: a delta must be a finite "
 				 "number >= 0; this call, and later ones like it, are ignored", name, v);
 		e->warned = true;
 		e = NULL;
@@ -158,21 +157,9 @@ static void update(ward_ctx *ctx, enum pmetric_kind kind, const char *name, doub
 		atomic_store_explicit(&pmetrics_changed, true, memory_order_relaxed);
 	}
 	pthread_mutex_unlock(&table.lock);
-	if (warn[0])
-		ward_log(ctx, WARD_LOG_WARN, "%s", warn);
 }
 
-void ward_gauge(ward_ctx *ctx, const char *name, double value)
-{
-	update(ctx, PMETRIC_GAUGE, name, value);
-}
-
-void ward_count(ward_ctx *ctx, const char *name, double delta)
-{
-	update(ctx, PMETRIC_COUNTER, name, delta);
-}
-
-void pmetrics_flush(ward_ctx *ctx, bool now)
+void pmetrics_flush(bool now, pmetrics_send_fn *send, void *arg)
 {
 	if (!atomic_load_explicit(&pmetrics_changed, memory_order_relaxed))
 		return;
@@ -208,7 +195,7 @@ void pmetrics_flush(ward_ctx *ctx, bool now)
 				break;
 			n += sizeof(r) + r.len;
 		}
-		runtime_send_frame(ctx, FRAME_METRICS, records + at, n);
+		send(arg, records + at, n);
 		at += n;
 	}
 	pthread_mutex_unlock(&table.send_lock);

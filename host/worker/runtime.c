@@ -1,7 +1,7 @@
 /*
  * runtime.c - what plugin code calls (the ward_* functions of <ward.h>;
- * ward_gauge and ward_count are worker/pmetrics.c) and the loop that calls
- * plugin code (init, cycles, shutdown).
+ * the table behind ward_gauge and ward_count is worker/pmetrics.c) and the
+ * loop that calls plugin code (init, cycles, shutdown).
  *
  * It must stay cheap and obviously correct: an empty cycle costs a flag test,
  * an indirect call, one store to the shared slot and one load (did a metric
@@ -279,6 +279,37 @@ void ward_heartbeat(ward_ctx *ctx)
 	atomic_store_explicit(&ctx->slot->last_beat_ns, mono_ns(), memory_order_relaxed);
 }
 
+static void send_metrics(void *ctx, const void *records, size_t len)
+{
+	runtime_send_frame(ctx, FRAME_METRICS, records, len);
+}
+
+/* What ward_gauge and ward_count changed, to the host: now, or at most every
+ * PMETRICS_FLUSH_MS. Nothing changed costs one load. */
+static inline void flush_metrics(ward_ctx *ctx, bool now)
+{
+	if (pmetrics_pending())
+		pmetrics_flush(now, send_metrics, ctx);
+}
+
+static void update_metric(ward_ctx *ctx, enum pmetric_kind kind, const char *name, double v)
+{
+	char warn[FRAME_TEXT_MAX / 2];
+	pmetrics_update(kind, name, v, warn, sizeof(warn));
+	if (warn[0])
+		ward_log(ctx, WARD_LOG_WARN, "%s", warn);
+}
+
+void ward_gauge(ward_ctx *ctx, const char *name, double value)
+{
+	update_metric(ctx, PMETRIC_GAUGE, name, value);
+}
+
+void ward_count(ward_ctx *ctx, const char *name, double delta)
+{
+	update_metric(ctx, PMETRIC_COUNTER, name, delta);
+}
+
 int ward_stopping(ward_ctx *ctx)
 {
 	(void)ctx;
@@ -289,7 +320,7 @@ int ward_sleep(ward_ctx *ctx, uint64_t ms)
 {
 	if (stop_requested)
 		return 1;
-	pmetrics_flush_changes(ctx, false); /* a long cycle waiting: its figures go on */
+	flush_metrics(ctx, false); /* a long cycle waiting: its figures go on */
 	ward_heartbeat(ctx);
 	atomic_store_explicit(&ctx->slot->sleeping, 1, memory_order_relaxed);
 	int64_t deadline = mono_ns() + (int64_t)ms * NS_PER_MS;
@@ -405,7 +436,7 @@ static void cycle_loop(ward_ctx *ctx, const struct ward_plugin *plugin, void *st
 		atomic_store_explicit(&slot->cycles, ++n, memory_order_relaxed);
 		after_wait = r != WARD_OK;
 		/* Back-to-back cycles send metrics every PMETRICS_FLUSH_MS; before a wait or the end, at once. */
-		pmetrics_flush_changes(ctx, after_wait);
+		flush_metrics(ctx, after_wait);
 		switch (r) {
 		case WARD_OK:
 			continue;
@@ -448,17 +479,17 @@ void runtime_run(ward_ctx *ctx, const struct ward_plugin *plugin, uint64_t inter
 		snprintf(out->message, sizeof(out->message), "init returned %d", rc);
 		return;
 	}
-	pmetrics_flush_changes(ctx, true); /* what init set is there once it is ready */
+	flush_metrics(ctx, true); /* what init set is there once it is ready */
 	runtime_send_ready(ctx);
 	cycle_loop(ctx, plugin, state, interval_ms, test, out);
-	pmetrics_flush_changes(ctx, true);
+	flush_metrics(ctx, true);
 	if (out->reason == REASON_STOP_TIMEOUT)
 		return; /* the host would have killed it: no shutdown */
 	set_phase(ctx, PHASE_SHUTDOWN);
 	t0 = mono_ns();
 	if (plugin->shutdown)
 		plugin->shutdown(ctx, state);
-	pmetrics_flush_changes(ctx, true); /* a clean end loses no count */
+	flush_metrics(ctx, true); /* a clean end loses no count */
 	if (report)
 		runtime_report_phase(ctx, PHASE_SHUTDOWN, mono_ns() - t0, plugin->shutdown ? "" : "none");
 }
