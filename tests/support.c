@@ -105,8 +105,8 @@ void wt_write_conf(struct wt *t, const char *file, const char *text)
 	write_file(path, text);
 }
 
-/* out_fd >= 0: the host's stdout, else the errfile too. */
-static void launch(struct wt *t, int out_fd)
+/* out_fd >= 0: the host's stdout (and stderr too when err_too), else the errfile. */
+static void launch(struct wt *t, int out_fd, bool err_too)
 {
 	pid_t parent = getpid();
 	pid_t pid = fork();
@@ -122,6 +122,8 @@ static void launch(struct wt *t, int out_fd)
 		}
 		if (out_fd >= 0)
 			dup2(out_fd, 1);
+		if (out_fd >= 0 && err_too)
+			dup2(out_fd, 2);
 		execl(WARD_BIN, "ward", "run", "-c", t->conf, (char *)NULL);
 		_exit(127);
 	}
@@ -130,7 +132,7 @@ static void launch(struct wt *t, int out_fd)
 
 void wt_launch(struct wt *t)
 {
-	launch(t, -1);
+	launch(t, -1, false);
 }
 
 /* Copies the pipe into path until every writer closed it; in a child. */
@@ -148,15 +150,25 @@ static void copy_pipe(int from, const char *path)
 	_exit(to >= 0 ? 0 : 1);
 }
 
-int wt_start_stdout_pipe(struct wt *t)
+static int start_on_pipe(struct wt *t, bool err_too)
 {
 	int fds[2];
 	cr_assert(pipe2(fds, O_CLOEXEC) == 0, "pipe: %s", strerror(errno));
-	launch(t, fds[1]);
+	launch(t, fds[1], err_too);
 	close(fds[1]);
 	bool up = wt_wait_sql(t, 10000, "SELECT count(*) FROM host WHERE key = 'pid' AND value = '%d'", (int)t->pid);
 	cr_assert(up, "the host did not come up; its stderr:\n%s", wt_host_stderr(t));
 	return fds[0];
+}
+
+int wt_start_stdout_pipe(struct wt *t)
+{
+	return start_on_pipe(t, false);
+}
+
+int wt_start_stdout_stderr_pipe(struct wt *t)
+{
+	return start_on_pipe(t, true);
 }
 
 pid_t wt_start_stdout(struct wt *t, const char *path)
@@ -566,4 +578,17 @@ double wt_metric(const char *text, const char *series)
 		if (strncmp(line, series, n) == 0 && line[n] == ' ')
 			return strtod(line + n + 1, NULL);
 	return -1;
+}
+
+int wt_http_code(int port, const char *path)
+{
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "curl -s -m 10 -o /dev/null -w '%%{http_code}' http://127.0.0.1:%d%s", port, path);
+	FILE *p = popen(cmd, "r");
+	cr_assert(p);
+	int code = 0;
+	if (fscanf(p, "%d", &code) != 1)
+		code = 0;
+	pclose(p);
+	return code;
 }

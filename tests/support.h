@@ -38,6 +38,8 @@ pid_t wt_start_stdout(struct wt *t, const char *path);
 /* wt_start with the host's stdout a pipe whose read end is returned: read
  * it (or not, to see a reader that stops reading); the caller closes it. */
 int wt_start_stdout_pipe(struct wt *t);
+/* The same with the host's stderr on that pipe too (`ward run 2>&1 | reader`). */
+int wt_start_stdout_stderr_pipe(struct wt *t);
 /* A client connection to the host's control socket. */
 int wt_connect_control(struct wt *t);
 /* SIGTERM, then waits up to timeout_ms; returns the exit code (or 128+signal). */
@@ -77,6 +79,8 @@ int wt_ward_in(const char *cwd, char **out, char **err, const char *args);
 
 /* A loopback TCP port nothing listens on now (the kernel's choice for port 0). */
 int wt_free_port(void);
+/* curl's status code for GET http://127.0.0.1:port/path (0: no answer within 10 s). */
+int wt_http_code(int port, const char *path);
 /* `ward metrics` of the running host (asserts it exits 0); freed at teardown. */
 char *wt_metrics(struct wt *t);
 /* The value of the sample `series` ("name{labels}") in a metrics text; -1 when there is none. */

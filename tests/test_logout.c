@@ -335,6 +335,49 @@ Test(logout, a_reader_that_stops_reading_never_blocks_the_host_and_drops_are_cou
 		  "%ld lines received, %ld dropped, %ld written", received, dropped, total);
 }
 
+/* `ward run 2>&1 | reader` with a reader that stops: the host's own lines
+ * (a crashing worker's, every 50 ms) go the same way as the workers' and
+ * must not block the loop either, nor land inside a worker's line. */
+Test(logout, with_stderr_on_the_same_unread_pipe_the_host_still_supervises_and_lines_stay_whole)
+{
+	char ini[9000];
+	snprintf(ini, sizeof(ini),
+		 "log_output = stdout\n\n%s[crashy]\nplugin = crash_after\ncycles = 1\ninterval = 10ms\n"
+		 "restart_delay = 50ms\nrestart_delay_max = 100ms\nmax_restarts = unlimited\nlimit.core = 0\n",
+		 burst_workers(WORKERS, UNREAD_LINES));
+	wt_setup(&wt, ini);
+	int from = wt_start_stdout_stderr_pipe(&wt); /* not read until the workers are done */
+	wait_all_done(WORKERS);
+	long long crashes = wt_sql_int(&wt, "SELECT count(*) FROM runs WHERE worker = 'crashy'");
+	cr_assert(wt_wait_sql(&wt, 20000, "SELECT count(*) >= %lld FROM runs WHERE worker = 'crashy'", crashes + 10),
+		  "the crashing worker is not restarted while stdout and stderr are full");
+	char *out, *err;
+	int rc = wt_cli(&wt, &out, &err, "status");
+	cr_assert(rc == 0 || rc == 3, "ward status while stdout and stderr are full: exit %d: %s", rc, err);
+
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	kill(wt.pid, SIGTERM); /* it finishes once its last lines are read (or after 2 s) */
+	for (long long deadline = now_ms() + 60000; read_available(from, &buf, &len, &cap, 1000) && now_ms() < deadline;)
+		;
+	close(from);
+	cr_expect_eq(wt_wait_exit(&wt, 20000), 0);
+	buf = wt_keep(realloc(buf, len + 1));
+	buf[len] = '\0';
+	cr_assert(len > 0 && buf[len - 1] == '\n');
+	int host_lines = 0;
+	for (const char *at = buf; *at; at = strchr(at, '\n') + 1) {
+		char line[512];
+		snprintf(line, sizeof(line), "%.*s", (int)(strchr(at, '\n') - at), at);
+		/* A stamp, then a worker's "[NAME:N]" or the host's "ward[PID]:", once. */
+		cr_assert(strncmp(line, "20", 2) == 0 && (strncmp(line + 24, " [", 2) == 0 || strncmp(line + 24, " ward[", 6) == 0),
+			  "not a whole line: %s", line);
+		cr_assert(!strstr(line + 24, "Z ward[") && !strstr(line + 24, "Z ["), "two lines in one: %s", line);
+		host_lines += strncmp(line + 24, " ward[", 6) == 0;
+	}
+	cr_expect_gt(host_lines, 10, "the host's own lines did not come through the pipe");
+}
+
 Test(logout, a_reload_moves_the_lines_from_the_file_to_stdout)
 {
 	wt_setup(&wt, "[t]\nplugin = logs_ticker\n");

@@ -132,23 +132,25 @@ void host_log_collect_errors(struct strv *errors)
 }
 
 static size_t format_stamp(int64_t ms, char out[32]);
+static bool host_line_to_stdout(const char *line, size_t len);
+
+#define HOST_MSG_MAX 2048
 
 /* One JSON object, as worker lines have (worker and instance null: the
  * host's own), after journald's "<N>" priority prefix when stderr is the
  * journal (journald takes the prefix off: the message is the object). */
-static void host_log_json(bool journal, enum host_level level, const char *msg)
+static int host_line_json(char *line, size_t size, bool journal, enum host_level level, const char *msg)
 {
 	static const char *json_names[] = {[HOST_ERR] = "error", [HOST_WARN] = "warn",
 					   [HOST_INFO] = "info", [HOST_DEBUG] = "debug"};
-	size_t len = strlen(msg);
-	char stamp[32], escaped[JSON_ESCAPED_MAX(2048)];
+	char stamp[32], escaped[JSON_ESCAPED_MAX(HOST_MSG_MAX)];
 	format_stamp(wall_ms(), stamp);
-	escaped[json_escape(escaped, msg, len)] = '\0';
+	escaped[json_escape(escaped, msg, strlen(msg))] = '\0';
 	char prefix[8] = "";
 	if (journal)
 		snprintf(prefix, sizeof(prefix), "<%d>", level);
-	fprintf(stderr, "%s{\"ts\":\"%s\",\"worker\":null,\"instance\":null,\"pid\":%d,\"level\":\"%s\",\"msg\":\"%s\"}\n",
-		prefix, stamp, (int)getpid(), json_names[level], escaped);
+	return snprintf(line, size, "%s{\"ts\":\"%s\",\"worker\":null,\"instance\":null,\"pid\":%d,\"level\":\"%s\",\"msg\":\"%s\"}\n",
+			prefix, stamp, (int)getpid(), json_names[level], escaped);
 }
 
 void host_log(enum host_level level, const char *fmt, ...)
@@ -159,7 +161,7 @@ void host_log(enum host_level level, const char *fmt, ...)
 	static int journal = -1;
 	if (journal < 0)
 		journal = stderr_is_journal();
-	char msg[2048];
+	char msg[HOST_MSG_MAX];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -170,15 +172,19 @@ void host_log(enum host_level level, const char *fmt, ...)
 	}
 	static const char *names[] = {[HOST_ERR] = "error", [HOST_WARN] = "warning",
 				      [HOST_INFO] = "info", [HOST_DEBUG] = "debug"};
+	char line[JSON_ESCAPED_MAX(HOST_MSG_MAX) + 256];
+	int n;
 	if (format == LOG_FORMAT_JSON) {
-		host_log_json(journal, level, msg);
+		n = host_line_json(line, sizeof(line), journal, level, msg);
 	} else if (journal) {
-		fprintf(stderr, "<%d>%s\n", level, msg);
+		n = snprintf(line, sizeof(line), "<%d>%s\n", level, msg);
 	} else {
 		char ts[32];
 		format_iso_ms(wall_ms(), ts, sizeof(ts));
-		fprintf(stderr, "%s ward[%d]: %s: %s\n", ts, (int)getpid(), names[level], msg);
+		n = snprintf(line, sizeof(line), "%s ward[%d]: %s: %s\n", ts, (int)getpid(), names[level], msg);
 	}
+	if (n > 0 && !host_line_to_stdout(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1))
+		fputs(line, stderr);
 }
 
 static int open_file(struct log_file *lf)
@@ -312,6 +318,8 @@ static void reopen_if_gone(struct log_file *lf)
 int log_reopen(struct log_file *lf)
 {
 	log_flush(lf); /* lines read before the signal belong to the old file */
+	if (!to_file())
+		return 0; /* log_output = stdout: there is no file to open again */
 	close_fd(lf);
 	lf->checked_ns = mono_ns();
 	if (open_file(lf) < 0) {
@@ -424,6 +432,7 @@ static struct {
 	bool watching;
 	char *buf;          /* pending bytes: buf[off..len) */
 	size_t off, len, cap;
+	bool has_stderr;    /* stderr is the same pipe, socket or file: host lines go here too */
 	uint64_t dropped;   /* lines dropped since stdout last took everything */
 	int failing;        /* errno being reported, 0 when healthy */
 	bool full;          /* the bound was reached: said */
@@ -459,6 +468,12 @@ static void stdout_open(struct loop *loop)
 		return;
 	}
 	out.fd = STDOUT_FILENO;
+	/* `ward run 2>&1 | shipper`, `docker run -t`, systemd's stderr inherited
+	 * from a journal stdout: the host's own lines, written to a blocking
+	 * stderr, would stop the loop when the reader stops, and land inside a
+	 * worker line cut by a partial write. They go through this buffer. */
+	struct stat err;
+	out.has_stderr = fstat(STDERR_FILENO, &err) == 0 && err.st_dev == st.st_dev && err.st_ino == st.st_ino;
 	if (S_ISSOCK(st.st_mode)) {
 		out.socket = true;
 	} else if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) {
@@ -526,6 +541,22 @@ static void stdout_commit(size_t n)
 	out.len += n;
 }
 
+/* A host line for stderr, written with the worker lines when stderr shares
+ * stdout (false: write it to stderr). */
+static bool host_line_to_stdout(const char *line, size_t len)
+{
+	if (!out.has_stderr || out.fd < 0)
+		return false;
+	char *at = stdout_room(len);
+	if (at) {
+		memcpy(at, line, len);
+		stdout_commit(len);
+	}
+	if (!out.loop) /* not in the loop yet (or no longer): nothing else flushes */
+		stdout_write();
+	return true;
+}
+
 static void watch_for_room(bool on)
 {
 	if (on == out.watching || !out.loop)
@@ -584,7 +615,7 @@ static void stdout_write(void)
 		watch_for_room(false);
 		return;
 	}
-	if (out.len || out.failing || out.full)
+	if (out.len) /* all of it was written now: stdout works */
 		all_taken();
 }
 
@@ -609,6 +640,7 @@ void log_close_stdout(void)
 			break;
 		stdout_write();
 	}
+	out.has_stderr = false; /* from here on, host lines go to stderr itself */
 	if (out.off < out.len) {
 		count_dropped(out.off, out.len);
 		host_log(HOST_WARN, "stdout did not take the last worker lines in time: %llu lines dropped",
