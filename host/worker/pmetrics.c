@@ -144,10 +144,12 @@ void pmetrics_update(enum pmetric_kind kind, const char *name, double v, char *w
 	struct entry *e = lookup(name);
 	if (!e)
 		e = add(kind, name, warn, size);
-	if (e && kind == PMETRIC_COUNTER && !(isfinite(v) && v >= 0)) {
+	/* A sum that would overflow to infinity is refused like a bad delta: the
+	 * host takes only finite counts, and would drop the process's frame. */
+	if (e && kind == PMETRIC_COUNTER && !(isfinite(v) && v >= 0 && isfinite(e->value + v))) {
 		if (!e->warned)
 			snprintf(warn, size, "ward_count(\"%s\", %g): a count only grows: a delta must be a finite "
-				 "number >= 0; this call, and later ones like it, are ignored", name, v);
+				 "number >= 0 that keeps the count finite; this call, and later ones like it, are ignored", name, v);
 		e->warned = true;
 		e = NULL;
 	}
