@@ -389,3 +389,58 @@ Test(rolling, an_on_demand_worker_takes_the_new_configuration_and_waits_for_a_co
 	close(fd);
 	cr_expect_eq(wt_stop(&wt, 15000), 0);
 }
+
+/* A new `requires` is not rolled: what the worker now needs is started
+ * first, and the instances start after it is running. */
+Test(rolling, a_new_requires_starts_what_is_required_before_the_instances)
+{
+	start_with(3);
+	long long old[3];
+	pids_of(old, 3);
+	wt_write_conf(&wt, "w.ini", "[db]\nplugin = init_slow\ninit_ms = 300\nautostart = no\n"
+				    "[w]\nplugin = init_slow\ninit_ms = 300\ninstances = 3\nstop_timeout = 5s\nrequires = db\n");
+	char *out;
+	reload_now(&out);
+	cr_assert(wt_wait_sql(&wt, 20000, "SELECT count(*) = 3 FROM instances WHERE worker = 'w' AND state = 'running' AND pid NOT IN (%lld, %lld, %lld)",
+			      old[0], old[1], old[2]),
+		  "the instances did not restart:\n%s", wt_host_stderr(&wt));
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT count(*) = 1 FROM instances WHERE worker = 'db' AND state = 'running'"),
+		  "db, now required, was not started:\n%s", wt_host_stderr(&wt));
+	long long early = wt_sql_int(&wt,
+				     "SELECT count(*) FROM runs w, runs d WHERE w.worker = 'w' AND w.activation <> 'boot' AND d.worker = 'db' "
+				     "AND w.started_at < d.ready_at");
+	cr_expect_eq(early, 0, "an instance of w started before db was ready");
+	cr_expect_eq(wt_stop(&wt, 15000), 0);
+}
+
+/* /readyz stays 200 while a critical worker's instances are replaced: the
+ * rollout keeps all but one running, by design. */
+Test(rolling, readyz_stays_ready_during_the_rollout_of_a_critical_worker)
+{
+	int port = wt_free_port();
+	char ini[200];
+	snprintf(ini, sizeof(ini), "[ward]\nhttp = 127.0.0.1:%d\n", port);
+	wt_setup(&wt, "");
+	wt_write_conf(&wt, "zz.ini", ini);
+	wt_write_conf(&wt, "w.ini", "[w]\nplugin = init_slow\ninit_ms = 300\ninstances = 3\ncritical = yes\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 20000, "SELECT count(*) = 3 FROM instances WHERE worker = 'w' AND state = 'running'"));
+	cr_assert_eq(wt_http_code(port, "/readyz"), 200);
+	long long old[3];
+	pids_of(old, 3);
+	wt_write_conf(&wt, "w.ini", "[w]\nplugin = init_slow\ninit_ms = 350\ninstances = 3\ncritical = yes\n");
+	pid_t reload = reload_in_background();
+	int samples = 0, unready = 0;
+	bool replaced = false;
+	for (long long deadline = now_ms() + 20000; !replaced && now_ms() < deadline; samples++) {
+		unready += wt_http_code(port, "/readyz") != 200;
+		replaced = wt_sql_int(&wt, "SELECT count(*) FROM instances WHERE worker = 'w' AND state = 'running' "
+					   "AND pid NOT IN (%lld, %lld, %lld)", old[0], old[1], old[2]) == 3;
+	}
+	char *out;
+	cr_assert_eq(reload_result(reload, &out), 0, "%s", out);
+	cr_assert(replaced, "the rollout did not finish:\n%s", wt_host_stderr(&wt));
+	cr_expect_gt(samples, 3, "too few samples to say anything");
+	cr_expect_eq(unready, 0, "/readyz was 503 in %d of %d samples during the rollout", unready, samples);
+	cr_expect_eq(wt_stop(&wt, 15000), 0);
+}

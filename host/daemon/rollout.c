@@ -24,11 +24,15 @@ bool rollout_fits(const struct worker *w, const struct worker_conf *c, bool repl
 		return false; /* already waiting to be rebuilt or removed */
 	if (replace && w->conf->instances == 1 && c->instances == 1)
 		return false; /* one process: restarted, as it always was */
-	/* The worker's settings with c's sockets, user and group: equal only if those did not change. */
+	/* The worker's settings with c's sockets, user, group and requires:
+	 * equal only if those did not change. A new `requires` goes the whole
+	 * way (stop, then start through the dependency order), so that what the
+	 * worker now needs runs before any instance of it starts. */
 	struct worker_conf held = *w->conf;
 	held.listen = c->listen;
 	held.user = c->user;
 	held.group = c->group;
+	held.requires = c->requires;
 	return config_worker_equal(w->conf, &held);
 }
 
