@@ -254,19 +254,6 @@ static void launch_on_readonly_root(const char *writable)
 }
 
 
-/* curl's status code for http://127.0.0.1:port/path (0: no answer). */
-static int http_code(int port, const char *path)
-{
-	char cmd[256];
-	snprintf(cmd, sizeof(cmd), "curl -s -m 10 -o /dev/null -w '%%{http_code}' http://127.0.0.1:%d%s", port, path);
-	FILE *p = popen(cmd, "r");
-	cr_assert(p);
-	int code = 0;
-	if (fscanf(p, "%d", &code) != 1)
-		code = 0;
-	pclose(p);
-	return code;
-}
 
 /* Whether a line of the host's stdout (wt.errfile holds stdout and stderr
  * here) holds both a and b, within timeout_ms. */
@@ -309,8 +296,8 @@ Test(readonly_root, with_only_state_dir_writable_the_host_boots_logs_records_and
 		  "crashes are recorded:\n%s", wt_host_stderr(&wt));
 	cr_expect_eq(wt_cli(&wt, &out, &err, "history crashy"), 0, "%s", err);
 	cr_expect(strstr(out, "signal SIGSEGV"), "%s", out);
-	cr_expect_eq(http_code(port, "/healthz"), 200);
-	cr_expect_eq(http_code(port, "/readyz"), 200);
+	cr_expect_eq(wt_http_code(port, "/healthz"), 200);
+	cr_expect_eq(wt_http_code(port, "/readyz"), 200);
 	char log[400];
 	snprintf(log, sizeof(log), "%s/logs/t.log", wt.state);
 	cr_expect(access(log, F_OK) != 0, "log_output = stdout wrote %s", log);

@@ -68,6 +68,19 @@ static void serve_healthz(struct host *h, FILE *out, struct reply *r)
 	r->status = MHD_HTTP_OK;
 }
 
+/* A worker that is not all `running` but serves as it should: the extra
+ * instances of a scale-down still stopping, or the one instance a rolling
+ * reload is replacing (it keeps all the others running by design). A
+ * readiness probe must not take the pod out for the reload meant to keep it
+ * serving. */
+static bool serving(const struct worker *w)
+{
+	int running = w->in_state[IS_RUNNING];
+	if (w->in_state[IS_FAILED] || w->in_state[IS_BACKOFF] || running == 0)
+		return false;
+	return running >= w->conf->instances - (w->rolling ? 1 : 0);
+}
+
 /* The first worker with an instance still starting, or NULL. */
 static const struct worker *first_starting(const struct host *h)
 {
@@ -96,7 +109,7 @@ static bool not_ready(const struct host *h, FILE *out)
 	for (size_t i = 0; i < h->nworkers; i++) {
 		const struct worker *w = h->workers[i];
 		enum istate s = worker_state(w);
-		if (w->conf->critical && s != IS_RUNNING) {
+		if (w->conf->critical && s != IS_RUNNING && !serving(w)) {
 			fprintf(out, "not ready: critical worker %s is %s\n", w->conf->name, istate_name(s));
 			return true;
 		}
