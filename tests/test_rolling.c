@@ -444,3 +444,24 @@ Test(rolling, readyz_stays_ready_during_the_rollout_of_a_critical_worker)
 	cr_expect_eq(unready, 0, "/readyz was 503 in %d of %d samples during the rollout", unready, samples);
 	cr_expect_eq(wt_stop(&wt, 15000), 0);
 }
+
+/* 4 -> 2, and back to 4 before the two had stopped: all four run again. */
+Test(rolling, scaling_back_up_while_a_scale_down_still_stops_starts_them_again)
+{
+	wt_setup(&wt, "");
+	wt_write_conf(&wt, "w.ini", "[w]\nplugin = ignore_stop\ninstances = 4\nstop_timeout = 2s\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 20000, "SELECT count(*) = 4 FROM instances WHERE worker = 'w' AND state = 'running'"),
+		  "%s", wt_host_stderr(&wt));
+	char *out;
+	wt_write_conf(&wt, "w.ini", "[w]\nplugin = ignore_stop\ninstances = 2\nstop_timeout = 2s\n");
+	reload_now(&out);
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT count(*) = 2 FROM instances WHERE worker = 'w' AND state = 'stopping'"),
+		  "instances 2 and 3 are not stopping");
+	wt_write_conf(&wt, "w.ini", "[w]\nplugin = ignore_stop\ninstances = 4\nstop_timeout = 2s\n");
+	reload_now(&out);
+	cr_expect(wt_wait_sql(&wt, 20000, "SELECT count(*) = 4 FROM instances WHERE worker = 'w' AND state = 'running'"),
+		  "the two a scale-down was stopping did not start again: %s",
+		  wt_sql_text(&wt, "SELECT group_concat(instance || ':' || state) FROM instances WHERE worker = 'w'"));
+	cr_expect_eq(wt_stop(&wt, 15000), 0);
+}

@@ -114,7 +114,7 @@ void reload_finish(struct host *h)
 	for (size_t i = 0; i < h->nworkers; i++) {
 		struct worker *w = h->workers[i];
 		if (!(w->retiring || w->next_conf)) {
-			bool under_way = w->rolling || w->ninst > w->conf->instances;
+			bool under_way = w->rolling || w->rejoin_from || w->ninst > w->conf->instances;
 			if (under_way && rollout_advance(w))
 				waiting = true;
 			else if (under_way)

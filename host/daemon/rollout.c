@@ -192,12 +192,33 @@ static void drop_extra(struct worker *w)
 		worker_drop_last_instance(w);
 }
 
+/* The instances a scale-down was stopping and a later reload kept: started
+ * again once stopped (instance_start does nothing while one stops). */
+static void rejoin_kept(struct worker *w)
+{
+	if (w->host->shutting_down || w->pending_stop) {
+		w->rejoin_from = 0;
+		return;
+	}
+	bool waiting = false;
+	for (int i = w->rejoin_from; w->rejoin_from && i < kept(w); i++) {
+		struct instance *in = w->inst[i];
+		if (in->state == IS_STOPPING || (in->state == IS_STOPPED && !settled(in)))
+			waiting = true;
+		else if (in->state == IS_STOPPED)
+			instance_start(in, ACTIVATION_RELOAD);
+	}
+	if (!waiting)
+		w->rejoin_from = 0;
+}
+
 bool rollout_advance(struct worker *w)
 {
 	while (w->rolling && step(w))
 		;
+	rejoin_kept(w);
 	drop_extra(w);
-	return w->rolling || w->ninst > w->conf->instances;
+	return w->rolling || w->rejoin_from || w->ninst > w->conf->instances;
 }
 
 /* More instances: added stopped, and started when the worker runs. */
@@ -234,6 +255,10 @@ void rollout_begin(struct worker *w, const struct worker_conf *c, bool replace, 
 				w->inst[i]->conf = c;
 	}
 	bool runs = live_instances(w) > 0;
+	/* Instances past the old count still here are the ones a scale-down is
+	 * stopping: those the new count keeps come back. */
+	if (runs && c->instances > before && w->ninst > before)
+		w->rejoin_from = before;
 	if (c->instances > w->ninst)
 		add_instances(w, c->instances);
 	else if (c->instances < w->ninst)

@@ -730,6 +730,7 @@ void worker_start(struct worker *w, enum activation activation)
 void worker_stop(struct worker *w)
 {
 	w->rolling = false; /* what is stopped is not replaced (rollout.c) */
+	w->rejoin_from = 0;  /* nor started again */
 	for (int i = 0; i < w->ninst; i++)
 		instance_stop(w->inst[i]);
 }

@@ -142,6 +142,10 @@ struct worker {
 	enum roll_phase { ROLL_PICK, ROLL_STOPPING, ROLL_STARTING } roll_phase;
 	int roll_index;       /* the instance being replaced (ROLL_STOPPING, ROLL_STARTING) */
 	int roll_replaced;    /* instances replaced by this rollout so far */
+	/* A scale-down was undone by a later reload before its instances had
+	 * stopped: those from this index up to conf->instances start again
+	 * once settled (0: none; a worker has at least one instance). */
+	int rejoin_from;
 };
 
 
