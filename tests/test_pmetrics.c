@@ -273,6 +273,19 @@ Test(pmetrics, the_host_refuses_a_frame_the_runtime_would_not_write)
 	size_t neg = pmetric_put(buf, sizeof(buf), PMETRIC_COUNTER, "items_total", 11, -1);
 	cr_expect_eq(pmetric_set_apply(&s, buf, neg), -1);
 	cr_expect_eq(s.n, 2);
+	/* A payload whose new names do not fit is refused whole: its first, valid record is not taken either. */
+	struct pmetric_set full = {0};
+	for (int i = 0; i < PMETRIC_MAX; i++) {
+		char name[32];
+		int len = snprintf(name, sizeof(name), "g%d", i);
+		size_t k = pmetric_put(buf, sizeof(buf), PMETRIC_GAUGE, name, (size_t)len, i);
+		cr_assert_eq(pmetric_set_apply(&full, buf, k), 0);
+	}
+	size_t k = pmetric_put(buf, sizeof(buf), PMETRIC_GAUGE, "g0", 2, 100);
+	k += pmetric_put(buf + k, sizeof(buf) - k, PMETRIC_GAUGE, "one_too_many", 12, 1);
+	cr_expect_eq(pmetric_set_apply(&full, buf, k), -1);
+	cr_expect_eq(pmetric_value(&full.v[0]), 0, "a refused payload was taken in part");
+	pmetric_set_free(&full);
 	/* A new process: the gauge goes, the count carries on from 7. */
 	pmetric_set_new_process(&s);
 	cr_expect_eq(s.n, 1);

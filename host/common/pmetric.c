@@ -183,10 +183,24 @@ static int apply_record(struct pmetric_set *s, const struct pmetric_record *r, c
 	return 0;
 }
 
+/* Whether the set has room for n more names: slots never used, and those
+ * of a past process's metrics that this process has not sent. */
+static bool room_for(const struct pmetric_set *s, size_t n)
+{
+	size_t room = PMETRIC_MAX - s->n;
+	for (size_t i = 0; i < s->n; i++)
+		room += !s->v[i].live;
+	return n <= room;
+}
+
 int pmetric_set_apply(struct pmetric_set *s, const char *payload, size_t len)
 {
-	/* Pass 0 checks every record, pass 1 takes them. */
+	/* Pass 0 checks every record (and that the new names fit), pass 1
+	 * takes them: a payload is taken whole or not at all. */
+	size_t new_names = 0;
 	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 1 && !room_for(s, new_names))
+			return -1;
 		for (size_t at = 0; at < len;) {
 			struct pmetric_record r;
 			char name[PMETRIC_NAME_MAX + 1];
@@ -195,6 +209,8 @@ int pmetric_set_apply(struct pmetric_set *s, const char *payload, size_t len)
 			memcpy(&r, payload + at, sizeof(r));
 			if (len - at - sizeof(r) < r.len || !record_valid(&r, payload + at + sizeof(r), name))
 				return -1;
+			if (pass == 0 && !find(s, name))
+				new_names++; /* a name twice in one payload counts twice: room to spare */
 			if (pass == 1 && apply_record(s, &r, name) < 0)
 				return -1;
 			at += sizeof(r) + r.len;
@@ -216,6 +232,7 @@ void pmetric_set_new_process(struct pmetric_set *s)
 		s->v[kept++] = m;
 	}
 	s->n = kept;
+	s->refused = false;
 }
 
 double pmetric_value(const struct pmetric *m)

@@ -57,12 +57,13 @@ struct pmetric {
 struct pmetric_set {
 	struct pmetric *v; /* owned, PMETRIC_MAX once the first record came */
 	size_t n;
+	bool refused;      /* this process sent a payload that was refused: said once */
 };
 
-/* Takes a FRAME_METRICS payload: 0, or -1 when it is not one (a bad name, a
- * negative count, more metrics than a process may have: not what the
- * runtime writes). A counter's figure lower than the last one is ignored. A payload that does not parse is refused before any of
- * its records is taken. */
+/* Takes a FRAME_METRICS payload whole: 0, or -1 when it is not one (a bad
+ * name, a negative count, more metrics than a process may have: not what
+ * the runtime writes), and then none of its records is taken. A counter's
+ * figure lower than the last one is ignored. */
 int pmetric_set_apply(struct pmetric_set *s, const char *payload, size_t len);
 /* A new process of the instance starts: its gauges go (they were the last
  * process's), its counters keep counting on from what they reached. */

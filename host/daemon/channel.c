@@ -71,8 +71,15 @@ static size_t take_frames(const struct channel_handler *handler, struct instance
 			take_end(in, payload, hdr.len);
 			break;
 		case FRAME_METRICS:
-			if (pmetric_set_apply(&in->metrics, payload, hdr.len) < 0)
-				return (size_t)-1; /* not the runtime's writing */
+			/* Not the runtime's writing (a plugin writing on the channel
+			 * itself): the frame is dropped, the process's other frames
+			 * (its log lines, its end) still count. */
+			if (pmetric_set_apply(&in->metrics, payload, hdr.len) < 0 && !in->metrics.refused) {
+				in->metrics.refused = true;
+				host_log(HOST_WARN, "[%s:%d] pid %d sent plugin metrics ward's runtime does not write "
+					 "(a forged or damaged frame): ignored (said once for this process)",
+					 in->worker->conf->name, in->index, (int)pid);
+			}
 			break;
 		case FRAME_PHASE:
 		case FRAME_CYCLE:
