@@ -580,15 +580,48 @@ double wt_metric(const char *text, const char *series)
 	return -1;
 }
 
-int wt_http_code(int port, const char *path)
+int wt_curl(int port, const char *args, const char *path, char **body)
 {
-	char cmd[256];
-	snprintf(cmd, sizeof(cmd), "curl -s -m 10 -o /dev/null -w '%%{http_code}' http://127.0.0.1:%d%s", port, path);
+	char out[400], cmd[1200];
+	snprintf(out, sizeof(out), "%s/curl.body", wt.dir);
+	snprintf(cmd, sizeof(cmd), "curl -s -m 10 -o %s -w '%%{http_code}' %s 'http://127.0.0.1:%d%s'", out, args, port,
+		 path);
 	FILE *p = popen(cmd, "r");
 	cr_assert(p);
 	int code = 0;
 	if (fscanf(p, "%d", &code) != 1)
 		code = 0;
 	pclose(p);
+	if (body)
+		*body = wt_read(out);
 	return code;
+}
+
+int wt_http_code(int port, const char *path)
+{
+	return wt_curl(port, "", path, NULL);
+}
+
+int wt_run_with_input(const char *cmd, const char *text, char **out)
+{
+	char in[400], res[400], line[1400];
+	snprintf(in, sizeof(in), "%s/input.txt", wt.dir);
+	snprintf(res, sizeof(res), "%s/output.txt", wt.dir);
+	FILE *f = fopen(in, "w");
+	cr_assert(f);
+	fputs(text, f);
+	fclose(f);
+	snprintf(line, sizeof(line), "%s < %s > %s 2>&1", cmd, in, res);
+	int st = system(line);
+	*out = wt_read(res);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+void wt_promtool_accepts(const char *text)
+{
+	char *said;
+	int rc = wt_run_with_input("promtool check metrics", text, &said);
+	cr_assert_neq(rc, 127, "promtool is not installed (Debian package prometheus; setup.sh installs it)");
+	cr_expect_eq(rc, 0, "promtool check metrics failed (%d):\n%s\non:\n%s", rc, said, text);
+	cr_expect(!said || !*said, "promtool has complaints:\n%s\non:\n%s", said, text);
 }

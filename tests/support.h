@@ -79,8 +79,17 @@ int wt_ward_in(const char *cwd, char **out, char **err, const char *args);
 
 /* A loopback TCP port nothing listens on now (the kernel's choice for port 0). */
 int wt_free_port(void);
-/* curl's status code for GET http://127.0.0.1:port/path (0: no answer within 10 s). */
+/* curl's status code for http://127.0.0.1:port/path with curl's extra args
+ * (0: no answer within 10 s); the body (freed at teardown) into *body when
+ * body is not NULL. */
+int wt_curl(int port, const char *args, const char *path, char **body);
+/* wt_curl of a plain GET, its status code only. */
 int wt_http_code(int port, const char *path);
+/* Runs a shell command with text on its stdin: its exit code, and its
+ * output (stdout and stderr, freed at teardown) into *out. */
+int wt_run_with_input(const char *cmd, const char *text, char **out);
+/* Expects `promtool check metrics` to accept text without a complaint. */
+void wt_promtool_accepts(const char *text);
 /* `ward metrics` of the running host (asserts it exits 0); freed at teardown. */
 char *wt_metrics(struct wt *t);
 /* The value of the sample `series` ("name{labels}") in a metrics text; -1 when there is none. */

@@ -48,19 +48,7 @@ static void setup_http(const char *ini)
  * the body (freed at teardown) into *body when body is not NULL. */
 static int curl(const char *args, const char *path, char **body)
 {
-	char out[400], cmd[1200];
-	snprintf(out, sizeof(out), "%s/curl.body", wt.dir);
-	snprintf(cmd, sizeof(cmd), "curl -s -m 10 -o %s -w '%%{http_code}' %s 'http://127.0.0.1:%d%s'", out, args, port,
-		 path);
-	FILE *p = popen(cmd, "r");
-	cr_assert(p);
-	int code = 0;
-	if (fscanf(p, "%d", &code) != 1)
-		code = 0;
-	pclose(p);
-	if (body)
-		*body = wt_read(out);
-	return code;
+	return wt_curl(port, args, path, body);
 }
 
 /* Polls path until it answers `want`, up to timeout_ms. */

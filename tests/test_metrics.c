@@ -50,30 +50,7 @@ static double worker_sample(const char *text, const char *family, const char *wo
 	return wt_metric(text, series);
 }
 
-/* Runs a shell command with text on its stdin; its output (stdout and stderr) into *out. */
-static int run_with_input(const char *cmd, const char *text, char **out)
-{
-	char in[400], res[400], line[1400];
-	snprintf(in, sizeof(in), "%s/input.txt", wt.dir);
-	snprintf(res, sizeof(res), "%s/output.txt", wt.dir);
-	FILE *f = fopen(in, "w");
-	cr_assert(f);
-	fputs(text, f);
-	fclose(f);
-	snprintf(line, sizeof(line), "%s < %s > %s 2>&1", cmd, in, res);
-	int st = system(line);
-	*out = wt_read(res);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
-static void promtool_accepts(const char *text)
-{
-	char *said;
-	int rc = run_with_input("promtool check metrics", text, &said);
-	cr_assert_neq(rc, 127, "promtool is not installed (Debian package prometheus; setup.sh installs it)");
-	cr_expect_eq(rc, 0, "promtool check metrics failed (%d):\n%s\non:\n%s", rc, said, text);
-	cr_expect(!said || !*said, "promtool has complaints:\n%s\non:\n%s", said, text);
-}
 
 static int connect_unix(const char *path)
 {
@@ -144,7 +121,7 @@ Test(metrics, promtool_accepts_every_family_with_a_crashing_an_idle_and_a_failed
 	running("lazy");
 	close(c);
 	char *text = wt_metrics(&wt);
-	promtool_accepts(text);
+	wt_promtool_accepts(text);
 	for (size_t i = 0; i < ARRAY_LEN(families); i++) {
 		char help[200], type[200], first[200];
 		snprintf(help, sizeof(help), "# HELP %s ", families[i]);
@@ -239,7 +216,7 @@ static void memory_is_about_the_real_rss(void)
 		  "family's two processes hold 16 + 48 MiB, metrics say %.1f MiB", fam / MIB);
 	double idle = worker_sample(text, "ward_worker_memory_bytes", "idle");
 	cr_expect(idle > 0 && idle < 32 * MIB, "an idle worker: %.1f MiB", idle / MIB);
-	promtool_accepts(text);
+	wt_promtool_accepts(text);
 	cr_expect_eq(wt_stop(&wt, 10000), 0);
 }
 
@@ -340,7 +317,7 @@ Test(metrics, status_shows_memory_and_cpu_of_each_instance)
 	cr_assert(wt_wait_sql(&wt, 10000, "SELECT state = 'failed' FROM workers WHERE name = 'f'"));
 	char *out, *err, *said;
 	cr_assert_eq(wt_cli(&wt, &out, &err, "status --json"), 3, "f has failed: %s", err); /* main's probe exit codes */
-	int rc = run_with_input(
+	int rc = wt_run_with_input(
 		"python3 -c 'import json, sys\n"
 		"ws = {w[\"name\"]: w for w in json.load(sys.stdin)}\n"
 		"for i in ws[\"hog\"][\"instances\"]:\n"
@@ -379,5 +356,5 @@ Test(metrics, label_values_are_escaped_as_the_text_format_says)
 	wt_keep(text);
 	cr_expect(strstr(text, "ward_worker_ready{worker=\"a\\\"b\\\\c\\nd\"} "), "%s", text);
 	wt_setup(&wt, "");
-	promtool_accepts(text);
+	wt_promtool_accepts(text);
 }

@@ -39,23 +39,6 @@ static char *scrape_until(const char *name, const char *worker, int instance, do
 	return text;
 }
 
-static void promtool_accepts(const char *text)
-{
-	char in[400], res[400], cmd[1000];
-	snprintf(in, sizeof(in), "%s/scrape.txt", wt.dir);
-	snprintf(res, sizeof(res), "%s/promtool.txt", wt.dir);
-	FILE *f = fopen(in, "w");
-	cr_assert(f);
-	fputs(text, f);
-	fclose(f);
-	snprintf(cmd, sizeof(cmd), "promtool check metrics < %s > %s 2>&1", in, res);
-	int st = system(cmd);
-	int rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-	char *said = wt_read(res);
-	cr_assert_neq(rc, 127, "promtool is not installed (Debian package prometheus; setup.sh installs it)");
-	cr_expect_eq(rc, 0, "promtool check metrics failed (%d):\n%s\non:\n%s", rc, said, text);
-	cr_expect(!said || !*said, "promtool has complaints:\n%s\non:\n%s", said, text);
-}
 
 /* The lines of text that start with prefix are one block, with nothing else between them. */
 static bool contiguous(const char *text, const char *prefix)
@@ -80,7 +63,7 @@ Test(pmetrics, every_instance_of_every_worker_has_its_samples_and_promtool_accep
 	scrape_until("queue_depth", "pm", 0, 3);
 	scrape_until("queue_depth", "pm", 1, 3);
 	char *text = scrape_until("queue_depth", "other", 0, 3);
-	promtool_accepts(text);
+	wt_promtool_accepts(text);
 	cr_expect_eq(wt_count(text, "# TYPE ward_plugin_queue_depth gauge\n"), 1, "%s", text);
 	cr_expect_eq(wt_count(text, "# TYPE ward_plugin_items_total counter\n"), 1, "%s", text);
 	cr_expect_eq(wt_count(text, "# HELP ward_plugin_items_total "), 1, "%s", text);
@@ -112,7 +95,7 @@ Test(pmetrics, a_count_carries_on_across_crashes_and_a_gauge_starts_again)
 	cr_expect(items >= 2.0 * (double)crashed, "%lld processes counted 2 each, the count says %g:\n%s", crashed, items,
 		  text);
 	cr_expect(depth >= -1 && depth <= 2, "a gauge of a new process starts again, this one says %g:\n%s", depth, text);
-	promtool_accepts(text);
+	wt_promtool_accepts(text);
 	cr_expect_eq(wt_stop(&wt, 10000), 0);
 }
 
@@ -156,7 +139,7 @@ Test(pmetrics, a_refused_name_is_warned_about_once_and_has_no_sample)
 		     "%s", text);
 	cr_expect(strstr(text, "ward_plugin_ratio{worker=\"pm\",instance=\"0\"} NaN\n"), "%s", text);
 	cr_expect(strstr(text, "ward_plugin_ceiling{worker=\"pm\",instance=\"0\"} +Inf\n"), "%s", text);
-	promtool_accepts(text);
+	wt_promtool_accepts(text);
 	cr_expect_eq(wt_stop(&wt, 10000), 0);
 }
 
@@ -251,7 +234,7 @@ Test(pmetrics, every_name_ward_accepts_passes_promtool_and_the_refused_ones_woul
 	}
 	fclose(f);
 	wt_keep(text);
-	promtool_accepts(text);
+	wt_promtool_accepts(text);
 	for (size_t i = 0; i < sizeof(refused) / sizeof(*refused); i++)
 		cr_expect_not_null(pmetric_name_problem(refused[i], PMETRIC_GAUGE), "%s was accepted", refused[i]);
 	cr_expect_not_null(pmetric_name_problem("items", PMETRIC_COUNTER));
