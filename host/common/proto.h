@@ -29,7 +29,43 @@ enum frame_type {
 	 * pmetric_record + name, repeated (common/pmetric.h). Sent at most every
 	 * 100 ms while cycles run, and when a cycle ends in anything but WARD_OK. */
 	FRAME_METRICS = 6,
-	FRAME_TYPE_LAST = FRAME_METRICS,
+	/* The job the host handed over ended: struct frame_job_end + message
+	 * text. The result travels inline after the message when it fits in the
+	 * frame, else in a sealed memfd passed with SCM_RIGHTS alongside. */
+	FRAME_JOB_END = 7,
+	FRAME_TYPE_LAST = FRAME_JOB_END,
+};
+
+/*
+ * Jobs travel the other way on the same channel: the host sends one datagram
+ * to the process's runtime socket (which is connected to the host's, so it
+ * receives from nobody else): struct frame_hdr (type FRAME_JOB) + struct
+ * frame_job + key + payload. A payload that does not fit in
+ * FRAME_JOB_INLINE_MAX goes in a sealed memfd passed with SCM_RIGHTS
+ * (frame_job.in_memfd). Before sending, the host sets slot.job_pending, so
+ * the runtime looks for a job between cycles without a system call.
+ */
+#define FRAME_JOB 64
+#define FRAME_JOB_INLINE_MAX (60 * 1024)
+
+struct frame_job {
+	int64_t id;
+	int32_t attempt;
+	uint32_t key_len;     /* bytes of key right after this struct (no NUL) */
+	uint32_t payload_len; /* bytes of payload after the key, or in the memfd */
+	uint32_t in_memfd;    /* 1: the payload is in the passed descriptor */
+};
+
+enum job_end_outcome { JOB_END_DONE = 0, JOB_END_FAILED = 1 };
+
+struct frame_job_end {
+	int64_t id;
+	int32_t outcome;     /* enum job_end_outcome */
+	int32_t ret;         /* what .job returned */
+	uint32_t message_len; /* bytes of message after this struct: why it failed, or 0 */
+	uint32_t result_len;  /* bytes of result, after the message or in the memfd */
+	uint32_t in_memfd;    /* 1: the result is in the passed descriptor */
+	uint32_t pad;
 };
 
 struct frame_timing {
@@ -104,7 +140,8 @@ struct slot {
 	_Atomic int64_t init_ns;   /* time spent in init, once it returned */
 	_Atomic int64_t last_cycle_ns; /* duration of the last timed cycle (see runtime.c) */
 	_Atomic int64_t last_beat_ns;  /* CLOCK_MONOTONIC of the last ward_heartbeat/ward_sleep */
-	uint8_t pad[16];
+	_Atomic uint32_t job_pending;  /* set by the host before it sends a job; the only field it writes */
+	uint8_t pad[12];
 } __attribute__((aligned(64)));
 
 #endif

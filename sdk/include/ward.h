@@ -71,6 +71,9 @@ enum ward_log_level {
 /* The runtime's per-process context. Opaque; valid from init to the end of shutdown. */
 typedef struct ward_ctx ward_ctx;
 
+/* One job being processed. Opaque; valid only during the .job call it is handed to. */
+typedef struct ward_job ward_job;
+
 /* Types a plugin can declare for its own configuration keys. */
 enum ward_option_type {
 	WARD_OPT_STRING = 0,
@@ -117,6 +120,15 @@ struct ward_plugin {
 	void (*shutdown)(ward_ctx *ctx, void *state);
 	/* The plugin's own keys, terminated by an entry with name == NULL; may be NULL. */
 	const struct ward_option *options;
+	/* Added within ABI 1 (after options). Process one job of the worker's
+	 * queue (see "Jobs" below). When set, cycle may be NULL; when both are
+	 * set, a job that arrives is handed to job between cycles, and an idle
+	 * wait ends early for it. Return WARD_OK when the job is done, a
+	 * negative value when it failed (it is retried as the worker's
+	 * job_attempts and job_retry_delay say); any other value is a failure
+	 * with the message "returned N". The watchdog covers a running job as
+	 * it covers a cycle. */
+	int (*job)(ward_ctx *ctx, void *state, struct ward_job *job);
 };
 
 #if defined(__GNUC__)
@@ -203,6 +215,44 @@ int ward_listen_fd(ward_ctx *ctx, int i);
  */
 void ward_gauge(ward_ctx *ctx, const char *name, double value);
 void ward_count(ward_ctx *ctx, const char *name, double delta);
+
+/* ---- Added within ABI 1: jobs and the process's past ----
+ *
+ * Jobs are durable work queued through the host (`ward enqueue`, the control
+ * socket, or libward-client) and handed, one at a time per process, to the
+ * .job of a worker whose `queue` they are in. A job is delivered at least
+ * once: when the process holding it ends for any reason, the attempt fails
+ * with that process's exit reason and the job is queued again, so .job may
+ * see the same job more than once. Use ward_job_attempt() and ward_job_key()
+ * to make processing idempotent.
+ */
+
+/* The payload (up to 1 MiB; *len set, len may be NULL). Valid during the .job call. */
+const void *ward_job_payload(const ward_job *job, size_t *len);
+/* The job's id, as `ward enqueue` printed it. */
+int64_t ward_job_id(const ward_job *job);
+/* 1 for the first attempt, 2 for the first retry, ... */
+int ward_job_attempt(const ward_job *job);
+/* The key the producer gave, or NULL. */
+const char *ward_job_key(const ward_job *job);
+/* Sets the job's result (up to 1 MiB, copied), handed to whoever waits for
+ * the job once .job returns WARD_OK. A later call replaces it. 0, or -1
+ * with errno (EMSGSIZE past 1 MiB). */
+int ward_job_result(ward_ctx *ctx, ward_job *job, const void *data, size_t len);
+
+/* In init: how the previous process of this instance ended, worded as
+ * `ward status` words it ("signal SIGSEGV: in a cycle"), or NULL when this
+ * is the instance's first process. Valid until the process ends. */
+const char *ward_last_exit(ward_ctx *ctx);
+/* How many times this instance was restarted since its worker was last
+ * started (`ward start`, `ward restart` and a reload that changed it reset
+ * it to 0). */
+int ward_restarts(ward_ctx *ctx);
+/* After a cycle returns WARD_IDLE, the next cycle also starts as soon as fd
+ * is readable, not only after `interval`. Several fds may be watched, for
+ * the rest of the process's life; one the plugin closes is dropped. 0, or
+ * -1 with errno (EBADF for a descriptor that is not open). */
+int ward_watch_fd(ward_ctx *ctx, int fd);
 
 #ifdef __cplusplus
 }
