@@ -186,6 +186,8 @@ static void print_instance_lines(sqlite3 *db, const char *name)
 		       sqlite3_column_int(in, 0), live ? col_text(in, 1) : "-", col_text(in, 2), up,
 		       (long long)sqlite3_column_int64(in, 4), col_text(in, 6) ? col_text(in, 6) : "-",
 		       col_text(in, 7) ? col_text(in, 7) : "-", progress, s.mem, s.cpu);
+		if (live && col_text(in, STATUS_COL_TEXT)) /* a command worker's sd_notify STATUS= */
+			printf("       status: %s\n", col_text(in, STATUS_COL_TEXT));
 	}
 	sqlite3_finalize(in);
 }

@@ -12,11 +12,15 @@
 #define _GNU_SOURCE
 #include "config/config.h"
 #include "common/address.h"
+#include "common/command.h"
+#include "common/reason.h"
 #include "common/units.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <dirent.h>
+#include <grp.h>
+#include <pwd.h>
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
@@ -388,6 +392,8 @@ enum key_kind {
 	K_ADDRESS,  /* char *, an ADDR:PORT to listen on (common/address.h) */
 	K_LOG_OUTPUT, /* int: enum log_output, one of choices[K_LOG_OUTPUT] */
 	K_LOG_FORMAT, /* int: enum log_format */
+	K_READY,    /* int: enum ready_mode, one of choices[K_READY] */
+	K_SIGNAL,   /* int: a signal number, written TERM, SIGTERM or 15 */
 	K_SPECIAL,  /* handled by the caller (plugin, enabled) */
 };
 
@@ -405,6 +411,7 @@ struct key_def {
 static const char *const choices[][4] = {
 	[K_LOG_OUTPUT] = {"file", "stdout", "both"},
 	[K_LOG_FORMAT] = {"text", "json"},
+	[K_READY] = {"start", "notify"},
 };
 
 #define W(field) offsetof(struct worker_conf, field)
@@ -434,6 +441,10 @@ static const struct key_def worker_keys[] = {
 	{"limit.cpu", K_LIMIT_SECONDS, NULL, W(limit_cpu), 0, 0, "RLIMIT_CPU: whole seconds as a duration, or unlimited; unset: inherited"},
 	{"limit.core", K_LIMIT_SIZE, NULL, W(limit_core), 0, 0, "RLIMIT_CORE: a size, or unlimited; unset: inherited"},
 	{"critical", K_BOOL, "no", W(critical), 0, 0, "yes: its failing stops the host (exit status 3)"},
+	/* command workers (docs/command-workers.md) */
+	{"command", K_STRING, NULL, W(command), 0, 0, "a program and its arguments to exec instead of a plugin (split like a shell, no shell run)"},
+	{"ready", K_READY, "start", W(ready), 0, 0, "command workers: start (running once exec'd) or notify (once it sends READY=1)"},
+	{"stop_signal", K_SIGNAL, "TERM", W(stop_signal), 0, 0, "command workers: the signal that asks the program to stop"},
 };
 #undef W
 
@@ -461,7 +472,7 @@ static const char *const kind_names[] = {
 	[K_BOOL] = "boolean", [K_INT] = "number", [K_LONG] = "number", [K_DURATION] = "duration",
 	[K_SIZE] = "size", [K_RESTART] = "enum", [K_MAX_RESTARTS] = "number", [K_LIST] = "list",
 	[K_STRING] = "string", [K_PATH] = "path", [K_LIMIT_COUNT] = "number", [K_LIMIT_SIZE] = "size",
-	[K_LIMIT_SECONDS] = "duration", [K_ADDRESS] = "address", [K_LOG_OUTPUT] = "choice", [K_LOG_FORMAT] = "choice", [K_SPECIAL] = "special",
+	[K_LIMIT_SECONDS] = "duration", [K_ADDRESS] = "address", [K_LOG_OUTPUT] = "choice", [K_LOG_FORMAT] = "choice", [K_READY] = "choice", [K_SIGNAL] = "signal", [K_SPECIAL] = "special",
 };
 
 static void print_key_table(const char *title, const struct key_def *defs, size_t n, FILE *out)
@@ -687,6 +698,16 @@ static const char *parse_choice_key(const struct config *cfg, const struct key_d
 	return why;
 }
 
+static const char *parse_signal_key(const struct config *cfg, const struct key_def *def, void *field, const char *value)
+{
+	(void)cfg, (void)def;
+	int sig = signal_parse(value);
+	if (sig < 0)
+		return "expected a signal such as TERM, SIGINT or 15";
+	*(int *)field = sig;
+	return NULL;
+}
+
 static const char *parse_special_key(const struct config *cfg, const struct key_def *def, void *field, const char *value)
 {
 	(void)cfg, (void)def, (void)field, (void)value;
@@ -710,6 +731,8 @@ static parse_fn *const parsers[] = {
 	[K_ADDRESS] = parse_address_key,
 	[K_LOG_OUTPUT] = parse_choice_key,
 	[K_LOG_FORMAT] = parse_choice_key,
+	[K_READY] = parse_choice_key,
+	[K_SIGNAL] = parse_signal_key,
 	[K_SPECIAL] = parse_special_key,
 };
 
@@ -851,6 +874,73 @@ static void resolve_plugin(struct config *cfg, struct worker_conf *w, const stru
 		add_error(cfg, at, w->name, "plugin", "%s is not a regular file", w->plugin);
 }
 
+/* The PATH the worker's process will have (worker/child.c): its env.PATH,
+ * else the host's, else the fallback the process gets. */
+static const char *worker_path(const struct worker_conf *w)
+{
+	for (size_t i = 0; i < w->env.n; i++)
+		if (strncmp(w->env.v[i], "PATH=", 5) == 0)
+			return w->env.v[i] + 5;
+	const char *host = getenv("PATH");
+	return host ? host : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+}
+
+/* Whether the worker's user (the host's when none is set) may execute st. */
+static bool executable_by_worker(const struct worker_conf *w, const char *path, const struct stat *st)
+{
+	struct passwd *pw = w->user ? getpwnam(w->user) : NULL;
+	if (!pw)
+		return access(path, X_OK) == 0; /* an unknown user is said when the process starts */
+	if (pw->pw_uid == 0)
+		return (st->st_mode & (S_IXUSR | S_IXGRP | S_IXOTH)) != 0;
+	if (st->st_uid == pw->pw_uid)
+		return (st->st_mode & S_IXUSR) != 0;
+	struct group *gr = w->group ? getgrnam(w->group) : NULL;
+	gid_t groups[256];
+	int n = ARRAY_SIZE(groups);
+	if (getgrouplist(pw->pw_name, gr ? gr->gr_gid : pw->pw_gid, groups, &n) < 0)
+		n = 0;
+	for (int i = 0; i < n; i++)
+		if (groups[i] == st->st_gid)
+			return (st->st_mode & S_IXGRP) != 0;
+	return (st->st_mode & S_IXOTH) != 0;
+}
+
+/* A command worker: its line split, its program found on the worker's PATH
+ * and checked, and w->plugin set to the program's absolute path (what
+ * history, status and a reload's change check name). */
+static void resolve_command(struct config *cfg, struct worker_conf *w, const struct entry *ce)
+{
+	struct origin at = ce ? ce->at : w->where;
+	const char *section = ce ? ce->section : w->name;
+	struct strv words = {0};
+	const char *why = command_split(w->command, &words);
+	if (why) {
+		add_error(cfg, at, section, "command", "%s in \"%s\" (quote an argument with ' or \")", why, w->command);
+		w->plugin = xstrdup(w->command);
+		return;
+	}
+	const char *program = words.v[0];
+	char *found = command_find(program, worker_path(w));
+	struct stat st;
+	if (!found) {
+		add_error(cfg, at, section, "command", "program '%s' is not on the worker's PATH (%s): write its full path, or set env.PATH",
+			  program, worker_path(w));
+		w->plugin = xstrdup(program);
+	} else {
+		w->plugin = found[0] == '/' ? xstrdup(found) : absolute_path(cfg, found);
+		if (stat(w->plugin, &st) < 0)
+			add_error(cfg, at, section, "command", "unable to find program %s: %s (check the path)", w->plugin, strerror(errno));
+		else if (!S_ISREG(st.st_mode))
+			add_error(cfg, at, section, "command", "%s is not a regular file (a directory?): name the program itself", w->plugin);
+		else if (!executable_by_worker(w, w->plugin, &st))
+			add_error(cfg, at, section, "command", "%s is not executable by %s%s: chmod +x it, or run it through its interpreter",
+				  w->plugin, w->user ? "user " : "the host's user", w->user ? w->user : "");
+	}
+	free(found);
+	strv_free(&words);
+}
+
 /* A key of [defaults] or of the worker's section that is not a ward key:
  * env.NAME becomes environment, anything else is the plugin's. */
 static void add_extra_key(struct config *cfg, struct worker_conf *w, const struct entry *en, int shared)
@@ -943,8 +1033,15 @@ static bool load_worker(struct config *cfg, const struct entries *e, const char 
 	if (find_key(own, "nice") || find_key(defs, "nice"))
 		w->nice_set = true;
 
-	const struct entry *pe = find_key(own, "plugin");
-	resolve_plugin(cfg, w, pe ? pe : find_key(defs, "plugin"));
+	const struct entry *pe = find_key(own, "plugin"), *ce = find_key(own, "command");
+	if (pe && ce)
+		add_error(cfg, ce->at, name, "command", "plugin (line %d) and command exclude each other: a worker runs a plugin or a program",
+			  pe->at.line);
+	if (!w->command)
+		resolve_plugin(cfg, w, pe ? pe : find_key(defs, "plugin"));
+	/* A program has no cycles to watch: its watchdog is WATCHDOG=1, off unless asked for. */
+	if (w->command && !find_key(own, "watchdog") && !find_key(defs, "watchdog"))
+		w->watchdog_ms = 0;
 
 	for (size_t i = 0; i < defs.n; i++)
 		if (!is_worker_key(defs.v[i].key) && !find_key(own, defs.v[i].key))
@@ -952,6 +1049,8 @@ static bool load_worker(struct config *cfg, const struct entries *e, const char 
 	for (size_t i = 0; i < own.n; i++)
 		if (!is_worker_key(own.v[i].key))
 			add_extra_key(cfg, w, &own.v[i], -1);
+	if (w->command)
+		resolve_command(cfg, w, ce ? ce : find_key(defs, "command"));
 	return true;
 }
 
@@ -1213,7 +1312,7 @@ static void check_plugin_permissions(struct config *cfg, const struct worker_con
 	if (!realpath(w->plugin, real))
 		return;
 	if (unsafe_path(real, why, sizeof(why)))
-		add_error(cfg, w->where, w->name, "plugin", "refused by strict_permissions: %s", why);
+		add_error(cfg, w->where, w->name, w->command ? "command" : "plugin", "refused by strict_permissions: %s", why);
 	for (char *slash = strrchr(real, '/'); slash; slash = strrchr(real, '/')) {
 		*slash = '\0';
 		const char *dir = real[0] ? real : "/";
@@ -1222,7 +1321,7 @@ static void check_plugin_permissions(struct config *cfg, const struct worker_con
 		struct stat st;
 		bool sticky = stat(dir, &st) == 0 && (st.st_mode & S_ISVTX);
 		if (!sticky && unsafe_path(dir, why, sizeof(why))) {
-			add_error(cfg, w->where, w->name, "plugin", "refused by strict_permissions: %s", why);
+			add_error(cfg, w->where, w->name, w->command ? "command" : "plugin", "refused by strict_permissions: %s", why);
 			break;
 		}
 		if (!real[0])
@@ -1446,6 +1545,8 @@ static bool same_field(const struct key_def *def, const void *a, const void *b)
 	case K_INT:
 	case K_LOG_OUTPUT:
 	case K_LOG_FORMAT:
+	case K_READY:
+	case K_SIGNAL:
 		return *(const int *)fa == *(const int *)fb;
 	case K_LONG:
 	case K_MAX_RESTARTS:
@@ -1498,6 +1599,8 @@ static void put_field(const struct key_def *def, const void *base, struct wire *
 	case K_INT:
 	case K_LOG_OUTPUT:
 	case K_LOG_FORMAT:
+	case K_READY:
+	case K_SIGNAL:
 		wire_put_u64(out, (uint64_t)(int64_t)*(const int *)f);
 		break;
 	case K_LONG:
@@ -1540,6 +1643,8 @@ static void get_field(const struct key_def *def, void *base, struct wire *in)
 	case K_INT:
 	case K_LOG_OUTPUT:
 	case K_LOG_FORMAT:
+	case K_READY:
+	case K_SIGNAL:
 		*(int *)f = (int)(int64_t)wire_get_u64(in);
 		break;
 	case K_LONG:

@@ -16,6 +16,8 @@
 #include "common/wire.h"
 
 enum restart_policy { RESTART_ON_FAILURE, RESTART_ALWAYS, RESTART_NEVER };
+/* A command worker's `ready`: running once exec'd, or once it sent READY=1. */
+enum ready_mode { READY_START, READY_NOTIFY };
 
 struct limit_conf {
 	bool set;
@@ -52,6 +54,11 @@ struct worker_conf {
 	int *plugin_key_shared;  /* each plugin key's index in config.shared_keys, or -1: the worker's own */
 	struct origin where;     /* the section's [header] line, or the plugin dir when autoloaded */
 	struct origin requires_at; /* the requires line, for dependency messages */
+	/* A command worker (docs/command-workers.md): plugin is then the program
+	 * command names, found and made absolute; NULL command: a plugin worker. */
+	char *command;      /* the line as written; split by common/command.c */
+	int ready;          /* enum ready_mode */
+	int stop_signal;    /* what asks the program to stop (SIGTERM by default) */
 };
 
 /* A plugin key of [defaults]: every worker that does not set it itself gets

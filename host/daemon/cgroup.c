@@ -531,3 +531,27 @@ void cgroup_worker_forget(struct worker *w)
 	snprintf(path, sizeof(path), "%s.worker", w->conf->name);
 	unlinkat(cg->workers_fd, path, AT_REMOVEDIR);
 }
+
+int cgroup_owner_of(const struct host *h, pid_t pid, char *name, size_t size, int *index)
+{
+	char path[PATH_MAX];
+	if (!cgroup_active(&h->cgroups) || cgroup_path_of(pid, path, sizeof(path)) < 0)
+		return -1;
+	/* ".../<name>.worker/<index>", possibly with a cgroup of its own below */
+	for (char *slash = strrchr(path, '/'); slash && slash != path; slash = strrchr(path, '/')) {
+		char *end;
+		long i = strtol(slash + 1, &end, 10);
+		*slash = '\0';
+		const char *dir = strrchr(path, '/');
+		size_t dlen = dir ? strlen(dir + 1) : 0;
+		if (*end || end == slash + 1 || !dir || dlen <= 7 || strcmp(dir + 1 + dlen - 7, ".worker") != 0)
+			continue;
+		if (dlen - 7 >= size)
+			return -1;
+		memcpy(name, dir + 1, dlen - 7);
+		name[dlen - 7] = '\0';
+		*index = (int)i;
+		return 0;
+	}
+	return -1;
+}

@@ -62,5 +62,8 @@ int cgroup_instance_cpu_usec(const struct instance *in, uint64_t *usec);
 int cgroup_instance_dir(const struct instance *in);
 /* The worker is going away (reload, exit): removes its cgroups. */
 void cgroup_worker_forget(struct worker *w);
+/* The worker name and instance index of the instance cgroup pid is in
+ * (sdnotify.c: who sent a message). 0, or -1: in none of the host's. */
+int cgroup_owner_of(const struct host *h, pid_t pid, char *name, size_t size, int *index);
 
 #endif

@@ -45,12 +45,12 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS instances(worker TEXT, instance INTEGER, pid INTEGER,"
 	" state TEXT, started_at INTEGER, ready_at INTEGER, cycles INTEGER, init_ms INTEGER,"
 	" last_cycle_ms INTEGER, progress_at INTEGER, rss_bytes INTEGER, cpu_usec INTEGER,"
-	" PRIMARY KEY(worker, instance));"
+	" status_text TEXT, PRIMARY KEY(worker, instance));"
 	"CREATE TABLE IF NOT EXISTS host(key TEXT PRIMARY KEY, value TEXT);";
 
 enum stmt_id {
 	ST_RUN_BEGIN, ST_RUN_READY, ST_RUN_END, ST_EVENT, ST_WORKER, ST_INSTANCE, ST_HOST,
-	ST_INSTANCE_USAGE, ST_CLEAR_WORKERS, ST_CLEAR_INSTANCES, ST_FORGET_WORKER, ST_FORGET_INSTANCES, ST_FORGET_INSTANCE, ST_PRUNE_RUNS,
+	ST_INSTANCE_USAGE, ST_INSTANCE_STATUS, ST_CLEAR_WORKERS, ST_CLEAR_INSTANCES, ST_FORGET_WORKER, ST_FORGET_INSTANCES, ST_FORGET_INSTANCE, ST_PRUNE_RUNS,
 	ST_PRUNE_EVENTS, ST_COUNT
 };
 
@@ -73,6 +73,7 @@ static const char *const sql[ST_COUNT] = {
 			" init_ms=excluded.init_ms, last_cycle_ms=excluded.last_cycle_ms,"
 			" progress_at=excluded.progress_at",
 	[ST_INSTANCE_USAGE] = "UPDATE instances SET rss_bytes=?, cpu_usec=? WHERE worker=? AND instance=?",
+	[ST_INSTANCE_STATUS] = "UPDATE instances SET status_text=NULLIF(?, '') WHERE worker=? AND instance=?",
 	[ST_HOST] = "INSERT OR REPLACE INTO host(key, value) VALUES(?,?)",
 	[ST_CLEAR_WORKERS] = "DELETE FROM workers",
 	[ST_CLEAR_INSTANCES] = "DELETE FROM instances",
@@ -584,6 +585,11 @@ void history_instance_usage(struct history *h, const char *worker, int instance,
 			    uint64_t cpu_usec)
 {
 	ENQUEUE(h, ST_INSTANCE_USAGE, I((int64_t)rss_bytes), I((int64_t)cpu_usec), T(worker), I(instance));
+}
+
+void history_instance_status(struct history *h, const char *worker, int instance, const char *text)
+{
+	ENQUEUE(h, ST_INSTANCE_STATUS, T(text), T(worker), I(instance));
 }
 
 void history_host(struct history *h, const char *key, const char *value)

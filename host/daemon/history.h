@@ -55,6 +55,8 @@ void history_instance_state(struct history *h, const struct instance_row *row);
 /* The memory and CPU time of an instance's process now (usage.c), for `ward status`. */
 void history_instance_usage(struct history *h, const char *worker, int instance, uint64_t rss_bytes,
 			    uint64_t cpu_usec);
+/* A command worker's STATUS= text (sdnotify.c), for `ward status`; "" clears it. */
+void history_instance_status(struct history *h, const char *worker, int instance, const char *text);
 void history_host(struct history *h, const char *key, const char *value);
 /* Removes a worker from the state tables (a reload removed or rebuilt it); its runs stay. */
 void history_forget_worker(struct history *h, const char *worker);

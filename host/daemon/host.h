@@ -21,6 +21,7 @@ struct host_observer;
 struct frame_channel;
 struct reload;
 struct http;
+struct sdnotify;
 
 struct host {
 	struct config cfg;
@@ -65,6 +66,7 @@ struct host {
 	struct spawner spawner;
 	struct cgroups cgroups;  /* the instances' cgroups (cgroup.c) */
 	struct http *http;       /* the [ward] http endpoint (http.c), or NULL */
+	struct sdnotify *sdnotify; /* $NOTIFY_SOCKET of command workers (sdnotify.c) */
 };
 
 #endif

@@ -294,7 +294,7 @@ static struct probe_batch *start_batch(struct host *h, struct config *cfg, bool 
 	*b = (struct probe_batch){.host = h, .cfg = cfg, .done = done_fn, .arg = arg, .finish.fn = on_finish,
 				  .check_keys = check_keys, .timeout_ms = timeout_ms};
 	for (size_t i = 0; i < cfg->nworkers; i++) {
-		bool seen = false; /* one probe per plugin file */
+		bool seen = cfg->workers[i].command != NULL; /* one probe per plugin file; a program has none */
 		for (size_t k = 0; k < i && !seen; k++)
 			seen = strcmp(cfg->workers[k].plugin, cfg->workers[i].plugin) == 0;
 		if (!seen)
@@ -304,7 +304,7 @@ static struct probe_batch *start_batch(struct host *h, struct config *cfg, bool 
 	if (wanted == 0)
 		batch_finished(b);
 	for (size_t i = 0; i < cfg->nworkers && b->n < wanted; i++) {
-		bool seen = false;
+		bool seen = cfg->workers[i].command != NULL;
 		for (size_t k = 0; k < b->n && !seen; k++)
 			seen = strcmp(b->v[k]->conf->plugin, cfg->workers[i].plugin) == 0;
 		if (!seen)

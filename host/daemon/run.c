@@ -16,6 +16,7 @@
 #include "daemon/log.h"
 #include "daemon/notify.h"
 #include "daemon/probe.h"
+#include "daemon/sdnotify.h"
 #include "common/reason.h"
 #include "common/loop.h"
 #include "daemon/channel.h"
@@ -548,7 +549,7 @@ static void test_timed_out(struct timer *t)
 	begin_shutdown(h, SIGTERM);
 }
 
-/* A ready frame (channel.c) is an event of the instance's state machine. */
+/* A ready frame (channel.c), or a command worker's READY=1 (sdnotify.c), is an event of the instance's state machine. */
 static void frame_said_ready(void *ctx, struct instance *in)
 {
 	(void)ctx;
@@ -578,6 +579,7 @@ static int open_loop(struct host *h, struct signal_watch *sw)
 		timer_arm(h->loop, &h->notify_timer, mono_ns() + h->notify_period);
 	tick_init(h);
 	channel_init(h, (struct channel_handler){.on_ready = frame_said_ready});
+	sdnotify_init(h, (struct sdnotify_handler){.on_ready = frame_said_ready});
 	return 0;
 }
 
@@ -708,6 +710,7 @@ out:
 	cgroup_teardown(h);
 	free_old_configs(h);
 	channel_close(h);
+	sdnotify_close(h);
 	history_close(h->history);
 	statedir_close(h); /* the lock goes last: the history is closed */
 	if (sw.watch.fd >= 0)

@@ -18,6 +18,7 @@
 #include "daemon/slots.h"
 #include "daemon/spawner_client.h"
 #include "daemon/observer.h"
+#include "daemon/sdnotify.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -96,6 +97,8 @@ static int prepare(struct spawn_job *j, struct child_spec *spec)
 		return -1;
 	}
 	spec->base_env = child_inherited_env(in->conf);
+	if (in->conf->command)
+		spec->notify_socket = sdnotify_address(h);
 	return 0;
 }
 

@@ -19,7 +19,7 @@ const char status_last_exit_sql[] =
 
 const char status_instances_sql[] =
 	"SELECT instance, pid, state, started_at, cycles, ready_at, init_ms, last_cycle_ms, progress_at,"
-	" rss_bytes, cpu_usec FROM instances WHERE worker = ?1 ORDER BY instance";
+	" rss_bytes, cpu_usec, status_text FROM instances WHERE worker = ?1 ORDER BY instance";
 
 const char status_workers_sql[] = "SELECT name, plugin, state, restarts, listen, on_demand FROM workers"
 				  " WHERE ?1 IS NULL OR name = ?1 ORDER BY name";
@@ -143,6 +143,11 @@ static void write_instances(FILE *out, sqlite3 *db, const char *name)
 		fprintf(out, ", \"last_progress_at\": ");
 		json_time(out, in, 8);
 		json_usage(out, in);
+		fprintf(out, ", \"status_text\": ");
+		if (live && sqlite3_column_type(in, STATUS_COL_TEXT) != SQLITE_NULL)
+			json_string(out, col_text(in, STATUS_COL_TEXT));
+		else
+			fputs("null", out);
 		fprintf(out, "}");
 	}
 	sqlite3_finalize(in);

@@ -19,9 +19,10 @@ extern const char status_last_exit_sql[];
 /* The instances of a worker (?1): instance, pid, state, started_at, cycles,
  * ready_at, init_ms, last_cycle_ms, progress_at, rss_bytes, cpu_usec (what
  * the instance's process used when the host last recorded it, at the sync
- * before status; NULL until then). */
+ * before status; NULL until then), status_text (a command worker's last
+ * sd_notify STATUS=; NULL: none). */
 extern const char status_instances_sql[];
-enum { STATUS_COL_RSS = 9, STATUS_COL_CPU = 10 };
+enum { STATUS_COL_RSS = 9, STATUS_COL_CPU = 10, STATUS_COL_TEXT = 11 };
 /* A figure (STATUS_COL_*) of a status_instances_sql row: only while the instance has a process. */
 bool status_has_figure(sqlite3_stmt *in, int col);
 /* Every worker, or the one named ?1: name, plugin, state, restarts, listen, on_demand. */

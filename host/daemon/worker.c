@@ -230,6 +230,16 @@ static void kill_group(struct instance *in, enum reason why)
 
 /* ---- transitions ---- */
 
+/* SIGTERM, or a command worker's stop_signal, to the process itself. */
+static void ask_to_stop(struct instance *in)
+{
+	int sig = in->conf->command ? in->conf->stop_signal : SIGTERM;
+	char name[32];
+	if (kill(in->pid, sig) < 0 && errno != ESRCH)
+		host_log(HOST_ERR, "[%s:%d] unable to send %s to %d: %s", in->worker->conf->name, in->index,
+			 signal_name(sig, name, sizeof(name)), (int)in->pid, strerror(errno));
+}
+
 static void arm_init_timeout(struct instance *in)
 {
 	const struct worker_conf *c = in->conf;
@@ -255,6 +265,11 @@ static void spawn(struct instance *in)
 	in->started_ns = mono_ns();
 	in->spawning = true;
 	in->ready_early = false;
+	in->mainpid_said = false;
+	if (in->status_text[0]) { /* the last run's STATUS= says nothing of this one */
+		in->status_text[0] = '\0';
+		history_instance_status(in->worker->host->history, in->worker->conf->name, in->index, "");
+	}
 	run_tail_free(&in->tail); /* the new run's lines only: nothing of its process is read yet */
 	spawn_process(in, &spawn_answer);
 	if (!in->spawning)
@@ -290,9 +305,8 @@ static void instance_spawned(struct instance *in, pid_t pid)
 	/* What happened while it waited applies now. */
 	if (in->kill_reason != REASON_NONE)
 		kill_group(in, in->kill_reason);
-	else if (in->stop_requested && kill(pid, SIGTERM) < 0 && errno != ESRCH)
-		host_log(HOST_ERR, "[%s:%d] unable to send SIGTERM to %d: %s", w->conf->name, in->index, (int)pid,
-			 strerror(errno));
+	else if (in->stop_requested)
+		ask_to_stop(in);
 	if (in->ready_early && in->kill_reason == REASON_NONE)
 		dispatch(in, EV_READY);
 	in->ready_early = false;
@@ -339,6 +353,8 @@ static void become_ready(struct instance *in)
 	struct worker *w = in->worker;
 	timer_cancel(w->host->loop, &in->timer);
 	in->ready_ms = wall_ms();
+	if (in->conf->command) /* a program's "init" is the time from fork to ready */
+		atomic_store(&in->slot->init_ns, mono_ns() - in->started_ns);
 	int64_t init_ms = atomic_load(&in->slot->init_ns) / NS_PER_MS;
 	history_ready(w->host->history, in->run, in->ready_ms, init_ms);
 	in->seen_progress = 0;
@@ -353,10 +369,9 @@ static void terminate(struct instance *in)
 {
 	struct worker *w = in->worker;
 	in->stop_requested = true;
-	/* Without a pid yet (the spawner has not answered), SIGTERM goes once it has. */
-	if (in->pid > 0 && kill(in->pid, SIGTERM) < 0 && errno != ESRCH)
-		host_log(HOST_ERR, "[%s:%d] unable to send SIGTERM to %d: %s", w->conf->name, in->index,
-			 (int)in->pid, strerror(errno));
+	/* Without a pid yet (the spawner has not answered), the signal goes once it has. */
+	if (in->pid > 0)
+		ask_to_stop(in);
 	timer_arm(w->host->loop, &in->timer, mono_ns() + ms_to_ns(in->conf->stop_timeout_ms));
 	set_state(in, IS_STOPPING, "stop requested");
 }
@@ -368,7 +383,9 @@ static void stop_timed_out(struct instance *in)
 		test->on_stop_overdue(test->ctx, in);
 	char d[32];
 	format_duration_ms(in->conf->stop_timeout_ms, d, sizeof(d));
-	wlog(in, "still running %s after SIGTERM: killing it with everything it started", d);
+	char sig[32];
+	signal_name(in->conf->command ? in->conf->stop_signal : SIGTERM, sig, sizeof(sig));
+	wlog(in, "still running %s after %s: killing it with everything it started", d, sig);
 	kill_group(in, REASON_STOP_TIMEOUT);
 }
 
@@ -420,7 +437,7 @@ static const char *phase_story(enum phase p)
 
 static void describe_kill(const struct worker_conf *c, enum reason r, char *buf, size_t size)
 {
-	char d[32];
+	char d[32], sig[32];
 	switch (r) {
 	case REASON_HUNG:
 		format_duration_ms(c->watchdog_ms, d, sizeof(d));
@@ -432,7 +449,8 @@ static void describe_kill(const struct worker_conf *c, enum reason r, char *buf,
 		break;
 	case REASON_STOP_TIMEOUT:
 		format_duration_ms(c->stop_timeout_ms, d, sizeof(d));
-		snprintf(buf, size, "did not stop within %s of SIGTERM", d);
+		signal_name(c->command ? c->stop_signal : SIGTERM, sig, sizeof(sig));
+		snprintf(buf, size, "did not stop within %s of %s", d, sig);
 		break;
 	default:
 		snprintf(buf, size, "killed: the host was told twice to stop");
@@ -465,8 +483,10 @@ static struct exit_info classify(const struct instance *in)
 		memcpy(e.message, in->end.message, sizeof(e.message));
 	} else if (WIFSIGNALED(st)) {
 		signal_name(e.signal, sig, sizeof(sig));
-		if (in->stop_requested && e.signal == SIGTERM) {
+		if (in->stop_requested && e.signal == (c->command ? c->stop_signal : SIGTERM)) {
 			e.reason = REASON_STOPPED;
+		} else if (c->command && phase > PHASE_LOAD) { /* the program: no phases of ward's to tell */
+			e.reason = REASON_SIGNAL;
 		} else if (phase <= PHASE_LOAD) {
 			e.reason = REASON_LOAD_FAILED;
 			snprintf(e.message, sizeof(e.message), "killed by %s %s", sig, phase_story(phase));
@@ -474,6 +494,9 @@ static struct exit_info classify(const struct instance *in)
 			e.reason = REASON_SIGNAL;
 			snprintf(e.message, sizeof(e.message), "%s", phase_story(phase));
 		}
+	} else if (c->command && phase > PHASE_LOAD) {
+		e.reason = REASON_EXIT;
+		snprintf(e.message, sizeof(e.message), "the program exited with status %d", e.code);
 	} else {
 		e.reason = REASON_EXIT;
 		snprintf(e.message, sizeof(e.message), "the process called exit() %s", phase_story(phase));
@@ -481,14 +504,23 @@ static struct exit_info classify(const struct instance *in)
 	return e;
 }
 
-static bool wants_restart(enum restart_policy policy, enum reason r)
+/* A failure for the restart policy: a command worker's exit status 0 is
+ * not one (docs/command-workers.md), though its reason stays `exit`. */
+static bool run_failed(const struct instance *in, const struct exit_info *e)
+{
+	if (in->conf->command && e->reason == REASON_EXIT && e->code == 0)
+		return false;
+	return reason_is_failure(e->reason);
+}
+
+static bool wants_restart(enum restart_policy policy, bool failed)
 {
 	switch (policy) {
 	case RESTART_ALWAYS: return true;
 	case RESTART_NEVER: return false;
 	case RESTART_ON_FAILURE: break;
 	}
-	return reason_is_failure(r);
+	return failed;
 }
 
 /* The state machine must not drive the loop: the loop (run.c) sees
@@ -544,7 +576,7 @@ static void schedule_restart(struct instance *in)
 	const struct worker_conf *c = in->conf;
 	int64_t now = mono_ns();
 	uint64_t ran_ms = (uint64_t)(now - in->started_ns) / NS_PER_MS;
-	struct restart_verdict v = restart_policy(c, &in->failures, ran_ms, reason_is_failure(in->last_exit.reason));
+	struct restart_verdict v = restart_policy(c, &in->failures, ran_ms, run_failed(in, &in->last_exit));
 	if (v.give_up) {
 		char d[32], why[160];
 		format_duration_ms(c->restart_window_ms, d, sizeof(d));
@@ -578,7 +610,8 @@ static void end_run(struct instance *in, struct exit_info e)
 	in->last_exit = e;
 	/* A run that failed is recorded with the last lines its process wrote
 	 * (SPEC §5): the reaper read its last frames and drained its pipe first. */
-	char *tail = reason_is_failure(e.reason) ? run_tail_take(&in->tail) : NULL;
+	bool failed = run_failed(in, &e);
+	char *tail = failed ? run_tail_take(&in->tail) : NULL;
 	run_tail_free(&in->tail);
 	history_end(h->history, in->run, &e, slot_cycles(in),
 		    atomic_load_explicit(&in->slot->last_cycle_ns, memory_order_relaxed) / NS_PER_MS, tail);
@@ -594,15 +627,15 @@ static void end_run(struct instance *in, struct exit_info e)
 		set_state(in, IS_STOPPED, reason_name(e.reason));
 		return;
 	}
-	if (wants_restart(in->conf->restart, e.reason)) {
-		if (reason_is_failure(e.reason))
+	if (wants_restart(in->conf->restart, failed)) {
+		if (failed)
 			host_log(HOST_WARN, "[%s:%d] exited: %s", w->conf->name, in->index, desc);
 		schedule_restart(in);
 		return;
 	}
-	if (e.reason == REASON_DONE && w->nlisteners)
+	if (!failed && e.reason != REASON_STOPPED && w->nlisteners)
 		set_state(in, IS_STOPPED, "done: the next connection starts it again");
-	else if (e.reason == REASON_DONE)
+	else if (!failed && e.reason != REASON_STOPPED)
 		set_state(in, IS_DONE, "done");
 	else if (e.reason == REASON_STOPPED)
 		set_state(in, IS_STOPPED, "stopped");

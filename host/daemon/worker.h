@@ -98,6 +98,9 @@ struct instance {
 
 	struct usage usage;       /* memory and CPU of the current run, as last read (usage.c) */
 	struct pmetric_set metrics; /* the plugin's own (ward_gauge, ward_count), from its frames (channel.c) */
+	/* a command worker's sd_notify (sdnotify.c) */
+	char status_text[256];    /* its last STATUS=, for `ward status`; "" none */
+	bool mainpid_said;        /* MAINPID= was refused in the log this run */
 };
 
 struct worker {

@@ -19,6 +19,7 @@
 #include "worker/probe.h"
 #include "worker/runtime.h"
 #include "worker/slot.h"
+#include "common/command.h"
 #include "common/util.h"
 
 #include <errno.h>
@@ -35,6 +36,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Descriptors in a worker: 0-2 stdio, 3.. the listen sockets (the systemd
@@ -191,6 +193,22 @@ static void start_from_host_env(struct setup *s)
 	free(base);
 }
 
+/* What systemd gives a service, for a command worker: $NOTIFY_SOCKET, and
+ * with a watchdog WATCHDOG_USEC and WATCHDOG_PID (this pid, which execve keeps). */
+static void set_command_env(struct setup *s)
+{
+	const struct worker_conf *w = s->spec->conf;
+	char num[32];
+	if (s->spec->notify_socket)
+		set_env_or_fail(s, "NOTIFY_SOCKET", s->spec->notify_socket);
+	if (w->watchdog_ms) {
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)w->watchdog_ms * 1000);
+		set_env_or_fail(s, "WATCHDOG_USEC", num);
+		snprintf(num, sizeof(num), "%d", (int)getpid());
+		set_env_or_fail(s, "WATCHDOG_PID", num);
+	}
+}
+
 static void build_environment(struct setup *s, const struct passwd *pw)
 {
 	const struct worker_conf *w = s->spec->conf;
@@ -220,6 +238,8 @@ static void build_environment(struct setup *s, const struct passwd *pw)
 		set_env_or_fail(s, "LISTEN_FDNAMES", names);
 		free(names);
 	}
+	if (w->command)
+		set_command_env(s);
 	snprintf(num, sizeof(num), "%d", s->spec->instance);
 	set_env_or_fail(s, "WARD_NAME", w->name);
 	set_env_or_fail(s, "WARD_INSTANCE", num);
@@ -432,10 +452,51 @@ static void prepare_process(struct setup *s, int *listen_fds)
 	const char *dir = spec->probe ? "/" : w->workdir ? w->workdir : spec->state_dir;
 	if (chdir(dir) < 0)
 		fail_setup(s, "unable to enter working directory %s: %s", dir, strerror(errno));
-	if (runtime_install_signals() < 0)
+	if (!w->command && runtime_install_signals() < 0) /* a program keeps the default dispositions */
 		fail_setup(s, "unable to install the stop handler: %s", strerror(errno));
 	/* Line-buffered stdout: a printf line survives a crash right after it. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
+/* What to do about an execve failure, after its errno and path. */
+static const char *exec_hint(int err, const char *path)
+{
+	struct stat st;
+	switch (err) {
+	case ENOENT:
+		return stat(path, &st) == 0 ? "a script whose interpreter (its #! line) is missing?"
+					    : "check the command key, or install the program";
+	case EACCES: return "not executable by the worker's user, or a directory on the way is not searchable: chmod it";
+	case ENOEXEC: return "not a program this system runs: a script needs a #! line";
+	case EISDIR: return "a directory: name the program itself";
+	default: return "check the command key";
+	}
+}
+
+/* A command worker: the program in place of this process, with its
+ * descriptors, environment and identity as set up. With ready = start the
+ * host is told "ready" just before execve (the program was found
+ * executable); if execve fails after all, the END frame says why. */
+static noreturn void exec_command(struct setup *s)
+{
+	const struct worker_conf *w = s->spec->conf;
+	struct strv argv = {0};
+	const char *why = command_split(w->command, &argv);
+	if (why)
+		fail_setup(s, "unable to split the command %s: %s", w->command, why);
+	strv_push(&argv, NULL);
+	const char *path = w->plugin; /* the program, found on PATH by the configuration */
+	if (access(path, X_OK) < 0)
+		fail_setup(s, "unable to execute %s: %s (%s)", path, strerror(errno), exec_hint(errno, path));
+	/* The host's view of the process from now on: a signal ends a "cycle", not a load. */
+	atomic_store(&s->ctx.slot->phase, PHASE_CYCLE);
+	if (w->ready == READY_START)
+		runtime_send_ready(&s->ctx);
+	fflush(stdout);
+	execv(path, argv.v);
+	int err = errno;
+	atomic_store(&s->ctx.slot->phase, PHASE_LOAD);
+	fail_setup(s, "unable to execute %s: %s (%s)", path, strerror(err), exec_hint(err, path));
 }
 
 noreturn void child_main(const struct child_spec *spec)
@@ -456,6 +517,8 @@ noreturn void child_main(const struct child_spec *spec)
 	prepare_process(&s, listen_fds);
 	if (spec->probe)
 		probe_report(s.ctx.frame_fd, w->plugin);
+	if (w->command)
+		exec_command(&s);
 
 	atomic_store(&s.ctx.slot->phase, PHASE_LOAD);
 	struct ward_plugin plugin;

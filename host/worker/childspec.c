@@ -13,7 +13,7 @@
  *
  * The bytes: probe, instance, host pid, listen count, whether an instance
  * cgroup and a test request come, the test request, the state directory,
- * the host's variables, then the worker's settings. The descriptors: a
+ * a command worker's $NOTIFY_SOCKET, the host's variables, then the worker's settings. The descriptors: a
  * probe's verdict pipe; or a worker's stdout pipe, runtime socket, slot
  * memory, listen sockets and, with cgroups, its instance's cgroup.
  */
@@ -38,6 +38,7 @@ void childspec_encode(const struct child_spec *spec, struct wire *w)
 	if (spec->test)
 		wire_put_bytes(w, spec->test, sizeof(*spec->test));
 	wire_put_string(w, spec->state_dir);
+	wire_put_string(w, spec->notify_socket);
 	wire_put_strings(w, spec->base_env, nbase);
 	config_worker_to_wire(spec->conf, w);
 }
@@ -94,6 +95,7 @@ int childspec_decode(char *buf, size_t len, const int *fds, int nfds, struct chi
 		spec->test = &d->test;
 	}
 	spec->state_dir = wire_get_string(&w);
+	spec->notify_socket = wire_get_string(&w);
 	wire_get_strings(&w, &d->base_env);
 	spec->base_env = (const char *const *)d->base_env.v;
 	config_worker_from_wire(&w, &d->conf);

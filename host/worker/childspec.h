@@ -33,6 +33,7 @@ struct child_spec {
 	const int *listen_fds; /* the worker's sockets, in configuration order */
 	int nlisten;
 	pid_t host_pid;
+	const char *notify_socket; /* a command worker's $NOTIFY_SOCKET (daemon/sdnotify.c); NULL: none */
 	int cgroup_fd;         /* the instance's cgroup (cgroup.c); -1: none */
 	bool in_cgroup;        /* the spawner cloned the process into it already */
 	/* Set when the host forked the process itself, which then starts with a

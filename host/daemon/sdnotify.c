@@ -1,0 +1,230 @@
+/*
+ * sdnotify.c - $NOTIFY_SOCKET for command workers: one datagram socket of
+ * the host's, on an abstract address the kernel picks, whose messages
+ * (systemd's sd_notify protocol, KEY=VALUE lines) are read from the loop.
+ * The kernel stamps each with its sender's pid (SO_PASSCRED); the sender is
+ * the instance whose process it is, whose process group it is in, or whose
+ * cgroup holds it; anything else is ignored and counted. What a message
+ * means to the state machine (READY=1) goes to the handler the host
+ * registered: this file calls nothing of worker.c. At most MAX_PER_WAKEUP
+ * messages are read per wakeup, so a flood cannot hold the loop. Host
+ * daemon only. (notify.c is the other direction: the host telling its own
+ * supervisor.)
+ */
+#define _GNU_SOURCE
+#include "daemon/sdnotify.h"
+#include "daemon/cgroup.h"
+#include "daemon/host.h"
+#include "daemon/pidtable.h"
+#include "worker/slot.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define MAX_PER_WAKEUP 64
+#define MESSAGE_MAX 4096
+
+struct sdnotify {
+	struct watch watch;
+	struct host *host;
+	struct sdnotify_handler handler;
+	char address[sizeof(((struct sockaddr_un *)0)->sun_path) + 1]; /* "@...", "" until opened */
+	uint64_t foreign;
+	bool foreign_said;
+};
+
+void sdnotify_init(struct host *h, struct sdnotify_handler handler)
+{
+	struct sdnotify *n = xcalloc(1, sizeof(*n));
+	*n = (struct sdnotify){.watch = {.fd = -1}, .host = h, .handler = handler};
+	h->sdnotify = n;
+}
+
+uint64_t sdnotify_foreign(const struct host *h)
+{
+	return h->sdnotify ? h->sdnotify->foreign : 0;
+}
+
+/* The instance of a worker named name with that index, if any. */
+static struct instance *find_instance(struct host *h, const char *name, int index)
+{
+	for (size_t i = 0; i < h->nworkers; i++) {
+		struct worker *w = h->workers[i];
+		if (strcmp(w->conf->name, name) == 0 && index >= 0 && index < w->ninst)
+			return w->inst[index];
+	}
+	return NULL;
+}
+
+/* The command worker instance pid belongs to: its own process, one of its
+ * process group, or one of its cgroup. NULL: none. */
+static struct instance *sender_instance(struct host *h, pid_t pid)
+{
+	struct instance *in = pid > 0 ? pidtable_find(pid) : NULL;
+	if (!in && pid > 0) {
+		pid_t group = getpgid(pid);
+		in = group > 0 ? pidtable_find(group) : NULL;
+	}
+	char name[256];
+	int index;
+	if (!in && pid > 0 && cgroup_owner_of(h, pid, name, sizeof(name), &index) == 0)
+		in = find_instance(h, name, index);
+	return in && in->conf->command && in->pid > 0 ? in : NULL;
+}
+
+static void set_status(struct instance *in, const char *text, size_t len)
+{
+	if (len >= sizeof(in->status_text))
+		len = sizeof(in->status_text) - 1;
+	memcpy(in->status_text, text, len);
+	in->status_text[len] = '\0';
+	history_instance_status(in->worker->host->history, in->worker->conf->name, in->index, in->status_text);
+}
+
+/* One KEY=VALUE line of a message from in's process. */
+static void take_line(struct sdnotify *n, struct instance *in, pid_t pid, const char *line, size_t len)
+{
+	struct worker *w = in->worker;
+#define IS(key) (len >= sizeof(key) - 1 && strncmp(line, key, sizeof(key) - 1) == 0)
+	if (IS("READY=1") && len == 7) {
+		if (in->conf->ready == READY_NOTIFY && in->state == IS_STARTING)
+			n->handler.on_ready(n->handler.ctx, in);
+	} else if (IS("WATCHDOG=1") && len == 10) {
+		atomic_fetch_add_explicit(&in->slot->beats, 1, memory_order_relaxed);
+		atomic_store_explicit(&in->slot->last_beat_ns, mono_ns(), memory_order_relaxed);
+	} else if (IS("STATUS=")) {
+		set_status(in, line + 7, len - 7);
+	} else if ((IS("STOPPING=1") && len == 10) || (IS("RELOADING=1") && len == 11)) {
+		char *what = xstrndup(line, len - 2);
+		log_printf(&w->log, in->index, pid, "WARD", "the program says %s (sd_notify %.*s)",
+			   strcmp(what, "STOPPING") == 0 ? "it is stopping" : "it is reloading", (int)len, line);
+		history_event(w->host->history, w->conf->name, in->index, strcmp(what, "STOPPING") == 0 ? "stopping" : "reloading",
+			      "sd_notify");
+		free(what);
+	} else if (IS("MAINPID=")) {
+		if (!in->mainpid_said)
+			log_printf(&w->log, in->index, pid, "WARD",
+				   "sd_notify %.*s refused: ward tracks the process it started itself (pid %d); keep the program in the foreground",
+				   (int)(len > 40 ? 40 : len), line, (int)in->pid);
+		in->mainpid_said = true;
+	}
+	/* Anything else (ERRNO=, EXTEND_TIMEOUT_USEC=, FDSTORE=...) has no meaning here. */
+#undef IS
+}
+
+static pid_t sender_pid(struct msghdr *m)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
+			struct ucred cred;
+			memcpy(&cred, CMSG_DATA(c), sizeof(cred));
+			return cred.pid;
+		}
+	return 0;
+}
+
+static void take_message(struct sdnotify *n, const char *buf, size_t len, pid_t pid)
+{
+	struct instance *in = sender_instance(n->host, pid);
+	if (!in) {
+		n->foreign++;
+		if (!n->foreign_said)
+			host_log(HOST_WARN, "ignoring an sd_notify message from pid %d, which is no command worker's process "
+					    "(counted in ward_notify_ignored_total; said once)", (int)pid);
+		n->foreign_said = true;
+		return;
+	}
+	for (size_t at = 0; at < len;) {
+		size_t end = at;
+		while (end < len && buf[end] != '\n')
+			end++;
+		if (end > at)
+			take_line(n, in, pid, buf + at, end - at);
+		at = end + 1;
+	}
+}
+
+static void on_message(struct watch *wt, uint32_t events)
+{
+	(void)events;
+	struct sdnotify *n = container_of(wt, struct sdnotify, watch);
+	for (int i = 0; i < MAX_PER_WAKEUP; i++) {
+		char buf[MESSAGE_MAX];
+		union {
+			struct cmsghdr align;
+			char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * 16)];
+		} ctl;
+		struct iovec iov = {buf, sizeof(buf)};
+		struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf)};
+		ssize_t got = recvmsg(wt->fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		if (got < 0)
+			return; /* EAGAIN: read all; anything else: the next wakeup tries again */
+		/* Descriptors (FDSTORE=1) are not kept: close what came. */
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
+			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+				for (size_t k = 0; k < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); k++)
+					close(((int *)CMSG_DATA(c))[k]);
+		if (!(m.msg_flags & MSG_TRUNC))
+			take_message(n, buf, (size_t)got, sender_pid(&m));
+	}
+}
+
+/* The socket, bound to an abstract address the kernel picks (unique, and
+ * nothing on disk a worker's user must be allowed to reach). */
+static int open_socket(struct sdnotify *n)
+{
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), on = 1;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	socklen_t len = sizeof(sa);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa_family_t)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) < 0) {
+		int saved = errno;
+		if (fd >= 0)
+			close(fd);
+		errno = saved;
+		return -1;
+	}
+	size_t name_len = len - offsetof(struct sockaddr_un, sun_path); /* sun_path[0] is the abstract '\0' */
+	n->address[0] = '@';
+	memcpy(n->address + 1, sa.sun_path + 1, name_len - 1);
+	n->address[name_len] = '\0';
+	n->watch.fd = fd;
+	n->watch.fn = on_message;
+	if (loop_watch(n->host->loop, &n->watch, EPOLLIN) < 0)
+		host_log(HOST_ERR, "unable to watch $NOTIFY_SOCKET: %s; sd_notify messages are not read", strerror(errno));
+	return 0;
+}
+
+const char *sdnotify_address(struct host *h)
+{
+	struct sdnotify *n = h->sdnotify;
+	if (!n)
+		return NULL;
+	if (n->watch.fd < 0 && open_socket(n) < 0) {
+		host_log(HOST_ERR, "unable to open $NOTIFY_SOCKET for command workers: %s; READY=1 cannot reach the host",
+			 strerror(errno));
+		return NULL;
+	}
+	return n->address;
+}
+
+void sdnotify_close(struct host *h)
+{
+	struct sdnotify *n = h->sdnotify;
+	if (!n)
+		return;
+	if (n->watch.fd >= 0) {
+		loop_unwatch(h->loop, &n->watch);
+		close(n->watch.fd);
+	}
+	free(n);
+	h->sdnotify = NULL;
+}
