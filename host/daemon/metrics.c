@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include "daemon/metrics.h"
 #include "daemon/host.h"
+#include "daemon/sdnotify.h"
 #include "daemon/usage.h"
 #include "daemon/worker.h"
 #include "common/pmetric.h"
@@ -140,6 +141,9 @@ static void write_usage(FILE *out, struct host *h, const struct worker_figures *
 		if (h->workers[i]->nlisteners)
 			fprintf(out, "ward_socket_connections_total{worker=\"%s\"} %llu\n", f[i].name,
 				(unsigned long long)h->workers[i]->tally.connections);
+	family(out, "ward_notify_ignored_total", "counter",
+	       "sd_notify messages to $NOTIFY_SOCKET ignored because their sender is in no command worker's process group or cgroup.");
+	fprintf(out, "ward_notify_ignored_total %llu\n", (unsigned long long)sdnotify_foreign(h));
 }
 
 /* Declared with no samples until ward has jobs (SPEC §8). */
