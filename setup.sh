@@ -5,7 +5,9 @@ set -eu
 cd "$(dirname "$0")"
 # prometheus: its promtool checks `ward metrics` (tests/test_metrics.c)
 # python3-yaml: parses contrib/k8s/ward.yaml (tests/container_files.py)
-packages="gcc make cmake pkg-config libsqlite3-dev libinih-dev libmicrohttpd-dev libcriterion-dev prometheus python3-yaml"
+# systemd (systemd-notify), python3-systemd (systemd.daemon.notify) and gunicorn
+# (socket activation): real clients of command workers (tests/test_command.c)
+packages="gcc make cmake pkg-config libsqlite3-dev libinih-dev libmicrohttpd-dev libcriterion-dev prometheus python3-yaml systemd python3-systemd gunicorn"
 missing=""
 for p in $packages; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
