@@ -246,3 +246,40 @@ Test(command, gunicorn_takes_the_listen_socket_and_answers_the_first_request)
 	cr_expect(body && strstr(body, "hello from gunicorn"), "body: %s", body ? body : "(none)");
 	cr_expect_str_eq(wt_sql_text(&wt, LAST_RUN("activation", "web")), "connection");
 }
+
+Test(command, a_flood_on_notify_socket_does_not_hold_the_host)
+{
+	wt_setup(&wt, "[flood]\ncommand = /usr/bin/python3 -c \"import systemd.daemon as d, itertools; "
+		      "[d.notify('STATUS=%d\\nWATCHDOG=1' % (i % 1000)) for i in itertools.count()]\"\n"
+		      "[calm]\ncommand = /bin/sleep 60\n");
+	wt_start(&wt);
+	wait_state("flood", "running", 15000);
+	sleep_ms(1000); /* the flood is on */
+	for (int i = 0; i < 3; i++) {
+		long long t0 = now_ms();
+		char *out, *err;
+		cr_assert_eq(wt_cli(&wt, &out, &err, "status calm"), 0, "status failed: %s", err);
+		long long took = now_ms() - t0;
+		cr_expect(took < 3000, "ward status took %lld ms during the flood", took);
+		cr_expect(strstr(out, "running"), "%s", out);
+	}
+	cr_expect_eq(wt_stop(&wt, 15000), 0, "the host did not stop during the flood");
+}
+
+Test(command, a_program_removed_after_the_check_is_load_failed_at_start)
+{
+	wt_setup(&wt, "[later]\ncommand = ./later.sh\nautostart = no\nrestart = never\n");
+	write_program("later.sh", "#!/bin/sh\nexec sleep 60\n");
+	wt_start(&wt);
+	char path[400];
+	snprintf(path, sizeof(path), "%s/later.sh", wt.conf);
+	cr_assert_eq(unlink(path), 0);
+	char *out, *err;
+	wt_cli(&wt, &out, &err, "start later");
+	cr_assert(wt_wait_sql(&wt, 10000, LAST_RUN("reason = 'load-failed'", "later")), "host said:\n%s", wt_host_stderr(&wt));
+	char *msg = wt_sql_text(&wt, LAST_RUN("message", "later"));
+	cr_expect(strstr(msg, "unable to execute") && strstr(msg, "later.sh") && strstr(msg, "No such file or directory"),
+		  "message: %s", msg);
+	cr_expect(wt_sql_int(&wt, LAST_RUN("ready_at IS NULL", "later")), "running although its program is gone");
+	wait_state("later", "failed", 5000);
+}

@@ -83,6 +83,8 @@ static void set_status(struct instance *in, const char *text, size_t len)
 {
 	if (len >= sizeof(in->status_text))
 		len = sizeof(in->status_text) - 1;
+	if (strncmp(in->status_text, text, len) == 0 && in->status_text[len] == '\0')
+		return; /* the same again: nothing to write (a program may repeat it at every beat) */
 	memcpy(in->status_text, text, len);
 	in->status_text[len] = '\0';
 	history_instance_status(in->worker->host->history, in->worker->conf->name, in->index, in->status_text);
