@@ -67,6 +67,7 @@ struct host {
 	struct cgroups cgroups;  /* the instances' cgroups (cgroup.c) */
 	struct http *http;       /* the [ward] http endpoint (http.c), or NULL */
 	struct sdnotify *sdnotify; /* $NOTIFY_SOCKET of command workers (sdnotify.c) */
+	const char *notify_socket; /* its address ("@..."), once open (worker.c asks sdnotify.c); else NULL */
 };
 
 #endif

@@ -205,17 +205,17 @@ static int open_socket(struct sdnotify *n)
 	return 0;
 }
 
-const char *sdnotify_address(struct host *h)
+void sdnotify_open(struct host *h)
 {
 	struct sdnotify *n = h->sdnotify;
-	if (!n)
-		return NULL;
-	if (n->watch.fd < 0 && open_socket(n) < 0) {
+	if (!n || n->watch.fd >= 0)
+		return;
+	if (open_socket(n) < 0) {
 		host_log(HOST_ERR, "unable to open $NOTIFY_SOCKET for command workers: %s; READY=1 cannot reach the host",
 			 strerror(errno));
-		return NULL;
+		return;
 	}
-	return n->address;
+	h->notify_socket = n->address;
 }
 
 void sdnotify_close(struct host *h)
@@ -229,4 +229,5 @@ void sdnotify_close(struct host *h)
 	}
 	free(n);
 	h->sdnotify = NULL;
+	h->notify_socket = NULL;
 }

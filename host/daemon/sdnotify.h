@@ -18,9 +18,10 @@ struct sdnotify_handler {
 };
 
 void sdnotify_init(struct host *h, struct sdnotify_handler handler);
-/* The $NOTIFY_SOCKET value for a command worker ("@..." abstract
- * address), the socket opened on first use; NULL when it cannot be (said). */
-const char *sdnotify_address(struct host *h);
+/* Opens the socket if it is not yet (at a command worker's first start),
+ * and sets h->notify_socket to its address ("@...", the abstract form of
+ * $NOTIFY_SOCKET); it stays NULL when the socket cannot be opened (said). */
+void sdnotify_open(struct host *h);
 /* Messages ignored since boot because their sender belongs to no worker. */
 uint64_t sdnotify_foreign(const struct host *h);
 void sdnotify_close(struct host *h);

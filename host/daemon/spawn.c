@@ -18,7 +18,6 @@
 #include "daemon/slots.h"
 #include "daemon/spawner_client.h"
 #include "daemon/observer.h"
-#include "daemon/sdnotify.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -98,7 +97,7 @@ static int prepare(struct spawn_job *j, struct child_spec *spec)
 	}
 	spec->base_env = child_inherited_env(in->conf);
 	if (in->conf->command)
-		spec->notify_socket = sdnotify_address(h);
+		spec->notify_socket = h->notify_socket; /* opened by worker.c before it asked for the process */
 	return 0;
 }
 

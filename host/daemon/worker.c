@@ -9,6 +9,7 @@
 #include "daemon/worker.h"
 #include "daemon/host.h"
 #include "daemon/lifecycle.h"
+#include "daemon/sdnotify.h"
 #include "daemon/channel.h"
 #include "daemon/pipes.h"
 #include "daemon/pidtable.h"
@@ -271,6 +272,8 @@ static void spawn(struct instance *in)
 		history_instance_status(in->worker->host->history, in->worker->conf->name, in->index, "");
 	}
 	run_tail_free(&in->tail); /* the new run's lines only: nothing of its process is read yet */
+	if (in->conf->command)
+		sdnotify_open(in->worker->host); /* $NOTIFY_SOCKET, which spawn.c hands it */
 	spawn_process(in, &spawn_answer);
 	if (!in->spawning)
 		return; /* the host forked it itself: done already */
