@@ -6,6 +6,7 @@
  * and gunicorn's socket activation, reached through curl.
  */
 #include "support.h"
+#include "common/command.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -282,4 +283,60 @@ Test(command, a_program_removed_after_the_check_is_load_failed_at_start)
 		  "message: %s", msg);
 	cr_expect(wt_sql_int(&wt, LAST_RUN("ready_at IS NULL", "later")), "running although its program is gone");
 	wait_state("later", "failed", 5000);
+}
+
+/* ---- the command line, word by word (common/command.c) ---- */
+
+static void expect_words(const char *line, int n, const char *const *want)
+{
+	struct strv words = {0};
+	const char *why = command_split(line, &words);
+	cr_assert_null(why, "%s: %s", line, why);
+	cr_assert_eq((int)words.n, n, "%s: %zu words", line, words.n);
+	for (int i = 0; i < n; i++)
+		cr_expect_str_eq(words.v[i], want[i], "%s: word %d", line, i);
+	strv_free(&words);
+}
+
+Test(command, the_line_is_split_as_a_shell_splits_words)
+{
+	expect_words("  /bin/prog  -a\t b ", 3, (const char *const[]){"/bin/prog", "-a", "b"});
+	expect_words("p 'a b' \"c d\" e\\ f", 4, (const char *const[]){"p", "a b", "c d", "e f"});
+	expect_words("p 'it''s' \"a\\\"b\" \"\\n\" '\\n'", 5, (const char *const[]){"p", "its", "a\"b", "\\n", "\\n"});
+	expect_words("p \"x;y\" '#z' $HOME *", 5, (const char *const[]){"p", "x;y", "#z", "$HOME", "*"});
+	expect_words("p '' a\"b\"'c'", 3, (const char *const[]){"p", "", "abc"});
+}
+
+Test(command, a_broken_line_says_why)
+{
+	struct strv words = {0};
+	cr_expect_str_eq(command_split("p 'open", &words), "unterminated single quote");
+	cr_expect_str_eq(command_split("p \"open", &words), "unterminated double quote");
+	cr_expect_str_eq(command_split("p \\", &words), "a backslash at the end of the line escapes nothing");
+	cr_expect_str_eq(command_split("   ", &words), "no program named");
+	cr_expect_eq(words.n, 0);
+}
+
+Test(command, ward_signal_reaches_the_program_and_instances_each_run_it)
+{
+	wt_setup(&wt, "[sig]\ncommand = ./sig.sh\ninstances = 2\n");
+	write_program("sig.sh", "#!/bin/sh\ntrap 'echo instance $WARD_INSTANCE got USR2' USR2\nwhile :; do sleep 0.05; done\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 10000, "SELECT count(*) = 2 FROM instances WHERE worker = 'sig' AND state = 'running'"),
+		  "host said:\n%s", wt_host_stderr(&wt));
+	char *out, *err;
+	cr_assert_eq(wt_cli(&wt, &out, &err, "signal USR2 sig"), 0, "%s", err);
+	cr_expect(wt_wait_log(&wt, 5000, "sig", "instance 0 got USR2"), "log:\n%s", wt_log(&wt, "sig"));
+	cr_expect(wt_wait_log(&wt, 5000, "sig", "instance 1 got USR2"), "log:\n%s", wt_log(&wt, "sig"));
+}
+
+Test(command, a_worker_requiring_a_notify_worker_waits_for_its_ready_1)
+{
+	wt_setup(&wt, "[db]\ncommand = /bin/sh -c 'sleep 0.5; /usr/bin/systemd-notify --ready; exec sleep 60'\nready = notify\n"
+		      "[app]\ncommand = /bin/sleep 60\nrequires = db\n");
+	wt_start(&wt);
+	wait_state("app", "running", 15000);
+	long long db_ready = wt_sql_int(&wt, LAST_RUN("ready_at", "db"));
+	long long app_started = wt_sql_int(&wt, LAST_RUN("started_at", "app"));
+	cr_expect(db_ready > 0 && app_started >= db_ready, "app started at %lld, db ready at %lld", app_started, db_ready);
 }
