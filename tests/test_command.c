@@ -340,3 +340,20 @@ Test(command, a_worker_requiring_a_notify_worker_waits_for_its_ready_1)
 	long long app_started = wt_sql_int(&wt, LAST_RUN("started_at", "app"));
 	cr_expect(db_ready > 0 && app_started >= db_ready, "app started at %lld, db ready at %lld", app_started, db_ready);
 }
+
+Test(command, a_reload_that_changes_the_command_replaces_the_program)
+{
+	wt_setup(&wt, "[r]\ncommand = /bin/sh -c 'echo version one; exec sleep 60'\n");
+	wt_start(&wt);
+	wait_state("r", "running", 10000);
+	cr_assert(wt_wait_log(&wt, 3000, "r", "version one"));
+	wt_write_conf(&wt, "ward.ini", "");
+	char ini[600];
+	snprintf(ini, sizeof(ini), "[ward]\nstate_dir = %s\nautoload = no\n[r]\ncommand = /bin/sh -c 'echo version two; exec sleep 60'\n",
+		 wt.state);
+	wt_write_conf(&wt, "ward.ini", ini);
+	char *out, *err;
+	cr_assert_eq(wt_cli(&wt, &out, &err, "reload"), 0, "reload failed: %s%s", out, err);
+	cr_expect(wt_wait_log(&wt, 10000, "r", "version two"), "log:\n%s", wt_log(&wt, "r"));
+	cr_expect(wt_wait_sql(&wt, 5000, "SELECT count(*) = 2 FROM runs WHERE worker = 'r'"));
+}
