@@ -90,35 +90,43 @@ static void set_status(struct instance *in, const char *text, size_t len)
 	history_instance_status(in->worker->host->history, in->worker->conf->name, in->index, in->status_text);
 }
 
-/* One KEY=VALUE line of a message from in's process. */
-static void take_line(struct sdnotify *n, struct instance *in, pid_t pid, const char *line, size_t len)
+/* Whether line (len bytes) is exactly word, or starts with it when word ends in '='. */
+static bool is(const char *line, size_t len, const char *word)
+{
+	size_t n = strlen(word);
+	return word[n - 1] == '=' ? len >= n && memcmp(line, word, n) == 0 : len == n && memcmp(line, word, n) == 0;
+}
+
+/* STOPPING=1, RELOADING=1: a line in the worker's log, an event in history. */
+static void record_said(struct instance *in, pid_t pid, const char *event, const char *what)
 {
 	struct worker *w = in->worker;
-#define IS(key) (len >= sizeof(key) - 1 && strncmp(line, key, sizeof(key) - 1) == 0)
-	if (IS("READY=1") && len == 7) {
+	log_printf(&w->log, in->index, pid, "WARD", "the program says it is %s (sd_notify)", what);
+	history_event(w->host->history, w->conf->name, in->index, event, "sd_notify");
+}
+
+/* One KEY=VALUE line of a message from in's process. Anything not named
+ * here (ERRNO=, EXTEND_TIMEOUT_USEC=, FDSTORE=1...) means nothing to ward. */
+static void take_line(struct sdnotify *n, struct instance *in, pid_t pid, const char *line, size_t len)
+{
+	if (is(line, len, "READY=1")) {
 		if (in->conf->ready == READY_NOTIFY && in->state == IS_STARTING)
 			n->handler.on_ready(n->handler.ctx, in);
-	} else if (IS("WATCHDOG=1") && len == 10) {
+	} else if (is(line, len, "WATCHDOG=1")) {
 		atomic_fetch_add_explicit(&in->slot->beats, 1, memory_order_relaxed);
 		atomic_store_explicit(&in->slot->last_beat_ns, mono_ns(), memory_order_relaxed);
-	} else if (IS("STATUS=")) {
+	} else if (is(line, len, "STATUS=")) {
 		set_status(in, line + 7, len - 7);
-	} else if ((IS("STOPPING=1") && len == 10) || (IS("RELOADING=1") && len == 11)) {
-		char *what = xstrndup(line, len - 2);
-		log_printf(&w->log, in->index, pid, "WARD", "the program says %s (sd_notify %.*s)",
-			   strcmp(what, "STOPPING") == 0 ? "it is stopping" : "it is reloading", (int)len, line);
-		history_event(w->host->history, w->conf->name, in->index, strcmp(what, "STOPPING") == 0 ? "stopping" : "reloading",
-			      "sd_notify");
-		free(what);
-	} else if (IS("MAINPID=")) {
-		if (!in->mainpid_said)
-			log_printf(&w->log, in->index, pid, "WARD",
-				   "sd_notify %.*s refused: ward tracks the process it started itself (pid %d); keep the program in the foreground",
-				   (int)(len > 40 ? 40 : len), line, (int)in->pid);
+	} else if (is(line, len, "STOPPING=1")) {
+		record_said(in, pid, "stopping", "stopping");
+	} else if (is(line, len, "RELOADING=1")) {
+		record_said(in, pid, "reloading", "reloading");
+	} else if (is(line, len, "MAINPID=") && !in->mainpid_said) {
+		log_printf(&in->worker->log, in->index, pid, "WARD",
+			   "sd_notify %.*s refused: ward tracks the process it started itself (pid %d); keep the program in the foreground",
+			   (int)(len > 40 ? 40 : len), line, (int)in->pid);
 		in->mainpid_said = true;
 	}
-	/* Anything else (ERRNO=, EXTEND_TIMEOUT_USEC=, FDSTORE=...) has no meaning here. */
-#undef IS
 }
 
 static pid_t sender_pid(struct msghdr *m)
