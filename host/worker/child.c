@@ -9,6 +9,8 @@
  * configured environment, identity, limits and working directory, and a
  * parent-death signal. A failure at any step reaches the host as an END frame
  * with the reason, so a worker that died before loading always says why.
+ * A command worker's process (the command key) goes through the same
+ * set-up and then execs its program instead of loading a plugin.
  *
  * The host is single-threaded, so after fork() this process may use libc
  * freely; it never returns into host code.
@@ -486,8 +488,10 @@ static noreturn void exec_command(struct setup *s)
 		fail_setup(s, "unable to split the command %s: %s", w->command, why);
 	strv_push(&argv, NULL);
 	const char *path = w->plugin; /* the program, found on PATH by the configuration */
-	if (access(path, X_OK) < 0)
-		fail_setup(s, "unable to execute %s: %s (%s)", path, strerror(errno), exec_hint(errno, path));
+	if (access(path, X_OK) < 0) {
+		int err = errno; /* exec_hint may change errno */
+		fail_setup(s, "unable to execute %s: %s (%s)", path, strerror(err), exec_hint(err, path));
+	}
 	/* The host's view of the process from now on: a signal ends a "cycle", not a load. */
 	atomic_store(&s->ctx.slot->phase, PHASE_CYCLE);
 	if (w->ready == READY_START)
