@@ -44,7 +44,7 @@ const char *istate_name(enum istate s)
 static const char *const activation_names[ACTIVATION_COUNT] = {
 	[ACTIVATION_NONE] = "none", [ACTIVATION_BOOT] = "boot", [ACTIVATION_COMMAND] = "command",
 	[ACTIVATION_RESTART] = "restart", [ACTIVATION_DEPENDENCY] = "dependency",
-	[ACTIVATION_CONNECTION] = "connection", [ACTIVATION_RELOAD] = "reload",
+	[ACTIVATION_CONNECTION] = "connection", [ACTIVATION_RELOAD] = "reload", [ACTIVATION_JOB] = "job",
 };
 
 const char *activation_name(enum activation a)
@@ -255,6 +255,7 @@ static void spawn(struct instance *in)
 	in->started_ns = mono_ns();
 	in->spawning = true;
 	in->ready_early = false;
+	in->run_jobs = 0;
 	run_tail_free(&in->tail); /* the new run's lines only: nothing of its process is read yet */
 	spawn_process(in, &spawn_answer);
 	if (!in->spawning)
@@ -434,6 +435,10 @@ static void describe_kill(const struct worker_conf *c, enum reason r, char *buf,
 		format_duration_ms(c->stop_timeout_ms, d, sizeof(d));
 		snprintf(buf, size, "did not stop within %s of SIGTERM", d);
 		break;
+	case REASON_JOB_TIMEOUT:
+		format_duration_ms(c->job_timeout_ms, d, sizeof(d));
+		snprintf(buf, size, "a job ran past job_timeout (%s)", d);
+		break;
 	default:
 		snprintf(buf, size, "killed: the host was told twice to stop");
 		break;
@@ -544,6 +549,8 @@ static void schedule_restart(struct instance *in)
 	const struct worker_conf *c = in->conf;
 	int64_t now = mono_ns();
 	uint64_t ran_ms = (uint64_t)(now - in->started_ns) / NS_PER_MS;
+	if (in->run_jobs) /* it completed a job: progress, like a run that lasted (a poison job cannot fail it) */
+		ran_ms = c->restart_window_ms > ran_ms ? c->restart_window_ms : ran_ms;
 	struct restart_verdict v = restart_policy(c, &in->failures, ran_ms, reason_is_failure(in->last_exit.reason));
 	if (v.give_up) {
 		char d[32], why[160];
@@ -582,6 +589,8 @@ static void end_run(struct instance *in, struct exit_info e)
 	run_tail_free(&in->tail);
 	history_end(h->history, in->run, &e, slot_cycles(in),
 		    atomic_load_explicit(&in->slot->last_cycle_ns, memory_order_relaxed) / NS_PER_MS, tail);
+	if (h->run_ended) /* the job it held fails now, with this exit (jobs.c) */
+		h->run_ended(in, &e, tail);
 	free(tail);
 	char desc[512];
 	exit_describe(&e, desc, sizeof(desc));
@@ -740,6 +749,12 @@ void worker_kill(struct worker *w)
 	for (int i = 0; i < w->ninst; i++)
 		if (w->inst[i]->pid > 0 && !w->inst[i]->reaped)
 			kill_group(w->inst[i], REASON_STOPPED);
+}
+
+void instance_kill(struct instance *in, enum reason why)
+{
+	if (in->pid > 0 && !in->reaped && in->kill_reason == REASON_NONE)
+		kill_group(in, why);
 }
 
 int worker_signal(struct worker *w, int sig)
