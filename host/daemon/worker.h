@@ -64,6 +64,7 @@ struct instance {
 	struct run_tail *tail; /* the current run's last lines (runtail.c); NULL until it writes one */
 	bool frames_ignored;   /* it sent garbage on its runtime channel */
 	uint64_t channel_key;  /* the address of its process's runtime socket (channel.c); 0: none */
+	int64_t job_id;        /* the job its process holds (set by the dispatcher, jobs.c); 0: none */
 	struct timer timer;    /* the one deadline of the current state */
 	struct spawn_job spawn_job; /* asking for its process (spawn.c) */
 	const struct spawn_answer *spawn_answer; /* whom spawn.c tells what became of it (worker.c) */
