@@ -47,6 +47,9 @@ enum frame_type {
  */
 #define FRAME_JOB 64
 #define FRAME_JOB_INLINE_MAX (60 * 1024)
+/* Payloads and results: up to 1 MiB inclusive (= jobstore.h's JOB_DATA_MAX). */
+#define FRAME_JOB_DATA_MAX (1024 * 1024)
+#define FRAME_JOB_KEY_MAX 255
 
 struct frame_job {
 	int64_t id;

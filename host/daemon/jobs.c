@@ -801,14 +801,6 @@ __attribute__((weak)) struct jobstore *jobstore_sqlite_open(const char *state_di
 	return NULL;
 }
 
-__attribute__((weak)) int channel_send_job(struct instance *in, const struct job_claim *job)
-{
-	(void)in;
-	(void)job;
-	errno = ENOTCONN;
-	return -1;
-}
-
 __attribute__((weak)) void job_claim_free(struct job_claim *c)
 {
 	free(c->key);

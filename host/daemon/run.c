@@ -556,6 +556,22 @@ static void frame_said_ready(void *ctx, struct instance *in)
 {
 	(void)ctx;
 	instance_ready(in);
+	const struct host_observer *test = in->worker->host->test;
+	if (test && test->on_ready && in->state == IS_RUNNING)
+		test->on_ready(test->ctx, in);
+}
+
+/* A job's end: `ward test --job` hands the next one (the dispatcher, jobs.c,
+ * takes it in a real host). */
+static void frame_job_ended(void *ctx, struct instance *in, const struct frame_job_end *end, const char *message,
+			    const void *result, size_t result_len)
+{
+	(void)ctx;
+	const struct host_observer *test = in->worker->host->test;
+	if (test && test->on_job_end)
+		test->on_job_end(test->ctx, in, end, message, result, result_len);
+	else if (!test)
+		jobs_job_ended(ctx, in, end, message, result, result_len);
 }
 
 /* The loop with its signals, the spawner on it, history, the runtime channel
@@ -580,7 +596,7 @@ static int open_loop(struct host *h, struct signal_watch *sw)
 	if (h->notify_period > 0)
 		timer_arm(h->loop, &h->notify_timer, mono_ns() + h->notify_period);
 	tick_init(h);
-	channel_init(h, (struct channel_handler){.on_ready = frame_said_ready, .on_job_end = jobs_job_ended});
+	channel_init(h, (struct channel_handler){.on_ready = frame_said_ready, .on_job_end = frame_job_ended});
 	return 0;
 }
 
