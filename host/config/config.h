@@ -31,6 +31,10 @@ struct origin {
 struct worker_conf {
 	char *name;
 	char *plugin;     /* absolute path of the plugin file */
+	/* What the probe found in the plugin (daemon/probe.c), no setting: it
+	 * has .job (its worker serves its queue, the dispatcher hands it
+	 * jobs), it has .cycle. Both false until the probe's verdict is in. */
+	bool plugin_has_job, plugin_has_cycle;
 	bool autostart;
 	bool critical;    /* its failing stops the host (exit status 3) */
 	int instances;
@@ -56,7 +60,6 @@ struct worker_conf {
 	char *queue;       /* NULL: the worker's name (worker_queue()) */
 	uint64_t job_timeout_ms, job_retry_delay_ms, job_retry_delay_max_ms;
 	int job_attempts;
-	bool has_job;      /* its plugin has .job (the probe says so) */
 };
 
 /* A plugin key of [defaults]: every worker that does not set it itself gets

@@ -66,7 +66,7 @@ struct jobs {
 /* Whether the worker's plugin has .job (its probe says so). */
 static bool takes_jobs(const struct worker *w)
 {
-	return w->conf->has_job;
+	return w->conf->plugin_has_job;
 }
 
 const char *jobs_worker_queue(const struct worker *w)
@@ -807,10 +807,19 @@ __attribute__((weak)) void job_claim_free(struct job_claim *c)
 	free(c->payload);
 }
 
+static const char *const weak_state_names[JOB_STATE_COUNT] = {"queued", "running", "done", "dead", "cancelled"};
+
 __attribute__((weak)) const char *job_state_name(enum job_state s)
 {
-	static const char *const names[JOB_STATE_COUNT] = {"queued", "running", "done", "dead", "cancelled"};
-	return (unsigned)s < JOB_STATE_COUNT ? names[s] : "unknown";
+	return (unsigned)s < JOB_STATE_COUNT ? weak_state_names[s] : "unknown";
+}
+
+__attribute__((weak)) int job_state_parse(const char *word)
+{
+	for (int s = 0; s < JOB_STATE_COUNT; s++)
+		if (strcmp(word, weak_state_names[s]) == 0)
+			return s;
+	return -1;
 }
 
 static void recovered(void *ctx, int64_t id, int attempt, const char *queue)
