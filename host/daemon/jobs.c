@@ -790,38 +790,6 @@ static void prune(struct timer *t)
 
 /* ---- boot, the loop, shutdown ---- */
 
-/* TEMPORARY until branches jobstore and jobworker are merged: weak stand-ins
- * (the real definitions replace them at link time). */
-__attribute__((weak)) struct jobstore *jobstore_sqlite_open(const char *state_dir, struct loop *loop, char *why,
-							   size_t why_size)
-{
-	(void)state_dir;
-	(void)loop;
-	snprintf(why, why_size, "this build has no job store");
-	return NULL;
-}
-
-__attribute__((weak)) void job_claim_free(struct job_claim *c)
-{
-	free(c->key);
-	free(c->payload);
-}
-
-static const char *const weak_state_names[JOB_STATE_COUNT] = {"queued", "running", "done", "dead", "cancelled"};
-
-__attribute__((weak)) const char *job_state_name(enum job_state s)
-{
-	return (unsigned)s < JOB_STATE_COUNT ? weak_state_names[s] : "unknown";
-}
-
-__attribute__((weak)) int job_state_parse(const char *word)
-{
-	for (int s = 0; s < JOB_STATE_COUNT; s++)
-		if (strcmp(word, weak_state_names[s]) == 0)
-			return s;
-	return -1;
-}
-
 static void recovered(void *ctx, int64_t id, int attempt, const char *queue)
 {
 	struct jobs *j = ctx;
