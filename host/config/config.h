@@ -31,6 +31,10 @@ struct origin {
 struct worker_conf {
 	char *name;
 	char *plugin;     /* absolute path of the plugin file */
+	/* What the probe found in the plugin (daemon/probe.c), no setting: it
+	 * has .job (its worker serves its queue, the dispatcher hands it
+	 * jobs), it has .cycle. Both false until the probe's verdict is in. */
+	bool plugin_has_job, plugin_has_cycle;
 	bool autostart;
 	bool critical;    /* its failing stops the host (exit status 3) */
 	int instances;
