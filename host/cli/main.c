@@ -23,6 +23,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <ward.h>
 
@@ -61,7 +62,10 @@ static const char usage[] =
 	"                                      ended; a failed attempt's last log lines)\n"
 	"  job retry|cancel ID [-c DIR]        queue a dead job again; cancel a queued one\n"
 	"  test PLUGIN.so [key=value...] [--cycles N] [--timeout DUR] [--json] [--in-process]\n"
+	"       [--job PAYLOAD]... [--jobs FILE]\n"
 	"                                      run one plugin as the host would and report each phase;\n"
+	"                                      --job hands .job PAYLOAD (repeatable), --jobs one job per\n"
+	"                                      line of FILE (- for stdin), one by one, then stops it;\n"
 	"                                      after --cycles N it is stopped with SIGTERM as the host\n"
 	"                                      stops it; after --timeout (default 30s) too, and killed\n"
 	"                                      " TEST_STOP_GRACE_TEXT " later if it is still there\n"
@@ -287,16 +291,62 @@ static int parse_names(int argc, char **argv, struct args *a, char **names, int 
 	return rc;
 }
 
-/* ward test PLUGIN.so [key=value...] [--cycles N] [--timeout DUR] [--json] [--in-process] [--describe] */
+/* --jobs FILE: one payload a line (blank lines skipped), added to *jobs;
+ * the lines are kept in *lines. 0, or -1 (said). */
+static int read_job_lines(const char *path, struct test_job_input **jobs, size_t *njobs, struct strv *lines)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "re");
+	if (!f) {
+		fprintf(stderr, "ward: --jobs %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	while ((n = getline(&line, &cap, f)) >= 0) {
+		if (n > 0 && line[n - 1] == '\n')
+			line[--n] = '\0';
+		if (n == 0)
+			continue;
+		strv_push(lines, xstrdup(line));
+		*jobs = xrealloc(*jobs, (*njobs + 1) * sizeof(**jobs));
+		(*jobs)[(*njobs)++] = (struct test_job_input){NULL, (size_t)n};
+	}
+	free(line);
+	bool failed = ferror(f);
+	if (f != stdin)
+		fclose(f);
+	if (failed) {
+		fprintf(stderr, "ward: --jobs %s: unable to read it\n", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* ward test PLUGIN.so [key=value...] [--cycles N] [--timeout DUR] [--json] [--in-process] [--describe]
+ *           [--job PAYLOAD]... [--jobs FILE] */
 static int cmd_test(int argc, char **argv)
 {
 	struct tester_options o = {.timeout_ms = 30000};
 	char **keys = xcalloc((size_t)argc + 1, sizeof(char *));
 	bool json = false, describe = false;
 	long n;
+	/* Payloads point into argv or into lines: set once all are read (lines may grow). */
+	struct test_job_input *jobs = NULL;
+	size_t njobs = 0;
+	struct strv lines = {0};
+	int rc;
 	for (int i = 0; i < argc; i++) {
 		const char *arg = argv[i];
-		if (strcmp(arg, "--json") == 0) { /* --help was answered by main() */
+		if (strcmp(arg, "--job") == 0 && i + 1 < argc) {
+			jobs = xrealloc(jobs, (njobs + 1) * sizeof(*jobs));
+			jobs[njobs++] = (struct test_job_input){argv[++i], strlen(argv[i])};
+		} else if (strcmp(arg, "--jobs") == 0 && i + 1 < argc) {
+			if (read_job_lines(argv[++i], &jobs, &njobs, &lines) < 0) {
+				rc = 2;
+				goto out;
+			}
+		} else if (strcmp(arg, "--json") == 0) { /* --help was answered by main() */
 			json = true;
 		} else if (strcmp(arg, "--in-process") == 0) {
 			o.in_process = true;
@@ -319,21 +369,31 @@ static int cmd_test(int argc, char **argv)
 			return bad_usage("'%s' is not key=value", arg);
 		}
 	}
-	if (!o.plugin)
-		return bad_usage("%s", "test needs a PLUGIN.so");
+	if (!o.plugin) {
+		rc = bad_usage("%s", "test needs a PLUGIN.so");
+		goto out;
+	}
 	o.keys = keys;
 	if (describe) {
-		free(keys);
-		return tester_describe(o.plugin, PROBE_TIMEOUT_MS, stdout) == 0 ? 0 : 1;
+		rc = tester_describe(o.plugin, PROBE_TIMEOUT_MS, stdout) == 0 ? 0 : 1;
+		goto out;
 	}
+	for (size_t i = 0, line = 0; i < njobs; i++)
+		if (!jobs[i].data)
+			jobs[i].data = lines.v[line++];
+	o.jobs = jobs;
+	o.njobs = njobs;
 	struct test_result r;
-	int rc = tester_run(&o, &r);
+	rc = tester_run(&o, &r);
 	if (rc == 0)
 		tester_print(&o, &r, stdout, json);
-	bool ok = rc == 0 && r.ok;
+	rc = rc == 0 && r.ok ? 0 : 1;
 	test_result_free(&r);
+out:
 	free(keys);
-	return ok ? 0 : 1;
+	free(jobs);
+	strv_free(&lines);
+	return rc;
 }
 
 /* ward jobs [QUEUE] [--state STATE] [-n N] [--json] [-c DIR] and

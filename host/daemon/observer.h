@@ -31,9 +31,9 @@ struct host_observer {
 	void (*on_config)(void *ctx, const struct config *cfg);
 	/* A phase or cycle frame from the worker (channel.c). */
 	void (*on_frame)(void *ctx, const struct frame_hdr *hdr, const char *payload);
-	/* The instance's process is ready (and running): `ward test --job`
-	 * hands it the first job. May be NULL. */
-	void (*on_ready)(void *ctx, struct instance *in);
+	/* Before the loop sleeps, for each instance running and not asked to
+	 * stop: `ward test --job` hands it the next job. May be NULL. */
+	void (*on_running)(void *ctx, struct instance *in);
 	/* The job handed to it ended (channel.h's on_job_end). May be NULL. */
 	void (*on_job_end)(void *ctx, struct instance *in, const struct frame_job_end *end, const char *message,
 			   const void *result, size_t result_len);

@@ -522,6 +522,11 @@ static void end_test_when_settled(struct host *h)
 {
 	if (!h->test)
 		return;
+	for (int i = 0; h->test->on_running && h->nworkers && i < h->workers[0]->ninst; i++) {
+		struct instance *in = h->workers[0]->inst[i];
+		if (in->state == IS_RUNNING && !in->stop_requested)
+			h->test->on_running(h->test->ctx, in); /* `ward test --job` hands it the next job */
+	}
 	if (h->test->take_stop(h->test->ctx)) /* --cycles N were run: a real stop ends the run */
 		worker_stop(h->workers[0]);
 	if (h->shutting_down)
@@ -556,9 +561,6 @@ static void frame_said_ready(void *ctx, struct instance *in)
 {
 	(void)ctx;
 	instance_ready(in);
-	const struct host_observer *test = in->worker->host->test;
-	if (test && test->on_ready && in->state == IS_RUNNING)
-		test->on_ready(test->ctx, in);
 }
 
 /* A job's end: `ward test --job` hands the next one (the dispatcher, jobs.c,

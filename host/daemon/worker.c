@@ -324,6 +324,7 @@ static void instance_spawn_failed(struct instance *in, int err)
 static void start_fresh(struct instance *in)
 {
 	in->failures = 0;
+	in->restarts = 0;
 	spawn(in);
 }
 
@@ -415,6 +416,7 @@ static const char *phase_story(enum phase p)
 	case PHASE_CYCLE: return "in a cycle";
 	case PHASE_IDLE: return "between cycles";
 	case PHASE_SHUTDOWN: return "in shutdown";
+	case PHASE_JOB: return "in a job";
 	}
 	return "";
 }
@@ -564,6 +566,7 @@ static void schedule_restart(struct instance *in)
 		return;
 	}
 	w->restarts++;
+	in->restarts++;
 	if (v.delay_ms == 0) {
 		restart_after_backoff(in);
 		return;
@@ -806,8 +809,9 @@ void instance_check_progress(struct instance *in, int64_t now)
 		return;
 	uint64_t cycles = slot_cycles(in);
 	uint64_t progress = cycles + atomic_load_explicit(&in->slot->beats, memory_order_relaxed);
+	uint32_t phase = atomic_load_explicit(&in->slot->phase, memory_order_relaxed);
 	bool waiting = atomic_load_explicit(&in->slot->sleeping, memory_order_relaxed) ||
-		       atomic_load_explicit(&in->slot->phase, memory_order_relaxed) != PHASE_CYCLE;
+		       (phase != PHASE_CYCLE && phase != PHASE_JOB);
 	bool progressed = progress != in->seen_progress;
 	if (progressed || waiting) {
 		in->seen_progress = progress;

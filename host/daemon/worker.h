@@ -90,8 +90,10 @@ struct instance {
 
 	/* restart policy */
 	unsigned failures;        /* failed runs in a row, each shorter than restart_window */
+	unsigned restarts;        /* restarts since it was last started from outside (ward_restarts) */
 	bool spawn_failing;
 	struct exit_info last_exit; /* reason NONE until a process ended */
+	char last_exit_text[400];   /* last_exit worded for the next process's spec (spawn.c) */
 
 	/* progress, sampled by the host's tick */
 	uint64_t seen_progress;
