@@ -216,7 +216,11 @@ static void print_job_text(sqlite3_stmt *job, sqlite3_stmt *at)
 		printf("  attempt %lld  %s:%lld pid %lld  %s .. %s  %s", (long long)sqlite3_column_int64(at, 0), text(at, 1),
 		       (long long)sqlite3_column_int64(at, 2), (long long)sqlite3_column_int64(at, 3), started, ended,
 		       is_null(at, 6) ? "running" : text(at, 6));
-		if (!is_null(at, 7))
+		/* the message often starts with its reason ("signal SIGSEGV: in a job"): said once */
+		bool worded = !is_null(at, 8) && strncmp(text(at, 8), text(at, 7), strlen(text(at, 7))) == 0;
+		if (worded)
+			printf(" (%s)", text(at, 8));
+		else if (!is_null(at, 7))
 			printf(" (%s%s%s)", text(at, 7), is_null(at, 8) ? "" : ": ", is_null(at, 8) ? "" : text(at, 8));
 		putchar('\n');
 		if (!is_null(at, 9) && *text(at, 9)) { /* a failed attempt's last log lines */

@@ -197,6 +197,7 @@ int control_sync(struct host *h, int64_t *since, const char **why)
 	for (size_t i = 0; i < h->nworkers; i++)
 		worker_record_live(h->workers[i]);
 	usage_record_all(h); /* read now: status shows them, and nothing reads them on a timer */
+	jobs_record(h);      /* queue figures for status; jobs.db committed for `ward jobs` */
 	return history_flush(h->history) < 0 && history_stale(h->history, since, why) ? -1 : 0;
 }
 
@@ -204,7 +205,6 @@ static void command_sync(struct host *h, FILE *reply)
 {
 	int64_t since;
 	const char *why;
-	jobs_commit(h); /* `ward jobs` reads jobs.db next */
 	if (control_sync(h, &since, &why) < 0) {
 		char at[32];
 		format_iso_ms(since, at, sizeof(at));

@@ -10,6 +10,7 @@
 #include "daemon/jobs.h"
 #include "daemon/channel.h"
 #include "daemon/dependency.h"
+#include "daemon/history.h"
 #include "daemon/log.h"
 #include "daemon/worker.h"
 #include "common/proto.h"
@@ -740,8 +741,22 @@ void jobs_command_cancel(struct host *h, int64_t id, FILE *reply)
 
 /* ---- metrics ---- */
 
+/* A queue name as a label value: \\ and \" escaped (a name has no newline). */
+static const char *label(const char *name, char *buf, size_t size)
+{
+	size_t o = 0;
+	for (const char *p = name; *p && o + 3 < size; p++) {
+		if (*p == '\\' || *p == '"')
+			buf[o++] = '\\';
+		buf[o++] = *p;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
 void jobs_write_metrics(struct host *h, FILE *out)
 {
+	char q[2 * JOB_KEY_MAX + 4];
 	struct jobs *j = h->jobs;
 	size_t n = j && j->store ? j->nqueues : 0;
 	struct job_queue_stats *st = xcalloc(n + 1, sizeof(*st));
@@ -752,22 +767,55 @@ void jobs_write_metrics(struct host *h, FILE *out)
 	fputs("# HELP ward_jobs Jobs in jobs.db, by queue and state.\n# TYPE ward_jobs gauge\n", out);
 	for (size_t i = 0; i < n; i++)
 		for (int s = 0; s < JOB_STATE_COUNT; s++)
-			fprintf(out, "ward_jobs{queue=\"%s\",state=\"%s\"} %lld\n", j->queues[i]->name,
+			fprintf(out, "ward_jobs{queue=\"%s\",state=\"%s\"} %lld\n", label(j->queues[i]->name, q, sizeof(q)),
 				job_state_name((enum job_state)s), (long long)st[i].count[s]);
 	fputs("# HELP ward_jobs_oldest_queued_seconds Age of the oldest runnable queued job of each queue (0: none).\n"
 	      "# TYPE ward_jobs_oldest_queued_seconds gauge\n", out);
 	for (size_t i = 0; i < n; i++) {
 		int64_t age = st[i].oldest_queued_ms ? now - st[i].oldest_queued_ms : 0;
-		fprintf(out, "ward_jobs_oldest_queued_seconds{queue=\"%s\"} %.3f\n", j->queues[i]->name,
+		fprintf(out, "ward_jobs_oldest_queued_seconds{queue=\"%s\"} %.3f\n", label(j->queues[i]->name, q, sizeof(q)),
 			age > 0 ? (double)age / 1000.0 : 0.0);
 	}
 	fputs("# HELP ward_jobs_finished_total Jobs finished since the host started, by queue and outcome.\n"
 	      "# TYPE ward_jobs_finished_total counter\n", out);
 	for (size_t i = 0; i < n; i++)
 		for (int k = 0; k < FIN_COUNT; k++)
-			fprintf(out, "ward_jobs_finished_total{queue=\"%s\",outcome=\"%s\"} %llu\n", j->queues[i]->name,
+			fprintf(out, "ward_jobs_finished_total{queue=\"%s\",outcome=\"%s\"} %llu\n",
+				label(j->queues[i]->name, q, sizeof(q)),
 				finished_names[k], (unsigned long long)j->queues[i]->finished[k]);
 	free(st);
+}
+
+/* ---- status ---- */
+
+/* Jobs held by the instances of the queue's workers now. */
+static int64_t running_in(const struct jobs *j, const struct queue *q)
+{
+	int64_t n = 0;
+	for (size_t i = 0; i < j->h->nworkers; i++)
+		if (serves(j->h->workers[i], q))
+			for (int k = 0; k < j->h->workers[i]->ninst; k++)
+				n += j->h->workers[i]->inst[k]->job_hold != NULL;
+	return n;
+}
+
+void jobs_record(struct host *h)
+{
+	struct jobs *j = h->jobs;
+	if (!j || !j->store)
+		return;
+	commit_and_sync(j); /* a reader of jobs.db sees what was done so far */
+	for (size_t i = 0; i < j->nqueues; i++) {
+		struct queue *q = j->queues[i];
+		struct job_queue_stats st;
+		if (!queue_configured(j, q) || j->store->ops->stats(j->store, q->name, &st) < 0)
+			continue;
+		int64_t running = running_in(j, q);
+		for (size_t k = 0; k < h->nworkers; k++)
+			if (serves(h->workers[k], q))
+				history_job_queue(h->history, h->workers[k]->conf->name, q->name, st.count[JOB_QUEUED], running,
+						  st.oldest_queued_ms);
+	}
 }
 
 /* ---- pruning (job_keep) ---- */
@@ -817,12 +865,6 @@ void jobs_open(struct host *h)
 		store_failed(j, "unable to recover the jobs a previous host left running");
 	/* the first prune soon after boot, then once a minute */
 	timer_arm(h->loop, &j->prune_timer, mono_ns() + NS_PER_SEC);
-}
-
-void jobs_commit(struct host *h)
-{
-	if (h->jobs && h->jobs->store)
-		commit_and_sync(h->jobs);
 }
 
 void jobs_before_sleep(struct host *h)

@@ -37,8 +37,9 @@ void jobs_close(struct host *h);
  * waiters of workers that will not come are answered). */
 void jobs_before_sleep(struct host *h);
 void jobs_state_changed(struct host *h);
-/* `sync` (control.c): the batch committed now, so a reader of jobs.db sees it. */
-void jobs_commit(struct host *h);
+/* `sync` (control.c): the batch committed now, so a reader of jobs.db sees
+ * it, and each job worker's queue figures written to ward.db (status). */
+void jobs_record(struct host *h);
 /* channel.c's on_job_end (registered by run.c). */
 void jobs_job_ended(void *ctx, struct instance *in, const struct frame_job_end *end, const char *message,
 		    const void *result, size_t result_len);

@@ -229,9 +229,7 @@ static int st_finish(struct jobstore *base, const struct job_attempt_end *e)
 		sqlite3_bind_blob(j, 3, e->result_len ? e->result : "", (int)e->result_len, SQLITE_STATIC);
 	sqlite3_bind_int64(j, 4, e->retry_at_ms);
 	sqlite3_bind_int64(j, 5, e->at_ms);
-	char *err = e->reason ? xasprintf("attempt %d: %s%s%s", e->attempt, e->reason, e->message ? ": " : "",
-					  e->message ? e->message : "")
-			      : NULL;
+	char *err = e->reason ? xasprintf("attempt %d: %s", e->attempt, e->message ? e->message : e->reason) : NULL;
 	if (err)
 		sqlite3_bind_text(j, 6, err, -1, SQLITE_TRANSIENT);
 	free(err);
