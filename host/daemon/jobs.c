@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PRUNE_PERIOD_NS (60 * NS_PER_SEC)
+#define PRUNE_PERIOD_NS (60 * NS_PER_SEC) /* at most; a short job_keep prunes more often (job_keep / 10, >= 1 s) */
 #define PRUNE_BATCH 1000   /* rows deleted per prune call: the loop never stalls on it */
 #define PRUNE_BATCHES 10   /* per prune turn; more wait for the next minute */
 #define DEFAULT_ATTEMPTS 5 /* for a job whose queue no worker takes any more (recover) */
@@ -820,6 +820,12 @@ void jobs_record(struct host *h)
 
 /* ---- pruning (job_keep) ---- */
 
+static int64_t prune_period(const struct jobs *j)
+{
+	int64_t p = (int64_t)(j->h->cfg.job_keep_ms / 10) * NS_PER_MS;
+	return p < NS_PER_SEC ? NS_PER_SEC : p > PRUNE_PERIOD_NS ? PRUNE_PERIOD_NS : p;
+}
+
 static void prune(struct timer *t)
 {
 	struct jobs *j = container_of(t, struct jobs, prune_timer);
@@ -833,7 +839,7 @@ static void prune(struct timer *t)
 		if (n < PRUNE_BATCH)
 			break;
 	}
-	timer_arm(j->h->loop, t, mono_ns() + PRUNE_PERIOD_NS);
+	timer_arm(j->h->loop, t, mono_ns() + prune_period(j));
 }
 
 /* ---- boot, the loop, shutdown ---- */
