@@ -449,6 +449,41 @@ Test(jobs, oversize_payload_is_refused)
 	cr_assert(strncmp(line, "done ", 5) == 0, "%s", line);
 }
 
+Test(jobs, a_request_that_stops_arriving_ends_the_session)
+{
+	wt_setup(&wt, JOB_WORKER);
+	wt_start(&wt);
+	struct jc c = jc_open(&wt);
+	jc_send(&c, "enqueue w 10 0 -\nabc", 20); /* 7 payload bytes never come */
+	long long t0 = now_ms();
+	cr_assert_str_eq(jc_line(&c, 15000), "", "the connection is closed");
+	cr_assert(now_ms() - t0 >= 4000 && now_ms() - t0 < 12000, "closed after the 5 s request deadline (%lld ms)",
+		  now_ms() - t0);
+	struct jc d = jc_open(&wt);
+	assert_done(&d, jc_enqueue(&d, "w", "echo alive"), "alive");
+}
+
+Test(jobs, a_client_gone_before_its_answers_leaves_whole_jobs)
+{
+	wt_setup(&wt, JOB_WORKER);
+	wt_start(&wt);
+	struct jc c = jc_open(&wt);
+	for (int i = 0; i < 50; i++)
+		jc_send_enqueue(&c, "w", "echo gone", NULL, 0);
+	jc_send(&c, "enqueue w 9 0 -\necho", 20); /* the last one cut short */
+	close(c.fd);
+	struct jc d = jc_open(&wt);
+	long long last = jc_enqueue(&d, "w", "echo after");
+	assert_done(&d, last, "after");
+	/* every job the gone client queued is whole: each ran and returned its payload's text */
+	char *out, *err;
+	cr_assert_eq(wt_cli(&wt, &out, &err, "jobs -n 100 --json"), 0, "%s", err);
+	int stored = wt_count(out, "\"id\": ") - 1;
+	cr_assert(stored == 50, "the 50 complete enqueues are stored, the cut one is not: %d\n%s", stored, out);
+	for (long long id = 1; id <= 50; id++)
+		assert_done(&d, id, "gone");
+}
+
 /* ---- status, metrics, control verbs, pruning ---- */
 
 Test(jobs, status_and_metrics_show_the_queue)

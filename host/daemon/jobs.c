@@ -650,7 +650,7 @@ static void commit_and_sync(struct jobs *j)
 /* autostart = no workers the job's queue has, stopped and never by `ward stop`: started (activation job). */
 static void activate(struct jobs *j, struct queue *q)
 {
-	for (size_t i = 0; i < j->h->nworkers; i++) {
+	for (size_t i = 0; !j->h->shutting_down && i < j->h->nworkers; i++) {
 		struct worker *w = j->h->workers[i];
 		if (!serves(w, q) || w->conf->autostart || w->stopped_on_request || w->pending_start ||
 		    worker_is_active(w) || worker_state(w) != IS_STOPPED)
