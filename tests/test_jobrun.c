@@ -126,7 +126,7 @@ Test(jobrun, a_job_ends_the_idle_wait_of_a_plugin_with_cycles)
 Test(jobrun, ward_test_job_refuses_a_plugin_without_job_and_in_process_runs)
 {
 	char *out, args[1024];
-	snprintf(args, sizeof(args), "test %s --job a --timeout 20s", fixture("crash_after"));
+	snprintf(args, sizeof(args), "test %s --job a --timeout 20s", fixture("idle"));
 	cr_expect_eq(ward(args, &out), 1, "%s", out);
 	cr_expect(strstr(out, "error: the plugin has no .job function"), "%s", out);
 	snprintf(args, sizeof(args), "test %s --job a --in-process --timeout 20s", fixture("job_echo"));
