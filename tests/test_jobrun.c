@@ -119,8 +119,9 @@ Test(jobrun, a_job_ends_the_idle_wait_of_a_plugin_with_cycles)
 	long long t0 = now_ms();
 	cr_expect_eq(ward(args, &out), 0, "%s", out);
 	cr_expect_lt(now_ms() - t0, 15000, "%s", out);
-	cr_expect(strstr(out, "  cycle 1 ") && strstr(out, "result \"cycles=1\""), "%s", out);
-	cr_expect(strstr(out, "result \"cycles=2\""), "%s", out);
+	cr_expect(strstr(out, "  cycle 1 ") && strstr(out, "  job 1 ") && strstr(out, "done  result \"cycles=1\""),
+		  "the first job came while the first cycle's idle wait was on:\n%s", out);
+	cr_expect(strstr(out, "  job 2 ") && wt_count(out, "done  result \"cycles=") == 2, "%s", out);
 }
 
 Test(jobrun, ward_test_job_refuses_a_plugin_without_job_and_in_process_runs)
@@ -212,4 +213,23 @@ Test(jobrun, watch_fd_wakes_an_idle_plugin)
 	cr_expect(wt_wait_log(&wt, 10000, "w", "cycle 3"), "%s", wt_log(&wt, "w"));
 	close(fd);
 	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
+
+/* ---- the example ---- */
+
+Test(jobrun, the_wordcount_example_counts_the_file_a_job_names)
+{
+	char path[] = "/tmp/ward-jobrun-wc-XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, "one two\n  three\n", 16), 16);
+	close(fd);
+	char *out, args[1024];
+	snprintf(args, sizeof(args), "test %s/wordcount.so --job %s --job /nonexistent/file --timeout 20s", PLUGIN_DIR,
+		 path);
+	int rc = ward(args, &out);
+	unlink(path);
+	cr_expect_eq(rc, 1, "the second job fails:\n%s", out);
+	cr_expect(strstr(out, "  job 1 ") && strstr(out, "done  result \"2 3 16\""), "as wc counts it:\n%s", out);
+	cr_expect(strstr(out, "failed: unable to open /nonexistent/file: No such file or directory"), "%s", out);
 }
