@@ -869,8 +869,8 @@ void jobs_open(struct host *h)
 	learn_queues(j);
 	if (j->store->ops->recover(j->store, recovered, j) < 0)
 		store_failed(j, "unable to recover the jobs a previous host left running");
-	/* the first prune soon after boot, then once a minute */
-	timer_arm(h->loop, &j->prune_timer, mono_ns() + NS_PER_SEC);
+	/* an idle host wakes for nothing else: at most once a minute (job_keep / 10, >= 1 s) */
+	timer_arm(h->loop, &j->prune_timer, mono_ns() + prune_period(j));
 }
 
 void jobs_before_sleep(struct host *h)
