@@ -635,14 +635,19 @@ static void commit_and_sync(struct jobs *j)
 	if (!j->durable_unassigned)
 		return;
 	j->durable_unassigned = false;
+	/* Nothing committed by this host yet (an enqueue that found its key's
+	 * job, written by an earlier host): that job is on disk already. */
+	uint64_t upto = j->last_batch ? j->last_batch : UINT64_MAX;
 	bool waiting = false;
 	for (struct jobs_durable *d = j->durable; d; d = d->next)
 		if (!d->batch) {
-			d->batch = j->last_batch ? j->last_batch : 1;
+			d->batch = upto;
 			waiting = true;
 		}
-	if (waiting)
-		j->store->ops->sync(j->store, j->last_batch ? j->last_batch : 1, batch_synced, j);
+	if (waiting && j->last_batch)
+		j->store->ops->sync(j->store, j->last_batch, batch_synced, j);
+	else if (waiting)
+		batch_synced(j, UINT64_MAX, 0);
 }
 
 /* ---- producers ---- */
