@@ -489,6 +489,68 @@ Test(jobs, a_client_gone_before_its_answers_leaves_whole_jobs)
 		assert_done(&d, id, "gone");
 }
 
+/* As user nobody (group nogroup): what a job session and a control request get. */
+static void as_nobody(struct wt *t, char *reply, size_t size)
+{
+	int pipefd[2];
+	cr_assert(pipe(pipefd) == 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(pipefd[0]);
+		struct passwd *pw = getpwnam("nobody");
+		struct group *g = getgrnam("nogroup");
+		if (!pw || !g || setgroups(0, NULL) < 0 || setgid(g->gr_gid) < 0 || setuid(pw->pw_uid) < 0)
+			_exit(3);
+		struct jc c = jc_open(t);
+		char *ok = jc_enqueue_reply(&c, "w", "echo from nobody");
+		dprintf(pipefd[1], "%s\n", ok);
+		int fd = wt_connect_control(t);
+		if (write(fd, "stop w\n", 7) != 7)
+			_exit(4);
+		char buf[256] = "";
+		ssize_t n = read(fd, buf, sizeof(buf) - 1);
+		dprintf(pipefd[1], "%.*s", n > 0 ? (int)n : 0, buf);
+		_exit(0);
+	}
+	close(pipefd[1]);
+	size_t got = 0;
+	ssize_t n;
+	while (got + 1 < size && (n = read(pipefd[0], reply + got, size - 1 - got)) > 0)
+		got += (size_t)n;
+	reply[got] = '\0';
+	close(pipefd[0]);
+	int status;
+	waitpid(pid, &status, 0);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child failed (%d): %s", status, reply);
+}
+
+Test(jobs, job_group_members_may_queue_jobs_and_nothing_else)
+{
+	cr_assert_eq(geteuid(), 0, "this test runs as root (the CI does) so that it can become another user");
+	wt_setup(&wt, "");
+	wt_write_conf(&wt, "zz.ini", "[ward]\njob_group = nogroup\n[w]\nplugin = job_cmd\n");
+	chmod(wt.dir, 0755);
+	wt_start(&wt);
+	struct jc mine = jc_open(&wt); /* the socket is up */
+	char reply[1024];
+	as_nobody(&wt, reply, sizeof(reply));
+	long long id = 0;
+	cr_assert(sscanf(reply, "ok %lld new", &id) == 1, "%s", reply);
+	cr_assert(strstr(reply, "error\npermission denied"), "a member of job_group may not stop a worker: %s", reply);
+	assert_done(&mine, id, "from nobody");
+	cr_expect_str_eq(wt_sql_text(&wt, "SELECT state FROM workers WHERE name = 'w'"), "running");
+}
+
+Test(jobs, check_refuses_a_job_group_that_does_not_exist)
+{
+	wt_setup(&wt, "");
+	wt_write_conf(&wt, "zz.ini", "[ward]\njob_group = no-such-group-ward\n[w]\nplugin = job_cmd\nqueue = has space\n");
+	char *out, *err;
+	cr_assert_eq(wt_cli(&wt, &out, &err, "check"), 1, "%s%s", out, err);
+	cr_assert(strstr(err, "zz.ini:2: [ward] job_group: invalid value \"no-such-group-ward\": no such group"), "%s", err);
+	cr_assert(strstr(err, "[w] queue: invalid value \"has space\""), "%s", err);
+}
+
 /* ---- status, metrics, control verbs, pruning ---- */
 
 Test(jobs, status_and_metrics_show_the_queue)
