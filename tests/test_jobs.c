@@ -489,6 +489,44 @@ Test(jobs, a_client_gone_before_its_answers_leaves_whole_jobs)
 		assert_done(&d, id, "gone");
 }
 
+Test(jobs, a_stop_lets_the_running_job_finish)
+{
+	wt_setup(&wt, JOB_WORKER);
+	wt_start(&wt);
+	struct jc c = jc_open(&wt);
+	long long id = jc_enqueue(&c, "w", "sleep 700");
+	char needle[64];
+	snprintf(needle, sizeof(needle), "job %lld attempt 1: sleep", id);
+	cr_assert(wt_wait_log(&wt, 10000, "w", needle), "%s", wt_log(&wt, "w"));
+	char *out, *err;
+	cr_assert_eq(wt_cli(&wt, &out, &err, "stop w"), 0, "%s", err);
+	assert_done(&c, id, "slept");
+	char *json = job_json(id);
+	cr_assert_eq(wt_count(json, "\"attempt\": "), 1, "one attempt, not interrupted: %s", json);
+	cr_assert(wt_wait_sql(&wt, 10000, "SELECT count(*) FROM workers WHERE name = 'w' AND state = 'stopped'"));
+}
+
+Test(jobs, garbage_on_a_job_session_never_harms_the_host)
+{
+	wt_setup(&wt, JOB_WORKER);
+	wt_start(&wt);
+	srand(7);
+	for (int round = 0; round < 30; round++) {
+		struct jc c = jc_open(&wt);
+		char junk[700];
+		size_t n = 1 + (size_t)rand() % sizeof(junk);
+		for (size_t i = 0; i < n; i++)
+			junk[i] = (char)(round % 3 == 0 ? rand() % 256 : " enqueuwait0123456789-\n\0"[rand() % 24]);
+		send(c.fd, junk, n, MSG_NOSIGNAL);
+		if (round % 2)
+			jc_line(&c, 200);
+		close(c.fd);
+	}
+	struct jc d = jc_open(&wt);
+	assert_done(&d, jc_enqueue(&d, "w", "echo still here"), "still here");
+	cr_assert(pid_alive(wt.pid));
+}
+
 /* As user nobody (group nogroup): what a job session and a control request get. */
 static void as_nobody(struct wt *t, char *reply, size_t size)
 {
