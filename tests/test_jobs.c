@@ -399,6 +399,29 @@ Test(jobs, stopped_worker_wait_answers_at_once_and_start_runs_the_job)
 	assert_done(&c, id, "later");
 }
 
+Test(jobs, a_waiter_is_told_when_a_reload_removes_the_queues_workers)
+{
+	wt_setup(&wt, "");
+	wt_write_conf(&wt, "w.ini", "[w]\nplugin = job_cmd\n");
+	wt_start(&wt);
+	struct jc c = jc_open(&wt);
+	jc_send_enqueue(&c, "w", "ok", NULL, 60000); /* delayed: still queued at the reload */
+	long long id = 0;
+	char *reply = jc_line(&c, 10000);
+	cr_assert(sscanf(reply, "ok %lld new", &id) == 1, "%s", reply);
+	char req[64];
+	int n = snprintf(req, sizeof(req), "wait %lld 60000\n", id); /* waiting before the reload */
+	jc_send(&c, req, (size_t)n);
+	sleep_ms(200);
+	wt_write_conf(&wt, "w.ini", "\n");
+	char *out, *err;
+	cr_assert_eq(wt_cli(&wt, &out, &err, "reload"), 0, "%s%s", out, err);
+	long long t0 = now_ms();
+	char *line = jc_line(&c, 20000);
+	cr_assert(now_ms() - t0 < 10000, "told soon after the reload");
+	cr_assert_str_eq(line, "failed 1 stopped no worker takes jobs from queue 'w' any more");
+}
+
 /* ---- the protocol's refusals ---- */
 
 Test(jobs, unknown_queue_names_the_queues)
