@@ -598,7 +598,9 @@ Test(jobs, job_group_members_may_queue_jobs_and_nothing_else)
 	cr_assert(sscanf(reply, "ok %lld new", &id) == 1, "%s", reply);
 	cr_assert(strstr(reply, "error\npermission denied"), "a member of job_group may not stop a worker: %s", reply);
 	assert_done(&mine, id, "from nobody");
-	cr_expect_str_eq(wt_sql_text(&wt, "SELECT state FROM workers WHERE name = 'w'"), "running");
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT count(*) FROM workers WHERE name = 'w' AND state = 'running'"),
+		  "the refused stop stopped nothing");
+	cr_assert_eq(wt_sql_int(&wt, "SELECT count(*) FROM runs WHERE worker = 'w'"), 1, "one run: never stopped");
 }
 
 Test(jobs, check_refuses_a_job_group_that_does_not_exist)
