@@ -258,6 +258,21 @@ Test(jobs, oldest_first_and_shared_across_instances)
 	cr_assert(on[0] >= 3 && on[1] >= 3, "both instances take turns: %d and %d jobs", on[0], on[1]);
 }
 
+Test(jobs, a_plugin_with_cycles_takes_jobs_during_its_idle_wait)
+{
+	wt_setup(&wt, "[both]\nplugin = job_and_cycle\ninterval = 1h\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_sql(&wt, 10000, "SELECT count(*) FROM workers WHERE name = 'both' AND state = 'running'"));
+	struct jc c = jc_open(&wt);
+	long long t0 = now_ms();
+	long long id = jc_enqueue(&c, "both", "x");
+	char *result;
+	char *line = jc_wait(&c, id, 20000, &result);
+	cr_assert(strncmp(line, "done ", 5) == 0, "%s", line);
+	cr_assert(now_ms() - t0 < 5000, "the job ended the hour-long idle wait");
+	cr_assert(strncmp(result, "cycles=", 7) == 0, "%s", result);
+}
+
 /* ---- no job outlives its process ---- */
 
 Test(jobs, crash_fails_the_attempt_at_once_and_the_job_runs_again)
