@@ -364,6 +364,31 @@ Test(jobs, a_new_host_fails_what_a_dead_one_left_running)
 	cr_assert(strstr(json, "\"reason\": \"host-died\""), "%s", json);
 }
 
+Test(jobs, every_answered_enqueue_survives_a_sigkilled_host)
+{
+	wt_setup(&wt, JOB_WORKER);
+	wt_start(&wt);
+	struct jc c = jc_open(&wt);
+	for (int i = 0; i < 200; i++)
+		jc_send_enqueue(&c, "w", "ok", NULL, 600000); /* delayed: nothing runs them meanwhile */
+	long long last = 0;
+	for (int i = 0; i < 200; i++) {
+		char *reply = jc_line(&c, 10000);
+		cr_assert(sscanf(reply, "ok %lld new", &last) == 1, "%s", reply);
+	}
+	kill(wt.pid, SIGKILL); /* right after the last answer */
+	waitpid(wt.pid, NULL, 0);
+	wt.pid = 0;
+	sleep_ms(300);
+	wt_start(&wt);
+	char *out, *err;
+	cr_assert_eq(wt_cli(&wt, &out, &err, "jobs w --state queued -n 1000 --json"), 0, "%s", err);
+	cr_assert_eq(wt_count(out, "\"state\": \"queued\""), 200, "every answered job is there: %s", out);
+	char want[64];
+	snprintf(want, sizeof(want), "{\"id\": %lld,", last);
+	cr_assert(strstr(out, want), "the last one too: %s", out);
+}
+
 /* ---- activation, and nobody waits for a worker that will not come ---- */
 
 Test(jobs, autostart_no_worker_is_started_by_its_first_job)
