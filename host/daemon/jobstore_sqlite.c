@@ -283,7 +283,8 @@ static void close_db(struct sqlite_store *s)
 static int open_db(struct sqlite_store *s)
 {
 	make_private(s->path, true);
-	if (sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
+	/* One thread: no mutex around each call (a sixth of the CPU of a claim). */
+	if (sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
 		return -1;
 	if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF; PRAGMA wal_autocheckpoint=0;"
 				"PRAGMA cache_size=-16384;", NULL, NULL, NULL) != SQLITE_OK ||
