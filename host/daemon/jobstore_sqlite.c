@@ -892,6 +892,15 @@ static int lost_err(const struct sqlite_store *s, uint64_t batch)
 	return 0;
 }
 
+/* Every committed batch is synced, waited for or not (claims and finishes
+ * too, and the syncer checkpoints only after a sync): one in flight, the
+ * next one covering all batches committed meanwhile. */
+static void send_sync(struct sqlite_store *s)
+{
+	if (!s->syncer.busy && s->batch > s->durable)
+		syncer_client_send(&s->syncer, s->batch, SYNCER_SYNC);
+}
+
 static uint64_t st_commit(struct jobstore *js)
 {
 	struct sqlite_store *s = STORE(js);
@@ -902,6 +911,7 @@ static uint64_t st_commit(struct jobstore *js)
 		if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
 			s->in_batch = false;
 			recovered(s);
+			send_sync(s);
 			return n;
 		}
 		int code = sqlite3_extended_errcode(s->db);
@@ -916,11 +926,6 @@ static uint64_t st_commit(struct jobstore *js)
 	return n;
 }
 
-static void send_sync(struct sqlite_store *s)
-{
-	if (!s->syncer.busy && s->nwaiters && s->batch > s->durable)
-		syncer_client_send(&s->syncer, s->batch, SYNCER_SYNC);
-}
 
 static void on_sync_answer(struct syncer_client *c, uint64_t seq, int err)
 {
