@@ -709,6 +709,8 @@ Test(jobs, job_keep_prunes_finished_jobs)
 	struct jc c = jc_open(&wt);
 	long long id = jc_enqueue(&c, "w", "ok");
 	assert_done(&c, id, "ok");
+	/* the store keeps the newest job whatever its age (ids are never reused) */
+	assert_done(&c, jc_enqueue(&c, "w", "ok"), "ok");
 	char *out, *err, args[64];
 	snprintf(args, sizeof(args), "job %lld", id);
 	long long deadline = now_ms() + 15000;

@@ -435,11 +435,17 @@ static void run_ended(struct instance *in, const struct exit_info *e, const char
 		return;
 	char desc[512];
 	exit_describe(e, desc, sizeof(desc));
+	/* "signal SIGSEGV: in a job" goes with reason signal as "SIGSEGV: in a
+	 * job": the store words an attempt "REASON: MESSAGE" */
+	const char *reason = reason_name(e->reason), *message = desc;
+	size_t rlen = strlen(reason);
+	if (strncmp(desc, reason, rlen) == 0 && (desc[rlen] == ' ' || desc[rlen] == ':'))
+		message = desc + rlen + strspn(desc + rlen, ": ");
 	int64_t id = hold->id;
 	int attempt = hold->attempt;
 	struct queue *q = hold->q;
 	release(j, hold);
-	fail_attempt(j, q, id, attempt, reason_name(e->reason), desc, log_tail);
+	fail_attempt(j, q, id, attempt, reason, *message ? message : desc, log_tail);
 }
 
 void jobs_job_ended(void *ctx, struct instance *in, const struct frame_job_end *end, const char *message,
