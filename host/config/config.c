@@ -22,6 +22,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <errno.h>
+#include <grp.h>
 #include <ini.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -445,6 +446,12 @@ static const struct key_def worker_keys[] = {
 	{"command", K_STRING, NULL, W(command), 0, 0, "a program and its arguments to exec instead of a plugin (split like a shell, no shell run)"},
 	{"ready", K_READY, "start", W(ready), 0, 0, "command workers: start (running once exec'd) or notify (once it sends READY=1)"},
 	{"stop_signal", K_SIGNAL, "TERM", W(stop_signal), 0, 0, "command workers: the signal that asks the program to stop"},
+	/* jobs (SPEC §8; daemon/jobs.c) */
+	{"queue", K_STRING, NULL, W(queue), 0, 0, "the job queue it takes jobs from, when its plugin has .job; unset: the worker's name"},
+	{"job_timeout", K_DURATION, "5m", W(job_timeout_ms), 0, 0, "longest a job may run; past it the process is killed (job-timeout); 0: no limit"},
+	{"job_attempts", K_INT, "5", W(job_attempts), 1, 1000000, "attempts before a job is dead, 1..1000000"},
+	{"job_retry_delay", K_DURATION, "1s", W(job_retry_delay_ms), 0, 0, "delay before a failed job's next attempt (it doubles)"},
+	{"job_retry_delay_max", K_DURATION, "10m", W(job_retry_delay_max_ms), 0, 0, "cap of the doubling job retry delay"},
 };
 #undef W
 
@@ -465,6 +472,8 @@ static const struct key_def host_keys[] = {
 	 "where worker lines go: file (NAME.log), stdout (the host's, each line naming NAME:INSTANCE) or both"},
 	{"log_format", K_LOG_FORMAT, "text", H(log_format), 0, 0,
 	 "text, or json: one object a line (ts, worker, instance, pid, level, msg), the host's events too"},
+	{"job_keep", K_DURATION, "7d", H(job_keep_ms), 0, 0, "how long finished jobs are kept in jobs.db"},
+	{"job_group", K_STRING, NULL, H(job_group), 0, 0, "a group whose members may queue jobs; unset: only the host's user and root"},
 };
 #undef H
 
@@ -763,6 +772,8 @@ static void load_host_settings(struct config *cfg, const struct entries *e)
 			continue;
 		}
 		const char *why = apply_value(cfg, cfg, def, en->value);
+		if (!why && strcmp(def->name, "job_group") == 0 && !getgrnam(en->value))
+			why = "no such group (name an existing group whose members may queue jobs)";
 		if (why)
 			add_error(cfg, en->at, "ward", en->key, "invalid value \"%s\": %s", en->value, why);
 	}
@@ -771,6 +782,18 @@ static void load_host_settings(struct config *cfg, const struct entries *e)
 }
 
 /* ---- workers ---- */
+
+/* A queue name travels in the job protocol's space-separated lines. */
+static bool valid_queue_name(const char *q)
+{
+	size_t n = strlen(q);
+	if (n == 0 || n > 255)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (q[i] <= ' ' || q[i] > '~')
+			return false;
+	return true;
+}
 
 static bool valid_worker_name(const char *name)
 {
@@ -1139,6 +1162,11 @@ static void check_worker_refs(struct config *cfg, struct worker_conf *w, const s
 	}
 	if (w->restart_delay_max_ms < w->restart_delay_ms)
 		w->restart_delay_max_ms = w->restart_delay_ms;
+	if (w->job_retry_delay_max_ms < w->job_retry_delay_ms)
+		w->job_retry_delay_max_ms = w->job_retry_delay_ms;
+	if (w->queue && !valid_queue_name(w->queue))
+		add_error(cfg, key_origin(e, w, "queue"), w->name, "queue",
+			  "invalid value \"%s\": expected 1 to 255 printable ASCII characters without spaces", w->queue);
 }
 
 /* ---- listen addresses: one worker each ---- */

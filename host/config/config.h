@@ -33,6 +33,10 @@ struct origin {
 struct worker_conf {
 	char *name;
 	char *plugin;     /* absolute path of the plugin file */
+	/* What the probe found in the plugin (daemon/probe.c), no setting: it
+	 * has .job (its worker serves its queue, the dispatcher hands it
+	 * jobs), it has .cycle. Both false until the probe's verdict is in. */
+	bool plugin_has_job, plugin_has_cycle;
 	bool autostart;
 	bool critical;    /* its failing stops the host (exit status 3) */
 	int instances;
@@ -59,6 +63,10 @@ struct worker_conf {
 	char *command;      /* the line as written; split by common/command.c */
 	int ready;          /* enum ready_mode */
 	int stop_signal;    /* what asks the program to stop (SIGTERM by default) */
+	/* jobs (daemon/jobs.c) */
+	char *queue;       /* NULL: the worker's name (worker_queue()) */
+	uint64_t job_timeout_ms, job_retry_delay_ms, job_retry_delay_max_ms;
+	int job_attempts;
 };
 
 /* A plugin key of [defaults]: every worker that does not set it itself gets
@@ -81,6 +89,8 @@ struct config {
 	bool exit_when_done;     /* the host ends once no worker can run again */
 	uint64_t log_max_size;
 	long log_keep, history_keep;
+	uint64_t job_keep_ms; /* finished jobs are pruned past this age */
+	char *job_group;      /* members may queue jobs (jobsession.c); NULL: none */
 	char *http;  /* ADDR:PORT of the HTTP endpoint (daemon/http.c); NULL: none */
 	int log_output; /* enum log_output, written as an int by the key table */
 	int log_format; /* enum log_format */

@@ -45,7 +45,7 @@ const char *istate_name(enum istate s)
 static const char *const activation_names[ACTIVATION_COUNT] = {
 	[ACTIVATION_NONE] = "none", [ACTIVATION_BOOT] = "boot", [ACTIVATION_COMMAND] = "command",
 	[ACTIVATION_RESTART] = "restart", [ACTIVATION_DEPENDENCY] = "dependency",
-	[ACTIVATION_CONNECTION] = "connection", [ACTIVATION_RELOAD] = "reload",
+	[ACTIVATION_CONNECTION] = "connection", [ACTIVATION_RELOAD] = "reload", [ACTIVATION_JOB] = "job",
 };
 
 const char *activation_name(enum activation a)
@@ -271,6 +271,7 @@ static void spawn(struct instance *in)
 		in->status_text[0] = '\0';
 		history_instance_status(in->worker->host->history, in->worker->conf->name, in->index, "");
 	}
+	in->run_jobs = 0;
 	run_tail_free(&in->tail); /* the new run's lines only: nothing of its process is read yet */
 	if (in->conf->command)
 		sdnotify_open(in->worker->host); /* $NOTIFY_SOCKET, which spawn.c hands it */
@@ -340,6 +341,7 @@ static void instance_spawn_failed(struct instance *in, int err)
 static void start_fresh(struct instance *in)
 {
 	in->failures = 0;
+	in->restarts = 0;
 	spawn(in);
 }
 
@@ -403,13 +405,19 @@ static void init_timed_out(struct instance *in)
 	kill_group(in, REASON_INIT_TIMEOUT);
 }
 
+/* What the watchdog watched: a cycle or a job (slot phase). */
+static const char *watched_work(const struct instance *in)
+{
+	return atomic_load_explicit(&in->slot->phase, memory_order_relaxed) == PHASE_JOB ? "job" : "cycle";
+}
+
 static void hung(struct instance *in)
 {
 	char d[32];
 	format_duration_ms(in->conf->watchdog_ms, d, sizeof(d));
-	wlog(in, "no progress for %s inside a cycle: killing it with everything it started (hung)", d);
-	host_log(HOST_WARN, "[%s:%d] hung: no progress for %s inside a cycle; killing it",
-		 in->worker->conf->name, in->index, d);
+	wlog(in, "no progress for %s inside a %s: killing it with everything it started (hung)", d, watched_work(in));
+	host_log(HOST_WARN, "[%s:%d] hung: no progress for %s inside a %s; killing it",
+		 in->worker->conf->name, in->index, d, watched_work(in));
 	kill_group(in, REASON_HUNG);
 }
 
@@ -434,17 +442,19 @@ static const char *phase_story(enum phase p)
 	case PHASE_CYCLE: return "in a cycle";
 	case PHASE_IDLE: return "between cycles";
 	case PHASE_SHUTDOWN: return "in shutdown";
+	case PHASE_JOB: return "in a job";
 	}
 	return "";
 }
 
-static void describe_kill(const struct worker_conf *c, enum reason r, char *buf, size_t size)
+static void describe_kill(const struct instance *in, enum reason r, char *buf, size_t size)
 {
+	const struct worker_conf *c = in->conf;
 	char d[32], sig[32];
 	switch (r) {
 	case REASON_HUNG:
 		format_duration_ms(c->watchdog_ms, d, sizeof(d));
-		snprintf(buf, size, "no progress for %s in a cycle", d);
+		snprintf(buf, size, "no progress for %s in a %s", d, watched_work(in));
 		break;
 	case REASON_INIT_TIMEOUT:
 		format_duration_ms(c->init_timeout_ms, d, sizeof(d));
@@ -454,6 +464,10 @@ static void describe_kill(const struct worker_conf *c, enum reason r, char *buf,
 		format_duration_ms(c->stop_timeout_ms, d, sizeof(d));
 		signal_name(c->command ? c->stop_signal : SIGTERM, sig, sizeof(sig));
 		snprintf(buf, size, "did not stop within %s of %s", d, sig);
+		break;
+	case REASON_JOB_TIMEOUT:
+		format_duration_ms(c->job_timeout_ms, d, sizeof(d));
+		snprintf(buf, size, "a job ran past job_timeout (%s)", d);
 		break;
 	default:
 		snprintf(buf, size, "killed: the host was told twice to stop");
@@ -480,7 +494,7 @@ static struct exit_info classify(const struct instance *in)
 	 * of that signal (and is recorded so). */
 	if (in->kill_reason != REASON_NONE && in->kill_landed && WIFSIGNALED(st) && e.signal == SIGKILL) {
 		e.reason = in->kill_reason;
-		describe_kill(c, e.reason, e.message, sizeof(e.message));
+		describe_kill(in, e.reason, e.message, sizeof(e.message));
 	} else if (in->got_end && WIFEXITED(st)) {
 		e.reason = in->end.reason;
 		memcpy(e.message, in->end.message, sizeof(e.message));
@@ -579,6 +593,8 @@ static void schedule_restart(struct instance *in)
 	const struct worker_conf *c = in->conf;
 	int64_t now = mono_ns();
 	uint64_t ran_ms = (uint64_t)(now - in->started_ns) / NS_PER_MS;
+	if (in->run_jobs) /* it completed a job: progress, like a run that lasted (a poison job cannot fail it) */
+		ran_ms = c->restart_window_ms > ran_ms ? c->restart_window_ms : ran_ms;
 	struct restart_verdict v = restart_policy(c, &in->failures, ran_ms, run_failed(in, &in->last_exit));
 	if (v.give_up) {
 		char d[32], why[160];
@@ -592,6 +608,7 @@ static void schedule_restart(struct instance *in)
 		return;
 	}
 	w->restarts++;
+	in->restarts++;
 	if (v.delay_ms == 0) {
 		restart_after_backoff(in);
 		return;
@@ -618,6 +635,8 @@ static void end_run(struct instance *in, struct exit_info e)
 	run_tail_free(&in->tail);
 	history_end(h->history, in->run, &e, slot_cycles(in),
 		    atomic_load_explicit(&in->slot->last_cycle_ns, memory_order_relaxed) / NS_PER_MS, tail);
+	if (h->run_ended) /* the job it held fails now, with this exit (jobs.c) */
+		h->run_ended(in, &e, tail);
 	free(tail);
 	char desc[512];
 	exit_describe(&e, desc, sizeof(desc));
@@ -778,6 +797,12 @@ void worker_kill(struct worker *w)
 			kill_group(w->inst[i], REASON_STOPPED);
 }
 
+void instance_kill(struct instance *in, enum reason why)
+{
+	if (in->pid > 0 && !in->reaped && in->kill_reason == REASON_NONE)
+		kill_group(in, why);
+}
+
 int worker_signal(struct worker *w, int sig)
 {
 	int reached = 0;
@@ -827,8 +852,9 @@ void instance_check_progress(struct instance *in, int64_t now)
 		return;
 	uint64_t cycles = slot_cycles(in);
 	uint64_t progress = cycles + atomic_load_explicit(&in->slot->beats, memory_order_relaxed);
+	uint32_t phase = atomic_load_explicit(&in->slot->phase, memory_order_relaxed);
 	bool waiting = atomic_load_explicit(&in->slot->sleeping, memory_order_relaxed) ||
-		       atomic_load_explicit(&in->slot->phase, memory_order_relaxed) != PHASE_CYCLE;
+		       (phase != PHASE_CYCLE && phase != PHASE_JOB);
 	bool progressed = progress != in->seen_progress;
 	if (progressed || waiting) {
 		in->seen_progress = progress;
