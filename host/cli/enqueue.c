@@ -38,9 +38,16 @@ static int enqueue_usage(const char *fmt, const char *what)
 static int parse_enqueue_args(int argc, char **argv, struct enqueue_args *a, const char **dir)
 {
 	int words = 0;
+	bool options = true;
 	for (int i = 0; i < argc; i++) {
 		const char *arg = argv[i];
-		if (strcmp(arg, "--json") == 0) {
+		if (!options || arg[0] != '-' || strcmp(arg, "-") == 0) {
+			if (words == 2)
+				return enqueue_usage("unexpected argument '%s' (a payload with spaces needs quotes)", arg);
+			*(words++ == 0 ? &a->queue : &a->payload) = arg;
+		} else if (strcmp(arg, "--") == 0) { /* a payload that starts with '-' follows */
+			options = false;
+		} else if (strcmp(arg, "--json") == 0) {
 			a->json = true;
 		} else if ((strcmp(arg, "-c") == 0 || strcmp(arg, "--config") == 0) && i + 1 < argc) {
 			*dir = argv[++i];
@@ -58,16 +65,8 @@ static int parse_enqueue_args(int argc, char **argv, struct enqueue_args *a, con
 			a->wait_ms = UINT64_MAX; /* no limit */
 			if (i + 1 < argc && parse_duration_ms(argv[i + 1], &a->wait_ms) == 0) /* --wait DUR */
 				i++;
-		} else if (arg[0] == '-' && arg[1]) {
-			return enqueue_usage("unknown option '%s'", arg);
-		} else if (words == 0) {
-			a->queue = arg;
-			words++;
-		} else if (words == 1) {
-			a->payload = arg;
-			words++;
 		} else {
-			return enqueue_usage("unexpected argument '%s' (a payload with spaces needs quotes)", arg);
+			return enqueue_usage("unknown option '%s' (a payload that starts with '-' goes after `--`)", arg);
 		}
 	}
 	if (!a->queue)
@@ -176,6 +175,8 @@ int cmd_enqueue(int argc, char **argv, const char *config_dir, enqueue_state_dir
 	char *input = NULL;
 	size_t len;
 	if (!a.payload || strcmp(a.payload, "-") == 0) {
+		if (isatty(STDIN_FILENO))
+			fprintf(stderr, "ward: reading the payload from standard input (end it with Ctrl-D)\n");
 		if (read_stdin_payload(&input, &len) < 0)
 			return 1;
 	} else {
