@@ -233,3 +233,42 @@ Test(jobrun, the_wordcount_example_counts_the_file_a_job_names)
 	cr_expect(strstr(out, "  job 1 ") && strstr(out, "done  result \"2 3 16\""), "as wc counts it:\n%s", out);
 	cr_expect(strstr(out, "failed: unable to open /nonexistent/file: No such file or directory"), "%s", out);
 }
+
+/* ---- the watchdog, a stop, and what the channel refuses ---- */
+
+Test(jobrun, the_watchdog_covers_a_running_job)
+{
+	char *out, args[1024];
+	snprintf(args, sizeof(args), "test %s watchdog=500ms --job hang --timeout 20s", fixture("job_echo"));
+	cr_expect_eq(ward(args, &out), 1, "%s", out);
+	cr_expect(strstr(out, "unfinished: the process ended holding it: hung: no progress for 500ms in a job"),
+		  "a job that shows no progress is hung, in a job:\n%s", out);
+}
+
+Test(jobrun, a_stop_during_a_job_lets_it_finish)
+{
+	char *out, args[1024];
+	/* the run's timeout (SIGTERM) comes while the job sleeps: the job ends
+	 * done (its ward_sleep returns early), then the plugin stops */
+	snprintf(args, sizeof(args), "test %s --job slow --timeout 100ms", fixture("job_echo"));
+	cr_expect_eq(ward(args, &out), 1, "a timed-out run fails:\n%s", out);
+	cr_expect(strstr(out, "  job 1 ") && strstr(out, "done  result \"stopped early\""), "%s", out);
+	cr_expect(strstr(out, "ended: stopped"), "%s", out);
+}
+
+Test(jobrun, descriptors_smuggled_on_the_runtime_channel_are_closed_and_never_read)
+{
+	wt_setup(&wt, "[s]\nplugin = fd_smuggler\ninterval = 1h\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_log(&wt, 20000, "s", "smuggling done"), "%s", wt_log(&wt, "s"));
+	sleep_ms(300); /* the host has read every datagram before the log line after them */
+	char *log = wt_log(&wt, "s");
+	cr_expect(strstr(log, "INFO smuggled 0") && strstr(log, "INFO smuggled 49"),
+		  "log lines that came with descriptors still count:\n%s", log);
+	int fds = wt_fd_count(wt.pid);
+	cr_expect_gt(fds, 0);
+	cr_expect_lt(fds, 40, "the host kept descriptors it was sent (%d open)", fds);
+	char *out, *err;
+	cr_expect_eq(wt_cli(&wt, &out, &err, "status"), 0, "the host answers (it never blocked on a pipe):\n%s", err);
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}

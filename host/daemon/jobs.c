@@ -298,11 +298,16 @@ static bool answer_if_abandoned(struct jobs *j, struct jobs_waiter *w)
 	if (j->store->ops->queue_of(j->store, w->id, queue, sizeof(queue)) != 1)
 		return false;
 	struct queue *q = find_queue(j, queue);
-	const char *state = NULL;
-	const struct worker *absent = q ? will_not_come(j, q, &state) : NULL;
+	const char *state = "stopped";
+	char why[600];
+	if (!q || !queue_configured(j, q)) { /* its workers were removed by a reload */
+		snprintf(why, sizeof(why), "no worker takes jobs from queue '%s' any more", queue);
+		answer(w, &(struct jobs_answer){.kind = JOBS_FAILED, .id = w->id, .state = state, .message = why});
+		return true;
+	}
+	const struct worker *absent = will_not_come(j, q, &state);
 	if (!absent)
 		return false;
-	char why[600];
 	describe_absence(absent, state, why, sizeof(why));
 	answer(w, &(struct jobs_answer){.kind = JOBS_FAILED, .id = w->id, .state = state, .message = why});
 	return true;
@@ -635,14 +640,19 @@ static void commit_and_sync(struct jobs *j)
 	if (!j->durable_unassigned)
 		return;
 	j->durable_unassigned = false;
+	/* Nothing committed by this host yet (an enqueue that found its key's
+	 * job, written by an earlier host): that job is on disk already. */
+	uint64_t upto = j->last_batch ? j->last_batch : UINT64_MAX;
 	bool waiting = false;
 	for (struct jobs_durable *d = j->durable; d; d = d->next)
 		if (!d->batch) {
-			d->batch = j->last_batch ? j->last_batch : 1;
+			d->batch = upto;
 			waiting = true;
 		}
-	if (waiting)
-		j->store->ops->sync(j->store, j->last_batch ? j->last_batch : 1, batch_synced, j);
+	if (waiting && j->last_batch)
+		j->store->ops->sync(j->store, j->last_batch, batch_synced, j);
+	else if (waiting)
+		batch_synced(j, UINT64_MAX, 0);
 }
 
 /* ---- producers ---- */

@@ -39,7 +39,7 @@ struct request {
 	/* enqueue */
 	int64_t id;
 	bool existing;
-	char warning[600];
+	char *warning; /* owned; NULL: the job will run (most requests: no room spent) */
 	struct jobs_durable durable;
 	bool durable_linked;
 	/* wait */
@@ -128,6 +128,7 @@ static void free_request(struct request *r)
 		jobs_wait_cancel(&r->waiter);
 	timer_cancel(r->s->h->loop, &r->wait_timer);
 	free(r->reply);
+	free(r->warning);
 	free(r);
 }
 
@@ -236,7 +237,7 @@ static void enqueue_durable(struct jobs_durable *d, int err)
 			       r->id, strerror(err));
 	else if (r->existing)
 		set_reply_line(r, "ok %" PRId64 " existing", r->id);
-	else if (r->warning[0])
+	else if (r->warning)
 		set_reply_line(r, "ok %" PRId64 " new %s", r->id, r->warning);
 	else
 		set_reply_line(r, "ok %" PRId64 " new", r->id);
@@ -278,16 +279,18 @@ static bool parse_u64(const char *w, uint64_t max, uint64_t *out)
 static void run_enqueue(struct session *s, char **w, const char *payload, size_t len, uint64_t delay)
 {
 	struct request *r = new_request(s);
-	char why[1200];
+	char why[1200], warning[600];
 	const char *key = strcmp(w[4], "-") == 0 ? NULL : w[4];
 	r->durable.fn = enqueue_durable;
-	r->id = jobs_enqueue(s->h, w[1], payload, len, key, delay, &r->existing, r->warning, sizeof(r->warning), why,
+	r->id = jobs_enqueue(s->h, w[1], payload, len, key, delay, &r->existing, warning, sizeof(warning), why,
 			     sizeof(why), &r->durable);
 	if (r->id < 0) {
 		set_reply_line(r, "error %s", why);
 		return;
 	}
 	r->durable_linked = true;
+	if (warning[0])
+		r->warning = xstrdup(warning);
 }
 
 static void wait_answered(struct jobs_waiter *w, const struct jobs_answer *a)
