@@ -331,3 +331,39 @@ Test(client, ward_enqueue_refusals)
 	cr_assert(strstr(err, "waits for a worker that will not come (failed)"), "%s", err);
 	cr_assert(strstr(err, " is queued, but worker broken is failed (init-failed"), "the enqueue says so: %s", err);
 }
+
+/* ---- the protocol from another language ---- */
+
+/* docs/jobs.md's Python producer, as a reader copies it: only its socket
+ * path, queue and payload changed to this test's. */
+Test(client, python_producer_of_the_docs_runs)
+{
+	wt_setup(&wt, JOB_WORKER);
+	wt_start(&wt);
+	wait_for_socket(&wt);
+	char *doc = wt_read(SOURCE_DIR "/docs/jobs.md");
+	cr_assert(doc);
+	char *start = strstr(doc, "```python\n"), *end = start ? strstr(start + 10, "```") : NULL;
+	cr_assert(start && end, "docs/jobs.md has no Python producer");
+	char *code = wt_keep(strndup(start + 10, (size_t)(end - start - 10)));
+	struct { const char *from; char to[600]; } subs[] = {
+		{"/var/lib/ward/ward.sock", ""}, {"enqueue thumbs ", "enqueue w "}, {"b\"/srv/photos/cat.jpg\"", "b\"echo a cat\""},
+	};
+	snprintf(subs[0].to, sizeof(subs[0].to), "%s/ward.sock", wt.state);
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		char *at = strstr(code, subs[i].from);
+		cr_assert(at, "the docs' producer no longer has %s:\n%s", subs[i].from, code);
+		char *changed;
+		cr_assert(asprintf(&changed, "%.*s%s%s", (int)(at - code), code, subs[i].to, at + strlen(subs[i].from)) > 0);
+		code = wt_keep(changed);
+	}
+	char path[600], cmd[700], *out;
+	snprintf(path, sizeof(path), "%s/producer.py", wt.dir);
+	FILE *f = fopen(path, "w");
+	cr_assert(f);
+	fputs(code, f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "timeout 60 python3 %s", path);
+	int rc = wt_run_with_input(cmd, "", &out);
+	cr_assert(rc == 0 && strcmp(out, "b'a cat'\n") == 0, "%d:\n%s\n%s", rc, out, code);
+}
