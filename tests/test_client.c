@@ -151,6 +151,12 @@ Test(client, outoftree_program_enqueues_and_waits)
 	cr_assert(strstr(out, "nojob: -1 job 999999: no such job\n"), "%s", out);
 	cr_assert(strstr(out, "after: done 13 [still talking]\n"), "the session goes on after refusals:\n%s", out);
 
+	/* signals all along: every call still completes (EINTR retried) */
+	rc = shell(&out, "PRODUCER_TICKS=1 timeout 90 %s/producer %s w", wt.dir, wt.conf);
+	cr_assert_eq(rc, 0, "%s", out);
+	cr_assert(strstr(out, "echo: done 12 [hello from C]\n") && strstr(out, "keyed: done 5 [slept]\n") &&
+		  strstr(out, "after: done 13 [still talking]\n") && strstr(out, "interrupted: often\n"), "%s", out);
+
 	/* the socket path itself, and the static archive */
 	build_producer(pkg_env, libdir, true);
 	char sock[1200];
