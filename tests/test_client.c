@@ -313,6 +313,9 @@ Test(client, ward_enqueue_refusals)
 	cr_assert(rc == 2 && strstr(err, "enqueue needs a QUEUE"), "%d %s", rc, err);
 	rc = wt_cli(&wt, &out, &err, "enqueue w ok --delay soon");
 	cr_assert(rc == 2 && strstr(err, "--delay wants a duration"), "%d %s", rc, err);
+	snprintf(args, sizeof(args), "enqueue -c %s w ok --key", wt.conf);
+	rc = wt_ward_in(NULL, &out, &err, args);
+	cr_assert(rc == 2 && strstr(err, "--key needs a value"), "%d %s", rc, err);
 	rc = wt_cli(&wt, &out, &err, "enqueue w ok --frobnicate");
 	cr_assert(rc == 2 && strstr(err, "unknown option '--frobnicate'"), "%d %s", rc, err);
 	snprintf(args, sizeof(args), "enqueue -c %s w -- --not-an-option", wt.conf); /* -c before --: after it, words are words */

@@ -62,9 +62,15 @@ static int parse_enqueue_args(int argc, char **argv, struct enqueue_args *a, con
 				return enqueue_usage("--wait wants a duration such as 500ms, 30s or 2h, not '%s'", arg + 7);
 		} else if (strcmp(arg, "--wait") == 0) {
 			a->wait = true;
+			uint64_t ms;
 			a->wait_ms = UINT64_MAX; /* no limit */
-			if (i + 1 < argc && parse_duration_ms(argv[i + 1], &a->wait_ms) == 0) /* --wait DUR */
+			if (i + 1 < argc && parse_duration_ms(argv[i + 1], &ms) == 0) { /* --wait DUR */
+				a->wait_ms = ms;
 				i++;
+			}
+		} else if (i + 1 == argc && (strcmp(arg, "-c") == 0 || strcmp(arg, "--config") == 0 ||
+					     strcmp(arg, "--key") == 0 || strcmp(arg, "--delay") == 0)) {
+			return enqueue_usage("%s needs a value", arg);
 		} else {
 			return enqueue_usage("unknown option '%s' (a payload that starts with '-' goes after `--`)", arg);
 		}
