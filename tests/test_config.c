@@ -1365,7 +1365,8 @@ Test(config, a_workers_settings_reach_its_process_through_the_child_spec_unchang
 	struct test_request test = {.max_cycles = 7, .report = true};
 	struct child_spec spec = {.conf = w, .instance = 2, .state_dir = "/state/workers/w", .out_fd = 30,
 				  .frame_fd = 31, .slot_fd = 32, .test = &test, .base_env = base_env,
-				  .listen_fds = listen_fds, .nlisten = 2, .host_pid = 1234, .cgroup_fd = 33};
+				  .listen_fds = listen_fds, .nlisten = 2, .host_pid = 1234, .cgroup_fd = 33,
+				  .last_exit = "signal SIGSEGV: in a cycle", .restarts = 4};
 	static char buf[64 * 1024];
 	struct wire out = {.buf = buf, .size = sizeof(buf)};
 	childspec_encode(&spec, &out);
@@ -1391,6 +1392,8 @@ Test(config, a_workers_settings_reach_its_process_through_the_child_spec_unchang
 	cr_expect_eq(d.spec.out_fd, 30);
 	cr_expect_eq(d.spec.listen_fds[1], 41);
 	cr_expect_eq(d.spec.cgroup_fd, 33);
+	cr_expect_str_eq(d.spec.last_exit, "signal SIGSEGV: in a cycle");
+	cr_expect_eq(d.spec.restarts, 4);
 	childspec_decoded_free(&d);
 
 	/* Cut short anywhere, or with a descriptor missing: refused, not misread. */

@@ -24,8 +24,10 @@ struct channel_handler {
 	/* The job channel_send_job handed to the instance's process ended:
 	 * end->outcome (enum job_end_outcome), end->ret what .job returned;
 	 * message (NUL-terminated, "" when none) why it failed; result (NULL
-	 * when result_len is 0) up to 1 MiB, valid only during the call. May be
-	 * NULL: such frames are dropped. */
+	 * when result_len is 0) up to 1 MiB, valid only during the call. The
+	 * frame comes from the process, which plugin code can write to: check
+	 * end->id against the job handed to it (in->job_id). May be NULL: such
+	 * frames are dropped. */
 	void (*on_job_end)(void *ctx, struct instance *in, const struct frame_job_end *end, const char *message,
 			   const void *result, size_t result_len);
 	void *ctx;

@@ -137,6 +137,7 @@ static int parse_job(const char *buf, size_t n, int fd, struct ward_job *job, vo
 	struct frame_hdr hdr;
 	struct frame_job fj;
 	*owned = NULL;
+	errno = 0;
 	if (n < sizeof(hdr) + sizeof(fj))
 		return -1;
 	memcpy(&hdr, buf, sizeof(hdr));
@@ -218,8 +219,22 @@ bool jobrun_take(ward_ctx *ctx, const struct ward_plugin *plugin, void *state)
 	if (fd >= 0)
 		close(fd);
 	if (bad < 0) {
-		ward_log(ctx, WARD_LOG_WARN, "a job frame ward's host does not write came on the runtime channel: ignored");
-		return false;
+		int err = errno;
+		struct frame_job fj;
+		if ((size_t)n < sizeof(struct frame_hdr) + sizeof(fj)) {
+			ward_log(ctx, WARD_LOG_WARN, "a job frame ward's host does not write came on the runtime channel: ignored");
+			return false;
+		}
+		/* Its id is known: the host hears that it failed, rather than
+		 * waiting for an end that never comes. */
+		memcpy(&fj, buf + sizeof(struct frame_hdr), sizeof(fj));
+		struct ward_job unread = {.id = fj.id};
+		char why[256];
+		snprintf(why, sizeof(why), "the worker could not read the job it was handed: %s",
+			 err ? strerror(err) : "a malformed frame");
+		send_end(ctx, &unread, -1, why);
+		free(owned);
+		return true;
 	}
 	atomic_store_explicit(&ctx->slot->phase, PHASE_JOB, memory_order_relaxed);
 	ward_heartbeat(ctx);

@@ -250,8 +250,10 @@ const char *ward_last_exit(ward_ctx *ctx);
 int ward_restarts(ward_ctx *ctx);
 /* After a cycle returns WARD_IDLE, the next cycle also starts as soon as fd
  * is readable, not only after `interval`. Several fds may be watched, for
- * the rest of the process's life; one the plugin closes is dropped. 0, or
- * -1 with errno (EBADF for a descriptor that is not open). */
+ * the rest of the process's life (up to 64); one the plugin closes is
+ * dropped. Readable stays readable: drain it in the cycle. A plugin without
+ * .cycle waits for jobs only. 0, or -1 with errno (EBADF for a descriptor
+ * that is not open, EMFILE past 64). */
 int ward_watch_fd(ward_ctx *ctx, int fd);
 
 #ifdef __cplusplus
