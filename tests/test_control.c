@@ -403,7 +403,7 @@ static int usage_entries(const char *text)
 Test(control, every_command_answers_help_with_its_own_usage)
 {
 	static const char *const commands[] = {"run",     "check",  "status",  "history", "logs",   "start", "stop",
-					       "restart", "signal", "metrics", "reload",  "test",   "version"};
+					       "restart", "signal", "metrics", "reload",  "test",   "version", "enqueue"};
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		char args[64], *out, *err;
 		snprintf(args, sizeof(args), "%s --help", commands[i]);
