@@ -11,6 +11,8 @@
 #include "daemon/run.h"
 #include "daemon/probe.h"
 #include "cli/report.h"
+#include "cli/jobs_report.h"
+#include "daemon/jobstore.h"
 #include "cli/test_report.h"
 #include "cli/test_run.h"
 #include "cli/logview.h"
@@ -21,6 +23,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <ward.h>
 
@@ -51,8 +54,18 @@ static const char usage[] =
 	"  metrics [-c DIR]                    the running host's metrics in the Prometheus text format\n"
 	"  reload [-c DIR]                     re-read the configuration: start added workers, stop\n"
 	"                                      removed ones, restart changed ones, leave the rest alone\n"
+	"  jobs [QUEUE] [--state STATE] [-n N] [--json] [-c DIR]\n"
+	"                                      jobs, newest first (default 20), with state, attempts\n"
+	"                                      and last error; STATE: queued, running, done, dead,\n"
+	"                                      cancelled\n"
+	"  job ID [--json] [-c DIR]            one job with every attempt (process, times, how it\n"
+	"                                      ended; a failed attempt's last log lines)\n"
+	"  job retry|cancel ID [-c DIR]        queue a dead job again; cancel a queued one\n"
 	"  test PLUGIN.so [key=value...] [--cycles N] [--timeout DUR] [--json] [--in-process]\n"
+	"       [--job PAYLOAD]... [--jobs FILE]\n"
 	"                                      run one plugin as the host would and report each phase;\n"
+	"                                      --job hands .job PAYLOAD (repeatable), --jobs one job per\n"
+	"                                      line of FILE (- for stdin), one by one, then stops it;\n"
 	"                                      after --cycles N it is stopped with SIGTERM as the host\n"
 	"                                      stops it; after --timeout (default 30s) too, and killed\n"
 	"                                      " TEST_STOP_GRACE_TEXT " later if it is still there\n"
@@ -278,16 +291,62 @@ static int parse_names(int argc, char **argv, struct args *a, char **names, int 
 	return rc;
 }
 
-/* ward test PLUGIN.so [key=value...] [--cycles N] [--timeout DUR] [--json] [--in-process] [--describe] */
+/* --jobs FILE: one payload a line (blank lines skipped), added to *jobs;
+ * the lines are kept in *lines. 0, or -1 (said). */
+static int read_job_lines(const char *path, struct test_job_input **jobs, size_t *njobs, struct strv *lines)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "re");
+	if (!f) {
+		fprintf(stderr, "ward: --jobs %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	while ((n = getline(&line, &cap, f)) >= 0) {
+		if (n > 0 && line[n - 1] == '\n')
+			line[--n] = '\0';
+		if (n == 0)
+			continue;
+		strv_push(lines, xstrdup(line));
+		*jobs = xrealloc(*jobs, (*njobs + 1) * sizeof(**jobs));
+		(*jobs)[(*njobs)++] = (struct test_job_input){NULL, (size_t)n};
+	}
+	free(line);
+	bool failed = ferror(f);
+	if (f != stdin)
+		fclose(f);
+	if (failed) {
+		fprintf(stderr, "ward: --jobs %s: unable to read it\n", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* ward test PLUGIN.so [key=value...] [--cycles N] [--timeout DUR] [--json] [--in-process] [--describe]
+ *           [--job PAYLOAD]... [--jobs FILE] */
 static int cmd_test(int argc, char **argv)
 {
 	struct tester_options o = {.timeout_ms = 30000};
 	char **keys = xcalloc((size_t)argc + 1, sizeof(char *));
 	bool json = false, describe = false;
 	long n;
+	/* Payloads point into argv or into lines: set once all are read (lines may grow). */
+	struct test_job_input *jobs = NULL;
+	size_t njobs = 0;
+	struct strv lines = {0};
+	int rc;
 	for (int i = 0; i < argc; i++) {
 		const char *arg = argv[i];
-		if (strcmp(arg, "--json") == 0) { /* --help was answered by main() */
+		if (strcmp(arg, "--job") == 0 && i + 1 < argc) {
+			jobs = xrealloc(jobs, (njobs + 1) * sizeof(*jobs));
+			jobs[njobs++] = (struct test_job_input){argv[++i], strlen(argv[i])};
+		} else if (strcmp(arg, "--jobs") == 0 && i + 1 < argc) {
+			if (read_job_lines(argv[++i], &jobs, &njobs, &lines) < 0) {
+				rc = 2;
+				goto out;
+			}
+		} else if (strcmp(arg, "--json") == 0) { /* --help was answered by main() */
 			json = true;
 		} else if (strcmp(arg, "--in-process") == 0) {
 			o.in_process = true;
@@ -310,21 +369,94 @@ static int cmd_test(int argc, char **argv)
 			return bad_usage("'%s' is not key=value", arg);
 		}
 	}
-	if (!o.plugin)
-		return bad_usage("%s", "test needs a PLUGIN.so");
+	if (!o.plugin) {
+		rc = bad_usage("%s", "test needs a PLUGIN.so");
+		goto out;
+	}
 	o.keys = keys;
 	if (describe) {
-		free(keys);
-		return tester_describe(o.plugin, PROBE_TIMEOUT_MS, stdout) == 0 ? 0 : 1;
+		rc = tester_describe(o.plugin, PROBE_TIMEOUT_MS, stdout) == 0 ? 0 : 1;
+		goto out;
 	}
+	for (size_t i = 0, line = 0; i < njobs; i++)
+		if (!jobs[i].data)
+			jobs[i].data = lines.v[line++];
+	o.jobs = jobs;
+	o.njobs = njobs;
 	struct test_result r;
-	int rc = tester_run(&o, &r);
+	rc = tester_run(&o, &r);
 	if (rc == 0)
 		tester_print(&o, &r, stdout, json);
-	bool ok = rc == 0 && r.ok;
+	rc = rc == 0 && r.ok ? 0 : 1;
 	test_result_free(&r);
+out:
 	free(keys);
-	return ok ? 0 : 1;
+	free(jobs);
+	strv_free(&lines);
+	return rc;
+}
+
+/* ward jobs [QUEUE] [--state STATE] [-n N] [--json] [-c DIR] and
+ * ward job ID [--json] | ward job retry|cancel ID: the job database read
+ * after a `sync` (the host's last batch committed), or one request. */
+static int cmd_jobs(int argc, char **argv, bool one)
+{
+	const char *dir = getenv("WARD_CONFIG_DIR") ? getenv("WARD_CONFIG_DIR") : DEFAULT_CONFIG_DIR;
+	struct jobs_report_opts o = {.limit = 20};
+	const char *words[3];
+	int nwords = 0;
+	long n;
+	for (int i = 0; i < argc; i++) {
+		const char *arg = argv[i];
+		if (strcmp(arg, "--json") == 0) {
+			o.json = true;
+		} else if ((strcmp(arg, "-c") == 0 || strcmp(arg, "--config") == 0) && i + 1 < argc) {
+			dir = argv[++i];
+		} else if (!one && (strcmp(arg, "-n") == 0 || strcmp(arg, "--lines") == 0) && i + 1 < argc) {
+			if (parse_long(argv[++i], &n) < 0 || n <= 0)
+				return bad_usage("-n wants a positive number of jobs, not '%s'", argv[i]);
+			o.limit = n;
+		} else if (!one && strcmp(arg, "--state") == 0 && i + 1 < argc) {
+			o.state = argv[++i];
+			if (job_state_parse(o.state) < 0)
+				return bad_usage("--state wants queued, running, done, dead or cancelled, not '%s'", o.state);
+		} else if (arg[0] == '-') {
+			return bad_usage("unknown option '%s'", arg);
+		} else if (nwords < 3) {
+			words[nwords++] = arg;
+		} else {
+			return bad_usage("unexpected argument '%s'", arg);
+		}
+	}
+	bool verb = one && nwords == 2 && (strcmp(words[0], "retry") == 0 || strcmp(words[0], "cancel") == 0);
+	const char *id_word = verb ? words[1] : one && nwords == 1 ? words[0] : NULL;
+	long id = 0;
+	if (one && (!id_word || parse_long(id_word, &id) < 0 || id <= 0))
+		return bad_usage("%s", "say `ward job ID`, `ward job retry ID` or `ward job cancel ID`, ID a job's number");
+	if (!one && nwords > 1)
+		return bad_usage("unexpected argument '%s'", words[1]);
+	struct config cfg;
+	if (load_for_client(dir, &cfg) < 0) {
+		config_free(&cfg);
+		return 1;
+	}
+	int rc;
+	if (verb) {
+		char *request = xasprintf("job-%s %ld", words[0], id);
+		enum client_result r = client_request(cfg.state_dir, request, false);
+		if (r == CLIENT_NO_HOST)
+			fprintf(stderr, "ward: no host is running for %s (nothing listens on %s/ward.sock); start one with `ward run -c %s`\n",
+				dir, cfg.state_dir, dir);
+		free(request);
+		rc = r == CLIENT_OK ? 0 : 1;
+	} else {
+		client_request(cfg.state_dir, "sync", true); /* quiet: no host running is fine, the file is read */
+		o.state_dir = cfg.state_dir;
+		o.queue = one ? NULL : nwords ? words[0] : NULL;
+		rc = one ? report_job(&o, id) : report_jobs(&o);
+	}
+	config_free(&cfg);
+	return rc;
 }
 
 /* ward logs [NAME...]: one log as it is; several, or none named (every
@@ -406,6 +538,8 @@ int main(int argc, char **argv)
 		return cmd_test(argc - 2, argv + 2);
 	if (strcmp(cmd, "logs") == 0)
 		return cmd_logs(argc - 1, argv + 1);
+	if (strcmp(cmd, "jobs") == 0 || strcmp(cmd, "job") == 0)
+		return cmd_jobs(argc - 2, argv + 2, strcmp(cmd, "job") == 0);
 	int rc = parse_args(argc - 1, argv + 1, &a, named);
 	if (rc)
 		return rc;

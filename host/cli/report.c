@@ -267,6 +267,10 @@ static void print_worker_line(const struct list *l, sqlite3_stmt *w, bool first)
 	if (col_text(w, 4))
 		printf("  sockets %s%s%s%s\n", col_text(w, 4), col_text(w, 5) ? " (" : "",
 		       col_text(w, 5) ? col_text(w, 5) : "", col_text(w, 5) ? ")" : "");
+	struct status_queue q;
+	if (status_job_queue(db, col_text(w, 0), &q))
+		printf("  queue %s: %lld queued (oldest %.1f s), %lld running\n", q.name, (long long)q.queued,
+		       q.oldest_queued_seconds, (long long)q.running);
 	if (l->o->name)
 		print_instance_lines(db, col_text(w, 0));
 }

@@ -22,6 +22,69 @@ const char *cycle_result_name(int result)
 	return result < 0 ? "WARD_ERROR" : "(not a ward result)";
 }
 
+const char *test_job_outcome_name(enum test_job_outcome o)
+{
+	switch (o) {
+	case TEST_JOB_DONE: return "done";
+	case TEST_JOB_FAILED: return "failed";
+	case TEST_JOB_UNFINISHED: return "unfinished";
+	case TEST_JOB_NOT_RUN: break;
+	}
+	return "not-run";
+}
+
+/* A result shown as text: printable ASCII (and tabs), no NUL, short enough for a line. */
+static bool printable(const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	if (len > 200)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((p[i] < 0x20 && p[i] != '\t') || p[i] >= 0x7f)
+			return false;
+	return true;
+}
+
+static void print_json_jobs(FILE *out, const struct test_result *r)
+{
+	fprintf(out, ", \"jobs\": [");
+	for (size_t i = 0; i < r->njobs; i++) {
+		const struct test_job *j = &r->jobs[i];
+		fprintf(out, "%s{\"id\": %zu, \"outcome\": \"%s\", \"returned\": %d, \"ms\": %.3f, \"message\": ",
+			i ? ", " : "", i + 1, test_job_outcome_name(j->outcome), j->ret, j->ns / 1e6);
+		if (j->message)
+			json_string(out, j->message);
+		else
+			fputs("null", out);
+		fprintf(out, ", \"result_bytes\": %zu, \"result\": ", j->result_len);
+		if (j->result_len && printable(j->result, j->result_len)) {
+			char text[201];
+			memcpy(text, j->result, j->result_len);
+			text[j->result_len] = '\0';
+			json_string(out, text);
+		} else {
+			fputs(j->result_len ? "null" : "\"\"", out);
+		}
+		fprintf(out, "}");
+	}
+	fprintf(out, "]");
+}
+
+static void print_jobs(FILE *out, const struct test_result *r)
+{
+	for (size_t i = 0; i < r->njobs; i++) {
+		const struct test_job *j = &r->jobs[i];
+		fprintf(out, "  job %-6zu%9.3f ms  %s", i + 1, j->ns / 1e6, test_job_outcome_name(j->outcome));
+		if (j->message)
+			fprintf(out, ": %s", j->message);
+		if (j->result_len && printable(j->result, j->result_len))
+			fprintf(out, "  result \"%.*s\"", (int)j->result_len, (const char *)j->result);
+		else if (j->result_len)
+			fprintf(out, "  result of %zu bytes", j->result_len);
+		fputc('\n', out);
+	}
+}
+
 const char *test_result_reason(const struct test_result *r)
 {
 	return r->config_error ? "config-error" : reason_name(r->end.reason);
@@ -58,7 +121,9 @@ static void print_json(const struct tester_options *o, const struct test_result 
 	for (size_t i = 0; i < r->ncycles; i++)
 		fprintf(out, "%s{\"result\": \"%s\", \"ms\": %.3f}", i ? ", " : "", cycle_result_name(r->cycles[i].result),
 			r->cycles[i].ns / 1e6);
-	fprintf(out, "], \"metrics\": {");
+	fprintf(out, "]");
+	print_json_jobs(out, r);
+	fprintf(out, ", \"metrics\": {");
 	for (size_t i = 0; i < r->metrics.n; i++) {
 		const struct pmetric *m = &r->metrics.v[i];
 		char value[32];
@@ -102,6 +167,7 @@ void tester_print(const struct tester_options *o, const struct test_result *r, F
 		}
 		fprintf(out, "  cycle %-4zu%9.3f ms  %s\n", i + 1, r->cycles[i].ns / 1e6, cycle_result_name(r->cycles[i].result));
 	}
+	print_jobs(out, r);
 	if (r->shutdown.seen)
 		fprintf(out, "  shutdown  %9.3f ms%s\n", r->shutdown.ns / 1e6, strcmp(r->shutdown.note, "none") ? "" : "  (no shutdown function)");
 	if (r->metrics.n) {

@@ -16,5 +16,7 @@ void tester_print(const struct tester_options *o, const struct test_result *r, F
 const char *cycle_result_name(int result);
 /* The reason a harness or JSON report gives: an exit reason, or "config-error". */
 const char *test_result_reason(const struct test_result *r);
+/* "done", "failed", "unfinished", "not-run". */
+const char *test_job_outcome_name(enum test_job_outcome o);
 
 #endif

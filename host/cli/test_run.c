@@ -24,6 +24,8 @@
 #include "worker/runtime.h"
 #include "common/units.h"
 #include "daemon/worker.h"
+#include "daemon/channel.h"
+#include "daemon/jobstore.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,6 +49,9 @@ struct tester {
 	bool stop_due;            /* the N-th cycle was seen: the host is to stop the worker */
 	int64_t stop_sent_ns;     /* when the run's SIGTERM was asked for */
 	struct exit_info overdue; /* why the process did not stop, found before it was killed */
+	size_t next_job;          /* the next of options->jobs to hand over */
+	bool job_out;             /* jobs[next_job - 1] is with the process */
+	int64_t job_sent_ns;
 };
 
 static void tester_timed_out(struct tester *t)
@@ -99,6 +104,66 @@ static bool tester_take_stop(struct tester *t)
 	t->stop_due = false;
 	t->stop_sent_ns = mono_ns();
 	return true;
+}
+
+/* ---- jobs (--job, --jobs, ward_harness_job) ---- */
+
+static void refuse(struct test_result *r, char *owned_message);
+
+static void job_over(struct tester *t, size_t i, enum test_job_outcome outcome, int ret, char *owned_message)
+{
+	struct test_job *j = &t->result->jobs[i];
+	j->outcome = outcome;
+	j->ret = ret;
+	free(j->message);
+	j->message = owned_message;
+	j->ns = mono_ns() - t->job_sent_ns;
+	t->job_out = false;
+	if (t->next_job == t->options->njobs)
+		t->stop_due = true; /* the last one is over: a real stop ends the run */
+}
+
+/* Hands the next job to a running process holding none, as the host's
+ * dispatcher would: through channel_send_job. */
+static void tester_hand_job(struct tester *t, struct instance *in)
+{
+	if (t->job_out || t->next_job >= t->options->njobs)
+		return;
+	if (!in->conf->plugin_has_job) {
+		refuse(t->result, xasprintf("the plugin has no .job function, so it takes no jobs: set .job in "
+					    "WARD_PLUGIN, or test it without --job"));
+		t->next_job = t->options->njobs;
+		t->stop_due = true;
+		return;
+	}
+	size_t i = t->next_job++;
+	const struct test_job_input *in_job = &t->options->jobs[i];
+	struct job_claim claim = {.id = (int64_t)i + 1, .attempt = 1, .payload = (void *)in_job->data,
+				  .len = in_job->len};
+	t->job_sent_ns = mono_ns();
+	if (channel_send_job(in, &claim) < 0) {
+		job_over(t, i, TEST_JOB_FAILED, 0, xasprintf("could not be handed over: %s", strerror(errno)));
+		return;
+	}
+	in->job_id = claim.id;
+	t->job_out = true;
+}
+
+static void tester_job_ended(struct tester *t, struct instance *in, const struct frame_job_end *end,
+			     const char *message, const void *result, size_t len)
+{
+	size_t i = t->next_job - 1;
+	if (!t->job_out || end->id != (int64_t)i + 1)
+		return; /* not the job handed over: a forged frame */
+	in->job_id = 0;
+	struct test_job *j = &t->result->jobs[i];
+	if (len) {
+		j->result = xmalloc(len);
+		memcpy(j->result, result, len);
+		j->result_len = len;
+	}
+	job_over(t, i, end->outcome == JOB_END_DONE ? TEST_JOB_DONE : TEST_JOB_FAILED, end->ret,
+		 message[0] ? xstrdup(message) : NULL);
 }
 
 /* ---- a process that did not stop on SIGTERM ---- */
@@ -170,8 +235,11 @@ static void tester_stop_overdue(struct tester *t, const struct instance *in)
 static void judge(struct test_result *r)
 {
 	bool clean_end = r->end.reason == REASON_DONE || r->end.reason == REASON_STOPPED;
+	bool jobs_done = true;
+	for (size_t i = 0; i < r->njobs; i++)
+		jobs_done &= r->jobs[i].outcome == TEST_JOB_DONE;
 	r->ok = !r->config_error && !r->timed_out && r->load.seen && r->init.seen && r->init_rc == 0 &&
-		clean_end && r->shutdown.seen;
+		clean_end && r->shutdown.seen && jobs_done;
 	if (r->config_error && r->errors.n) /* what ward_harness_message() and the JSON "message" say */
 		snprintf(r->end.message, sizeof(r->end.message), r->errors.n == 1 ? "%s" : "%s (and %zu more)",
 			 r->errors.v[0], r->errors.n - 1);
@@ -202,6 +270,11 @@ static void tester_collect(struct tester *t, const struct worker *w)
 	if (t->overdue.reason != REASON_NONE && r->end.signal == SIGKILL) {
 		r->end.reason = t->overdue.reason;
 		memcpy(r->end.message, t->overdue.message, sizeof(r->end.message));
+	}
+	if (t->job_out) {
+		char why[400];
+		exit_describe(&r->end, why, sizeof(why));
+		job_over(t, t->next_job - 1, TEST_JOB_UNFINISHED, 0, xasprintf("the process ended holding it: %s", why));
 	}
 	log_flush((struct log_file *)&w->log);
 	read_log(r, w->log.path);
@@ -383,6 +456,12 @@ static bool observe_take_stop(void *t) { return tester_take_stop(t); }
 static void observe_timeout(void *t) { tester_timed_out(t); }
 static void observe_stop_overdue(void *t, const struct instance *in) { tester_stop_overdue(t, in); }
 static void observe_settled(void *t, const struct worker *w) { tester_collect(t, w); }
+static void observe_running(void *t, struct instance *in) { tester_hand_job(t, in); }
+static void observe_job_end(void *t, struct instance *in, const struct frame_job_end *end, const char *message,
+			    const void *result, size_t len)
+{
+	tester_job_ended(t, in, end, message, result, len);
+}
 
 static void run_forked(struct tester *t, const char *conf)
 {
@@ -398,6 +477,8 @@ static void run_forked(struct tester *t, const char *conf)
 		.on_timeout = observe_timeout,
 		.on_stop_overdue = observe_stop_overdue,
 		.on_settled = observe_settled,
+		.on_running = observe_running,
+		.on_job_end = observe_job_end,
 	});
 	host_log_quiet(false);
 	if (!r->load.seen && r->end.reason == REASON_NONE) { /* no process ever ran */
@@ -466,7 +547,7 @@ static void run_here(struct tester *t, const struct worker_conf *wc, const char 
 		abort();
 	memset(slot, 0, sizeof(*slot));
 	ward_ctx ctx = {.name = wc->name, .state_dir = state_dir, .conf = wc->plugin_keys.v, .nconf = wc->plugin_keys.n,
-			.frame_fd = fd, .slot = slot, .listen_fds = listen_fds, .nlisten = nlisten};
+			.frame_fd = fd, .slot = slot, .listen_fds = listen_fds, .nlisten = nlisten, .no_jobs = true};
 	struct ward_plugin plugin;
 	struct signal_state saved;
 	save_signals(&saved);
@@ -555,6 +636,11 @@ int tester_run(const struct tester_options *o, struct test_result *r)
 			   .options = o, .timeout_ns = (int64_t)o->timeout_ms * NS_PER_MS, .result = r};
 	char plugin[PATH_MAX];
 	check_keys(o, r);
+	r->njobs = o->njobs;
+	r->jobs = o->njobs ? xcalloc(o->njobs, sizeof(*r->jobs)) : NULL;
+	if (o->njobs && o->in_process)
+		refuse(r, xstrdup(o->from_harness ? "jobs are handed over by the host: the in-process run takes none"
+						  : "--job and --jobs need the host: drop --in-process"));
 	/* dlopen() looks a bare "tick.so" up in the library path: the user means the file here. */
 	if (!realpath(o->plugin, plugin)) {
 		char *who = typed_plugin(o);
@@ -580,6 +666,11 @@ int tester_describe(const char *plugin, uint64_t timeout_ms, FILE *out)
 void test_result_free(struct test_result *r)
 {
 	free(r->cycles);
+	for (size_t i = 0; i < r->njobs; i++) {
+		free(r->jobs[i].message);
+		free(r->jobs[i].result);
+	}
+	free(r->jobs);
 	strv_free(&r->log);
 	strv_free(&r->errors);
 	strv_free(&r->warnings);

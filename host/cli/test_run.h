@@ -29,6 +29,12 @@ struct worker;
 /* TEST_STOP_GRACE_MS: daemon/observer.h */
 #define TEST_STOP_GRACE_TEXT "2s" /* the same, for --help */
 
+/* A job `ward test --job` (or the harness) hands the plugin. */
+struct test_job_input {
+	const void *data;
+	size_t len;
+};
+
 struct tester_options {
 	const char *plugin;     /* path of the .so, as the user gave it */
 	char *const *keys;      /* "key=value": plugin keys and worker keys (interval, watchdog...) */
@@ -37,6 +43,8 @@ struct tester_options {
 	uint64_t timeout_ms;    /* the longest the run may take */
 	bool in_process;        /* no fork: the plugin runs in this process */
 	bool from_harness;      /* messages name ward_harness_new/_set calls, not arguments */
+	const struct test_job_input *jobs; /* handed one by one to .job, ids 1, 2...; then the stop */
+	size_t njobs;
 };
 
 struct test_phase {
@@ -50,11 +58,29 @@ struct test_cycle {
 	int64_t ns;
 };
 
+enum test_job_outcome {
+	TEST_JOB_NOT_RUN = 0, /* never handed over (the process ended before) */
+	TEST_JOB_DONE,        /* .job returned WARD_OK */
+	TEST_JOB_FAILED,      /* .job returned anything else, or the job could not be handed over */
+	TEST_JOB_UNFINISHED,  /* the process ended while it held the job */
+};
+
+struct test_job {
+	enum test_job_outcome outcome;
+	int ret;          /* what .job returned */
+	char *message;    /* why it failed ("returned 3", its last error line...), or NULL; owned */
+	void *result;     /* owned; NULL when result_len is 0 */
+	size_t result_len;
+	int64_t ns;       /* from the hand-over to its end, as the host saw them */
+};
+
 struct test_result {
 	struct test_phase load, init, shutdown;
 	int init_rc;
 	struct test_cycle *cycles; /* owned */
 	size_t ncycles, cap;
+	struct test_job *jobs;     /* one per tester_options.jobs; owned */
+	size_t njobs;
 	struct strv log;           /* the worker's log lines */
 	struct pmetric_set metrics; /* the plugin's own (ward_gauge, ward_count), as it last sent them */
 	struct strv errors;        /* why it did not start: each names what the user typed */

@@ -47,6 +47,9 @@ enum frame_type {
  */
 #define FRAME_JOB 64
 #define FRAME_JOB_INLINE_MAX (60 * 1024)
+/* Payloads and results: up to 1 MiB inclusive (= jobstore.h's JOB_DATA_MAX). */
+#define FRAME_JOB_DATA_MAX (1024 * 1024)
+#define FRAME_JOB_KEY_MAX 255
 
 struct frame_job {
 	int64_t id;
@@ -124,6 +127,7 @@ enum phase {
 	PHASE_CYCLE,     /* inside the plugin's cycle */
 	PHASE_IDLE,      /* between cycles, waiting out `interval` */
 	PHASE_SHUTDOWN,
+	PHASE_JOB,       /* inside the plugin's .job: watched like a cycle */
 };
 
 /*
@@ -140,7 +144,7 @@ struct slot {
 	_Atomic int64_t init_ns;   /* time spent in init, once it returned */
 	_Atomic int64_t last_cycle_ns; /* duration of the last timed cycle (see runtime.c) */
 	_Atomic int64_t last_beat_ns;  /* CLOCK_MONOTONIC of the last ward_heartbeat/ward_sleep */
-	_Atomic uint32_t job_pending;  /* set by the host before it sends a job; the only field it writes */
+	_Atomic uint32_t job_pending;  /* set by the host before it sends a job (the only field it writes), cleared by the runtime as it takes it */
 	uint8_t pad[12];
 } __attribute__((aligned(64)));
 

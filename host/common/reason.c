@@ -26,6 +26,7 @@ static const char *const names[REASON_COUNT] = {
 	[REASON_HUNG] = "hung",
 	[REASON_STOP_TIMEOUT] = "stop-timeout",
 	[REASON_HOST_DIED] = "host-died",
+	[REASON_JOB_TIMEOUT] = "job-timeout",
 };
 
 const char *reason_name(enum reason r)

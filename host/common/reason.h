@@ -22,6 +22,7 @@ enum reason {
 	REASON_HUNG,
 	REASON_STOP_TIMEOUT,
 	REASON_HOST_DIED, /* left open by a host that died; closed by the next one */
+	REASON_JOB_TIMEOUT, /* a job ran past job_timeout: the host killed the process */
 	REASON_COUNT,
 };
 

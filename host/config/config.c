@@ -18,6 +18,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <grp.h>
 #include <ini.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -434,6 +435,12 @@ static const struct key_def worker_keys[] = {
 	{"limit.cpu", K_LIMIT_SECONDS, NULL, W(limit_cpu), 0, 0, "RLIMIT_CPU: whole seconds as a duration, or unlimited; unset: inherited"},
 	{"limit.core", K_LIMIT_SIZE, NULL, W(limit_core), 0, 0, "RLIMIT_CORE: a size, or unlimited; unset: inherited"},
 	{"critical", K_BOOL, "no", W(critical), 0, 0, "yes: its failing stops the host (exit status 3)"},
+	/* jobs (SPEC §8; daemon/jobs.c) */
+	{"queue", K_STRING, NULL, W(queue), 0, 0, "the job queue it takes jobs from, when its plugin has .job; unset: the worker's name"},
+	{"job_timeout", K_DURATION, "5m", W(job_timeout_ms), 0, 0, "longest a job may run; past it the process is killed (job-timeout); 0: no limit"},
+	{"job_attempts", K_INT, "5", W(job_attempts), 1, 1000000, "attempts before a job is dead, 1..1000000"},
+	{"job_retry_delay", K_DURATION, "1s", W(job_retry_delay_ms), 0, 0, "delay before a failed job's next attempt (it doubles)"},
+	{"job_retry_delay_max", K_DURATION, "10m", W(job_retry_delay_max_ms), 0, 0, "cap of the doubling job retry delay"},
 };
 #undef W
 
@@ -454,6 +461,8 @@ static const struct key_def host_keys[] = {
 	 "where worker lines go: file (NAME.log), stdout (the host's, each line naming NAME:INSTANCE) or both"},
 	{"log_format", K_LOG_FORMAT, "text", H(log_format), 0, 0,
 	 "text, or json: one object a line (ts, worker, instance, pid, level, msg), the host's events too"},
+	{"job_keep", K_DURATION, "7d", H(job_keep_ms), 0, 0, "how long finished jobs are kept in jobs.db"},
+	{"job_group", K_STRING, NULL, H(job_group), 0, 0, "a group whose members may queue jobs; unset: only the host's user and root"},
 };
 #undef H
 
@@ -740,6 +749,8 @@ static void load_host_settings(struct config *cfg, const struct entries *e)
 			continue;
 		}
 		const char *why = apply_value(cfg, cfg, def, en->value);
+		if (!why && strcmp(def->name, "job_group") == 0 && !getgrnam(en->value))
+			why = "no such group (name an existing group whose members may queue jobs)";
 		if (why)
 			add_error(cfg, en->at, "ward", en->key, "invalid value \"%s\": %s", en->value, why);
 	}
@@ -748,6 +759,18 @@ static void load_host_settings(struct config *cfg, const struct entries *e)
 }
 
 /* ---- workers ---- */
+
+/* A queue name travels in the job protocol's space-separated lines. */
+static bool valid_queue_name(const char *q)
+{
+	size_t n = strlen(q);
+	if (n == 0 || n > 255)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (q[i] <= ' ' || q[i] > '~')
+			return false;
+	return true;
+}
 
 static bool valid_worker_name(const char *name)
 {
@@ -1040,6 +1063,11 @@ static void check_worker_refs(struct config *cfg, struct worker_conf *w, const s
 	}
 	if (w->restart_delay_max_ms < w->restart_delay_ms)
 		w->restart_delay_max_ms = w->restart_delay_ms;
+	if (w->job_retry_delay_max_ms < w->job_retry_delay_ms)
+		w->job_retry_delay_max_ms = w->job_retry_delay_ms;
+	if (w->queue && !valid_queue_name(w->queue))
+		add_error(cfg, key_origin(e, w, "queue"), w->name, "queue",
+			  "invalid value \"%s\": expected 1 to 255 printable ASCII characters without spaces", w->queue);
 }
 
 /* ---- listen addresses: one worker each ---- */

@@ -31,6 +31,10 @@ struct origin {
 struct worker_conf {
 	char *name;
 	char *plugin;     /* absolute path of the plugin file */
+	/* What the probe found in the plugin (daemon/probe.c), no setting: it
+	 * has .job (its worker serves its queue, the dispatcher hands it
+	 * jobs), it has .cycle. Both false until the probe's verdict is in. */
+	bool plugin_has_job, plugin_has_cycle;
 	bool autostart;
 	bool critical;    /* its failing stops the host (exit status 3) */
 	int instances;
@@ -52,6 +56,10 @@ struct worker_conf {
 	int *plugin_key_shared;  /* each plugin key's index in config.shared_keys, or -1: the worker's own */
 	struct origin where;     /* the section's [header] line, or the plugin dir when autoloaded */
 	struct origin requires_at; /* the requires line, for dependency messages */
+	/* jobs (daemon/jobs.c) */
+	char *queue;       /* NULL: the worker's name (worker_queue()) */
+	uint64_t job_timeout_ms, job_retry_delay_ms, job_retry_delay_max_ms;
+	int job_attempts;
 };
 
 /* A plugin key of [defaults]: every worker that does not set it itself gets
@@ -74,6 +82,8 @@ struct config {
 	bool exit_when_done;     /* the host ends once no worker can run again */
 	uint64_t log_max_size;
 	long log_keep, history_keep;
+	uint64_t job_keep_ms; /* finished jobs are pruned past this age */
+	char *job_group;      /* members may queue jobs (jobsession.c); NULL: none */
 	char *http;  /* ADDR:PORT of the HTTP endpoint (daemon/http.c); NULL: none */
 	int log_output; /* enum log_output, written as an int by the key table */
 	int log_format; /* enum log_format */

@@ -1,23 +1,27 @@
 /*
  * channel.c - the runtime channel: frames from worker processes (ward_log
- * lines, ready, end, the plugin's metrics, and for `ward test` phases and
- * cycles) turned into log lines (kept in the run's last lines too,
+ * lines, ready, end, the plugin's metrics, the end of a job, and for
+ * `ward test` phases and cycles) turned into log lines (kept in the run's last lines too,
  * runtail.c), events and the instance's metrics. Frames
  * travel as datagrams from a socket of each process's own to one socket of
  * the host's, so the host holds one descriptor per process for them, not
  * two: 10,000 workers fit in a 20,000-descriptor limit. What a frame means
  * to the state machine (ready) goes to the handler the host registered
- * (channel.h): this file calls nothing of worker.c. Host daemon only, called from its loop.
+ * (channel.h): this file calls nothing of worker.c. Jobs go the other way
+ * on the same sockets (channel_send_job). Host daemon only, called from its loop.
  */
 #define _GNU_SOURCE
 #include "daemon/channel.h"
 #include "daemon/host.h"
 #include "daemon/observer.h"
 #include "daemon/runtail.h"
+#include "daemon/jobstore.h"
+#include "common/jobframe.h"
 #include "common/util.h"
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -45,10 +49,58 @@ static void take_end(struct instance *in, const char *payload, size_t len)
 	in->end.message[tlen] = '\0';
 }
 
+_Static_assert(FRAME_JOB_DATA_MAX == JOB_DATA_MAX && FRAME_JOB_KEY_MAX == JOB_KEY_MAX,
+	       "proto.h and jobstore.h agree on job sizes");
+
+/* A FRAME_JOB_END: its result inline, or in *memfd (taken: closed here).
+ * Sizes are checked, not trusted; a result that cannot be read fails the
+ * job with the reason, rather than losing its end. false: not a job end
+ * this runtime writes (garbage). */
+static bool take_job_end(const struct channel_handler *handler, struct instance *in, const char *payload,
+			 size_t len, int *memfd)
+{
+	struct frame_job_end end;
+	if (len < sizeof(end))
+		return false;
+	memcpy(&end, payload, sizeof(end));
+	size_t rest = len - sizeof(end);
+	size_t inline_len = end.in_memfd ? 0 : end.result_len;
+	if (end.message_len > rest || inline_len != rest - end.message_len || end.result_len > JOB_DATA_MAX)
+		return false;
+	char message[FRAME_MAX];
+	snprintf(message, sizeof(message), "%.*s", (int)end.message_len, payload + sizeof(end));
+	const void *result = end.result_len ? payload + sizeof(end) + end.message_len : NULL;
+	void *copy = NULL;
+	if (end.in_memfd && *memfd < 0) {
+		/* the kernel could not install it (the host at its descriptor limit) */
+		snprintf(message, sizeof(message), "its result of %u bytes was lost on the way: the memfd it came in "
+			 "did not reach the host (out of descriptors?)", end.result_len);
+		end.outcome = JOB_END_FAILED;
+		end.result_len = 0;
+	} else if (end.in_memfd) {
+		if (jobframe_read_memfd(*memfd, end.result_len, JOB_DATA_MAX, &copy) < 0) {
+			snprintf(message, sizeof(message), "its result of %u bytes could not be read from the memfd it "
+				 "came in: %s", end.result_len, strerror(errno));
+			end.outcome = JOB_END_FAILED;
+			end.result_len = 0;
+		}
+		close(*memfd);
+		*memfd = -1;
+		result = copy;
+	}
+	if (end.outcome != JOB_END_DONE)
+		end.outcome = JOB_END_FAILED;
+	if (handler->on_job_end)
+		handler->on_job_end(handler->ctx, in, &end, message, end.result_len ? result : NULL, end.result_len);
+	free(copy);
+	return true;
+}
+
 /* Consumes complete frames that process `pid` of the instance sent; returns
- * bytes used, or (size_t)-1 on garbage. */
+ * bytes used, or (size_t)-1 on garbage. *memfd: a descriptor that came with
+ * the datagram (-1: none), taken by the job end it belongs to. */
 static size_t take_frames(const struct channel_handler *handler, struct instance *in, pid_t pid, const char *data,
-			  size_t len)
+			  size_t len, int *memfd)
 {
 	size_t used = 0;
 	struct frame_hdr hdr;
@@ -60,7 +112,7 @@ static size_t take_frames(const struct channel_handler *handler, struct instance
 		case FRAME_LOG: {
 			int64_t now = wall_ms();
 			const char *level = level_names[hdr.level <= 3 ? hdr.level : 2];
-			log_line(&in->worker->log, now, in->index, pid, level, payload, hdr.len);
+			log_line(&in->worker->log, now, in->index, pid, in->job_id, level, payload, hdr.len);
 			run_tail_add(&in->tail, now, level, payload, hdr.len);
 			break;
 		}
@@ -80,6 +132,10 @@ static size_t take_frames(const struct channel_handler *handler, struct instance
 					 "(a forged or damaged frame): ignored (said once for this process)",
 					 in->worker->conf->name, in->index, (int)pid);
 			}
+			break;
+		case FRAME_JOB_END:
+			if (!take_job_end(handler, in, payload, hdr.len, memfd))
+				return (size_t)-1;
 			break;
 		case FRAME_PHASE:
 		case FRAME_CYCLE:
@@ -134,7 +190,8 @@ struct frame_channel {
  * as the four 64 KiB reads a pipe gets would hold. */
 #define BATCHES_PER_WAKEUP 64
 
-/* Datagrams land here: a batch's worth, each up to a whole frame. */
+/* Datagrams land here: a batch's worth, each up to a whole frame (a job
+ * end's inline result is at most a frame too: more goes in a memfd). */
 static char datagrams[FRAME_BATCH][FRAME_MAX];
 
 /* An autobound address ("\0" and five hex digits) as a number; 0 when the
@@ -201,11 +258,18 @@ static pid_t sender_pid(struct msghdr *m)
 	return 0;
 }
 
-static void take_datagram(struct frame_channel *c, struct instance *in, struct msghdr *m, size_t len)
+/* fd: the one descriptor the datagram carried (-1: none), closed here
+ * unless a job end took it. */
+static void take_datagram(struct frame_channel *c, struct instance *in, struct msghdr *m, size_t len, int fd)
 {
 	const char *data = m->msg_iov->iov_base;
 	pid_t pid = sender_pid(m);
-	if (!(m->msg_flags & MSG_TRUNC) && take_frames(&c->handler, in, pid > 0 ? pid : in->pid, data, len) == len)
+	/* MSG_CTRUNC is no garbage: a memfd the host had no room for is lost, and the job end says so */
+	bool ok = !(m->msg_flags & MSG_TRUNC) &&
+		  take_frames(&c->handler, in, pid > 0 ? pid : in->pid, data, len, &fd) == len;
+	if (fd >= 0)
+		close(fd); /* nothing asked for it */
+	if (ok)
 		return;
 	in->frames_ignored = true;
 	log_printf(&in->worker->log, in->index, in->pid, "WARD",
@@ -226,7 +290,10 @@ struct batch {
 	struct sockaddr_un from[FRAME_BATCH];
 	union {
 		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(struct ucred))];
+		/* the credentials, and room for a few descriptors: a job end's
+		 * memfd, and any a forged frame carried, so they can be closed
+		 * (what does not fit, the kernel never installs) */
+		char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(4 * sizeof(int))];
 	} ctl[FRAME_BATCH];
 };
 
@@ -240,7 +307,7 @@ static int receive_batch(int fd, struct batch *b)
 						     .msg_control = b->ctl[i].buf, .msg_controllen = sizeof(b->ctl[i].buf)};
 	}
 	int n;
-	while ((n = recvmmsg(fd, b->msgs, FRAME_BATCH, MSG_DONTWAIT, NULL)) < 0 && errno == EINTR)
+	while ((n = recvmmsg(fd, b->msgs, FRAME_BATCH, MSG_DONTWAIT | MSG_CMSG_CLOEXEC, NULL)) < 0 && errno == EINTR)
 		;
 	return n < 0 ? 0 : n; /* EAGAIN: empty for now */
 }
@@ -256,12 +323,21 @@ static bool take_batch(struct frame_channel *c, struct batch *b, int n, struct w
 		uint64_t key = address_key(&b->from[i], m->msg_namelen);
 		struct sender *e = key && c->cap ? sender_slot(c, key, false) : NULL;
 		marker_seen |= key == c->marker_key;
-		if (!e || e->in->frames_ignored)
+		/* Descriptors are taken from every datagram, so that none sent
+		 * (by anyone, with any frame) stays open in the host. */
+		int fds[4], nfds = jobframe_take_fds(m, fds, 4);
+		for (int k = 1; k < nfds; k++)
+			close(fds[k]);
+		int fd = nfds > 0 ? fds[0] : -1;
+		if (!e || e->in->frames_ignored) {
+			if (fd >= 0)
+				close(fd);
 			continue;
+		}
 		if (*last && *last != e->in->worker)
 			log_flush(&(*last)->log);
 		*last = e->in->worker;
-		take_datagram(c, e->in, m, b->msgs[i].msg_len);
+		take_datagram(c, e->in, m, b->msgs[i].msg_len, fd);
 	}
 	return marker_seen;
 }
@@ -399,6 +475,55 @@ int channel_connect(struct instance *in)
 	in->frames_ignored = false; /* a new process: what the last one sent is forgotten */
 	pmetric_set_new_process(&in->metrics); /* but for what its counters reached */
 	return fd;
+}
+
+/* The runtime socket address an address key was made of (address_key). */
+static socklen_t key_address(uint64_t key, struct sockaddr_un *sa)
+{
+	size_t n = (size_t)(key >> 56);
+	uint64_t bytes = key & ((UINT64_C(1) << 56) - 1);
+	*sa = (struct sockaddr_un){.sun_family = AF_UNIX};
+	memcpy(sa->sun_path, &bytes, n);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+}
+
+int channel_send_job(struct instance *in, const struct job_claim *job)
+{
+	struct frame_channel *c = in->worker->host->channel;
+	size_t klen = job->key ? strlen(job->key) : 0;
+	if (!c || c->watch.fd < 0 || !in->channel_key || !in->slot) {
+		errno = ENOTCONN;
+		return -1;
+	}
+	if (job->len > JOB_DATA_MAX || klen > JOB_KEY_MAX) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	char head[sizeof(struct frame_job) + JOB_KEY_MAX];
+	bool in_memfd = job->len > FRAME_JOB_INLINE_MAX;
+	struct frame_job fj = {.id = job->id, .attempt = job->attempt, .key_len = (uint32_t)klen,
+			       .payload_len = (uint32_t)job->len, .in_memfd = in_memfd};
+	memcpy(head, &fj, sizeof(fj));
+	if (klen)
+		memcpy(head + sizeof(fj), job->key, klen);
+	struct sockaddr_un to;
+	socklen_t tolen = key_address(in->channel_key, &to);
+	/* Pending first: the runtime may look between two cycles, before the
+	 * datagram is read. */
+	atomic_store_explicit(&in->slot->job_pending, 1, memory_order_release);
+	int rc = jobframe_send(c->watch.fd, &to, tolen, FRAME_JOB, head, sizeof(fj) + klen, job->payload, job->len,
+			       in_memfd, MSG_DONTWAIT);
+	/* A process connected before state_dir was removed is connected to a
+	 * retired socket, and accepts datagrams from that one only. */
+	for (int i = 0; rc < 0 && errno == EPERM && i < c->nretired; i++)
+		rc = jobframe_send(c->retired[i].watch.fd, &to, tolen, FRAME_JOB, head, sizeof(fj) + klen,
+				   job->payload, job->len, in_memfd, MSG_DONTWAIT);
+	if (rc < 0) {
+		int saved = errno;
+		atomic_store_explicit(&in->slot->job_pending, 0, memory_order_relaxed);
+		errno = saved;
+	}
+	return rc;
 }
 
 void channel_forget(struct instance *in)

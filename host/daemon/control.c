@@ -8,6 +8,8 @@
 #include "daemon/control.h"
 #include "daemon/dependency.h"
 #include "daemon/history.h"
+#include "daemon/jobs.h"
+#include "daemon/jobsession.h"
 #include "daemon/host.h"
 #include "daemon/metrics.h"
 #include "daemon/reload.h"
@@ -15,6 +17,9 @@
 #include "common/util.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +34,13 @@
 #define REQUEST_TIMEOUT_NS (5 * NS_PER_SEC)
 #define RESUME_AFTER_NS (250 * NS_PER_MS)
 
+/* Who the peer is (SO_PEERCRED). */
+enum peer { PEER_NONE, PEER_JOBS /* a member of [ward] job_group: `jobs 1` only */, PEER_CONTROL };
+
 struct client {
 	struct watch watch;
+	enum peer peer;
+	char peer_desc[128]; /* for a refusal: "uid 1001" */
 	struct timer deadline;
 	struct control *ctl;
 	struct client *next;
@@ -125,6 +135,7 @@ static void command_start(struct worker **ws, int n, FILE *reply, enum start_kin
 		struct worker *w = ws[i];
 		if (restart)
 			worker_stop(w);
+		w->stopped_on_request = false; /* its jobs run again (jobs.c) */
 		dependency_request_start(w, ACTIVATION_COMMAND);
 		fprintf(reply, "%s: %s\n", w->conf->name, restart ? "restarting" : "starting");
 	}
@@ -136,6 +147,7 @@ static void command_stop(struct worker **ws, int n, FILE *reply)
 	for (int i = 0; i < n; i++) {
 		struct worker *w = ws[i];
 		w->pending_start = ACTIVATION_NONE;
+		w->stopped_on_request = true; /* waiters for its jobs are told at once (jobs.c) */
 		worker_stop(w);
 		fprintf(reply, "%s: stopping%s\n", w->conf->name,
 			w->nlisteners ? "; its sockets stay open: the next connection starts it again" : "");
@@ -185,6 +197,7 @@ int control_sync(struct host *h, int64_t *since, const char **why)
 	for (size_t i = 0; i < h->nworkers; i++)
 		worker_record_live(h->workers[i]);
 	usage_record_all(h); /* read now: status shows them, and nothing reads them on a timer */
+	jobs_record(h);      /* queue figures for status; jobs.db committed for `ward jobs` */
 	return history_flush(h->history) < 0 && history_stale(h->history, since, why) ? -1 : 0;
 }
 
@@ -200,6 +213,22 @@ static void command_sync(struct host *h, FILE *reply)
 	} else {
 		fprintf(reply, "ok\n");
 	}
+}
+
+/* job-retry ID, job-cancel ID (`ward job retry|cancel ID`). */
+static void command_job(struct host *h, char **words, int n, FILE *reply)
+{
+	char *end = NULL;
+	errno = 0;
+	long long id = n == 2 ? strtoll(words[1], &end, 10) : 0;
+	if (n != 2 || errno || !end || *end || id <= 0) {
+		fprintf(reply, "error\nsay `%s ID`, ID a job's number\n", words[0]);
+		return;
+	}
+	if (strcmp(words[0], "job-retry") == 0)
+		jobs_command_retry(h, (int64_t)id, reply);
+	else
+		jobs_command_cancel(h, (int64_t)id, reply);
 }
 
 /* The words of line, or -1 when there are more than max. */
@@ -263,6 +292,8 @@ static void run_request(struct client *c)
 			command_stop(ws, n - 1, reply);
 	} else if (strcmp(words[0], "signal") == 0) {
 		command_signal(h, words, n, reply);
+	} else if (strcmp(words[0], "job-retry") == 0 || strcmp(words[0], "job-cancel") == 0) {
+		command_job(h, words, n, reply);
 	} else if (strcmp(words[0], "reload") == 0) {
 		if (reload_begin(h, reply, reload_answered, c) > 0) {
 			c->pending = reply;
@@ -270,7 +301,7 @@ static void run_request(struct client *c)
 			return;
 		}
 	} else {
-		fprintf(reply, "error\nunknown request '%.64s' (expected ping, sync, metrics, start, stop, restart, signal or reload)\n",
+		fprintf(reply, "error\nunknown request '%.64s' (expected ping, sync, metrics, start, stop, restart, signal, reload, job-retry or job-cancel)\n",
 			words[0]);
 	}
 	fclose(reply);
@@ -305,6 +336,31 @@ static void reject(struct client *c, const char *msg)
 	send_reply(c);
 }
 
+/* `jobs 1`: the connection becomes a job session (jobsession.c), with the
+ * bytes that came after the line. */
+static void hand_to_job_session(struct client *c, const char *after)
+{
+	struct host *h = c->ctl->host;
+	int fd = c->watch.fd;
+	size_t rest = c->len - (size_t)(after - c->request);
+	char *copy = rest ? xmalloc(rest) : NULL;
+	if (rest)
+		memcpy(copy, after, rest);
+	enum peer peer = c->peer;
+	char why[300];
+	snprintf(why, sizeof(why), "not allowed to queue jobs: %s is not the host's user, root%s%s", c->peer_desc,
+		 h->cfg.job_group ? " or a member of job_group " : " (and no [ward] job_group is set)",
+		 h->cfg.job_group ? h->cfg.job_group : "");
+	loop_unwatch(h->loop, &c->watch);
+	c->watch.fd = -1; /* the session owns it now */
+	drop_client(c);
+	if (peer == PEER_NONE)
+		jobsession_refuse(fd, why);
+	else
+		jobsession_start(h, fd, copy, rest);
+	free(copy);
+}
+
 static void on_client(struct watch *w, uint32_t events)
 {
 	struct client *c = container_of(w, struct client, watch);
@@ -333,6 +389,14 @@ static void on_client(struct watch *w, uint32_t events)
 		return;
 	}
 	timer_cancel(c->ctl->host->loop, &c->deadline);
+	if (strcmp(c->request, JOBS_PROTOCOL_LINE) == 0) {
+		hand_to_job_session(c, nl + 1);
+		return;
+	}
+	if (c->peer != PEER_CONTROL) {
+		reject(c, "permission denied: only the host's user and root may control it");
+		return;
+	}
 	run_request(c);
 	if (!c->pending)
 		send_reply(c);
@@ -347,13 +411,36 @@ static void on_deadline(struct timer *t)
 		reject(c, "request not finished within 5 s");
 }
 
-static bool peer_allowed(int fd)
+/* Whether uid (whose primary group is gid) is a member of group. */
+static bool in_group(uid_t uid, gid_t gid, const char *group)
+{
+	struct group *g = getgrnam(group);
+	if (!g)
+		return false;
+	if (gid == g->gr_gid)
+		return true;
+	struct passwd *pw = getpwuid(uid);
+	if (!pw)
+		return false;
+	for (char **m = g->gr_mem; *m; m++)
+		if (strcmp(*m, pw->pw_name) == 0)
+			return true;
+	return false;
+}
+
+static enum peer peer_of(const struct host *h, int fd, char *desc, size_t size)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
+	snprintf(desc, size, "the peer (unknown uid)");
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
-		return false;
-	return cred.uid == 0 || cred.uid == geteuid();
+		return PEER_NONE;
+	snprintf(desc, size, "uid %u", (unsigned)cred.uid);
+	if (cred.uid == 0 || cred.uid == geteuid())
+		return PEER_CONTROL;
+	if (h->cfg.job_group && in_group(cred.uid, cred.gid, h->cfg.job_group))
+		return PEER_JOBS;
+	return PEER_NONE;
 }
 
 static void resume_accepting(struct timer *t)
@@ -401,11 +488,21 @@ static void on_accept(struct watch *w, uint32_t events)
 			continue;
 		}
 		timer_arm(ctl->host->loop, &c->deadline, mono_ns() + REQUEST_TIMEOUT_NS);
-		if (!peer_allowed(fd))
-			reject(c, "permission denied: only the host's user and root may control it");
-		else if (ctl->nclients > MAX_CLIENTS)
+		c->peer = peer_of(ctl->host, fd, c->peer_desc, sizeof(c->peer_desc));
+		/* Anyone else is refused once their request says what they wanted
+		 * (`jobs 1` is told about job_group). */
+		if (ctl->nclients > MAX_CLIENTS)
 			reject(c, "too many clients at once; try again");
 	}
+}
+
+/* [ward] job_group: its members may connect to queue jobs (SPEC §10). */
+static void open_to_job_group(const char *path, const char *group)
+{
+	struct group *g = getgrnam(group);
+	if (!g || chown(path, (uid_t)-1, g->gr_gid) < 0 || chmod(path, 0660) < 0)
+		host_log(HOST_WARN, "control socket %s: unable to open it to job_group %s: %s; only the host's user and root can queue jobs",
+			 path, group, g ? strerror(errno) : "no such group");
 }
 
 int control_open(struct host *h)
@@ -423,9 +520,13 @@ int control_open(struct host *h)
 	memcpy(sa.sun_path, ctl->path, strlen(ctl->path) + 1);
 	unlink(ctl->path); /* the host holds ward.lock: a socket file here is a dead host's */
 	ctl->listen.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	mode_t old = umask(0177); /* 0600 from the first instant, not after a chmod */
+	/* 0600 from the first instant, not after a chmod; 0660 for job_group's
+	 * members, once the file is theirs (below) */
+	mode_t old = umask(0177);
 	int rc = ctl->listen.fd < 0 ? -1 : bind(ctl->listen.fd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(old);
+	if (rc == 0 && h->cfg.job_group)
+		open_to_job_group(ctl->path, h->cfg.job_group);
 	if (rc < 0 || listen(ctl->listen.fd, 64) < 0 || loop_watch(h->loop, &ctl->listen, EPOLLIN) < 0) {
 		host_log(HOST_ERR, "unable to open the control socket %s: %s; `ward start/stop/reload` will not reach this host",
 			 ctl->path, strerror(errno));
@@ -448,6 +549,7 @@ void control_close(struct host *h)
 		return;
 	while (ctl->clients)
 		drop_client(ctl->clients);
+	jobsession_close_all(h);
 	timer_cancel(h->loop, &ctl->resume);
 	loop_close(h->loop, &ctl->listen);
 	unlink(ctl->path);

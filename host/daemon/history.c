@@ -33,6 +33,7 @@ static const char schema[] =
 	 * them keeps their columns current without migrations. */
 	"DROP TABLE IF EXISTS workers;"
 	"DROP TABLE IF EXISTS instances;"
+	"DROP TABLE IF EXISTS job_queues;"
 	"CREATE TABLE IF NOT EXISTS runs(id INTEGER PRIMARY KEY, worker TEXT NOT NULL,"
 	" instance INTEGER NOT NULL, pid INTEGER, activation TEXT, started_at INTEGER,"
 	" ready_at INTEGER, init_ms INTEGER, ended_at INTEGER, reason TEXT, code INTEGER,"
@@ -46,12 +47,15 @@ static const char schema[] =
 	" state TEXT, started_at INTEGER, ready_at INTEGER, cycles INTEGER, init_ms INTEGER,"
 	" last_cycle_ms INTEGER, progress_at INTEGER, rss_bytes INTEGER, cpu_usec INTEGER,"
 	" PRIMARY KEY(worker, instance));"
-	"CREATE TABLE IF NOT EXISTS host(key TEXT PRIMARY KEY, value TEXT);";
+	"CREATE TABLE IF NOT EXISTS host(key TEXT PRIMARY KEY, value TEXT);"
+	/* each job worker's queue as of the last sync (jobs.c), for `ward status` */
+	"CREATE TABLE IF NOT EXISTS job_queues(worker TEXT PRIMARY KEY, queue TEXT, queued INTEGER,"
+	" running INTEGER, oldest_queued_at INTEGER, updated_at INTEGER);";
 
 enum stmt_id {
 	ST_RUN_BEGIN, ST_RUN_READY, ST_RUN_END, ST_EVENT, ST_WORKER, ST_INSTANCE, ST_HOST,
 	ST_INSTANCE_USAGE, ST_CLEAR_WORKERS, ST_CLEAR_INSTANCES, ST_FORGET_WORKER, ST_FORGET_INSTANCES, ST_FORGET_INSTANCE, ST_PRUNE_RUNS,
-	ST_PRUNE_EVENTS, ST_COUNT
+	ST_PRUNE_EVENTS, ST_JOB_QUEUE, ST_COUNT
 };
 
 static const char *const sql[ST_COUNT] = {
@@ -81,6 +85,8 @@ static const char *const sql[ST_COUNT] = {
 	[ST_FORGET_INSTANCE] = "DELETE FROM instances WHERE worker = ? AND instance = ?",
 	[ST_PRUNE_RUNS] = "DELETE FROM runs WHERE id <= ?",
 	[ST_PRUNE_EVENTS] = "DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?",
+	[ST_JOB_QUEUE] = "INSERT OR REPLACE INTO job_queues(worker, queue, queued, running, oldest_queued_at, updated_at)"
+			 " VALUES(?,?,?,?,?,?)",
 };
 
 /* V_RUN: a run as the host numbers it, written as run + run_shift (see open_db). */
@@ -568,6 +574,13 @@ void history_worker_state(struct history *h, const char *worker, const char *plu
 {
 	ENQUEUE(h, ST_WORKER, T(worker), T(plugin), T(state), I(instances), I(restarts), I(wall_ms()),
 		T(listen), T(on_demand));
+}
+
+void history_job_queue(struct history *h, const char *worker, const char *queue, int64_t queued, int64_t running,
+		       int64_t oldest_queued_ms)
+{
+	ENQUEUE(h, ST_JOB_QUEUE, T(worker), T(queue), I(queued), I(running),
+		oldest_queued_ms ? I(oldest_queued_ms) : NUL(), I(wall_ms()));
 }
 
 static struct value I_OR_NULL(int64_t v, bool present) { return present ? I(v) : NUL(); }

@@ -36,6 +36,9 @@ void history_event(struct history *h, const char *worker, int instance, const ch
 		   const char *detail);
 /* listen: the worker's sockets, comma-separated, or NULL; on_demand: what the
  * host does with them now ("waiting for a connection", "closing connections") or NULL. */
+/* The queue a job worker takes jobs from, and its figures now (jobs.c, at a sync). */
+void history_job_queue(struct history *h, const char *worker, const char *queue, int64_t queued, int64_t running,
+		       int64_t oldest_queued_ms);
 void history_worker_state(struct history *h, const char *worker, const char *plugin,
 			  const char *state, int instances, unsigned restarts, const char *listen,
 			  const char *on_demand);

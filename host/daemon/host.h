@@ -21,6 +21,9 @@ struct host_observer;
 struct frame_channel;
 struct reload;
 struct http;
+struct instance;
+struct jobs;
+struct exit_info;
 
 struct host {
 	struct config cfg;
@@ -62,6 +65,11 @@ struct host {
 	 * socket is opened: the start is asked of dependency.c, which sits
 	 * above listener.c (it waits for the sockets to be bound). */
 	void (*connection_starts)(struct worker *w);
+	/* A run of an instance ended (its exit e, and a failed run's last log
+	 * lines or NULL), before the restart policy acts on it: jobs.c fails the
+	 * job the process held. Set by jobs.c; NULL: no one listens. */
+	void (*run_ended)(struct instance *in, const struct exit_info *e, const char *log_tail);
+	struct jobs *jobs;       /* the job dispatcher (jobs.c), or NULL */
 	struct spawner spawner;
 	struct cgroups cgroups;  /* the instances' cgroups (cgroup.c) */
 	struct http *http;       /* the [ward] http endpoint (http.c), or NULL */

@@ -219,7 +219,7 @@ int log_open(struct log_file *lf, const char *dir, const char *name, uint64_t ma
 	lf->path = xasprintf("%s/%s.log", dir, name);
 	lf->name = xstrdup(name);
 	lf->name_len = strlen(name);
-	lf->prefix = xmalloc(JSON_ESCAPED_MAX(lf->name_len) + 128);
+	lf->prefix = xmalloc(JSON_ESCAPED_MAX(lf->name_len) + 160);
 	if (!to_file())
 		return 0; /* opened when log_output comes to include files (a reload) */
 	if (open_file(lf) < 0) {
@@ -709,14 +709,15 @@ static char *put_int(char *p, long v)
 /* The most bytes a line of len bytes of text takes, in either format. */
 static size_t line_bound(const struct log_file *lf, size_t len)
 {
-	return JSON_ESCAPED_MAX(len) + JSON_ESCAPED_MAX(lf->name_len) + 160;
+	return JSON_ESCAPED_MAX(len) + JSON_ESCAPED_MAX(lf->name_len) + 200;
 }
 
-/* text: " [NAME:INSTANCE] pid=PID LEVEL ";
+/* text: " [NAME:INSTANCE] pid=PID LEVEL ", with " job=N" after the pid
+ * while the process holds job N;
  * json: "","worker":"NAME","instance":N,"pid":N,"level":"level","msg":"",
- * the level in lower case (out, ward, error, warn, info, debug). No "job"
- * field: jobs (SPEC 8) do not exist in this host yet. */
-static void make_prefix(struct log_file *lf, int instance, pid_t pid, const char *level)
+ * with "job":N before "level" while it holds one; the level in lower case
+ * (out, ward, error, warn, info, debug). */
+static void make_prefix(struct log_file *lf, int instance, pid_t pid, int64_t job, const char *level)
 {
 	char *p = lf->prefix;
 	if (format == LOG_FORMAT_JSON) {
@@ -726,6 +727,10 @@ static void make_prefix(struct log_file *lf, int instance, pid_t pid, const char
 		p = put_int(p, instance);
 		p = put(p, ",\"pid\":", 7);
 		p = put_int(p, pid);
+		if (job > 0) {
+			p = put(p, ",\"job\":", 7);
+			p = put_int(p, job);
+		}
 		p = put(p, ",\"level\":\"", 10);
 		for (const char *l = level; *l && p - lf->prefix < (ptrdiff_t)lf->name_len * 6 + 100; l++)
 			*p++ = (char)(*l >= 'A' && *l <= 'Z' ? *l - 'A' + 'a' : *l);
@@ -737,6 +742,10 @@ static void make_prefix(struct log_file *lf, int instance, pid_t pid, const char
 		p = put_int(p, instance);
 		p = put(p, "] pid=", 6);
 		p = put_int(p, pid);
+		if (job > 0) {
+			p = put(p, " job=", 5);
+			p = put_int(p, job);
+		}
 		*p++ = ' ';
 		for (const char *l = level; *l && p - lf->prefix < (ptrdiff_t)lf->name_len * 6 + 100; l++)
 			*p++ = *l;
@@ -745,6 +754,7 @@ static void make_prefix(struct log_file *lf, int instance, pid_t pid, const char
 	lf->prefix_len = (size_t)(p - lf->prefix);
 	lf->prefix_instance = instance;
 	lf->prefix_pid = pid;
+	lf->prefix_job = job;
 	lf->prefix_level = level;
 	lf->prefix_format = format;
 }
@@ -754,11 +764,11 @@ static void make_prefix(struct log_file *lf, int instance, pid_t pid, const char
  * return inside the text becomes a space: one line per line, so a newline
  * inside ward_log text cannot forge a second line (a fake WARD line, say). */
 static size_t format_line(char *line, struct log_file *lf, const char *stamp, size_t stamp_len, int instance,
-			  pid_t pid, const char *level, const char *text, size_t len)
+			  pid_t pid, int64_t job, const char *level, const char *text, size_t len)
 {
 	if (lf->prefix_level != level || lf->prefix_instance != instance || lf->prefix_pid != pid ||
-	    lf->prefix_format != (int)format)
-		make_prefix(lf, instance, pid, level);
+	    lf->prefix_job != job || lf->prefix_format != (int)format)
+		make_prefix(lf, instance, pid, job, level);
 	char *p = line;
 	if (format == LOG_FORMAT_JSON) {
 		p = put(p, "{\"ts\":\"", 7);
@@ -787,7 +797,7 @@ void log_configure(enum log_output o, enum log_format f, struct loop *loop)
 		stdout_open(loop);
 }
 
-void log_line(struct log_file *lf, int64_t at_ms, int instance, pid_t pid, const char *level,
+void log_line(struct log_file *lf, int64_t at_ms, int instance, pid_t pid, int64_t job, const char *level,
 	      const char *text, size_t len)
 {
 	size_t need = line_bound(lf, len);
@@ -803,7 +813,7 @@ void log_line(struct log_file *lf, int64_t at_ms, int instance, pid_t pid, const
 	}
 	char stamp[32];
 	size_t stamp_len = format_stamp(at_ms, stamp);
-	size_t n = format_line(line, lf, stamp, stamp_len, instance, pid, level, text, len);
+	size_t n = format_line(line, lf, stamp, stamp_len, instance, pid, job, level, text, len);
 	if (to_stdout()) {
 		char *copy = to_file() ? stdout_room(n) : line;
 		if (copy) {
@@ -830,6 +840,6 @@ void log_printf(struct log_file *lf, int instance, pid_t pid, const char *level,
 	va_end(ap);
 	if (n < 0)
 		return;
-	log_line(lf, wall_ms(), instance, pid, level, text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1);
+	log_line(lf, wall_ms(), instance, pid, 0, level, text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1);
 	log_flush(lf);
 }

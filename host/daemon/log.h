@@ -30,6 +30,7 @@ struct log_file {
 	size_t prefix_len;
 	int prefix_instance, prefix_format;
 	pid_t prefix_pid;
+	int64_t prefix_job;
 	const char *prefix_level; /* a level string; the caller's, never freed */
 	int fd;            /* -1 while closed or broken */
 	uint64_t size;
@@ -60,9 +61,10 @@ int log_reopen(struct log_file *lf);
 void log_settings(struct log_file *lf, uint64_t max_size, int keep);
 
 /* Appends one line (text without its newline), stamped at_ms: the host's
- * clock when it read the line, never a time the worker supplied. Lines are
+ * clock when it read the line, never a time the worker supplied. job > 0:
+ * the process holds that job (the line says so, SPEC 4); 0: none. Lines are
  * buffered until log_flush, which the host calls after each batch it read. */
-void log_line(struct log_file *lf, int64_t at_ms, int instance, pid_t pid, const char *level,
+void log_line(struct log_file *lf, int64_t at_ms, int instance, pid_t pid, int64_t job, const char *level,
 	      const char *text, size_t len);
 void log_printf(struct log_file *lf, int instance, pid_t pid, const char *level, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));

@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include "daemon/metrics.h"
+#include "daemon/jobs.h"
 #include "daemon/host.h"
 #include "daemon/usage.h"
 #include "daemon/worker.h"
@@ -140,14 +141,6 @@ static void write_usage(FILE *out, struct host *h, const struct worker_figures *
 		if (h->workers[i]->nlisteners)
 			fprintf(out, "ward_socket_connections_total{worker=\"%s\"} %llu\n", f[i].name,
 				(unsigned long long)h->workers[i]->tally.connections);
-}
-
-/* Declared with no samples until ward has jobs (SPEC §8). */
-static void write_jobs(FILE *out)
-{
-	family(out, "ward_jobs", "gauge", "Jobs by queue and state (no jobs in this version: no samples).");
-	family(out, "ward_jobs_oldest_queued_seconds", "gauge", "Age of the oldest queued job of each queue (no jobs in this version).");
-	family(out, "ward_jobs_finished_total", "counter", "Jobs finished, by queue and outcome (no jobs in this version).");
 }
 
 /* ---- the plugins' own metrics ---- */
@@ -298,7 +291,7 @@ void metrics_write(struct host *h, FILE *out)
 	write_states(out, h, f);
 	write_exits(out, h, f);
 	write_usage(out, h, f);
-	write_jobs(out);
+	jobs_write_metrics(h, out); /* the ward_jobs* families (jobs.c) */
 	write_process(out);
 	write_plugin_metrics(out, h, f);
 	for (size_t i = 0; i < h->nworkers; i++)

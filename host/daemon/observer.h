@@ -8,6 +8,7 @@
 #define WARD_OBSERVER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* After --timeout the plugin gets SIGTERM, and SIGKILL this long after if it
@@ -17,6 +18,7 @@
 
 struct config;
 struct frame_hdr;
+struct frame_job_end;
 struct instance;
 struct test_request;
 struct worker;
@@ -29,6 +31,12 @@ struct host_observer {
 	void (*on_config)(void *ctx, const struct config *cfg);
 	/* A phase or cycle frame from the worker (channel.c). */
 	void (*on_frame)(void *ctx, const struct frame_hdr *hdr, const char *payload);
+	/* Before the loop sleeps, for each instance running and not asked to
+	 * stop: `ward test --job` hands it the next job. May be NULL. */
+	void (*on_running)(void *ctx, struct instance *in);
+	/* The job handed to it ended (channel.h's on_job_end). May be NULL. */
+	void (*on_job_end)(void *ctx, struct instance *in, const struct frame_job_end *end, const char *message,
+			   const void *result, size_t result_len);
 	/* True once the run is to stop the worker now (--cycles N were run). */
 	bool (*take_stop)(void *ctx);
 	void (*on_timeout)(void *ctx);

@@ -48,12 +48,12 @@ static size_t take_lines(struct instance *in, const char *data, size_t len, bool
 		const char *nl = memchr(data + used, '\n', len - used);
 		if (!nl)
 			break;
-		log_line(lf, now, in->index, in->pid, "OUT", data + used, (size_t)(nl - data - used));
+		log_line(lf, now, in->index, in->pid, in->job_id, "OUT", data + used, (size_t)(nl - data - used));
 		run_tail_add(&in->tail, now, "OUT", data + used, (size_t)(nl - data - used));
 		used = (size_t)(nl - data) + 1;
 	}
 	if (used < len && (eof || (full && used == 0))) {
-		log_line(lf, now, in->index, in->pid, "OUT", data + used, len - used);
+		log_line(lf, now, in->index, in->pid, in->job_id, "OUT", data + used, len - used);
 		run_tail_add(&in->tail, now, "OUT", data + used, len - used);
 		used = len;
 	}

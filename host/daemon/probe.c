@@ -268,8 +268,11 @@ static void apply_verdicts(struct probe_batch *b)
 			continue; /* a plugin that does not load fails at start, with its reason */
 		}
 		for (size_t k = 0; k < b->cfg->nworkers; k++)
-			if (strcmp(b->cfg->workers[k].plugin, p->conf->plugin) == 0)
+			if (strcmp(b->cfg->workers[k].plugin, p->conf->plugin) == 0) {
+				b->cfg->workers[k].plugin_has_job = p->result.has_job;
+				b->cfg->workers[k].plugin_has_cycle = p->result.has_cycle;
 				options_check(b->cfg, &b->cfg->workers[k], &p->options);
+			}
 	}
 	options_check_shared_keys(b->cfg);
 }

@@ -12,6 +12,7 @@
 #include "daemon/dependency.h"
 #include "daemon/history.h"
 #include "daemon/http.h"
+#include "daemon/jobs.h"
 #include "daemon/listener.h"
 #include "daemon/log.h"
 #include "daemon/notify.h"
@@ -85,6 +86,7 @@ static void before_sleep(void *arg)
 	struct host *h = arg;
 	if (history_dirty(h->history) && !timer_armed(&h->flush_timer))
 		timer_arm(h->loop, &h->flush_timer, mono_ns() + FLUSH_DELAY_NS);
+	jobs_before_sleep(h); /* hand-offs, then this wake-up's job writes in one batch */
 	log_flush_stdout();
 }
 
@@ -368,6 +370,7 @@ static void settle_order(struct host *h)
 	reload_finish(h);
 	if (!changed)
 		return;
+	jobs_state_changed(h); /* idle instances take jobs; waiters of workers that will not come are told */
 	for (size_t i = 0; h->nlistening && i < h->nworkers; i++)
 		listener_update(h->workers[i]);
 	if (!h->boot_over && boot_settled(h))
@@ -519,6 +522,11 @@ static void end_test_when_settled(struct host *h)
 {
 	if (!h->test)
 		return;
+	for (int i = 0; h->test->on_running && h->nworkers && i < h->workers[0]->ninst; i++) {
+		struct instance *in = h->workers[0]->inst[i];
+		if (in->state == IS_RUNNING && !in->stop_requested)
+			h->test->on_running(h->test->ctx, in); /* `ward test --job` hands it the next job */
+	}
 	if (h->test->take_stop(h->test->ctx)) /* --cycles N were run: a real stop ends the run */
 		worker_stop(h->workers[0]);
 	if (h->shutting_down)
@@ -555,6 +563,19 @@ static void frame_said_ready(void *ctx, struct instance *in)
 	instance_ready(in);
 }
 
+/* A job's end: `ward test --job` hands the next one (the dispatcher, jobs.c,
+ * takes it in a real host). */
+static void frame_job_ended(void *ctx, struct instance *in, const struct frame_job_end *end, const char *message,
+			    const void *result, size_t result_len)
+{
+	(void)ctx;
+	const struct host_observer *test = in->worker->host->test;
+	if (test && test->on_job_end)
+		test->on_job_end(test->ctx, in, end, message, result, result_len);
+	else if (!test)
+		jobs_job_ended(ctx, in, end, message, result, result_len);
+}
+
 /* The loop with its signals, the spawner on it, history, the runtime channel
  * and the host's own timers. 0, or -1 when there is no loop (said). */
 static int open_loop(struct host *h, struct signal_watch *sw)
@@ -577,7 +598,7 @@ static int open_loop(struct host *h, struct signal_watch *sw)
 	if (h->notify_period > 0)
 		timer_arm(h->loop, &h->notify_timer, mono_ns() + h->notify_period);
 	tick_init(h);
-	channel_init(h, (struct channel_handler){.on_ready = frame_said_ready});
+	channel_init(h, (struct channel_handler){.on_ready = frame_said_ready, .on_job_end = frame_job_ended});
 	return 0;
 }
 
@@ -678,6 +699,7 @@ static int host_main(const char *config_dir, const struct host_observer *test)
 		h->test_timer.fn = test_timed_out;
 		timer_arm(h->loop, &h->test_timer, mono_ns() + test->timeout_ns);
 	} else {
+		jobs_open(h); /* before any worker starts: jobs a dead host left running are failed first */
 		control_open(h);
 		statedir_watch(h);
 	}
@@ -701,6 +723,7 @@ out:
 	reload_abandon(h);
 	http_close(h);
 	control_close(h);
+	jobs_close(h);
 	if (test && h->nworkers)
 		test->on_settled(test->ctx, h->workers[0]);
 	free_workers(h);

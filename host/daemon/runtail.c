@@ -70,11 +70,15 @@ void run_tail_add(struct run_tail **t, int64_t at_ms, const char *level, const c
 
 char *run_tail_take(struct run_tail **t)
 {
-	struct run_tail *r = *t;
-	if (!r || r->n == 0) {
-		run_tail_free(t);
+	char *out = run_tail_copy(*t);
+	run_tail_free(t);
+	return out;
+}
+
+char *run_tail_copy(const struct run_tail *r)
+{
+	if (!r || r->n == 0)
 		return NULL;
-	}
 	size_t size = 1;
 	for (int i = 0; i < r->n; i++)
 		size += strlen(r->line[i].text) + 48;
@@ -86,7 +90,6 @@ char *run_tail_take(struct run_tail **t)
 		format_iso_ms(l->at_ms, stamp, sizeof(stamp));
 		o += snprintf(o, size - (size_t)(o - out), "%s%s %s %s", i ? "\n" : "", stamp, l->level, l->text);
 	}
-	run_tail_free(t);
 	return out;
 }
 

@@ -21,6 +21,8 @@ void run_tail_add(struct run_tail **t, int64_t at_ms, const char *level, const c
 /* The lines kept, oldest first, one "TIME LEVEL TEXT" each, joined by
  * newlines (owned by the caller); NULL when there is none. *t is freed. */
 char *run_tail_take(struct run_tail **t);
+/* The same, *t kept (a failed job's attempt, its process running on); NULL when empty. */
+char *run_tail_copy(const struct run_tail *t);
 void run_tail_free(struct run_tail **t);
 
 #endif

@@ -85,7 +85,12 @@ static int prepare(struct spawn_job *j, struct child_spec *spec)
 		.old_configs = h->old_configs,
 		.nold = h->nold,
 		.cgroup_fd = -1,
+		.restarts = (int)in->restarts,
 	};
+	if (in->last_exit.reason != REASON_NONE) {
+		exit_describe(&in->last_exit, in->last_exit_text, sizeof(in->last_exit_text));
+		spec->last_exit = in->last_exit_text;
+	}
 	if (cgroup_instance_open(in, &spec->cgroup_fd) < 0)
 		return -1;
 	if (open_child_fds(in, &in->out.fd, spec) < 0) {

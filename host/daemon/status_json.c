@@ -180,6 +180,40 @@ static void write_listen(FILE *out, const char *listen)
 	}
 }
 
+int status_job_queue(sqlite3 *db, const char *worker, struct status_queue *q)
+{
+	sqlite3_stmt *st = NULL;
+	/* an older host's ward.db has no such table: no queue to show */
+	if (sqlite3_prepare_v2(db, "SELECT queue, queued, running, oldest_queued_at, updated_at FROM job_queues WHERE worker = ?1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_text(st, 1, worker, -1, SQLITE_STATIC);
+	int found = sqlite3_step(st) == SQLITE_ROW;
+	if (found) {
+		snprintf(q->name, sizeof(q->name), "%s", col_text(st, 0) ? col_text(st, 0) : "");
+		q->queued = sqlite3_column_int64(st, 1);
+		q->running = sqlite3_column_int64(st, 2);
+		q->oldest_queued_ms = sqlite3_column_type(st, 3) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 3);
+		int64_t at = sqlite3_column_int64(st, 4), age = at - q->oldest_queued_ms;
+		q->oldest_queued_seconds = q->oldest_queued_ms && age > 0 ? (double)age / 1000.0 : 0.0;
+	}
+	sqlite3_finalize(st);
+	return found;
+}
+
+static void write_queue(FILE *out, sqlite3 *db, const char *name)
+{
+	struct status_queue q;
+	if (!status_job_queue(db, name, &q)) {
+		fputs("null", out);
+		return;
+	}
+	fputs("{\"name\": ", out);
+	json_string(out, q.name);
+	fprintf(out, ", \"queued\": %lld, \"running\": %lld, \"oldest_queued_seconds\": %.3f}", (long long)q.queued,
+		(long long)q.running, q.oldest_queued_seconds);
+}
+
 /* One row of status_workers_sql as a JSON object. */
 static void write_worker(FILE *out, sqlite3 *db, sqlite3_stmt *w, bool first)
 {
@@ -199,6 +233,8 @@ static void write_worker(FILE *out, sqlite3 *db, sqlite3_stmt *w, bool first)
 	json_string(out, col_text(w, 5));
 	fprintf(out, ", \"last_exit\": ");
 	write_last_exit(out, db, name);
+	fprintf(out, ", \"queue\": ");
+	write_queue(out, db, name);
 	fprintf(out, "}");
 }
 

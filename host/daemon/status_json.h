@@ -12,6 +12,7 @@
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* The last finished run of a worker (?1): reason, code, signal, core, ended_at, message. */
@@ -44,5 +45,15 @@ const char *status_plugin_stem(const char *path, char *buf, size_t size);
  * the number of workers written, or -1 when the database could not be read
  * (said on stderr, nothing written). */
 int status_json_write(sqlite3 *db, const char *name, FILE *out);
+
+/* The queue a job worker takes jobs from, as the host's last sync saw it
+ * (ward.db's job_queues). 1 found, 0 none (not a job worker). */
+struct status_queue {
+	char name[256];
+	int64_t queued, running;
+	int64_t oldest_queued_ms;      /* created_at of the oldest runnable queued job; 0: none */
+	double oldest_queued_seconds;  /* its age at that sync */
+};
+int status_job_queue(sqlite3 *db, const char *worker, struct status_queue *q);
 
 #endif

@@ -44,7 +44,7 @@ const char *istate_name(enum istate s)
 static const char *const activation_names[ACTIVATION_COUNT] = {
 	[ACTIVATION_NONE] = "none", [ACTIVATION_BOOT] = "boot", [ACTIVATION_COMMAND] = "command",
 	[ACTIVATION_RESTART] = "restart", [ACTIVATION_DEPENDENCY] = "dependency",
-	[ACTIVATION_CONNECTION] = "connection", [ACTIVATION_RELOAD] = "reload",
+	[ACTIVATION_CONNECTION] = "connection", [ACTIVATION_RELOAD] = "reload", [ACTIVATION_JOB] = "job",
 };
 
 const char *activation_name(enum activation a)
@@ -255,6 +255,7 @@ static void spawn(struct instance *in)
 	in->started_ns = mono_ns();
 	in->spawning = true;
 	in->ready_early = false;
+	in->run_jobs = 0;
 	run_tail_free(&in->tail); /* the new run's lines only: nothing of its process is read yet */
 	spawn_process(in, &spawn_answer);
 	if (!in->spawning)
@@ -323,6 +324,7 @@ static void instance_spawn_failed(struct instance *in, int err)
 static void start_fresh(struct instance *in)
 {
 	in->failures = 0;
+	in->restarts = 0;
 	spawn(in);
 }
 
@@ -414,6 +416,7 @@ static const char *phase_story(enum phase p)
 	case PHASE_CYCLE: return "in a cycle";
 	case PHASE_IDLE: return "between cycles";
 	case PHASE_SHUTDOWN: return "in shutdown";
+	case PHASE_JOB: return "in a job";
 	}
 	return "";
 }
@@ -433,6 +436,10 @@ static void describe_kill(const struct worker_conf *c, enum reason r, char *buf,
 	case REASON_STOP_TIMEOUT:
 		format_duration_ms(c->stop_timeout_ms, d, sizeof(d));
 		snprintf(buf, size, "did not stop within %s of SIGTERM", d);
+		break;
+	case REASON_JOB_TIMEOUT:
+		format_duration_ms(c->job_timeout_ms, d, sizeof(d));
+		snprintf(buf, size, "a job ran past job_timeout (%s)", d);
 		break;
 	default:
 		snprintf(buf, size, "killed: the host was told twice to stop");
@@ -544,6 +551,8 @@ static void schedule_restart(struct instance *in)
 	const struct worker_conf *c = in->conf;
 	int64_t now = mono_ns();
 	uint64_t ran_ms = (uint64_t)(now - in->started_ns) / NS_PER_MS;
+	if (in->run_jobs) /* it completed a job: progress, like a run that lasted (a poison job cannot fail it) */
+		ran_ms = c->restart_window_ms > ran_ms ? c->restart_window_ms : ran_ms;
 	struct restart_verdict v = restart_policy(c, &in->failures, ran_ms, reason_is_failure(in->last_exit.reason));
 	if (v.give_up) {
 		char d[32], why[160];
@@ -557,6 +566,7 @@ static void schedule_restart(struct instance *in)
 		return;
 	}
 	w->restarts++;
+	in->restarts++;
 	if (v.delay_ms == 0) {
 		restart_after_backoff(in);
 		return;
@@ -582,6 +592,8 @@ static void end_run(struct instance *in, struct exit_info e)
 	run_tail_free(&in->tail);
 	history_end(h->history, in->run, &e, slot_cycles(in),
 		    atomic_load_explicit(&in->slot->last_cycle_ns, memory_order_relaxed) / NS_PER_MS, tail);
+	if (h->run_ended) /* the job it held fails now, with this exit (jobs.c) */
+		h->run_ended(in, &e, tail);
 	free(tail);
 	char desc[512];
 	exit_describe(&e, desc, sizeof(desc));
@@ -742,6 +754,12 @@ void worker_kill(struct worker *w)
 			kill_group(w->inst[i], REASON_STOPPED);
 }
 
+void instance_kill(struct instance *in, enum reason why)
+{
+	if (in->pid > 0 && !in->reaped && in->kill_reason == REASON_NONE)
+		kill_group(in, why);
+}
+
 int worker_signal(struct worker *w, int sig)
 {
 	int reached = 0;
@@ -791,8 +809,9 @@ void instance_check_progress(struct instance *in, int64_t now)
 		return;
 	uint64_t cycles = slot_cycles(in);
 	uint64_t progress = cycles + atomic_load_explicit(&in->slot->beats, memory_order_relaxed);
+	uint32_t phase = atomic_load_explicit(&in->slot->phase, memory_order_relaxed);
 	bool waiting = atomic_load_explicit(&in->slot->sleeping, memory_order_relaxed) ||
-		       atomic_load_explicit(&in->slot->phase, memory_order_relaxed) != PHASE_CYCLE;
+		       (phase != PHASE_CYCLE && phase != PHASE_JOB);
 	bool progressed = progress != in->seen_progress;
 	if (progressed || waiting) {
 		in->seen_progress = progress;

@@ -39,7 +39,7 @@ enum istate { IS_STOPPED, IS_STARTING, IS_RUNNING, IS_STOPPING, IS_BACKOFF, IS_F
  * no start asked for. */
 enum activation {
 	ACTIVATION_NONE, ACTIVATION_BOOT, ACTIVATION_COMMAND, ACTIVATION_RESTART, ACTIVATION_DEPENDENCY,
-	ACTIVATION_CONNECTION, ACTIVATION_RELOAD, ACTIVATION_COUNT
+	ACTIVATION_CONNECTION, ACTIVATION_RELOAD, ACTIVATION_JOB, ACTIVATION_COUNT
 };
 
 /* Bytes of a line or frame that a read split, kept until the next read. */
@@ -49,6 +49,7 @@ struct pending {
 };
 
 struct worker;
+struct job_hold;
 
 struct instance {
 	struct worker *worker;
@@ -64,6 +65,7 @@ struct instance {
 	struct run_tail *tail; /* the current run's last lines (runtail.c); NULL until it writes one */
 	bool frames_ignored;   /* it sent garbage on its runtime channel */
 	uint64_t channel_key;  /* the address of its process's runtime socket (channel.c); 0: none */
+	int64_t job_id;        /* the job its process holds (set by the dispatcher, jobs.c); 0: none */
 	struct timer timer;    /* the one deadline of the current state */
 	struct spawn_job spawn_job; /* asking for its process (spawn.c) */
 	const struct spawn_answer *spawn_answer; /* whom spawn.c tells what became of it (worker.c) */
@@ -88,13 +90,19 @@ struct instance {
 
 	/* restart policy */
 	unsigned failures;        /* failed runs in a row, each shorter than restart_window */
+	unsigned restarts;        /* restarts since it was last started from outside (ward_restarts) */
 	bool spawn_failing;
 	struct exit_info last_exit; /* reason NONE until a process ended */
+	char last_exit_text[400];   /* last_exit worded for the next process's spec (spawn.c) */
 
 	/* progress, sampled by the host's tick */
 	uint64_t seen_progress;
 	int64_t progress_ns;
 	uint64_t recorded_cycles;
+
+	/* jobs (daemon/jobs.c keeps these; worker.c only reads them) */
+	uint64_t run_jobs;        /* jobs its current run completed: such a run is progress (restart policy) */
+	struct job_hold *job_hold; /* the job its process holds, as jobs.c keeps it; NULL: none */
 
 	struct usage usage;       /* memory and CPU of the current run, as last read (usage.c) */
 	struct pmetric_set metrics; /* the plugin's own (ward_gauge, ward_count), from its frames (channel.c) */
@@ -117,6 +125,7 @@ struct worker {
 	size_t ndeps;
 	struct worker **dependants; /* workers that require this one; owned array */
 	size_t ndependants;
+	bool stopped_on_request;    /* by `ward stop` (control.c): its jobs wait for `ward start` (jobs.c) */
 	enum activation pending_start; /* of a start waiting for its dependencies; ACTIVATION_NONE: none */
 	bool pending_stop;          /* stop once no dependant is active (host shutdown) */
 	const struct worker *blocked_by; /* the failed dependency last reported, to say it once */
@@ -171,6 +180,9 @@ int worker_add_instances(struct worker *w, int n);
 void worker_drop_last_instance(struct worker *w);
 /* Escalation for a host asked twice to stop: SIGKILL every process, its group and its cgroup now. */
 void worker_kill(struct worker *w);
+/* SIGKILL to the instance's process, its group and its cgroup, the run to
+ * end with reason why (jobs.c: job-timeout). */
+void instance_kill(struct instance *in, enum reason why);
 /* `ward signal`: sig to every process of the worker (its cgroups, else each
  * instance's process group). The number of instances it reached. */
 int worker_signal(struct worker *w, int sig);

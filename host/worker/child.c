@@ -449,6 +449,8 @@ noreturn void child_main(const struct child_spec *spec)
 		.conf = w->plugin_keys.v,
 		.nconf = w->plugin_keys.n,
 		.frame_fd = spec->frame_fd,
+		.last_exit = spec->last_exit,
+		.restarts = spec->restarts,
 	};
 	int listen_fds[spec->nlisten > 0 ? spec->nlisten : 1];
 	s.ctx.listen_fds = listen_fds;

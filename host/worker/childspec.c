@@ -13,7 +13,8 @@
  *
  * The bytes: probe, instance, host pid, listen count, whether an instance
  * cgroup and a test request come, the test request, the state directory,
- * the host's variables, then the worker's settings. The descriptors: a
+ * the restart count and whether a last exit comes, the last exit, the
+ * host's variables, then the worker's settings. The descriptors: a
  * probe's verdict pipe; or a worker's stdout pipe, runtime socket, slot
  * memory, listen sockets and, with cgroups, its instance's cgroup.
  */
@@ -38,6 +39,10 @@ void childspec_encode(const struct child_spec *spec, struct wire *w)
 	if (spec->test)
 		wire_put_bytes(w, spec->test, sizeof(*spec->test));
 	wire_put_string(w, spec->state_dir);
+	wire_put_u64(w, (uint64_t)(int64_t)spec->restarts);
+	wire_put_u64(w, spec->last_exit != NULL);
+	if (spec->last_exit)
+		wire_put_string(w, spec->last_exit);
 	wire_put_strings(w, spec->base_env, nbase);
 	config_worker_to_wire(spec->conf, w);
 }
@@ -94,6 +99,11 @@ int childspec_decode(char *buf, size_t len, const int *fds, int nfds, struct chi
 		spec->test = &d->test;
 	}
 	spec->state_dir = wire_get_string(&w);
+	spec->restarts = (int)(int64_t)wire_get_u64(&w);
+	bool has_last_exit = wire_get_u64(&w) != 0;
+	spec->last_exit = has_last_exit ? wire_get_string(&w) : NULL;
+	if (has_last_exit && !spec->last_exit)
+		w.failed = true;
 	wire_get_strings(&w, &d->base_env);
 	spec->base_env = (const char *const *)d->base_env.v;
 	config_worker_from_wire(&w, &d->conf);

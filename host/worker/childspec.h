@@ -22,6 +22,11 @@ struct child_spec {
 	const struct worker_conf *conf;
 	int instance;
 	const char *state_dir; /* the worker's private directory, absolute */
+	/* How the instance's previous process ended, as `ward status` words it
+	 * (exit_describe), NULL for its first; and how many times it was
+	 * restarted since its worker was started: ward_last_exit, ward_restarts. */
+	const char *last_exit;
+	int restarts;
 	bool probe;            /* a probe (probe.c): load the plugin, send the verdict on frame_fd, exit */
 	int out_fd;            /* write end of the stdout/stderr pipe; -1: /dev/null (a probe) */
 	int frame_fd;          /* its runtime socket, connected to the host (daemon/channel.c); a probe's verdict pipe */

@@ -54,9 +54,10 @@ int loader_open(const char *path, struct ward_plugin *plugin, struct exit_info *
 			      "plugin descriptor is %u bytes, smaller than any ABI %d descriptor (%zu): it was not made with WARD_PLUGIN",
 			      size, WARD_ABI_VERSION, (size_t)MIN_STRUCT_SIZE);
 	memcpy(plugin, desc, size);
-	if (!plugin->cycle)
+	if (!plugin->cycle && !plugin->job)
 		return refuse(why, REASON_LOAD_FAILED,
-			      "plugin '%s' has no cycle function: set .cycle in WARD_PLUGIN",
+			      "plugin '%s' has neither a cycle nor a job function: set .cycle (work it finds itself) "
+			      "or .job (work queued for it), or both, in WARD_PLUGIN",
 			      plugin->name ? plugin->name : "?");
 	/* The handle stays open for the life of the process, by design. */
 	return 0;

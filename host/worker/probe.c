@@ -39,6 +39,8 @@ noreturn void probe_report(int fd, const char *plugin)
 		copy_str(r.name, sizeof(r.name), p.name);
 		copy_str(r.version, sizeof(r.version), p.version);
 		copy_str(r.description, sizeof(r.description), p.description);
+		r.has_job = p.job != NULL;
+		r.has_cycle = p.cycle != NULL;
 	}
 	fwrite(&r, sizeof(r), 1, out);
 	if (r.ok)

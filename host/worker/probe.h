@@ -15,6 +15,7 @@ struct probe_result {
 	bool ok;
 	struct exit_info why; /* when !ok: load-failed or abi-mismatch, with the message */
 	char name[64], version[64], description[256];
+	bool has_job, has_cycle; /* the descriptor's .job and .cycle are set */
 };
 
 /* Once the probe process is prepared like a worker (child.c): loads the

@@ -1,7 +1,8 @@
 /*
  * runtime.c - what plugin code calls (the ward_* functions of <ward.h>;
  * the table behind ward_gauge and ward_count is worker/pmetrics.c) and the
- * loop that calls plugin code (init, cycles, shutdown).
+ * loop that calls plugin code (init, cycles, jobs, shutdown; one job's
+ * reading, running and end are worker/jobrun.c).
  *
  * It must stay cheap and obviously correct: an empty cycle costs a flag test,
  * an indirect call, one store to the shared slot and one load (did a metric
@@ -11,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include "worker/runtime.h"
+#include "worker/jobrun.h"
 #include "worker/pmetrics.h"
 #include "common/units.h"
 #include "common/util.h"
@@ -183,6 +185,8 @@ static void log_v(ward_ctx *ctx, int level, const char *fmt, va_list ap)
 	size_t len = (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1;
 	while (len > 0 && text[len - 1] == '\n')
 		len--;
+	if (level == WARD_LOG_ERROR && ctx->job)
+		jobrun_note_error(ctx, text, len);
 	if (ctx->frame_fd < 0) {
 		fprintf(stderr, "%s %.*s\n", level_name(level), (int)len, text);
 		return;
@@ -363,6 +367,33 @@ int ward_listen_fd(ward_ctx *ctx, int i)
 	return i >= 0 && i < ctx->nlisten ? ctx->listen_fds[i] : -1;
 }
 
+const char *ward_last_exit(ward_ctx *ctx)
+{
+	return ctx->last_exit;
+}
+
+int ward_restarts(ward_ctx *ctx)
+{
+	return ctx->restarts;
+}
+
+int ward_watch_fd(ward_ctx *ctx, int fd)
+{
+	if (fd < 0 || fcntl(fd, F_GETFD) < 0) {
+		errno = EBADF;
+		return -1;
+	}
+	for (int i = 0; i < ctx->nwatch; i++)
+		if (ctx->watch_fds[i] == fd)
+			return 0;
+	if (ctx->nwatch == RUNTIME_WATCH_MAX) {
+		errno = EMFILE;
+		return -1;
+	}
+	ctx->watch_fds[ctx->nwatch++] = fd;
+	return 0;
+}
+
 /* ---- the lifecycle of a loaded plugin ---- */
 
 static void set_phase(ward_ctx *ctx, enum phase p)
@@ -398,6 +429,99 @@ static bool await_test_stop(ward_ctx *ctx, const struct test_request *test)
 	return true;
 }
 
+/* What ended an idle wait. */
+enum woken { WOKEN_TIMEOUT, WOKEN_STOP, WOKEN_JOB, WOKEN_WATCHED };
+
+/* The wait after WARD_IDLE (ms; -1: no limit, a job-only plugin's): ends
+ * early for a stop, a job (jobs: the runtime socket readable), or, for a
+ * plugin with cycles (watch), a descriptor of ward_watch_fd readable. A
+ * watched descriptor the plugin closed is dropped. */
+static enum woken idle_wait(ward_ctx *ctx, int64_t ms, bool jobs, bool watch)
+{
+	struct pollfd pfd[2 + RUNTIME_WATCH_MAX];
+	enum woken why = WOKEN_TIMEOUT;
+	int64_t deadline = ms < 0 ? INT64_MAX : mono_ns() + ms * NS_PER_MS;
+	ward_heartbeat(ctx);
+	while (!stop_requested) {
+		if (jobs && jobrun_pending(ctx)) {
+			why = WOKEN_JOB;
+			break;
+		}
+		nfds_t n = 0, first_watched;
+		pfd[n++] = (struct pollfd){.fd = wake_fd, .events = POLLIN};
+		if (jobs)
+			pfd[n++] = (struct pollfd){.fd = ctx->frame_fd, .events = POLLIN};
+		first_watched = n;
+		for (int i = 0; watch && i < ctx->nwatch; i++)
+			pfd[n++] = (struct pollfd){.fd = ctx->watch_fds[i], .events = POLLIN};
+		int64_t left = deadline - mono_ns();
+		if (left <= 0)
+			break;
+		struct timespec ts = {.tv_sec = left / NS_PER_SEC, .tv_nsec = left % NS_PER_SEC};
+		int rc = ppoll(pfd, n, deadline == INT64_MAX ? NULL : &ts, NULL);
+		if (rc < 0 && errno != EINTR)
+			break;
+		if (rc <= 0)
+			continue;
+		if (jobs && pfd[1].revents & POLLIN) {
+			why = WOKEN_JOB;
+			break;
+		}
+		if (jobs && pfd[1].revents & (POLLERR | POLLHUP | POLLNVAL))
+			jobs = false; /* the host is gone: its death signal follows */
+		bool woken = false;
+		for (nfds_t i = n; i-- > first_watched;) {
+			if (pfd[i].revents & POLLNVAL) {
+				int k = (int)(i - first_watched);
+				ctx->watch_fds[k] = ctx->watch_fds[--ctx->nwatch];
+			} else if (pfd[i].revents) {
+				woken = true;
+			}
+		}
+		if (woken) {
+			why = WOKEN_WATCHED;
+			break;
+		}
+	}
+	ward_heartbeat(ctx);
+	return stop_requested && why == WOKEN_TIMEOUT ? WOKEN_STOP : why;
+}
+
+/* A job that came (or may have): run it, then back to where the loop was. */
+static bool take_job(ward_ctx *ctx, const struct ward_plugin *plugin, void *state, enum phase back)
+{
+	bool ran = jobrun_take(ctx, plugin, state);
+	set_phase(ctx, back);
+	flush_metrics(ctx, true);
+	return ran;
+}
+
+/* A plugin with .job and no .cycle: waits for jobs until a stop. A job the
+ * host handed before the stop still runs. */
+static void job_loop(ward_ctx *ctx, const struct ward_plugin *plugin, void *state, const struct test_request *test,
+		     struct exit_info *out)
+{
+	for (;;) {
+		set_phase(ctx, PHASE_IDLE);
+		if (jobrun_pending(ctx)) {
+			take_job(ctx, plugin, state, PHASE_IDLE);
+			continue;
+		}
+		if (stop_requested || ctx->no_jobs) {
+			/* in process, no job comes: the test's stop ends the run */
+			if (!stop_requested && test && !await_test_stop(ctx, test)) {
+				end_with(out, REASON_STOP_TIMEOUT, 1);
+				snprintf(out->message, sizeof(out->message), "%s", TEST_SIGTERM_UNHEARD);
+				return;
+			}
+			end_with(out, REASON_STOPPED, 0);
+			return;
+		}
+		if (idle_wait(ctx, -1, true, false) == WOKEN_JOB)
+			take_job(ctx, plugin, state, PHASE_IDLE);
+	}
+}
+
 /* Runs cycles until one says stop, or a stop is requested. */
 static void cycle_loop(ward_ctx *ctx, const struct ward_plugin *plugin, void *state,
 		       uint64_t interval_ms, const struct test_request *test, struct exit_info *out)
@@ -408,7 +532,15 @@ static void cycle_loop(ward_ctx *ctx, const struct ward_plugin *plugin, void *st
 	uint64_t limit = test && test->max_cycles ? test->max_cycles : UINT64_MAX;
 	bool report = test && test->report;
 	bool after_wait = true;
+	bool jobs = plugin->job && !ctx->no_jobs;
 	for (;;) {
+		/* Between cycles: one load when the plugin takes jobs. A job
+		 * handed before a stop still runs. */
+		if (jobs && jobrun_pending(ctx)) {
+			take_job(ctx, plugin, state, PHASE_CYCLE);
+			after_wait = true;
+			continue;
+		}
 		if (stop_requested || n >= limit) {
 			if (!stop_requested && !await_test_stop(ctx, test)) {
 				end_with(out, REASON_STOP_TIMEOUT, 1);
@@ -442,7 +574,9 @@ static void cycle_loop(ward_ctx *ctx, const struct ward_plugin *plugin, void *st
 			continue;
 		case WARD_IDLE:
 			set_phase(ctx, PHASE_IDLE);
-			ward_sleep(ctx, interval_ms);
+			flush_metrics(ctx, false);
+			if (idle_wait(ctx, (int64_t)interval_ms, jobs, true) == WOKEN_JOB)
+				take_job(ctx, plugin, state, PHASE_IDLE);
 			continue;
 		case WARD_DONE:
 			end_with(out, REASON_DONE, 0);
@@ -481,7 +615,10 @@ void runtime_run(ward_ctx *ctx, const struct ward_plugin *plugin, uint64_t inter
 	}
 	flush_metrics(ctx, true); /* what init set is there once it is ready */
 	runtime_send_ready(ctx);
-	cycle_loop(ctx, plugin, state, interval_ms, test, out);
+	if (plugin->cycle)
+		cycle_loop(ctx, plugin, state, interval_ms, test, out);
+	else
+		job_loop(ctx, plugin, state, test, out);
 	flush_metrics(ctx, true);
 	if (out->reason == REASON_STOP_TIMEOUT)
 		return; /* the host would have killed it: no shutdown */

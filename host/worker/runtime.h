@@ -14,6 +14,8 @@
 #include <sys/types.h>
 #include "common/reason.h"
 
+#define RUNTIME_WATCH_MAX 64 /* descriptors ward_watch_fd takes */
+
 struct ward_ctx {
 	const char *name;
 	int instance;
@@ -25,6 +27,13 @@ struct ward_ctx {
 	struct slot *slot;   /* progress slot shared with the host; never NULL */
 	const int *listen_fds;
 	int nlisten;
+	const char *last_exit; /* ward_last_exit: NULL for the instance's first process */
+	int restarts;          /* ward_restarts */
+	bool no_jobs;          /* frame_fd is no channel (the in-process test): no job can come */
+	/* ward_watch_fd: what ends an idle wait besides the interval */
+	int watch_fds[RUNTIME_WATCH_MAX];
+	int nwatch;
+	struct ward_job *job;  /* the job .job runs now (worker/jobrun.c), or NULL */
 };
 
 /* SIGTERM becomes a stop request; the host-death signal takes the worker's
