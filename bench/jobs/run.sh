@@ -280,10 +280,10 @@ ward() {
 		cell rec ward "median $(kv "$out" median_ms) ms, max $(kv "$out" max_ms) ms (job_retry_delay = 0)" "$(kv "$out" median_ms)"
 	log "ward: filling the store with $KEEP done jobs"
 	if out=$("$B/wardjobs" throughput "$WARD_SOCK" jobs "$KEEP" "$WINDOW" "$d/stats"); then
-		sleep 2
+		sleep 15 # at rest: after the host has settled (syncs, checkpoints, the first prune)
 		log "ward: at rest, ${IDLE_S} s"
 		out=$(node "$J/common.mjs" wakeups "$IDLE_S" "$WARD_PID") &&
-			cell idle ward "$(kv "$out" wakeups_per_s)/s ($(kv "$out" processes) processes: host, spawner, syncer, 2 workers; $KEEP done jobs kept)" "$(kv "$out" wakeups_per_s)"
+			cell idle ward "$(kv "$out" wakeups_per_s)/s ($(kv "$out" processes) processes: the host and its children, 2 workers among them; $KEEP done jobs kept)" "$(kv "$out" wakeups_per_s)"
 		local st
 		st=$(status_ms)
 		cell status ward "$st ms (fastest of 3, $KEEP done jobs kept)" "$st"
@@ -307,6 +307,7 @@ declare -A TITLE=(
 )
 # higher is better for throughput, lower for the rest
 better_high() { [[ $1 == tput* ]]; }
+fmt_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { r = a / b; printf (r < 0.01 ? "%.4f" : r < 0.1 ? "%.3f" : "%.2f"), r }'; }
 ratio() { # ROW: ward's figure against the best peer's (not the floor)
 	local row=$1 s best="" bestsv=""
 	[ -n "${NUM[$row,ward]:-}" ] || { echo "—"; return; }
@@ -320,10 +321,10 @@ ratio() { # ROW: ward's figure against the best peer's (not the floor)
 	done
 	local r="" f=${NUM[$row,floor]:-}
 	if [ -n "$best" ] && awk -v b="$best" 'BEGIN{exit !(b>0)}'; then
-		r="$(awk -v a="${NUM[$row,ward]}" -v b="$best" 'BEGIN{printf "%.2f", a/b}') × $bestsv"
+		r="$(fmt_ratio "${NUM[$row,ward]}" "$best") × $bestsv"
 	fi
 	if [ -n "$f" ] && awk -v b="$f" 'BEGIN{exit !(b>0)}'; then
-		r="${r:+$r; }$(awk -v a="${NUM[$row,ward]}" -v b="$f" 'BEGIN{printf "%.2f", a/b}') × floor"
+		r="${r:+$r; }$(fmt_ratio "${NUM[$row,ward]}" "$f") × floor"
 	fi
 	echo "${r:-—}"
 }
