@@ -50,7 +50,7 @@ Test(history, status_json_has_every_field_of_the_spec)
 	cr_expect(strstr(out, want), "missing %s in\n%s", want, out);
 	cr_expect(strstr(out, "{\"instance\": 1, \"pid\": "), "%s", out);
 	cr_expect(strstr(out, "\"cycles\": "), "%s", out);
-	cr_expect(strstr(out, "\"restarts\": 0, \"listen\": [], \"on_demand\": null, \"last_exit\": null}"), "%s", out);
+	cr_expect(strstr(out, "\"restarts\": 0, \"listen\": [], \"on_demand\": null, \"last_exit\": null, \"queue\": null}"), "%s", out);
 	cr_assert_eq(wt_cli(&wt, &out, &err, "status w"), 0);
 	cr_expect(strstr(out, "running") && strstr(out, "idle"), "%s", out);
 	wt_stop(&wt, 5000);

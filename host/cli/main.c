@@ -339,8 +339,9 @@ static int cmd_test(int argc, char **argv)
 	for (int i = 0; i < argc; i++) {
 		const char *arg = argv[i];
 		if (strcmp(arg, "--job") == 0 && i + 1 < argc) {
+			const char *payload = argv[++i];
 			jobs = xrealloc(jobs, (njobs + 1) * sizeof(*jobs));
-			jobs[njobs++] = (struct test_job_input){argv[++i], strlen(argv[i])};
+			jobs[njobs++] = (struct test_job_input){payload, strlen(payload)};
 		} else if (strcmp(arg, "--jobs") == 0 && i + 1 < argc) {
 			if (read_job_lines(argv[++i], &jobs, &njobs, &lines) < 0) {
 				rc = 2;

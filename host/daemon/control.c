@@ -489,9 +489,11 @@ static void on_accept(struct watch *w, uint32_t events)
 		}
 		timer_arm(ctl->host->loop, &c->deadline, mono_ns() + REQUEST_TIMEOUT_NS);
 		c->peer = peer_of(ctl->host, fd, c->peer_desc, sizeof(c->peer_desc));
-		/* Anyone else is refused once their request says what they wanted
-		 * (`jobs 1` is told about job_group). */
-		if (ctl->nclients > MAX_CLIENTS)
+		/* With a job_group, anyone else is refused once their request says
+		 * what they wanted (`jobs 1` is told about job_group). */
+		if (c->peer == PEER_NONE && !ctl->host->cfg.job_group)
+			reject(c, "permission denied: only the host's user and root may control it");
+		else if (ctl->nclients > MAX_CLIENTS)
 			reject(c, "too many clients at once; try again");
 	}
 }

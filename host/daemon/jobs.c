@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PRUNE_PERIOD_NS (60 * NS_PER_SEC)
+#define PRUNE_PERIOD_NS (60 * NS_PER_SEC) /* at most; a short job_keep prunes more often (job_keep / 10, >= 1 s) */
 #define PRUNE_BATCH 1000   /* rows deleted per prune call: the loop never stalls on it */
 #define PRUNE_BATCHES 10   /* per prune turn; more wait for the next minute */
 #define DEFAULT_ATTEMPTS 5 /* for a job whose queue no worker takes any more (recover) */
@@ -298,11 +298,16 @@ static bool answer_if_abandoned(struct jobs *j, struct jobs_waiter *w)
 	if (j->store->ops->queue_of(j->store, w->id, queue, sizeof(queue)) != 1)
 		return false;
 	struct queue *q = find_queue(j, queue);
-	const char *state = NULL;
-	const struct worker *absent = q ? will_not_come(j, q, &state) : NULL;
+	const char *state = "stopped";
+	char why[600];
+	if (!q || !queue_configured(j, q)) { /* its workers were removed by a reload */
+		snprintf(why, sizeof(why), "no worker takes jobs from queue '%s' any more", queue);
+		answer(w, &(struct jobs_answer){.kind = JOBS_FAILED, .id = w->id, .state = state, .message = why});
+		return true;
+	}
+	const struct worker *absent = will_not_come(j, q, &state);
 	if (!absent)
 		return false;
-	char why[600];
 	describe_absence(absent, state, why, sizeof(why));
 	answer(w, &(struct jobs_answer){.kind = JOBS_FAILED, .id = w->id, .state = state, .message = why});
 	return true;
@@ -635,14 +640,19 @@ static void commit_and_sync(struct jobs *j)
 	if (!j->durable_unassigned)
 		return;
 	j->durable_unassigned = false;
+	/* Nothing committed by this host yet (an enqueue that found its key's
+	 * job, written by an earlier host): that job is on disk already. */
+	uint64_t upto = j->last_batch ? j->last_batch : UINT64_MAX;
 	bool waiting = false;
 	for (struct jobs_durable *d = j->durable; d; d = d->next)
 		if (!d->batch) {
-			d->batch = j->last_batch ? j->last_batch : 1;
+			d->batch = upto;
 			waiting = true;
 		}
-	if (waiting)
-		j->store->ops->sync(j->store, j->last_batch ? j->last_batch : 1, batch_synced, j);
+	if (waiting && j->last_batch)
+		j->store->ops->sync(j->store, j->last_batch, batch_synced, j);
+	else if (waiting)
+		batch_synced(j, UINT64_MAX, 0);
 }
 
 /* ---- producers ---- */
@@ -650,7 +660,7 @@ static void commit_and_sync(struct jobs *j)
 /* autostart = no workers the job's queue has, stopped and never by `ward stop`: started (activation job). */
 static void activate(struct jobs *j, struct queue *q)
 {
-	for (size_t i = 0; i < j->h->nworkers; i++) {
+	for (size_t i = 0; !j->h->shutting_down && i < j->h->nworkers; i++) {
 		struct worker *w = j->h->workers[i];
 		if (!serves(w, q) || w->conf->autostart || w->stopped_on_request || w->pending_start ||
 		    worker_is_active(w) || worker_state(w) != IS_STOPPED)
@@ -820,6 +830,12 @@ void jobs_record(struct host *h)
 
 /* ---- pruning (job_keep) ---- */
 
+static int64_t prune_period(const struct jobs *j)
+{
+	int64_t p = (int64_t)(j->h->cfg.job_keep_ms / 10) * NS_PER_MS;
+	return p < NS_PER_SEC ? NS_PER_SEC : p > PRUNE_PERIOD_NS ? PRUNE_PERIOD_NS : p;
+}
+
 static void prune(struct timer *t)
 {
 	struct jobs *j = container_of(t, struct jobs, prune_timer);
@@ -833,7 +849,7 @@ static void prune(struct timer *t)
 		if (n < PRUNE_BATCH)
 			break;
 	}
-	timer_arm(j->h->loop, t, mono_ns() + PRUNE_PERIOD_NS);
+	timer_arm(j->h->loop, t, mono_ns() + prune_period(j));
 }
 
 /* ---- boot, the loop, shutdown ---- */
@@ -863,8 +879,8 @@ void jobs_open(struct host *h)
 	learn_queues(j);
 	if (j->store->ops->recover(j->store, recovered, j) < 0)
 		store_failed(j, "unable to recover the jobs a previous host left running");
-	/* the first prune soon after boot, then once a minute */
-	timer_arm(h->loop, &j->prune_timer, mono_ns() + NS_PER_SEC);
+	/* an idle host wakes for nothing else: at most once a minute (job_keep / 10, >= 1 s) */
+	timer_arm(h->loop, &j->prune_timer, mono_ns() + prune_period(j));
 }
 
 void jobs_before_sleep(struct host *h)

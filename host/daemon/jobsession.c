@@ -148,9 +148,10 @@ static void collect(struct session *s)
 /* A reply became ready: out it goes, if it is next. */
 static void replied(struct session *s)
 {
+	if (s->busy)
+		return; /* read_requests collects once it is done: the request may still be in use */
 	collect(s);
-	if (!s->busy)
-		flush(s);
+	flush(s);
 }
 
 static void watch_events(struct session *s)

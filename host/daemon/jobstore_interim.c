@@ -33,9 +33,13 @@ static const char schema[] =
 	"CREATE UNIQUE INDEX IF NOT EXISTS jobs_key ON jobs(queue, key) WHERE key IS NOT NULL AND state IN ('queued','running');"
 	"CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(finished_at) WHERE finished_at IS NOT NULL;";
 
+#define CACHED 32
+
 struct interim {
 	struct jobstore base;
 	sqlite3 *db;
+	const char *cached_sql[CACHED]; /* prepared statements, by their text's address */
+	sqlite3_stmt *cached[CACHED];
 	char *wal;
 	bool in_batch;
 	uint64_t batch;
@@ -86,12 +90,32 @@ static int begin(struct interim *s)
 	return 0;
 }
 
+/* A statement of this file (sql is one of its literals), prepared once. */
 static sqlite3_stmt *prep(struct interim *s, const char *sql)
 {
+	int i = 0;
+	for (; i < CACHED && s->cached_sql[i]; i++)
+		if (s->cached_sql[i] == sql)
+			return s->cached[i];
 	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
 		fail(s, "prepare");
+		return NULL;
+	}
+	if (i < CACHED) {
+		s->cached_sql[i] = sql;
+		s->cached[i] = st;
+	}
 	return st;
+}
+
+/* Done with a statement from prep(): reset for its next use. */
+static void done(sqlite3_stmt *st)
+{
+	if (st) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+	}
 }
 
 static int64_t st_enqueue(struct jobstore *base, const struct job_new *job, bool *existing)
@@ -107,7 +131,7 @@ static int64_t st_enqueue(struct jobstore *base, const struct job_new *job, bool
 		sqlite3_bind_text(q, 1, job->queue, -1, SQLITE_STATIC);
 		sqlite3_bind_text(q, 2, job->key, -1, SQLITE_STATIC);
 		int64_t id = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
-		sqlite3_finalize(q);
+		done(q);
 		if (id) {
 			*existing = true;
 			return id;
@@ -123,7 +147,7 @@ static int64_t st_enqueue(struct jobstore *base, const struct job_new *job, bool
 	sqlite3_bind_int64(st, 4, wall_ms());
 	sqlite3_bind_int64(st, 5, job->run_at_ms);
 	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	done(st);
 	if (rc != SQLITE_DONE)
 		return fail(s, "insert");
 	return sqlite3_last_insert_rowid(s->db);
@@ -143,7 +167,7 @@ static int st_claim(struct jobstore *base, const char *queue, int64_t now_ms, co
 	sqlite3_bind_int64(q, 2, now_ms);
 	int rc = sqlite3_step(q);
 	if (rc != SQLITE_ROW) {
-		sqlite3_finalize(q);
+		done(q);
 		return rc == SQLITE_DONE ? 0 : fail(s, "claim");
 	}
 	*out = (struct job_claim){0};
@@ -156,12 +180,12 @@ static int st_claim(struct jobstore *base, const char *queue, int64_t now_ms, co
 	if (out->len)
 		memcpy(out->payload, sqlite3_column_blob(q, 3), out->len);
 	out->created_ms = sqlite3_column_int64(q, 4);
-	sqlite3_finalize(q);
+	done(q);
 	sqlite3_stmt *u = prep(s, "UPDATE jobs SET state = 'running', attempts = ?2 WHERE id = ?1");
 	sqlite3_stmt *a = prep(s, "INSERT OR REPLACE INTO attempts(job, attempt, worker, instance, pid, started_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
 	if (!u || !a) {
-		sqlite3_finalize(u);
-		sqlite3_finalize(a);
+		done(u);
+		done(a);
 		job_claim_free(out);
 		return -1;
 	}
@@ -174,8 +198,8 @@ static int st_claim(struct jobstore *base, const char *queue, int64_t now_ms, co
 	sqlite3_bind_int(a, 5, (int)t->pid);
 	sqlite3_bind_int64(a, 6, t->at_ms);
 	bool ok = sqlite3_step(u) == SQLITE_DONE && sqlite3_step(a) == SQLITE_DONE;
-	sqlite3_finalize(u);
-	sqlite3_finalize(a);
+	done(u);
+	done(a);
 	if (!ok) {
 		job_claim_free(out);
 		return fail(s, "claim");
@@ -192,7 +216,7 @@ static int64_t st_next_run_at(struct jobstore *base, const char *queue)
 	sqlite3_bind_text(q, 1, queue, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 2, wall_ms());
 	int64_t at = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
-	sqlite3_finalize(q);
+	done(q);
 	return at;
 }
 
@@ -208,8 +232,8 @@ static int st_finish(struct jobstore *base, const struct job_attempt_end *e)
 				  " finished_at = CASE WHEN ?2 = 'queued' THEN NULL ELSE ?5 END,"
 				  " last_error = coalesce(?6, last_error) WHERE id = ?1");
 	if (!a || !j) {
-		sqlite3_finalize(a);
-		sqlite3_finalize(j);
+		done(a);
+		done(j);
 		return -1;
 	}
 	sqlite3_bind_int64(a, 1, e->id);
@@ -234,8 +258,8 @@ static int st_finish(struct jobstore *base, const struct job_attempt_end *e)
 		sqlite3_bind_text(j, 6, err, -1, SQLITE_TRANSIENT);
 	free(err);
 	bool ok = sqlite3_step(a) == SQLITE_DONE && sqlite3_step(j) == SQLITE_DONE;
-	sqlite3_finalize(a);
-	sqlite3_finalize(j);
+	done(a);
+	done(j);
 	return ok ? 0 : fail(s, "finish");
 }
 
@@ -257,7 +281,7 @@ static int st_recover(struct jobstore *base, void (*fn)(void *ctx, int64_t id, i
 		rows[n++] = (struct row){sqlite3_column_int64(q, 0), sqlite3_column_int(q, 1),
 					 xstrdup((const char *)sqlite3_column_text(q, 2))};
 	}
-	sqlite3_finalize(q);
+	done(q);
 	for (size_t i = 0; i < n; i++) {
 		fn(ctx, rows[i].id, rows[i].attempt, rows[i].queue);
 		free(rows[i].queue);
@@ -275,7 +299,7 @@ static int change_state(struct interim *s, int64_t id, const char *from, const c
 	int rc = sqlite3_step(q);
 	bool found = rc == SQLITE_ROW;
 	bool right = found && strcmp((const char *)sqlite3_column_text(q, 0), from) == 0;
-	sqlite3_finalize(q);
+	done(q);
 	if (!found)
 		return 1;
 	if (!right)
@@ -288,7 +312,7 @@ static int change_state(struct interim *s, int64_t id, const char *from, const c
 	sqlite3_bind_int64(u, 1, id);
 	sqlite3_bind_int64(u, 2, now_ms);
 	rc = sqlite3_step(u);
-	sqlite3_finalize(u);
+	done(u);
 	return rc == SQLITE_DONE ? 0 : fail(s, "update");
 }
 
@@ -313,7 +337,7 @@ static int st_outcome(struct jobstore *base, int64_t id, struct job_outcome *out
 	sqlite3_bind_int64(q, 1, id);
 	int rc = sqlite3_step(q);
 	if (rc != SQLITE_ROW) {
-		sqlite3_finalize(q);
+		done(q);
 		return rc == SQLITE_DONE ? 0 : fail(s, "outcome");
 	}
 	*out = (struct job_outcome){0};
@@ -325,7 +349,7 @@ static int st_outcome(struct jobstore *base, int64_t id, struct job_outcome *out
 	}
 	if (sqlite3_column_type(q, 2) != SQLITE_NULL)
 		out->last_error = xstrdup((const char *)sqlite3_column_text(q, 2));
-	sqlite3_finalize(q);
+	done(q);
 	return 1;
 }
 
@@ -339,7 +363,7 @@ static int st_queue_of(struct jobstore *base, int64_t id, char *queue, size_t si
 	int rc = sqlite3_step(q);
 	if (rc == SQLITE_ROW)
 		snprintf(queue, size, "%s", sqlite3_column_text(q, 0));
-	sqlite3_finalize(q);
+	done(q);
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : fail(s, "queue_of");
 }
 
@@ -356,7 +380,7 @@ static int st_stats(struct jobstore *base, const char *queue, struct job_queue_s
 		if (st >= 0)
 			out->count[st] = sqlite3_column_int64(q, 1);
 	}
-	sqlite3_finalize(q);
+	done(q);
 	q = prep(s, "SELECT min(created_at) FROM jobs WHERE queue = ?1 AND state = 'queued' AND run_at <= ?2");
 	if (!q)
 		return -1;
@@ -364,7 +388,7 @@ static int st_stats(struct jobstore *base, const char *queue, struct job_queue_s
 	sqlite3_bind_int64(q, 2, wall_ms());
 	if (sqlite3_step(q) == SQLITE_ROW)
 		out->oldest_queued_ms = sqlite3_column_int64(q, 0);
-	sqlite3_finalize(q);
+	done(q);
 	return 0;
 }
 
@@ -379,7 +403,7 @@ static long st_prune(struct jobstore *base, int64_t before_ms, long limit)
 	sqlite3_bind_int64(q, 1, before_ms);
 	sqlite3_bind_int64(q, 2, limit);
 	int rc = sqlite3_step(q);
-	sqlite3_finalize(q);
+	done(q);
 	if (rc != SQLITE_DONE)
 		return fail(s, "prune");
 	long n = sqlite3_changes(s->db);
@@ -423,6 +447,8 @@ static void st_close(struct jobstore *base)
 {
 	struct interim *s = of(base);
 	st_commit(base);
+	for (int i = 0; i < CACHED && s->cached_sql[i]; i++)
+		sqlite3_finalize(s->cached[i]);
 	sqlite3_close(s->db);
 	free(s->wal);
 	free(s);

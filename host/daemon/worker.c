@@ -385,13 +385,19 @@ static void init_timed_out(struct instance *in)
 	kill_group(in, REASON_INIT_TIMEOUT);
 }
 
+/* What the watchdog watched: a cycle or a job (slot phase). */
+static const char *watched_work(const struct instance *in)
+{
+	return atomic_load_explicit(&in->slot->phase, memory_order_relaxed) == PHASE_JOB ? "job" : "cycle";
+}
+
 static void hung(struct instance *in)
 {
 	char d[32];
 	format_duration_ms(in->conf->watchdog_ms, d, sizeof(d));
-	wlog(in, "no progress for %s inside a cycle: killing it with everything it started (hung)", d);
-	host_log(HOST_WARN, "[%s:%d] hung: no progress for %s inside a cycle; killing it",
-		 in->worker->conf->name, in->index, d);
+	wlog(in, "no progress for %s inside a %s: killing it with everything it started (hung)", d, watched_work(in));
+	host_log(HOST_WARN, "[%s:%d] hung: no progress for %s inside a %s; killing it",
+		 in->worker->conf->name, in->index, d, watched_work(in));
 	kill_group(in, REASON_HUNG);
 }
 
@@ -421,13 +427,14 @@ static const char *phase_story(enum phase p)
 	return "";
 }
 
-static void describe_kill(const struct worker_conf *c, enum reason r, char *buf, size_t size)
+static void describe_kill(const struct instance *in, enum reason r, char *buf, size_t size)
 {
+	const struct worker_conf *c = in->conf;
 	char d[32];
 	switch (r) {
 	case REASON_HUNG:
 		format_duration_ms(c->watchdog_ms, d, sizeof(d));
-		snprintf(buf, size, "no progress for %s in a cycle", d);
+		snprintf(buf, size, "no progress for %s in a %s", d, watched_work(in));
 		break;
 	case REASON_INIT_TIMEOUT:
 		format_duration_ms(c->init_timeout_ms, d, sizeof(d));
@@ -452,7 +459,6 @@ static struct exit_info classify(const struct instance *in)
 {
 	int st = in->wait_status;
 	enum phase phase = (enum phase)atomic_load(&in->slot->phase);
-	const struct worker_conf *c = in->conf;
 	struct exit_info e = {.at_ms = wall_ms()};
 	char sig[32];
 	if (WIFSIGNALED(st)) {
@@ -466,7 +472,7 @@ static struct exit_info classify(const struct instance *in)
 	 * of that signal (and is recorded so). */
 	if (in->kill_reason != REASON_NONE && in->kill_landed && WIFSIGNALED(st) && e.signal == SIGKILL) {
 		e.reason = in->kill_reason;
-		describe_kill(c, e.reason, e.message, sizeof(e.message));
+		describe_kill(in, e.reason, e.message, sizeof(e.message));
 	} else if (in->got_end && WIFEXITED(st)) {
 		e.reason = in->end.reason;
 		memcpy(e.message, in->end.message, sizeof(e.message));

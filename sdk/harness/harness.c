@@ -26,6 +26,8 @@ struct ward_harness {
 	struct strv keys;
 	unsigned long cycles, timeout_ms;
 	int in_process;
+	struct test_job_input *jobs; /* each data owned */
+	size_t njobs;
 	struct test_result r;
 	bool ran;
 };
@@ -50,6 +52,9 @@ void ward_harness_free(ward_harness *h)
 		return;
 	free(h->plugin);
 	strv_free(&h->keys);
+	for (size_t i = 0; i < h->njobs; i++)
+		free((void *)h->jobs[i].data);
+	free(h->jobs);
 	test_result_free(&h->r);
 	free(h);
 }
@@ -63,7 +68,76 @@ void ward_harness_cycles(ward_harness *h, unsigned long n) { h->cycles = n; }
 void ward_harness_timeout_ms(ward_harness *h, unsigned long ms) { h->timeout_ms = ms; }
 void ward_harness_in_process(ward_harness *h, int yes) { h->in_process = yes; }
 
+size_t ward_harness_job(ward_harness *h, const void *payload, size_t len)
+{
+	void *copy = xmalloc(len ? len : 1);
+	if (len)
+		memcpy(copy, payload, len);
+	h->jobs = xrealloc(h->jobs, (h->njobs + 1) * sizeof(*h->jobs));
+	h->jobs[h->njobs] = (struct test_job_input){copy, len};
+	return h->njobs++;
+}
+
+size_t ward_harness_job_count(const ward_harness *h) { return h->njobs; }
+
+struct ward_harness_job_outcome ward_harness_job_outcome(const ward_harness *h, size_t i)
+{
+	if (i >= h->r.njobs)
+		return (struct ward_harness_job_outcome){.outcome = "not-run", .message = ""};
+	const struct test_job *j = &h->r.jobs[i];
+	return (struct ward_harness_job_outcome){.outcome = test_job_outcome_name(j->outcome), .returned = j->ret,
+						 .message = j->message ? j->message : "",
+						 .result = j->result_len ? j->result : NULL, .result_len = j->result_len,
+						 .ms = j->ns / 1e6};
+}
+
 /* ---- the report over a pipe: one item per line ---- */
+
+/* Bytes as hex ("-" for none): a job's message and result stay on their line. */
+static void put_hex(FILE *out, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	if (!len)
+		fputc('-', out);
+	for (size_t i = 0; i < len; i++)
+		fprintf(out, "%02x", p[i]);
+}
+
+static size_t get_hex(const char *hex, size_t hexlen, char **out)
+{
+	*out = NULL;
+	if (hexlen == 1 && hex[0] == '-')
+		return 0;
+	size_t n = hexlen / 2;
+	char *buf = xmalloc(n + 1);
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+			v = 0;
+		buf[i] = (char)v;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	return n;
+}
+
+static void take_job(struct test_result *r, const char *line)
+{
+	int outcome, ret, n = 0;
+	long long ns;
+	if (sscanf(line, "J %d %d %lld %n", &outcome, &ret, &ns, &n) != 3 || !n)
+		return;
+	const char *msg = line + n, *sp = strchr(msg, ' ');
+	if (!sp)
+		return;
+	r->jobs = xrealloc(r->jobs, (r->njobs + 1) * sizeof(*r->jobs));
+	struct test_job *j = &r->jobs[r->njobs++];
+	*j = (struct test_job){.outcome = (enum test_job_outcome)outcome, .ret = ret, .ns = ns};
+	get_hex(msg, (size_t)(sp - msg), &j->message);
+	char *result;
+	j->result_len = get_hex(sp + 1, strlen(sp + 1), &result);
+	j->result = result;
+}
 
 static void send_report(FILE *out, const struct test_result *r)
 {
@@ -74,6 +148,14 @@ static void send_report(FILE *out, const struct test_result *r)
 	fprintf(out, "R %d\n", r->init_rc);
 	for (size_t i = 0; i < r->ncycles; i++)
 		fprintf(out, "C %d %lld\n", r->cycles[i].result, (long long)r->cycles[i].ns);
+	for (size_t i = 0; i < r->njobs; i++) {
+		const struct test_job *j = &r->jobs[i];
+		fprintf(out, "J %d %d %lld ", (int)j->outcome, j->ret, (long long)j->ns);
+		put_hex(out, j->message, j->message ? strlen(j->message) : 0);
+		fputc(' ', out);
+		put_hex(out, j->result, j->result_len);
+		fputc('\n', out);
+	}
 	for (size_t i = 0; i < r->log.n; i++)
 		fprintf(out, "L %s\n", r->log.v[i]);
 	for (size_t i = 0; i < r->errors.n; i++)
@@ -118,6 +200,8 @@ static void take_line(struct test_result *r, char *line)
 			r->cycles = xrealloc(r->cycles, r->cap * sizeof(*r->cycles));
 		}
 		r->cycles[r->ncycles++] = (struct test_cycle){a, ns};
+	} else if (strncmp(line, "J ", 2) == 0) {
+		take_job(r, line);
 	} else if (strncmp(line, "L ", 2) == 0) {
 		strv_push(&r->log, xstrdup(line + 2));
 	} else if (strncmp(line, "X ", 2) == 0) {
@@ -182,7 +266,7 @@ int ward_harness_run(ward_harness *h)
 	test_result_free(&h->r);
 	struct tester_options o = {.plugin = h->plugin, .keys = h->keys.v, .nkeys = h->keys.n,
 				   .cycles = h->cycles, .timeout_ms = h->timeout_ms, .in_process = h->in_process,
-				   .from_harness = true};
+				   .from_harness = true, .jobs = h->jobs, .njobs = h->njobs};
 	int rc = h->in_process ? tester_run(&o, &h->r) : run_in_helper(h, &o);
 	h->ran = rc == 0;
 	return rc < 0 ? -1 : h->r.ok ? 0 : 1;

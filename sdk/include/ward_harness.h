@@ -13,6 +13,16 @@
  *     cr_assert(ward_harness_log_contains(h, "hello"));
  *     ward_harness_free(h);
  *
+ * A plugin with .job gets jobs the way the host hands them (the same
+ * runtime channel, one at a time, ids 1, 2... in the order queued), then
+ * the stop:
+ *
+ *     size_t j = ward_harness_job(h, "/etc/hosts", 10);
+ *     cr_assert_eq(ward_harness_run(h), 0);        // 0 also needs every job done
+ *     struct ward_harness_job_outcome o = ward_harness_job_outcome(h, j);
+ *     cr_assert_str_eq(o.outcome, "done");
+ *     cr_assert_eq(o.result_len, 7);
+ *
  * Link with the `ward::harness` CMake target or `pkg-config --libs ward`:
  * the test program must export the ward_* runtime symbols to the plugin
  * (both do it with --export-dynamic).
@@ -85,6 +95,29 @@ int ward_harness_log_contains(const ward_harness *h, const char *needle);
  * without ward_plugin_) as the plugin last sent it: a gauge's value, a
  * count's total. NaN when the plugin has no metric of that name. */
 double ward_harness_metric(const ward_harness *h, const char *name);
+
+/* Queues a job for the next run: payload (len bytes, up to 1 MiB, copied) is
+ * handed to the plugin's .job, after the jobs queued before it. Returns its
+ * index for ward_harness_job_outcome (its job id is the index + 1). Once
+ * every job has ended, the plugin is stopped as --cycles would. A plugin
+ * without .job makes the run a "config-error". Not for in-process runs:
+ * there the host that hands jobs over is missing ("config-error" too). */
+size_t ward_harness_job(ward_harness *h, const void *payload, size_t len);
+size_t ward_harness_job_count(const ward_harness *h);
+struct ward_harness_job_outcome {
+	/* "done" (.job returned WARD_OK), "failed" (it returned anything
+	 * else), "unfinished" (the process ended while it held the job: a
+	 * crash, a watchdog kill), "not-run" (never handed over) */
+	const char *outcome;
+	int returned;         /* what .job returned */
+	const char *message;  /* why it failed: "returned 3", the last ward_log error line, or how the process ended; "" */
+	const void *result;   /* what ward_job_result set (NULL when result_len is 0) */
+	size_t result_len;
+	double ms;            /* from the hand-over to its end */
+};
+/* Job i's outcome after the run (outcome "not-run" for an index out of
+ * range). The pointers are valid until the next run or ward_harness_free. */
+struct ward_harness_job_outcome ward_harness_job_outcome(const ward_harness *h, size_t i);
 
 #ifdef __cplusplus
 }
