@@ -19,6 +19,9 @@
 # 15's server binaries (Debian: postgresql-15), redis-server (installed with
 # apt-get when missing; needs root). PostgreSQL and Redis run as throw-away
 # servers on free ports in a temporary directory, stopped at the end.
+# The whole script is one block: bash reads it all before running any of it,
+# so editing the file during a run cannot derail that run.
+{
 set -u
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -47,6 +50,9 @@ if [ ! -f build/CMakeCache.txt ]; then
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || exit 1
 fi
 cmake --build build -j2 --target ward wardjobs sqlitefloor bench_emptyjob >/dev/null || exit 1
+# the producer through libward-client, where this tree has the library
+rm -f "$B/wardclient"
+cmake --build build --target help 2>/dev/null | grep -qw wardclient && cmake --build build -j2 --target wardclient >/dev/null
 
 if runs bull && ! command -v redis-server >/dev/null; then
 	[ "$(id -u)" -eq 0 ] || { echo "jobs bench: run me as root, or install redis-server" >&2; exit 1; }
@@ -275,6 +281,15 @@ ward() {
 	log "ward: latency, $LAT jobs"
 	out=$("$B/wardjobs" latency "$WARD_SOCK" jobs "$LAT" 10) &&
 		cell lat ward "median $(kv "$out" median_ms) ms, p99 $(kv "$out" p99_ms) ms" "$(kv "$out" median_ms)"
+	if [ -x "$B/wardclient" ]; then
+		log "ward: through libward-client, 2,000 enqueues one at a time, $LAT latencies"
+		out=$("$B/wardclient" enqueue "$WARD_SOCK" jobs 2000) &&
+			cell tput_lib ward "$(kv "$out" enqueue_per_s) enqueues/s" "$(kv "$out" enqueue_per_s)"
+		out=$("$B/wardclient" latency "$WARD_SOCK" jobs "$LAT" 10) &&
+			cell lat_lib ward "median $(kv "$out" median_ms) ms, p99 $(kv "$out" p99_ms) ms" "$(kv "$out" median_ms)"
+	else
+		WARD_NOTE="${WARD_NOTE:+$WARD_NOTE; }no libward-client in this tree: its rows are missing"
+	fi
 	log "ward: recovery, $REC_WARD crashes"
 	out=$("$B/wardjobs" recovery "$WARD_SOCK" jobs "$d/stats" "$REC_WARD") &&
 		cell rec ward "median $(kv "$out" median_ms) ms, max $(kv "$out" max_ms) ms (job_retry_delay = 0)" "$(kv "$out" median_ms)"
@@ -300,7 +315,9 @@ declare -A TITLE=(
 	[tput]="throughput enqueue → done, $N jobs, durable enqueue"
 	[tput_fast]="throughput enqueue → done, $N jobs, nothing fsynced"
 	[tput_each]="one durable commit per step (no group commit)"
+	[tput_lib]="one producer through libward-client, one enqueue at a time (each answered when fsynced)"
 	[lat]="latency enqueue → job code called, idle workers ($LAT jobs, one at a time)"
+	[lat_lib]="the same latency through libward-client (ward_client_enqueue, then ward_client_wait)"
 	[rec]="recovery: worker killed holding a job → the job starts again in another process"
 	[idle]="at rest: wakeups (context switches) per second of the whole system, ${IDLE_S} s"
 	[status]="\`ward status\` at rest"
@@ -331,7 +348,7 @@ ratio() { # ROW: ward's figure against the best peer's (not the floor)
 echo
 echo "| measurement | ward | graphile-worker 0.18.0 (PostgreSQL 15) | BullMQ 6.7.6 (Redis 7) | SQLite floor | ward ÷ best peer; ÷ floor |"
 echo "|---|---|---|---|---|---|"
-for row in tput tput_fast tput_each lat rec idle status; do
+for row in tput tput_fast tput_each tput_lib lat lat_lib rec idle status; do
 	[[ " $ROWS " == *" $row "* ]] || continue
 	line="| ${TITLE[$row]}"
 	for s in $SYSTEMS; do line="$line | ${CELL[$row,$s]:-—}"; done
@@ -341,3 +358,4 @@ echo
 echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; $(uname -r); node $(node --version)."
 [ -n "$WARD_NOTE" ] && echo "$WARD_NOTE"
 exit 0
+}
