@@ -12,6 +12,7 @@
 #include "daemon/probe.h"
 #include "cli/report.h"
 #include "cli/jobs_report.h"
+#include "cli/enqueue.h"
 #include "daemon/jobstore.h"
 #include "cli/test_report.h"
 #include "cli/test_run.h"
@@ -54,6 +55,13 @@ static const char usage[] =
 	"  metrics [-c DIR]                    the running host's metrics in the Prometheus text format\n"
 	"  reload [-c DIR]                     re-read the configuration: start added workers, stop\n"
 	"                                      removed ones, restart changed ones, leave the rest alone\n"
+	"  enqueue QUEUE [PAYLOAD|-] [--key KEY] [--delay DUR] [--wait [DUR]] [--json] [-c DIR]\n"
+	"                                      queue a job; print its id once it is stored (--json:\n"
+	"                                      {\"id\": N}); no PAYLOAD or -: standard input (at most\n"
+	"                                      1 MiB); --key: not twice while one with KEY is queued or\n"
+	"                                      running; --delay: run no sooner; --wait [DUR]: wait (no\n"
+	"                                      limit, or DUR) and print its result; exit 0 done, 1\n"
+	"                                      failed or dead, 4 still unfinished\n"
 	"  jobs [QUEUE] [--state STATE] [-n N] [--json] [-c DIR]\n"
 	"                                      jobs, newest first (default 20), with state, attempts\n"
 	"                                      and last error; STATE: queued, running, done, dead,\n"
@@ -460,6 +468,17 @@ static int cmd_jobs(int argc, char **argv, bool one)
 	return rc;
 }
 
+/* The state directory of dir, for ward enqueue. */
+static int state_dir_for_enqueue(const char *dir, char **state_dir)
+{
+	struct config cfg;
+	int rc = load_for_client(dir, &cfg);
+	if (rc == 0)
+		*state_dir = xstrdup(cfg.state_dir);
+	config_free(&cfg);
+	return rc;
+}
+
 /* ward logs [NAME...]: one log as it is; several, or none named (every
  * configured worker), merged in time order. */
 static int cmd_logs(int argc, char **argv)
@@ -539,6 +558,10 @@ int main(int argc, char **argv)
 		return cmd_test(argc - 2, argv + 2);
 	if (strcmp(cmd, "logs") == 0)
 		return cmd_logs(argc - 1, argv + 1);
+	if (strcmp(cmd, "enqueue") == 0)
+		return cmd_enqueue(argc - 2, argv + 2,
+				   getenv("WARD_CONFIG_DIR") ? getenv("WARD_CONFIG_DIR") : DEFAULT_CONFIG_DIR,
+				   state_dir_for_enqueue);
 	if (strcmp(cmd, "jobs") == 0 || strcmp(cmd, "job") == 0)
 		return cmd_jobs(argc - 2, argv + 2, strcmp(cmd, "job") == 0);
 	int rc = parse_args(argc - 1, argv + 1, &a, named);
