@@ -93,7 +93,7 @@ struct job_outcome {
 /* Per queue, for status and metrics. */
 struct job_queue_stats {
 	int64_t count[JOB_STATE_COUNT];
-	int64_t oldest_queued_ms; /* created_at of the oldest runnable queued job; 0: none */
+	int64_t oldest_queued_ms; /* created_at of the runnable queued job next in line (run_at, id); 0: none */
 };
 
 typedef void job_synced_fn(void *ctx, uint64_t batch, int err); /* err 0: durable, else errno */
@@ -110,12 +110,18 @@ struct jobstore_ops {
 		     struct job_claim *out);
 	/* The earliest run_at of a queued job of queue in the future, or 0: none. */
 	int64_t (*next_run_at)(struct jobstore *s, const char *queue);
+	/* 0; 1: the job is not running that attempt (nothing changed: a
+	 * stale end, e.g. after recover); -1: error. The attempt's row gets its
+	 * end (outcome "done" or "failed"). */
 	int (*finish)(struct jobstore *s, const struct job_attempt_end *end);
 	/* Jobs left running by a host that died: each handed to fn (id, attempt,
 	 * queue), which finishes it (reason host-died). 0 or -1. */
 	int (*recover)(struct jobstore *s, void (*fn)(void *ctx, int64_t id, int attempt, const char *queue),
 		       void *ctx);
-	/* `ward job retry`: a dead job queued again with fresh attempts; `ward
+	/* `ward job retry`: a dead job queued again with fresh attempts (its
+	 * count starts again at 0, so the next claim is attempt 1; the old
+	 * attempts' rows stay, and the new ones are numbered after them in the
+	 * attempts table: `ward job ID` shows the whole life); `ward
 	 * job cancel`: a queued job cancelled. 0; 1: no such job; 2: not in a
 	 * state that allows it; -1: error. */
 	int (*retry)(struct jobstore *s, int64_t id, int64_t now_ms);
@@ -128,7 +134,11 @@ struct jobstore_ops {
 	long (*prune)(struct jobstore *s, int64_t before_ms, long limit);
 	/* Ends the current batch: its number (0 when it was empty). */
 	uint64_t (*commit)(struct jobstore *s);
-	/* fn(ctx, batch, err) once every batch up to `batch` is on stable storage. */
+	/* fn(ctx, batch, err) once every batch up to `batch` is on stable
+	 * storage; err: an errno when the batch was lost (disk full, file
+	 * deleted or corrupt: none of its writes happened) or the sync failed
+	 * (jobstore_error says why). Called before sync returns when that is
+	 * known already (batch 0, already durable, or lost). */
 	void (*sync)(struct jobstore *s, uint64_t batch, job_synced_fn *fn, void *ctx);
 	const char *(*error)(struct jobstore *s); /* why the last call failed */
 	void (*close)(struct jobstore *s);        /* commits and syncs what is left first */
@@ -141,5 +151,16 @@ struct jobstore {
 /* <state_dir>/jobs.db (mode 0600, WAL), its fsyncs done by a syncer process
  * the store starts and watches in loop. NULL with why filled. */
 struct jobstore *jobstore_sqlite_open(const char *state_dir, struct loop *loop, char *why, size_t why_size);
+
+/* What the sqlite store did, for tests and metrics. */
+struct jobstore_sqlite_counters {
+	uint64_t syncs;           /* SYNC answers from the syncer */
+	uint64_t sync_requests;   /* SYNC requests sent (resends after a syncer death included) */
+	uint64_t syncer_restarts;
+	pid_t syncer_pid;         /* 0 while none runs */
+	uint64_t batches;         /* numbered by commit */
+	uint64_t durable;         /* every batch up to this one is on stable storage */
+};
+void jobstore_sqlite_counters(struct jobstore *s, struct jobstore_sqlite_counters *out);
 
 #endif
