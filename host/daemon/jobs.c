@@ -51,7 +51,9 @@ struct job_hold {
 struct jobs {
 	struct host *h;
 	struct jobstore *store;
-	char why_closed[512];  /* the store could not be opened: why */
+	char why_closed[512];  /* the store could not be opened (or is not yet): why */
+	bool store_deferred;   /* not opened yet: no worker takes jobs */
+	struct timer commit_timer; /* commits claims and finishes no enqueue waits for */
 	struct queue **queues;
 	size_t nqueues;
 	bool dirty;            /* some queue is dirty */
@@ -684,11 +686,11 @@ int64_t jobs_enqueue(struct host *h, const char *queue, const void *payload, siz
 	struct jobs *j = h->jobs;
 	warning[0] = '\0';
 	*existing = false;
-	if (!j->store) {
+	if (!j->store && !j->store_deferred) {
 		snprintf(why, size, "%s", j->why_closed);
 		return -1;
 	}
-	struct queue *q = find_queue(j, queue);
+	struct queue *q = find_queue(j, queue); /* none while deferred: no worker takes jobs */
 	if (!q || !queue_configured(j, q)) {
 		char names[1024];
 		list_queues(j, names, sizeof(names));
@@ -867,13 +869,19 @@ static void recovered(void *ctx, int64_t id, int attempt, const char *queue)
 		     "the host that ran it died (the next host found it running)", NULL);
 }
 
-void jobs_open(struct host *h)
+static void commit_due(struct timer *t);
+
+static bool has_job_workers(const struct host *h)
 {
-	struct jobs *j = xcalloc(1, sizeof(*j));
-	j->h = h;
-	j->retry_timer.fn = retry_due;
-	j->prune_timer.fn = prune;
-	h->jobs = j;
+	for (size_t i = 0; i < h->nworkers; i++)
+		if (jobs_worker_queue(h->workers[i]))
+			return true;
+	return false;
+}
+
+static void open_store(struct jobs *j)
+{
+	struct host *h = j->h;
 	char why[400];
 	j->store = jobstore_sqlite_open(h->cfg.state_dir, h->loop, why, sizeof(why));
 	if (!j->store) {
@@ -889,18 +897,65 @@ void jobs_open(struct host *h)
 	timer_arm(h->loop, &j->prune_timer, mono_ns() + prune_period(j));
 }
 
+/* jobs.db and its syncer process exist once a worker takes jobs: a host
+ * without job workers has neither (one process fewer to account for), and
+ * a reload that adds the first one opens them. */
+static void open_store_when_needed(struct jobs *j)
+{
+	if (j->store || !j->store_deferred || !has_job_workers(j->h))
+		return;
+	j->store_deferred = false;
+	j->why_closed[0] = '\0';
+	open_store(j);
+}
+
+void jobs_open(struct host *h)
+{
+	struct jobs *j = xcalloc(1, sizeof(*j));
+	j->h = h;
+	j->retry_timer.fn = retry_due;
+	j->prune_timer.fn = prune;
+	j->commit_timer.fn = commit_due;
+	h->jobs = j;
+	j->store_deferred = true;
+	snprintf(j->why_closed, sizeof(j->why_closed), "no worker takes jobs (no worker's plugin has .job)");
+	open_store_when_needed(j);
+}
+
+/* An enqueue is answered only once it is durable, so a batch holding one is
+ * committed (and synced) before the loop sleeps. Claims and finishes alone
+ * wait up to COMMIT_AFTER_NS, so that every job ending meanwhile shares one
+ * commit (one WAL write) instead of one per loop turn, which cost a third
+ * of the host's time under load. A crash loses at most those few ms of
+ * claims and finishes: their jobs run again, which at-least-once allows. */
+#define COMMIT_AFTER_NS (5 * NS_PER_MS)
+
+static void commit_due(struct timer *t)
+{
+	struct jobs *j = container_of(t, struct jobs, commit_timer);
+	if (j->store)
+		commit_and_sync(j);
+}
+
 void jobs_before_sleep(struct host *h)
 {
 	struct jobs *j = h->jobs;
 	if (!j || !j->store)
 		return;
 	dispatch_dirty(j);
-	commit_and_sync(j);
+	if (j->durable_unassigned) {
+		timer_cancel(h->loop, &j->commit_timer);
+		commit_and_sync(j);
+	} else if (j->store->ops->pending(j->store) && !timer_armed(&j->commit_timer)) {
+		timer_arm(h->loop, &j->commit_timer, mono_ns() + COMMIT_AFTER_NS);
+	}
 }
 
 void jobs_state_changed(struct host *h)
 {
 	struct jobs *j = h->jobs;
+	if (j)
+		open_store_when_needed(j);
 	if (!j || !j->store)
 		return;
 	learn_queues(j); /* marks every queue with workers dirty: an instance may have become idle */
@@ -919,6 +974,7 @@ void jobs_close(struct host *h)
 				release(j, h->workers[i]->inst[k]->job_hold);
 	timer_cancel(h->loop, &j->retry_timer);
 	timer_cancel(h->loop, &j->prune_timer);
+	timer_cancel(h->loop, &j->commit_timer);
 	h->run_ended = NULL;
 	if (j->store)
 		j->store->ops->close(j->store); /* commits and syncs what is left */

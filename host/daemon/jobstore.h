@@ -7,9 +7,9 @@
  *
  * The contract:
  *   - Every write goes into the store's current batch and is visible to the
- *     store's own reads at once. jobstore_commit() ends the batch; the
- *     dispatcher calls it once per loop iteration, before the loop sleeps.
- *     Committing never waits for the disk.
+ *     store's own reads at once. ops->commit ends the batch; the dispatcher
+ *     commits before the loop sleeps when an enqueue waits for it, else
+ *     within a few ms. Committing never waits for the disk.
  *   - Durability is separate and asynchronous: jobstore_sync() asks for
  *     every committed batch to reach stable storage and calls back when it
  *     has (one fsync for every enqueue that arrived meanwhile: group commit).
@@ -132,6 +132,8 @@ struct jobstore_ops {
 	int (*stats)(struct jobstore *s, const char *queue, struct job_queue_stats *out);
 	/* Deletes at most limit jobs finished before before_ms: how many, or -1. */
 	long (*prune)(struct jobstore *s, int64_t before_ms, long limit);
+	/* Whether the current batch holds writes a commit would end. */
+	bool (*pending)(struct jobstore *s);
 	/* Ends the current batch: its number (0 when it was empty). */
 	uint64_t (*commit)(struct jobstore *s);
 	/* fn(ctx, batch, err) once every batch up to `batch` is on stable

@@ -901,6 +901,12 @@ static void send_sync(struct sqlite_store *s)
 		syncer_client_send(&s->syncer, s->batch, SYNCER_SYNC);
 }
 
+static bool st_pending(struct jobstore *js)
+{
+	struct sqlite_store *s = STORE(js);
+	return s->in_batch || s->poisoned;
+}
+
 static uint64_t st_commit(struct jobstore *js)
 {
 	struct sqlite_store *s = STORE(js);
@@ -1037,6 +1043,7 @@ static const struct jobstore_ops sqlite_ops = {
 	.queue_of = st_queue_of,
 	.stats = st_stats,
 	.prune = st_prune,
+	.pending = st_pending,
 	.commit = st_commit,
 	.sync = st_sync,
 	.error = st_error,
