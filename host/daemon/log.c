@@ -206,6 +206,7 @@ static int open_file(struct log_file *lf)
 
 static void report_failure(struct log_file *lf, int err)
 {
+	lf->failed_ns = mono_ns();
 	if (lf->failing == err)
 		return;
 	lf->failing = err;
@@ -353,7 +354,10 @@ static int write_part(struct log_file *lf, const char *part, size_t n)
 	}
 	lf->size += n;
 	touch(lf);
-	if (lf->failing) {
+	/* Recovered once writes work for a second: a file at its size limit
+	 * (RLIMIT_FSIZE) or a nearly full disk still takes a short line now and
+	 * then, and each would otherwise say "writable again", then fail again. */
+	if (lf->failing && mono_ns() - lf->failed_ns >= NS_PER_SEC) {
 		host_log(HOST_INFO, "[%s] log %s is writable again; %llu lines were dropped", lf->name, lf->path,
 			 (unsigned long long)lf->dropped);
 		lf->failing = 0;

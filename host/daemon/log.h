@@ -40,6 +40,7 @@ struct log_file {
 	size_t len, cap;
 	uint64_t dropped;  /* lines lost while the file could not be written */
 	int failing;       /* errno of the failure being reported, 0 when healthy */
+	int64_t failed_ns; /* when a write last failed (recovery is said a second after) */
 	int64_t checked_ns; /* when the file was last compared with its path */
 	int check_failing;  /* errno of a failed comparison being reported, 0 when none */
 	struct log_file *newer, *older; /* in the list of open files (log.c), while fd >= 0 */
