@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include "cli/jobs_report.h"
+#include "cli/report.h"
 #include "common/json.h"
 #include "common/util.h"
 
@@ -17,19 +18,7 @@
 static sqlite3 *open_jobs(const char *state_dir)
 {
 	char *path = xasprintf("%s/jobs.db", state_dir);
-	sqlite3 *db = NULL;
-	if (access(path, F_OK) < 0) {
-		fprintf(stderr, "ward: no job database at %s: no job was queued with this configuration yet\n", path);
-		free(path);
-		return NULL;
-	}
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-		fprintf(stderr, "ward: unable to open %s: %s\n", path, db ? sqlite3_errmsg(db) : "out of memory");
-		sqlite3_close(db);
-		db = NULL;
-	} else {
-		sqlite3_busy_timeout(db, 500);
-	}
+	sqlite3 *db = report_open_readonly(path, "job database", "no job was queued with this configuration yet");
 	free(path);
 	return db;
 }

@@ -28,23 +28,29 @@ static const char *col_text(sqlite3_stmt *st, int col)
 	return (const char *)sqlite3_column_text(st, col);
 }
 
-static sqlite3 *open_state(const struct report_opts *o)
+sqlite3 *report_open_readonly(const char *path, const char *what, const char *missing)
 {
-	char *path = xasprintf("%s/ward.db", o->state_dir);
 	sqlite3 *db = NULL;
 	if (access(path, F_OK) < 0) {
-		fprintf(stderr, "ward: no state database at %s: no host has run with this configuration yet (start one with `ward run -c %s`)\n",
-			path, o->config_dir);
-		free(path);
+		fprintf(stderr, "ward: no %s at %s: %s\n", what, path, missing);
 		return NULL;
 	}
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
 		fprintf(stderr, "ward: unable to open %s: %s\n", path, db ? sqlite3_errmsg(db) : "out of memory");
 		sqlite3_close(db);
-		db = NULL;
-	} else {
-		sqlite3_busy_timeout(db, 500);
+		return NULL;
 	}
+	sqlite3_busy_timeout(db, 500);
+	return db;
+}
+
+static sqlite3 *open_state(const struct report_opts *o)
+{
+	char *path = xasprintf("%s/ward.db", o->state_dir);
+	char *missing = xasprintf("no host has run with this configuration yet (start one with `ward run -c %s`)",
+				  o->config_dir);
+	sqlite3 *db = report_open_readonly(path, "state database", missing);
+	free(missing);
 	free(path);
 	return db;
 }

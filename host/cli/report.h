@@ -21,4 +21,10 @@ struct report_opts {
 int report_status(const struct report_opts *o);
 int report_history(const struct report_opts *o);
 
+typedef struct sqlite3 sqlite3;
+/* One of the host's databases at path, read-only (waiting up to 500 ms for
+ * the host's lock); NULL when it cannot be read, said on stderr: "ward: no
+ * WHAT at PATH: MISSING" when it does not exist. */
+sqlite3 *report_open_readonly(const char *path, const char *what, const char *missing);
+
 #endif

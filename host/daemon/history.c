@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "daemon/history.h"
+#include "daemon/dbfile.h"
 #include "daemon/log.h"
 #include "common/util.h"
 
@@ -217,35 +218,6 @@ static void close_db(struct history *h)
 	h->db = NULL;
 }
 
-/* History is the host's user's business only (docs/security.md: 0600). SQLite gives
- * -wal and -shm the database's mode when it creates them, so the database
- * is made 0600 before SQLite opens it: nothing is ever created readable by
- * others, whatever the umask. Called before SQLite has the file open: a
- * close() here would drop SQLite's POSIX locks on it. */
-static void make_database_private(const char *path)
-{
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0 && errno == ENOENT)
-		return; /* no directory: opening fails next, and is reported once */
-	if (fd < 0 || fchmod(fd, 0600) < 0)
-		host_log(HOST_WARN, "unable to make %s private (mode 0600): %s", path, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-}
-
-/* -wal and -shm that an older ward or a host that died left with another
- * mode: SQLite reuses files that exist as they are. By path, never by
- * descriptor, for the reason above. */
-static void make_companions_private(const char *path)
-{
-	static const char *const suffixes[] = {"-wal", "-shm"};
-	for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
-		char *file = xasprintf("%s%s", path, suffixes[i]);
-		if (chmod(file, 0600) < 0 && errno != ENOENT)
-			host_log(HOST_WARN, "unable to make %s private (mode 0600): %s", file, strerror(errno));
-		free(file);
-	}
-}
 
 /* Column 0 of the first row of sql as an integer (0 when there is no row). */
 static int64_t query_int(struct history *h, const char *sql, bool *ok)
@@ -294,7 +266,7 @@ static int shift_runs_above_the_file(struct history *h)
 static int open_db(struct history *h)
 {
 	if (!in_memory(h))
-		make_database_private(h->path);
+		db_make_private(h->path, true);
 	if (sqlite3_open_v2(h->path, &h->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
 		goto fail;
 	/* The previous host's latest signs of life, before the schema drops them
@@ -306,7 +278,7 @@ static int open_db(struct history *h)
 	if (sqlite3_exec(h->db, schema, NULL, NULL, NULL) != SQLITE_OK)
 		goto fail;
 	if (!in_memory(h))
-		make_companions_private(h->path);
+		db_make_companions_private(h->path);
 	/* Columns added since a database was created; "duplicate column" otherwise. */
 	sqlite3_exec(h->db, "ALTER TABLE runs ADD COLUMN last_cycle_ms INTEGER", NULL, NULL, NULL);
 	sqlite3_exec(h->db, "ALTER TABLE runs ADD COLUMN log TEXT", NULL, NULL, NULL);

@@ -39,6 +39,7 @@
  */
 #define _GNU_SOURCE
 #include "daemon/jobstore.h"
+#include "daemon/dbfile.h"
 #include "daemon/log.h"
 #include "daemon/syncer_client.h"
 #include "common/util.h"
@@ -239,30 +240,6 @@ static void recovered(struct sqlite_store *s)
 
 /* ---- the file ---- */
 
-/* Jobs are the host's user's business only: the database is made 0600 before
- * SQLite opens it, which gives -wal and -shm the same mode. Before SQLite has
- * it open (a close() would drop its locks), as history.c does. */
-static void make_private(const char *path, bool create)
-{
-	int fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
-	if (fd < 0 && errno == ENOENT)
-		return;
-	if (fd < 0 || fchmod(fd, 0600) < 0)
-		host_log(HOST_WARN, "unable to make %s private (mode 0600): %s", path, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-}
-
-static void make_companions_private(const char *path)
-{
-	static const char *const suffixes[] = {"-wal", "-shm"};
-	for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
-		char *file = xasprintf("%s%s", path, suffixes[i]);
-		if (chmod(file, 0600) < 0 && errno != ENOENT)
-			host_log(HOST_WARN, "unable to make %s private (mode 0600): %s", file, strerror(errno));
-		free(file);
-	}
-}
 
 static void close_db(struct sqlite_store *s)
 {
@@ -282,7 +259,7 @@ static void close_db(struct sqlite_store *s)
 
 static int open_db(struct sqlite_store *s)
 {
-	make_private(s->path, true);
+	db_make_private(s->path, true);
 	/* One thread: no mutex around each call (a sixth of the CPU of a claim). */
 	if (sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
 		return -1;
@@ -290,7 +267,7 @@ static int open_db(struct sqlite_store *s)
 				"PRAGMA cache_size=-16384;", NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK)
 		return -1;
-	make_companions_private(s->path);
+	db_make_companions_private(s->path);
 	for (int i = 0; i < ST_COUNT; i++)
 		if (sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK)
 			return -1;
