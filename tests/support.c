@@ -317,10 +317,10 @@ void wt_teardown(void)
 	free_owned();
 }
 
-static sqlite3 *open_db(struct wt *t)
+static sqlite3 *open_db(struct wt *t, const char *file)
 {
 	char path[1024];
-	snprintf(path, sizeof(path), "%s/ward.db", t->state);
+	snprintf(path, sizeof(path), "%s/%s", t->state, file);
 	if (access(path, F_OK) < 0)
 		return NULL;
 	sqlite3 *db;
@@ -333,13 +333,13 @@ static sqlite3 *open_db(struct wt *t)
 }
 
 /* Runs sql; copies column 0 of row 0 into *text (if given) and returns it as an integer. */
-static long long query(struct wt *t, const char *sql, char **text, bool *found)
+static long long query_in(struct wt *t, const char *file, const char *sql, char **text, bool *found)
 {
 	long long v = 0;
 	*found = false;
 	if (text)
 		*text = NULL;
-	sqlite3 *db = open_db(t);
+	sqlite3 *db = open_db(t, file);
 	if (!db)
 		return 0;
 	sqlite3_stmt *st;
@@ -354,6 +354,17 @@ static long long query(struct wt *t, const char *sql, char **text, bool *found)
 	}
 	sqlite3_close(db);
 	return v;
+}
+
+static long long query(struct wt *t, const char *sql, char **text, bool *found)
+{
+	return query_in(t, "ward.db", sql, text, found);
+}
+
+long long wt_jobs_sql_int(struct wt *t, const char *sql)
+{
+	bool found;
+	return query_in(t, "jobs.db", sql, NULL, &found);
 }
 
 bool wt_wait_sql(struct wt *t, int timeout_ms, const char *fmt, ...)

@@ -54,6 +54,8 @@ extern struct wt wt; /* the fixture of the current test */
  * nonzero or timeout_ms passed. Returns whether it became true. */
 bool wt_wait_sql(struct wt *t, int timeout_ms, const char *sql_fmt, ...) __attribute__((format(printf, 3, 4)));
 long long wt_sql_int(struct wt *t, const char *sql_fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same on <state>/jobs.db (0 when it does not exist yet). */
+long long wt_jobs_sql_int(struct wt *t, const char *sql);
 /* First column of the first row, owned by the test until its teardown; NULL when no row. */
 char *wt_sql_text(struct wt *t, const char *sql_fmt, ...) __attribute__((format(printf, 2, 3)));
 
