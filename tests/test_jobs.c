@@ -480,6 +480,47 @@ Test(jobs, every_answered_job_is_done_after_a_host_killed_at_random_points)
 	cr_log_info("%ld answered jobs across 4 SIGKILLed hosts, all done; %ld ran more than once", answered, twice);
 }
 
+/* kB of a "Key:" line of /proc/PID/status, or -1. */
+static long status_kib(pid_t pid, const char *key)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	long v = -1;
+	while (f && fgets(line, sizeof(line), f))
+		if (strncmp(line, key, strlen(key)) == 0)
+			v = strtol(line + strlen(key), NULL, 10);
+	if (f)
+		fclose(f);
+	return v;
+}
+
+Test(jobs, a_flood_of_a_million_enqueues_leaves_the_host_memory_bounded, .timeout = 600)
+{
+	/* Delayed an hour, so every job stays queued: the queue is in jobs.db, not in the host. */
+	wt_setup(&wt, "[w]\nplugin = job_cmd\n");
+	wt_start(&wt);
+	struct jc c = jc_open(&wt);
+	long before = status_kib(wt.pid, "VmRSS:");
+	long n = UNDER_ASAN ? 100000 : 1000000, sent = 0, answered = 0;
+	while (answered < n) {
+		for (; sent < n && sent - answered < 512; sent++)
+			jc_send_enqueue(&c, "w", "a payload of a few words", NULL, 3600000);
+		char *reply = jc_line(&c, 30000);
+		cr_assert(strncmp(reply, "ok ", 3) == 0, "enqueue %ld: %s", answered, reply);
+		answered++;
+	}
+	long peak = status_kib(wt.pid, "VmHWM:");
+	cr_log_info("%ld enqueues: the host's resident memory %ld KiB before, %ld KiB at its peak", n, before, peak);
+	cr_expect_lt(peak - before, 48 * 1024, "the host grew by %ld KiB for %ld queued jobs", peak - before, n);
+	cr_assert_eq(wt_jobs_sql_int(&wt, "SELECT count(*) FROM jobs WHERE state = 'queued'"), n);
+	char *out, *err;
+	cr_assert_eq(wt_cli(&wt, &out, &err, "status w"), 0, "%s", err);
+	char want[64];
+	snprintf(want, sizeof(want), "%ld queued", n);
+	cr_expect(strstr(out, want), "status does not show the queue: %s", out);
+}
+
 /* ---- activation, and nobody waits for a worker that will not come ---- */
 
 Test(jobs, autostart_no_worker_is_started_by_its_first_job)
