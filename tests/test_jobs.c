@@ -512,7 +512,11 @@ Test(jobs, a_flood_of_a_million_enqueues_leaves_the_host_memory_bounded, .timeou
 	}
 	long peak = status_kib(wt.pid, "VmHWM:");
 	cr_log_info("%ld enqueues: the host's resident memory %ld KiB before, %ld KiB at its peak", n, before, peak);
-	cr_expect_lt(peak - before, 48 * 1024, "the host grew by %ld KiB for %ld queued jobs", peak - before, n);
+	/* Under ASan freed memory sits in its quarantine (256 MiB by default),
+	 * so the host's resident size says nothing there: the bound is the
+	 * normal build's, which runs the full million. */
+	if (!UNDER_ASAN)
+		cr_expect_lt(peak - before, 48 * 1024, "the host grew by %ld KiB for %ld queued jobs", peak - before, n);
 	cr_assert_eq(wt_jobs_sql_int(&wt, "SELECT count(*) FROM jobs WHERE state = 'queued'"), n);
 	char *out, *err;
 	cr_assert_eq(wt_cli(&wt, &out, &err, "status w"), 0, "%s", err);
