@@ -25,7 +25,12 @@
  *   benchtool stamps FILE N MS         wait up to MS for N stamp lines; prints
  *                                      "COUNT LAST_NS"
  *   benchtool restarts FILE N MS       wait for N+1 stamps; prints
- *                                      "RESTARTS MEDIAN_NS P90_NS"
+ *                                      "RESTARTS MEDIAN_NS P90_NS P99_NS"
+ *   benchtool floor PROGRAM FILE N     the floor of a restart: N+1 times
+ *                                      fork, execve "PROGRAM crash 0 FILE"
+ *                                      (it stamps FILE and dies by SIGSEGV),
+ *                                      waitpid, at once again; prints what
+ *                                      `restarts FILE N` prints
  *   benchtool mem TOP PID              "SUP_RSS_KB SUP_PSS_KB SUP_PROCS
  *                                       WORKER_RSS_KB WORKER_PSS_KB WORKERS"
  *   benchtool usage TOP PID SECONDS    CPU time (schedstat) and context switches
@@ -457,20 +462,57 @@ static int cmd_stamps(char **argv)
 	return 0;
 }
 
-static int cmd_restarts(char **argv)
+/* The gaps between N+1 stamps (each one a death and a start): "N MEDIAN P90 P99". */
+static void print_gaps(long long *ns, int got)
 {
-	int want = atoi(argv[1]);
-	long long *ns = calloc((size_t)want + 1, sizeof(*ns));
-	int got = wait_stamps(argv[0], ns, want + 1, atol(argv[2]));
 	int n = got - 1;
 	if (n < 1) {
-		printf("0 0 0\n");
-		return 0;
+		printf("0 0 0 0\n");
+		return;
 	}
 	for (int i = 0; i < n; i++)
 		ns[i] = ns[i + 1] - ns[i];
 	qsort(ns, (size_t)n, sizeof(*ns), cmp_ll);
-	printf("%d %lld %lld\n", n, ns[n / 2], ns[n * 9 / 10]);
+	printf("%d %lld %lld %lld\n", n, ns[n / 2], ns[n * 9 / 10], ns[n * 99 / 100]);
+}
+
+static int cmd_restarts(char **argv)
+{
+	int want = atoi(argv[1]);
+	long long *ns = calloc((size_t)want + 1, sizeof(*ns));
+	print_gaps(ns, wait_stamps(argv[0], ns, want + 1, atol(argv[2])));
+	return 0;
+}
+
+/* A supervisor that does nothing but restart: what no supervisor can beat. */
+static int cmd_floor(char **argv)
+{
+	char *prog = argv[0], *out = argv[1];
+	int want = atoi(argv[2]);
+	char *args[] = {prog, "crash", "0", out, NULL};
+	for (int i = 0; i <= want; i++) {
+		pid_t pid = fork();
+		if (pid < 0) {
+			perror("benchtool floor: fork");
+			return 1;
+		}
+		if (pid == 0) {
+			execv(prog, args);
+			_exit(127);
+		}
+		int st;
+		while (waitpid(pid, &st, 0) < 0)
+			if (errno != EINTR) {
+				perror("benchtool floor: waitpid");
+				return 1;
+			}
+		if (!WIFSIGNALED(st)) {
+			fprintf(stderr, "benchtool floor: %s did not crash (status %d)\n", prog, st);
+			return 1;
+		}
+	}
+	long long *ns = calloc((size_t)want + 1, sizeof(*ns));
+	print_gaps(ns, read_stamps(out, ns, want + 1));
 	return 0;
 }
 
@@ -737,6 +779,8 @@ int main(int argc, char **argv)
 		return cmd_stamps(a);
 	if (!strcmp(c, "restarts") && n == 3)
 		return cmd_restarts(a);
+	if (!strcmp(c, "floor") && n == 3)
+		return cmd_floor(a);
 	if (!strcmp(c, "mem") && n == 2)
 		return cmd_mem(a);
 	if (!strcmp(c, "usage") && n == 3)

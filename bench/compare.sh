@@ -11,9 +11,11 @@
 #   BENCH_QUICK   yes: a smoke run (fewer repetitions, smaller sizes)
 #   WARD          the ward binary; WARD_PLUGINS: build/bench; WARD_BENCH: ward-bench
 #   BENCH_ONLY    optional: the scenarios to run, e.g. "restart logs" (default: all)
+#   BENCH_WORKER_LINK  static or dynamic: how bench/run linked bench/worker.c
 #
 # Every supervisor runs the same kind of worker: ward the `stamp` plugin
-# (bench/stamp.c), the others bench/worker.c. Each writes "<id> <CLOCK_MONOTONIC
+# (bench/stamp.c), the others bench/worker.c (scenario `command`: ward runs
+# bench/worker.c too, as a command worker, next to a bare fork+exec loop). Each writes "<id> <CLOCK_MONOTONIC
 # ns>" to a stamps file when it starts; times are taken from those stamps and
 # from benchtool, on the same clock.
 set -u
@@ -26,10 +28,10 @@ STOP_TIMEOUT_S=2
 
 if [ "${BENCH_QUICK:-no}" = yes ]; then
 	RESTARTS_WARD=50 RESTARTS_OTHER=5 BOOT_SIZES="100" IDLE_S=3 LOG_LINES=100000
-	CYCLES=50000000 SCALE_SIZES="2000" ONDEMAND_REPS=3
+	CYCLES=50000000 SCALE_SIZES="2000" ONDEMAND_REPS=3 BOOT_REPS=1
 else
 	RESTARTS_WARD=200 RESTARTS_OTHER=50 BOOT_SIZES="100 1000" IDLE_S=20 LOG_LINES=1000000
-	CYCLES=500000000 SCALE_SIZES="5000 10000" ONDEMAND_REPS=10
+	CYCLES=500000000 SCALE_SIZES="5000 10000" ONDEMAND_REPS=10 BOOT_REPS=3
 fi
 N=100 # workers in the idle and stop scenarios
 
@@ -65,6 +67,20 @@ setup_ward() {
 		while [ "$left" -gt 0 ]; do
 			here=$((left > 1000 ? 1000 : left))
 			printf '\n[w%d]\ninstances = %d\n' "$k" "$here"
+			left=$((left - here)) k=$((k + 1))
+		done
+	} >"$d/conf/ward.ini"
+}
+# The same host settings, its COUNT workers running bench/worker.c (`command`)
+setup_wardcmd() {
+	local d=$1 mode=$2 n=$3 k=0 left=$3 here
+	mkdir -p "$d/conf"
+	{
+		printf '[ward]\nplugin_dir = %s\nstate_dir = ../state\nautoload = no\nlog_max_size = 0\n\n' "$WARD_PLUGINS"
+		printf '[defaults]\nrestart_delay = 0\nmax_restarts = unlimited\nstop_timeout = %ss\nlimit.core = 0\n' "$STOP_TIMEOUT_S"
+		while [ "$left" -gt 0 ]; do
+			here=$((left > 1000 ? 1000 : left))
+			printf '\n[w%d]\ncommand = %s %s 0 %s/stamps\ninstances = %d\n' "$k" "$W" "$mode" "$d" "$here"
 			left=$((left - here)) k=$((k + 1))
 		done
 	} >"$d/conf/ward.ini"
@@ -231,8 +247,10 @@ row() {
 
 # ---------------------------------------------------------------- scenarios
 
+# the restart scenario's figures, for the command scenario's ratios
+declare -A RESTART_CELL RESTART_MED
 scen_restart() {
-	local sv r got med p90
+	local sv r got med p90 p99
 	reset_cells
 	for sv in $SUPS; do
 		# the others wait about a second before each restart: fewer of them
@@ -242,16 +260,86 @@ scen_restart() {
 		begin "$sv" restart
 		"setup_$sv" "$D" crash 1
 		start "$sv"
-		read -r got med p90 < <("$B" restarts "$D/stamps" "$r" $((20000 + r * 1500)))
+		read -r got med p90 p99 < <("$B" restarts "$D/stamps" "$r" $((20000 + r * 1500)))
 		finish
 		if [ "$got" -ge "$r" ]; then
-			CELL[$sv]="median $(ns2ms "$med") ms, p90 $(ns2ms "$p90") ms ($r restarts)"
+			CELL[$sv]="median $(ns2ms "$med") ms, p90 $(ns2ms "$p90") ms, p99 $(ns2ms "$p99") ms ($r restarts)"
 			NUM[$sv]=$med
 		else
 			CELL[$sv]="only $got restarts in $((20 + r * 3 / 2)) s"
 		fi
+		RESTART_CELL[$sv]=${CELL[$sv]} RESTART_MED[$sv]=${NUM[$sv]}
 	done
 	row "restart latency: worker dies by SIGSEGV → its replacement runs its first cycle (fastest restart setting)"
+}
+
+# A ÷ B with 2 decimals (or fewer for big ratios); "—" when either is missing
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "—"; else { r = a / b; printf (r >= 100 ? "%.0f" : "%.2f"), r } }'; }
+
+# Command workers (issue 17): ward running bench/worker.c, the program the
+# others run, next to the floor (a loop that only forks, execs and waits for
+# that program) and to ward's plugin workers. Run after `restart` for the
+# others' figures and ward's plugin restart in the same run.
+scen_command() {
+	local r=$RESTARTS_WARD got med p90 p99 fmed fp99 cmed n=1000 k sv
+	local -a pboot=() cboot=()
+	log "command: the floor, fork + exec of bench/worker.c (${BENCH_WORKER_LINK:-dynamic}), $r restarts"
+	begin floor restart
+	read -r got fmed p90 fp99 < <("$B" floor "$W" "$D/stamps" "$r")
+	finish
+	reset_cells
+	CELL[ward]="median $(ns2ms "$fmed") ms, p90 $(ns2ms "$p90") ms, p99 $(ns2ms "$fp99") ms ($got restarts)"
+	CELL[supervisord]="n/a" CELL[runit]="n/a" CELL[s6]="n/a"
+	RATIO_TEXT="the floor: no supervisor"
+	row "floor: a bare loop (\`benchtool floor\`) forks, execs bench/worker.c (${BENCH_WORKER_LINK:-dynamic}ally linked), which stamps and dies by SIGSEGV, and waits for it → the next stamp"
+
+	log "command: ward running bench/worker.c as a command worker, $r restarts"
+	begin ward cmdrestart
+	setup_wardcmd "$D" crash 1
+	start ward
+	read -r got med p90 p99 < <("$B" restarts "$D/stamps" "$r" $((20000 + r * 1500)))
+	finish
+	reset_cells
+	if [ "$got" -ge "$r" ]; then
+		CELL[ward]="median $(ns2ms "$med") ms, p90 $(ns2ms "$p90") ms, p99 $(ns2ms "$p99") ms ($r restarts)"
+		NUM[ward]=$med cmed=$med
+	else
+		CELL[ward]="only $got restarts in $((20 + r * 3 / 2)) s" cmed=""
+	fi
+	for sv in supervisord runit s6; do
+		CELL[$sv]="${RESTART_CELL[$sv]:-not run (BENCH_ONLY without restart)}" NUM[$sv]=${RESTART_MED[$sv]:-}
+	done
+	RATIO_TEXT="ward command ÷ floor $(ratio "$cmed" "$fmed") (target ≤ 1.5); runit ÷ ward command $(ratio "${RESTART_MED[runit]:-}" "$cmed"), s6 ÷ ward command $(ratio "${RESTART_MED[s6]:-}" "$cmed") (target ≥ 1000); ward plugin ÷ floor $(ratio "${RESTART_MED[ward]:-}" "$fmed")"
+	row "restart latency, ward running bench/worker.c as a command worker (\`command = worker crash 0 FILE\`): SIGSEGV → the replacement's stamp; the others as in the restart row"
+
+	# alternating, so that both see the same machine; the median of each
+	for ((k = 0; k < BOOT_REPS; k++)); do
+		log "command: boot, ward, $n plugin workers ($((k + 1))/$BOOT_REPS)"
+		begin ward "pboot$n"
+		setup_ward "$D" idle "$n"
+		start ward
+		wait_started "$n" 120000
+		[ "$GOT" -eq "$n" ] && pboot+=("$(awk -v a="$LAST" -v b="$T0" 'BEGIN { print (a - b) / 1e6 }')")
+		finish
+		log "command: boot, ward, $n command workers ($((k + 1))/$BOOT_REPS)"
+		begin ward "cboot$n"
+		setup_wardcmd "$D" idle "$n"
+		start ward
+		wait_started "$n" 120000
+		[ "$GOT" -eq "$n" ] && cboot+=("$(awk -v a="$LAST" -v b="$T0" 'BEGIN { print (a - b) / 1e6 }')")
+		finish
+	done
+	reset_cells
+	CELL[supervisord]="n/a" CELL[runit]="n/a" CELL[s6]="n/a"
+	local pm cm
+	pm=$(printf '%s\n' "${pboot[@]}" | median) cm=$(printf '%s\n' "${cboot[@]}" | median)
+	if [ ${#cboot[@]} = 0 ] || [ ${#pboot[@]} = 0 ]; then
+		CELL[ward]="command: ${#cboot[@]} of $BOOT_REPS boots complete, plugin: ${#pboot[@]} of $BOOT_REPS"
+	else
+		CELL[ward]="command $(fmt "$cm") ms, plugin $(fmt "$pm") ms (median of ${#cboot[@]} boots each: command $(for v in "${cboot[@]}"; do printf '%s ' "$(fmt "$v")"; done | sed 's/ $//'), plugin $(for v in "${pboot[@]}"; do printf '%s ' "$(fmt "$v")"; done | sed 's/ $//') ms)"
+	fi
+	RATIO_TEXT="command ÷ plugin $(ratio "$cm" "$pm") (target ≤ 2)"
+	row "boot $n workers, ward: start of \`ward run\` → every stamp; $n command workers running bench/worker.c against $n plugin workers running \`stamp\`"
 }
 
 scen_boot() {
@@ -591,7 +679,7 @@ log "supervisord $(supervisord --version 2>/dev/null), runit $(dpkg-query -W -f=
 echo "| scenario | ward | supervisord | runit | s6 | ward ÷ best other (lower is better) |"
 echo "|---|---|---|---|---|---|"
 # BENCH_ONLY="restart logs ...": run only these scenarios (for working on this script)
-for s in ${BENCH_ONLY:-restart boot idle stop logs cycle scale ondemand scrape}; do
+for s in ${BENCH_ONLY:-restart command boot idle stop logs cycle scale ondemand scrape}; do
 	case $s in
 	boot) for n in $BOOT_SIZES; do scen_boot "$n"; done ;;
 	scale) for n in $SCALE_SIZES; do scen_scale "$n"; done ;;
