@@ -112,7 +112,7 @@ Test(jobrun, a_crash_in_a_job_leaves_it_unfinished_with_the_exit_reason)
 	cr_expect(strstr(out, "  job 2 ") && strstr(out, "not-run"), "%s", out);
 }
 
-Test(jobrun, a_job_ends_the_idle_wait_of_a_plugin_with_cycles)
+Test(jobrun, jobs_reach_a_plugin_with_cycles_without_waiting_out_its_interval)
 {
 	char *out, args[1024];
 	/* interval 1h: if a job waited for the interval, the run would time out */
@@ -120,11 +120,12 @@ Test(jobrun, a_job_ends_the_idle_wait_of_a_plugin_with_cycles)
 	long long t0 = now_ms();
 	cr_expect_eq(ward(args, &out), 0, "%s", out);
 	cr_expect_lt(now_ms() - t0, 15000, "%s", out);
-	/* whether job 1 comes before or during cycle 1, a job is handed in the
-	 * idle wait after cycle 1 */
-	cr_expect(strstr(out, "  cycle 1 ") && wt_count(out, "done  result \"cycles=") == 2, "%s", out);
-	cr_expect(strstr(out, "  job 2 ") && !strstr(strstr(out, "  job 2 "), "cycles=0"),
-		  "the last job came after the first cycle:\n%s", out);
+	/* Both jobs done, whenever they came: before the first cycle (both may,
+	 * on a fast run) or in the idle wait after it, which would otherwise
+	 * last the hour. That a job ends an idle wait already under way is
+	 * jobs::a_plugin_with_cycles_takes_jobs_during_its_idle_wait, where the
+	 * job is queued only once the worker is idle. */
+	cr_expect_eq(wt_count(out, "done  result \"cycles="), 2, "%s", out);
 }
 
 Test(jobrun, ward_test_job_refuses_a_plugin_without_job_and_in_process_runs)
