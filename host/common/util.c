@@ -1,6 +1,7 @@
 /*
- * util.c - clocks, checked allocation, string arrays and a few file helpers
- * used across the host and the worker runtime. Runs in any process.
+ * util.c - clocks, checked allocation, string arrays, a few file helpers and
+ * the sender of a received message, used across the host and the worker
+ * runtime. Runs in any process.
  */
 #define _GNU_SOURCE
 #include "common/util.h"
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -233,4 +235,15 @@ char *escape_invisible(const char *s)
 	}
 	*o = '\0';
 	return out;
+}
+
+pid_t msg_sender_pid(struct msghdr *m)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
+			struct ucred cred;
+			memcpy(&cred, CMSG_DATA(c), sizeof(cred));
+			return cred.pid;
+		}
+	return 0;
 }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 #define NS_PER_MS 1000000LL
 #define NS_PER_SEC 1000000000LL
@@ -60,5 +61,10 @@ size_t utf8_char(const unsigned char *s, size_t len, uint32_t *cp);
  * bytes that are not UTF-8 become \xNN, one per byte. For text read from
  * files or clients that ends up in a message. */
 char *escape_invisible(const char *s);
+
+struct msghdr;
+/* The pid in a received message's SCM_CREDENTIALS (its socket has
+ * SO_PASSCRED on), or 0 when it carries none. */
+pid_t msg_sender_pid(struct msghdr *m);
 
 #endif

@@ -246,24 +246,12 @@ static void sender_add(struct frame_channel *c, uint64_t key, struct instance *i
 	*e = (struct sender){key, in};
 }
 
-/* The sender's pid, as the kernel stamped it; 0 when missing. */
-static pid_t sender_pid(struct msghdr *m)
-{
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c))
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
-			struct ucred cred;
-			memcpy(&cred, CMSG_DATA(c), sizeof(cred));
-			return cred.pid;
-		}
-	return 0;
-}
-
 /* fd: the one descriptor the datagram carried (-1: none), closed here
  * unless a job end took it. */
 static void take_datagram(struct frame_channel *c, struct instance *in, struct msghdr *m, size_t len, int fd)
 {
 	const char *data = m->msg_iov->iov_base;
-	pid_t pid = sender_pid(m);
+	pid_t pid = msg_sender_pid(m);
 	/* MSG_CTRUNC is no garbage: a memfd the host had no room for is lost, and the job end says so */
 	bool ok = !(m->msg_flags & MSG_TRUNC) &&
 		  take_frames(&c->handler, in, pid > 0 ? pid : in->pid, data, len, &fd) == len;

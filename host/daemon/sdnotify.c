@@ -129,17 +129,6 @@ static void take_line(struct sdnotify *n, struct instance *in, pid_t pid, const 
 	}
 }
 
-static pid_t sender_pid(struct msghdr *m)
-{
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c))
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
-			struct ucred cred;
-			memcpy(&cred, CMSG_DATA(c), sizeof(cred));
-			return cred.pid;
-		}
-	return 0;
-}
-
 static void take_message(struct sdnotify *n, const char *buf, size_t len, pid_t pid)
 {
 	struct instance *in = sender_instance(n->host, pid);
@@ -182,7 +171,7 @@ static void on_message(struct watch *wt, uint32_t events)
 				for (size_t k = 0; k < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); k++)
 					close(((int *)CMSG_DATA(c))[k]);
 		if (!(m.msg_flags & MSG_TRUNC))
-			take_message(n, buf, (size_t)got, sender_pid(&m));
+			take_message(n, buf, (size_t)got, msg_sender_pid(&m));
 	}
 }
 
