@@ -428,6 +428,8 @@ static void job_timed_out(struct timer *t)
 	instance_kill(in, REASON_JOB_TIMEOUT);
 }
 
+static void hand_off(struct jobs *j, struct queue *q);
+
 /* h->run_ended: the process is gone; the job it held fails with its exit. */
 static void run_ended(struct instance *in, const struct exit_info *e, const char *log_tail)
 {
@@ -463,6 +465,9 @@ void jobs_job_ended(void *ctx, struct instance *in, const struct frame_job_end *
 	struct queue *q = hold->q;
 	in->run_jobs++;
 	release(j, hold);
+	/* The next job goes out before this one is recorded: the process works
+	 * on it while the host writes, instead of waiting for the writes. */
+	hand_off(j, q);
 	if (end->outcome != JOB_END_DONE) {
 		char *tail = in->tail ? run_tail_copy(in->tail) : NULL;
 		fail_attempt(j, q, id, attempt, "error", message && *message ? message : "the job failed", tail);
