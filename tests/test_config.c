@@ -1392,9 +1392,23 @@ Test(config, a_workers_settings_reach_its_process_through_the_child_spec_unchang
 	cr_expect_eq(d.spec.out_fd, 30);
 	cr_expect_eq(d.spec.listen_fds[1], 41);
 	cr_expect_eq(d.spec.cgroup_fd, 33);
+	cr_expect_not(d.spec.cgroup_by_procs);
 	cr_expect_str_eq(d.spec.last_exit, "signal SIGSEGV: in a cycle");
 	cr_expect_eq(d.spec.restarts, 4);
 	childspec_decoded_free(&d);
+
+	/* A killed cgroup that processes still hold is joined, not cloned into. */
+	spec.cgroup_by_procs = true;
+	struct wire again = {.buf = buf, .size = sizeof(buf)};
+	childspec_encode(&spec, &again);
+	cr_assert(!again.failed);
+	cr_assert_eq(childspec_decode(buf, again.at, fds, nfds, &d), nfds);
+	cr_expect(d.spec.cgroup_by_procs);
+	cr_expect_eq(d.spec.cgroup_fd, 33);
+	childspec_decoded_free(&d);
+	spec.cgroup_by_procs = false;
+	out = (struct wire){.buf = buf, .size = sizeof(buf)};
+	childspec_encode(&spec, &out);
 
 	/* Cut short anywhere, or with a descriptor missing: refused, not misread. */
 	for (size_t len = 0; len < out.at; len += 7) {

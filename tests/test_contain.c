@@ -379,7 +379,7 @@ Test(contain, each_instance_runs_in_a_cgroup_of_its_own_which_is_removed_after_i
 	snprintf(line, sizeof(line), "each worker instance runs in a cgroup of its own below %s%s", cgroup2_mount(), base);
 	cr_expect_eq(wt_count(wt_host_stderr(&wt), line), 1, "the host did not say where, once:\n%s", wt_host_stderr(&wt));
 
-	/* A restart gets a fresh cgroup of the same name. */
+	/* A restart runs in the same cgroup, which the last run left empty. */
 	kill(t0, SIGKILL);
 	cr_assert(wt_wait_sql(&wt, 10000, "SELECT count(*) = 2 FROM runs WHERE worker = 'two' AND instance = 0"));
 	pid_t again = running("two", 0);
@@ -519,6 +519,60 @@ Test(contain, status_shows_the_cpu_time_of_each_instances_cgroup)
 	cr_expect_eq(wt_stop(&wt, 10000), 0);
 }
 
+/* An instance's cgroup outlives its runs (a restart reuses it, empty), and
+ * its cpu.stat counts on: each run's CPU time must count from its start. */
+Test(contain, a_restarted_instance_shows_the_cpu_time_of_its_own_run_only)
+{
+	require_cgroups();
+	wt_setup(&wt, "[spin]\nplugin = busy\nrestart_delay = 10ms\n");
+	wt_start(&wt);
+	pid_t first = running("spin", 0);
+	sleep_ms(3000);
+	double before = cpu_seconds("spin");
+	cr_assert_gt(before, 0.3, "a worker spinning for 3 s shows cpu_seconds %.3f", before);
+	kill(first, SIGKILL);
+	cr_assert(wt_wait_sql(&wt, 10000, "SELECT count(*) = 2 FROM runs WHERE worker = 'spin'"));
+	pid_t again = running("spin", 0);
+	cr_assert_neq(again, first);
+	double after = -1;
+	for (long long deadline = now_ms() + 5000; after < 0 && now_ms() < deadline; sleep_ms(50))
+		after = cpu_seconds("spin");
+	cr_expect(after >= 0 && after < before,
+		  "the new run shows cpu_seconds %.3f, the run before it %.3f after 3 s: the old run's time is counted again",
+		  after, before);
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
+
+/* A run whose processes outlived it ends with cgroup.kill. Linux kills
+ * whatever is cloned into a cgroup after that, so such a cgroup must be
+ * made anew: every later run must start and run, not die as it is born. */
+Test(contain, runs_after_a_cgroup_kill_start_and_run)
+{
+	require_cgroups();
+	char pidfile[300];
+	wt_setup(&wt, "");
+	pidfile_path(pidfile, sizeof(pidfile));
+	configure("[w]\nplugin = contain_rogue\nhelper = system\npidfile = %s\nrestart_delay = 10ms\n", pidfile);
+	wt_start(&wt);
+	for (int run = 1; run <= 2; run++) {
+		pid_t w = running("w", 0), helper;
+		read_pids(pidfile, &helper, 1); /* it outlives w: the host kills w's cgroup */
+		unlink(pidfile); /* the next run's helper writes it again */
+		kill(w, SIGKILL);
+		cr_assert(wt_wait_sql(&wt, 10000, "SELECT count(*) = %d FROM runs WHERE worker = 'w'", run + 1),
+			  "w was not restarted:\n%s", wt_host_stderr(&wt));
+		cr_expect(wait_pid_gone(helper, 5000), "the helper of run %d outlived its cgroup's kill", run);
+	}
+	pid_t helper;
+	running("w", 0);
+	read_pids(pidfile, &helper, 1); /* the third run got as far as starting its helper */
+	sleep_ms(300);
+	cr_expect_eq(wt_sql_int(&wt, "SELECT count(*) FROM runs WHERE worker = 'w' AND reason = 'load-failed'"), 0,
+		     "a run after the cgroup kill died as it started:\n%s", wt_host_stderr(&wt));
+	cr_expect_eq(wt_sql_int(&wt, "SELECT count(*) FROM runs WHERE worker = 'w'"), 3, "runs:\n%s", wt_host_stderr(&wt));
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
+
 /* ---- item: a worker cannot make itself unkillable ---- */
 
 #define ROGUE_AS_NOBODY "[w]\nplugin = contain_rogue\nuser = nobody\njoin_host_group = yes\n"
@@ -649,6 +703,11 @@ Test(contain, a_run_is_over_only_once_the_last_process_of_its_cgroup_is_gone)
 	snprintf(line, sizeof(line), "[w:0] 1 process of its cgroup (pid %d first) still alive 5 s after SIGKILL", (int)helper);
 	cr_expect(strstr(wt_host_stderr(&wt), line), "%s", wt_host_stderr(&wt));
 	cr_expect_str_eq(wt_sql_text(&wt, "SELECT reason FROM runs WHERE worker = 'w' ORDER BY id LIMIT 1"), "signal");
+	/* The new run starts beside it, in the cgroup that was killed: it runs
+	 * (Linux kills what is cloned into a killed cgroup: it joins instead). */
+	running("w", 0);
+	cr_expect_eq(wt_sql_int(&wt, "SELECT count(*) FROM runs WHERE worker = 'w' AND reason = 'load-failed'"), 0,
+		     "the run started beside the leftover died as it started:\n%s", wt_host_stderr(&wt));
 	thaw();
 	cr_expect(wait_pid_gone(helper, 3000), "the helper did not die of its pending SIGKILL once thawed");
 	running("w", 0);

@@ -176,6 +176,34 @@ Test(logs, signals_that_would_end_the_host_are_logged_once_and_ignored)
 	cr_expect_eq(wt_stop(&wt, 10000), 0, "SIGTERM after the ignored signals");
 }
 
+/* A worker is forked from the spawner, which resets for it only the signals
+ * it found away from their default: what was ignored when ward started must
+ * be among them, for a plugin and for a program alike. */
+Test(logs, signals_ignored_when_ward_started_are_not_ignored_in_its_workers)
+{
+	wt_setup(&wt, "[w]\nplugin = idle\n\n[c]\ncommand = sleep 60\n");
+	signal(SIGHUP, SIG_IGN); /* as nohup leaves it */
+	signal(SIGUSR2, SIG_IGN);
+	signal(SIGRTMIN + 3, SIG_IGN);
+	wt_start(&wt);
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGUSR2, SIG_DFL);
+	signal(SIGRTMIN + 3, SIG_DFL);
+	cr_assert(wt_wait_log(&wt, 5000, "w", "idle ready"));
+	cr_assert(wt_wait_sql(&wt, 5000, "SELECT count(*) FROM instances WHERE worker = 'c' AND state = 'running'"),
+		  "the command worker did not come up:\n%s", wt_host_stderr(&wt));
+	const char *names[] = {"w", "c"};
+	for (int i = 0; i < 2; i++) {
+		pid_t pid = (pid_t)wt_sql_int(&wt, "SELECT pid FROM instances WHERE worker = '%s'", names[i]);
+		cr_assert_gt(pid, 0);
+		cr_expect_str_eq(proc_status_field(pid, "SigIgn:"), "0000000000000000",
+				 "worker %s starts with the signals ward started with ignored", names[i]);
+		cr_expect_str_eq(proc_status_field(pid, "SigBlk:"), "0000000000000000", "worker %s starts with signals blocked",
+				 names[i]);
+	}
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
+
 /* ---- JOURNAL_STREAM ---- */
 
 /* Starts the host with JOURNAL_STREAM naming its stderr's file (`right`) or

@@ -34,7 +34,8 @@ void cgroup_setup(struct host *h);
 void cgroup_teardown(struct host *h);
 static inline bool cgroup_active(const struct cgroups *cg) { return cg->workers_fd >= 0; }
 
-/* The instance's own cgroup, created if needed: *fd is a descriptor of it
+/* The instance's own cgroup, created if needed (or the one its last run
+ * left, empty): *fd is a descriptor of it
  * for the process's clone (the caller closes it), or -1 without cgroups.
  * 0, or -1 with errno. */
 int cgroup_instance_open(struct instance *in, int *fd);
@@ -44,9 +45,9 @@ void cgroup_instance_kill(struct instance *in);
  * it. The number of processes signalled, or -1 without cgroups. */
 int cgroup_instance_signal(const struct instance *in, int sig);
 /* The instance's process was reaped: kills what is left in its cgroup.
- * true: its cgroup is empty (or there is none) and removed. false: the host
- * watches cgroup.events and calls emptied(in) once the last process in it
- * is gone (and the cgroup removed). The caller is worker.c, above this
+ * true: its cgroup is empty (or there is none), kept for the next run.
+ * false: the host watches cgroup.events and calls emptied(in) once the last
+ * process in it is gone. The caller is worker.c, above this
  * file: it hands its own continuation rather than cgroup.c calling up. */
 bool cgroup_instance_await_empty(struct instance *in, void (*emptied)(struct instance *in));
 /* Stops watching and removes the instance's cgroup if it is empty (a cgroup
@@ -55,7 +56,7 @@ void cgroup_instance_forget(struct instance *in);
 /* Processes still in the instance's cgroup (0 without cgroups); *first gets one of them. */
 int cgroup_instance_count(const struct instance *in, int *first);
 /* CPU time used by every process of the instance's cgroup (cpu.stat
- * usage_usec), in microseconds. 0, or -1 (no cgroups, or unreadable). */
+ * usage_usec) in the current run (or the last one), in microseconds. 0, or -1 (no cgroups, or unreadable). */
 int cgroup_instance_cpu_usec(const struct instance *in, uint64_t *usec);
 /* A descriptor (O_PATH) of the instance's cgroup, to read its files from
  * (usage.c); the caller closes it. -1: no cgroups, or it has none now. */

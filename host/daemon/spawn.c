@@ -93,6 +93,7 @@ static int prepare(struct spawn_job *j, struct child_spec *spec)
 	}
 	if (cgroup_instance_open(in, &spec->cgroup_fd) < 0)
 		return -1;
+	spec->cgroup_by_procs = in->cg_killed; /* still there after its kill: processes hold it */
 	if (open_child_fds(in, &in->out.fd, spec) < 0) {
 		int saved = errno;
 		if (spec->cgroup_fd >= 0)

@@ -74,6 +74,9 @@ struct instance {
 	struct slot *slot;     /* shared with the process; owned by the slot pool */
 	struct watch cg_events; /* its cgroup's cgroup.events while waiting for it to empty; fd -1 otherwise */
 	void (*cg_emptied)(struct instance *in); /* what cgroup.c calls once it is empty (worker.c's) */
+	bool cg_kept;          /* its cgroup exists, empty between runs, for the next run (cgroup.c) */
+	bool cg_killed;        /* cgroup.kill was written to it: made anew after the run */
+	uint64_t cg_cpu_base;  /* the cgroup's usage_usec when the current run started in it */
 	bool reaped;           /* the process is reaped (pid names it no more); its cgroup is not empty yet */
 	int64_t killed_ns;     /* when the host SIGKILLed it; 0: it did not */
 

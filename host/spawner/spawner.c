@@ -197,7 +197,7 @@ static void serve(int sock, const char *worker_comm)
 		struct child_spec *spec = &d.spec;
 		pid_t pid = -1;
 		if (whole) {
-			pid = clone_as_host_child(spec->cgroup_fd, &spec->in_cgroup);
+			pid = clone_as_host_child(spec->cgroup_by_procs ? -1 : spec->cgroup_fd, &spec->in_cgroup);
 			if (pid == 0) {
 				prctl(PR_SET_NAME, worker_comm);
 				name_worker(spec);
@@ -236,6 +236,7 @@ static noreturn void spawner_main(pid_t host_pid, const char *worker_comm, int e
 	sigfillset(&sa.sa_mask);
 	if (sigaction(HOST_DEATH_SIGNAL, &sa, NULL) < 0 || getppid() != host_pid)
 		_exit(1);
+	child_note_signals(); /* its dispositions change no more */
 	prctl(PR_SET_NAME, "ward-spawner");
 	set_title("ward: spawner");
 	/* No fastbins: a worker's first large malloc() would otherwise

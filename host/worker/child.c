@@ -67,6 +67,22 @@ static noreturn void fail_setup(struct setup *s, const char *fmt, ...)
 	_exit(1);
 }
 
+/* The signals not at their default disposition in the forking process, as
+ * child_note_signals() found them; unknown: every signal is reset. */
+static sigset_t not_default;
+static bool not_default_known;
+
+void child_note_signals(void)
+{
+	sigemptyset(&not_default);
+	for (int sig = 1; sig < NSIG; sig++) {
+		struct sigaction sa;
+		if (sigaction(sig, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL)
+			sigaddset(&not_default, sig);
+	}
+	not_default_known = true;
+}
+
 void child_reset_signals(void)
 {
 	sigset_t none;
@@ -75,7 +91,8 @@ void child_reset_signals(void)
 	struct sigaction dfl = {.sa_handler = SIG_DFL};
 	sigemptyset(&dfl.sa_mask);
 	for (int sig = 1; sig < NSIG; sig++)
-		sigaction(sig, &dfl, NULL); /* fails harmlessly for KILL, STOP and libc's own */
+		if (!not_default_known || sigismember(&not_default, sig))
+			sigaction(sig, &dfl, NULL); /* fails harmlessly for KILL, STOP and libc's own */
 }
 
 /* Puts the worker's descriptors at their fixed numbers and closes every

@@ -25,5 +25,11 @@ void child_wipe_initial_environment(void);
 /* Default dispositions for every signal and an empty mask: what plugin code
  * may count on (also used by `ward check`'s probe, which loads plugins too). */
 void child_reset_signals(void);
+/* Notes which signals this process has away from their default disposition,
+ * so that child_reset_signals() in its forks resets those alone: the
+ * spawner's are its host-death handler and whatever was ignored when ward
+ * started, a few against 64 sigaction calls in every start. Called once the
+ * process's dispositions are final. */
+void child_note_signals(void);
 
 #endif

@@ -12,7 +12,7 @@
  * are no setting of anyone's.
  *
  * The bytes: probe, instance, host pid, listen count, whether an instance
- * cgroup and a test request come, the test request, the state directory,
+ * cgroup comes (1; 2: to be joined through cgroup.procs) and a test request, the test request, the state directory,
  * a command worker's $NOTIFY_SOCKET, the restart count and whether a last exit comes, the last exit, the
  * host's variables, then the worker's settings. The descriptors: a
  * probe's verdict pipe; or a worker's stdout pipe, runtime socket, slot
@@ -34,7 +34,7 @@ void childspec_encode(const struct child_spec *spec, struct wire *w)
 	wire_put_u64(w, (uint64_t)(int64_t)spec->instance);
 	wire_put_u64(w, (uint64_t)(int64_t)spec->host_pid);
 	wire_put_u64(w, spec->probe ? 0 : (uint64_t)spec->nlisten);
-	wire_put_u64(w, !spec->probe && spec->cgroup_fd >= 0);
+	wire_put_u64(w, spec->probe || spec->cgroup_fd < 0 ? 0 : spec->cgroup_by_procs ? 2 : 1);
 	wire_put_u64(w, spec->test != NULL);
 	if (spec->test)
 		wire_put_bytes(w, spec->test, sizeof(*spec->test));
@@ -94,7 +94,9 @@ int childspec_decode(char *buf, size_t len, const int *fds, int nfds, struct chi
 	spec->instance = (int)(int64_t)wire_get_u64(&w);
 	spec->host_pid = (pid_t)(int64_t)wire_get_u64(&w);
 	uint64_t nlisten = wire_get_u64(&w);
-	bool has_cgroup = wire_get_u64(&w) != 0;
+	uint64_t cgroup = wire_get_u64(&w);
+	bool has_cgroup = cgroup != 0;
+	spec->cgroup_by_procs = cgroup == 2;
 	if (wire_get_u64(&w)) {
 		wire_get_bytes(&w, &d->test, sizeof(d->test));
 		spec->test = &d->test;

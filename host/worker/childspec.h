@@ -41,6 +41,10 @@ struct child_spec {
 	const char *notify_socket; /* a command worker's $NOTIFY_SOCKET (daemon/sdnotify.c); NULL: none */
 	int cgroup_fd;         /* the instance's cgroup (cgroup.c); -1: none */
 	bool in_cgroup;        /* the spawner cloned the process into it already */
+	/* The process joins it through cgroup.procs instead of being cloned into
+	 * it: a killed cgroup that still holds processes, where Linux kills what
+	 * is cloned in (daemon/cgroup.c). */
+	bool cgroup_by_procs;
 	/* Set when the host forked the process itself, which then starts with a
 	 * copy of the host's memory: every configuration the host holds (where
 	 * other workers' secrets are wiped) and its shared mappings (unmapped).
