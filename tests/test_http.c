@@ -329,6 +329,43 @@ Test(http, a_scrape_storm_leaves_supervision_untouched)
 	cr_expect_eq(wt_stop(&wt, 10000), 0);
 }
 
+/* ward_worker_cpu_seconds_total{worker="NAME"} in a GET /metrics body. */
+static double scraped_cpu(const char *name)
+{
+	char *body, series[128];
+	cr_assert_eq(curl("", "/metrics", &body), 200);
+	snprintf(series, sizeof(series), "ward_worker_cpu_seconds_total{worker=\"%s\"}", name);
+	double v = wt_metric(body, series);
+	cr_assert_geq(v, 0, "no %s in:\n%s", series, body);
+	return v;
+}
+
+/* A scrape more than a second after the last serves the readings the host
+ * took right after that one (docs/metrics.md): its figures lag one scrape
+ * but move on with every scrape, and `ward metrics` reads afresh. */
+Test(http, each_scrape_serves_the_readings_taken_after_the_one_before)
+{
+	setup_http("[spin]\nplugin = metrics_hog\nspin = yes\n");
+	wt_start(&wt);
+	cr_assert(wait_code("/readyz", 200, 10000));
+	double first = scraped_cpu("spin"); /* read before the answer: nothing to serve yet */
+	double seen[3];
+	for (int i = 0; i < 3; i++) {
+		sleep_ms(1200);
+		seen[i] = scraped_cpu("spin");
+	}
+	/* seen[0] was read right after the first scrape, seen[1] right after seen[0]'s, ... */
+	cr_expect(seen[1] > seen[0] && seen[2] > seen[1],
+		  "the figures did not move on from scrape to scrape: %.3f, %.3f, %.3f (first %.3f)", seen[0], seen[1],
+		  seen[2], first);
+	cr_expect_gt(seen[2] - first, 0.3, "a worker spinning for 3.6 s shows %.3f s of CPU in the third scrape after the first",
+		     seen[2] - first);
+	char *text = wt_metrics(&wt);
+	double now = wt_metric(text, "ward_worker_cpu_seconds_total{worker=\"spin\"}");
+	cr_expect_gt(now, seen[2], "ward metrics (read afresh) shows %.3f, not more than the last scrape's %.3f", now, seen[2]);
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
+
 Test(http, malformed_and_oversized_requests_are_refused_and_the_host_lives)
 {
 	setup_http("[w]\nplugin = idle\n");

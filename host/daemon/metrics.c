@@ -285,9 +285,8 @@ static void write_process(FILE *out)
 	}
 }
 
-void metrics_write(struct host *h, FILE *out)
+static void write_families(struct host *h, FILE *out)
 {
-	usage_sample_all(h);
 	struct worker_figures *f = h->nworkers ? xcalloc(h->nworkers, sizeof(*f)) : NULL;
 	for (size_t i = 0; i < h->nworkers; i++)
 		gather(h->workers[i], &f[i]);
@@ -301,4 +300,17 @@ void metrics_write(struct host *h, FILE *out)
 	for (size_t i = 0; i < h->nworkers; i++)
 		free(f[i].name);
 	free(f);
+}
+
+void metrics_write(struct host *h, FILE *out)
+{
+	usage_sample_all(h);
+	write_families(h, out);
+}
+
+bool metrics_write_for_scrape(struct host *h, FILE *out)
+{
+	bool refresh = usage_sample_for_scrape(h);
+	write_families(h, out);
+	return refresh;
 }

@@ -200,10 +200,10 @@ static void scan_proc(struct tally_of_procs *sums, size_t n)
 	closedir(d);
 }
 
-/* A reading of this process taken less than USAGE_FRESH_NS ago. */
-static bool reading_is_fresh(const struct instance *in, int64_t now)
+/* A reading of this process taken less than max_age_ns ago. */
+static bool reading_younger(const struct instance *in, int64_t now, int64_t max_age_ns)
 {
-	return in->usage.known && in->usage.pid == in->pid && now - in->usage.read_ns < USAGE_FRESH_NS;
+	return in->usage.known && in->usage.pid == in->pid && now - in->usage.read_ns < max_age_ns;
 }
 
 /* Every instance with a process and no cgroup, read from one pass over /proc. */
@@ -226,19 +226,59 @@ static size_t live_instances(const struct host *h)
 	return n;
 }
 
-void usage_sample_all(struct host *h)
+/* Reads every instance with a process whose reading is max_age_ns old or
+ * more; true when a reading it kept is older than USAGE_FRESH_NS. */
+static bool sample_older_than(struct host *h, int64_t max_age_ns)
 {
 	size_t n = 0, max = live_instances(h);
 	struct tally_of_procs *sums = max ? xcalloc(max, sizeof(*sums)) : NULL;
 	int64_t now = mono_ns();
+	bool kept_stale = false;
 	for (size_t i = 0; i < h->nworkers; i++)
 		for (int k = 0; k < h->workers[i]->ninst; k++) {
 			struct instance *in = h->workers[i]->inst[k];
-			if (in->pid > 0 && !reading_is_fresh(in, now) && !sample_cgroup(in))
+			if (in->pid <= 0)
+				continue;
+			if (reading_younger(in, now, max_age_ns))
+				kept_stale |= !reading_younger(in, now, USAGE_FRESH_NS);
+			else if (!sample_cgroup(in))
 				sums[n++].in = in;
 		}
 	sample_processes(sums, n);
 	free(sums);
+	return kept_stale;
+}
+
+void usage_sample_all(struct host *h)
+{
+	sample_older_than(h, USAGE_FRESH_NS);
+}
+
+bool usage_sample_slice(struct host *h, size_t *from, size_t count)
+{
+	if (!cgroup_active(&h->cgroups))
+		count = h->nworkers; /* one pass over /proc reads them all: in one go */
+	size_t end = *from + count < h->nworkers ? *from + count : h->nworkers;
+	size_t n = 0, max = 0;
+	for (size_t i = *from; i < end; i++)
+		max += (size_t)h->workers[i]->ninst;
+	struct tally_of_procs *sums = max ? xcalloc(max, sizeof(*sums)) : NULL;
+	int64_t now = mono_ns();
+	for (size_t i = *from; i < end; i++)
+		for (int k = 0; k < h->workers[i]->ninst; k++) {
+			struct instance *in = h->workers[i]->inst[k];
+			if (in->pid > 0 && !reading_younger(in, now, USAGE_FRESH_NS) && !sample_cgroup(in))
+				sums[n++].in = in;
+		}
+	sample_processes(sums, n);
+	free(sums);
+	*from = end;
+	return end >= h->nworkers;
+}
+
+bool usage_sample_for_scrape(struct host *h)
+{
+	return sample_older_than(h, USAGE_SCRAPE_AGE_NS);
 }
 
 void usage_record_all(struct host *h)
