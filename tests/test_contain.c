@@ -189,6 +189,19 @@ static void pidfile_path(char *buf, size_t size)
 	snprintf(buf, size, "%s/helper.pids", wt.dir);
 }
 
+/* Starts the host with one worker w: contain_rogue starting a helper of
+ * `kind` that writes its pids to pidfile (set here). */
+static void start_rogue(const char *kind, char *pidfile, size_t size)
+{
+	require_cgroups();
+	wt_setup(&wt, "");
+	pidfile_path(pidfile, size);
+	char fmt[200];
+	snprintf(fmt, sizeof(fmt), "[w]\nplugin = contain_rogue\nhelper = %s\npidfile = %%s\nrestart_delay = 10ms\n", kind);
+	configure(fmt, pidfile);
+	wt_start(&wt);
+}
+
 /* cpu_seconds of instance 0 of worker name in `ward status --json`; -1 for null. */
 static double cpu_seconds(const char *name)
 {
@@ -348,7 +361,7 @@ Test(contain, an_orphan_re_parented_to_a_pid_1_host_is_left_alone_and_reaped)
 
 /* ---- item: exact containment with cgroup v2 ---- */
 
-Test(contain, each_instance_runs_in_a_cgroup_of_its_own_which_is_removed_after_it)
+Test(contain, each_instance_runs_in_a_cgroup_of_its_own_removed_when_the_host_stops)
 {
 	require_cgroups();
 	char pidfile[300];
@@ -443,12 +456,8 @@ Test(contain, a_host_alone_in_its_cgroup_moves_into_supervisor_and_puts_its_work
 
 Test(contain, a_setsid_child_and_its_own_child_die_with_their_worker)
 {
-	require_cgroups();
 	char pidfile[300];
-	wt_setup(&wt, "");
-	pidfile_path(pidfile, sizeof(pidfile));
-	configure("[w]\nplugin = contain_rogue\nhelper = deep\npidfile = %s\nrestart_delay = 10ms\n", pidfile);
-	wt_start(&wt);
+	start_rogue("deep", pidfile, sizeof(pidfile));
 	pid_t w = running("w", 0), kids[2];
 	cr_assert_eq(read_pids(pidfile, kids, 2), 2);
 	cr_assert(pid_alive(kids[0]) && pid_alive(kids[1]));
@@ -548,12 +557,8 @@ Test(contain, a_restarted_instance_shows_the_cpu_time_of_its_own_run_only)
  * made anew: every later run must start and run, not die as it is born. */
 Test(contain, runs_after_a_cgroup_kill_start_and_run)
 {
-	require_cgroups();
 	char pidfile[300];
-	wt_setup(&wt, "");
-	pidfile_path(pidfile, sizeof(pidfile));
-	configure("[w]\nplugin = contain_rogue\nhelper = system\npidfile = %s\nrestart_delay = 10ms\n", pidfile);
-	wt_start(&wt);
+	start_rogue("system", pidfile, sizeof(pidfile));
 	for (int run = 1; run <= 2; run++) {
 		pid_t w = running("w", 0), helper;
 		read_pids(pidfile, &helper, 1); /* it outlives w: the host kills w's cgroup */
@@ -681,12 +686,8 @@ Test(contain, the_hosts_stop_never_waits_forever_for_a_process_sigkill_cannot_en
 
 Test(contain, a_run_is_over_only_once_the_last_process_of_its_cgroup_is_gone)
 {
-	require_cgroups();
 	char pidfile[300];
-	wt_setup(&wt, "");
-	pidfile_path(pidfile, sizeof(pidfile));
-	configure("[w]\nplugin = contain_rogue\nhelper = system\npidfile = %s\nrestart_delay = 10ms\n", pidfile);
-	wt_start(&wt);
+	start_rogue("system", pidfile, sizeof(pidfile));
 	pid_t w = running("w", 0), helper;
 	read_pids(pidfile, &helper, 1);
 	freeze(helper); /* SIGKILL cannot end it until it is thawed */

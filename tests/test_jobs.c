@@ -600,6 +600,72 @@ Test(jobs, a_waiter_is_told_when_a_reload_removes_the_queues_workers)
 
 /* ---- the protocol's refusals ---- */
 
+/* ---- the job store's faults, seen from outside ---- */
+
+/* The enqueue of `payload` is answered `ok ID new` and the job is done; or,
+ * right after jobs.db went, it is refused with one of the two errors that
+ * say why (its batch was written into the file that is gone; the file now
+ * there is no database, moved aside for the next try), and sent again it
+ * runs. */
+static long long runs_to_the_end(struct jc *c, const char *payload, const char *result)
+{
+	char *reply = jc_enqueue_reply(c, "w", payload);
+	long long id = 0;
+	if (strncmp(reply, "error ", 6) == 0) {
+		cr_expect(strstr(reply, "is lost: jobs.db was deleted or replaced before it was on disk; send it again") ||
+				  strstr(reply, "could not be stored: unable to open the jobs database"),
+			  "enqueue %s: %s", payload, reply);
+		reply = jc_enqueue_reply(c, "w", payload);
+	}
+	cr_assert(sscanf(reply, "ok %lld new", &id) == 1 && id > 0, "enqueue %s: %s\n%s", payload, reply,
+		  wt_host_stderr(&wt));
+	assert_done(c, id, result);
+	return id;
+}
+
+/* jobs.db deleted, then replaced by a file that is no database, while the
+ * host runs (the store's own tests cover a full disk): each is said once,
+ * the jobs queued after it run, and supervision does not notice. */
+Test(jobs, a_deleted_or_corrupt_jobs_db_is_said_once_and_supervision_goes_on)
+{
+	wt_setup(&wt, "[w]\nplugin = job_cmd\njob_retry_delay = 0\n\n[other]\nplugin = idle\n");
+	wt_start(&wt);
+	cr_assert(wt_wait_log(&wt, 5000, "other", "idle ready"));
+	pid_t other = (pid_t)wt_sql_int(&wt, "SELECT pid FROM instances WHERE worker = 'other'");
+	struct jc c = jc_open(&wt);
+	runs_to_the_end(&c, "echo before", "before");
+	char db[400], junk[400];
+	snprintf(db, sizeof(db), "%s/jobs.db", wt.state);
+	cr_assert_eq(unlink(db), 0, "%s: %s", db, strerror(errno));
+	cr_expect_eq(runs_to_the_end(&c, "echo after the deletion", "after the deletion"), 1,
+		     "the new jobs.db is not empty: the old one's jobs show through it");
+	struct stat st;
+	cr_expect(stat(db, &st) == 0, "no new %s", db);
+	cr_expect_eq(wt_count(wt_host_stderr(&wt), "was deleted or replaced"), 1, "said once:\n%s", wt_host_stderr(&wt));
+
+	snprintf(junk, sizeof(junk), "%s/junk", wt.state);
+	int fd = open(junk, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	char x[8192];
+	memset(x, 'x', sizeof(x));
+	cr_assert(fd >= 0 && write(fd, x, sizeof(x)) == (ssize_t)sizeof(x));
+	close(fd);
+	cr_assert_eq(rename(junk, db), 0);
+	cr_expect_eq(runs_to_the_end(&c, "echo after the corruption", "after the corruption"), 1,
+		     "the new jobs.db is not empty: the old one's jobs show through it");
+	char *err = wt_host_stderr(&wt);
+	cr_expect_eq(wt_count(err, "is corrupt"), 1, "said once:\n%s", err);
+	cr_expect(strstr(err, "moved aside as "), "where the corrupt file went is not said:\n%s", err);
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "test $(ls '%s' | grep -c '^jobs.db.corrupt-[0-9]*$') = 1", wt.state);
+	cr_expect_eq(system(cmd), 0, "the corrupt file is not kept beside the new one");
+
+	cr_expect_eq(wt_sql_int(&wt, "SELECT pid FROM instances WHERE worker = 'other'"), other,
+		     "the other worker was restarted");
+	char *out;
+	cr_expect_eq(wt_cli(&wt, &out, NULL, "status"), 0, "ward status:\n%s", out);
+	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
+
 Test(jobs, unknown_queue_names_the_queues)
 {
 	wt_setup(&wt, "[w]\nplugin = job_cmd\n[v]\nplugin = job_cmd\nqueue = images\n");

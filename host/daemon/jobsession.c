@@ -232,7 +232,10 @@ static void enqueue_durable(struct jobs_durable *d, int err)
 {
 	struct request *r = container_of(d, struct request, durable);
 	r->durable_linked = false;
-	if (err)
+	if (err == ENOENT) /* the store's word for a batch written into a file deleted meanwhile */
+		set_reply_line(r, "error job %" PRId64 " is lost: jobs.db was deleted or replaced before it was on disk;"
+			       " send it again", r->id);
+	else if (err)
 		set_reply_line(r, "error job %" PRId64 " was stored but jobs.db could not be synced to disk: %s",
 			       r->id, strerror(err));
 	else if (r->existing)

@@ -138,7 +138,8 @@ struct jobstore_ops {
 	uint64_t (*commit)(struct jobstore *s);
 	/* fn(ctx, batch, err) once every batch up to `batch` is on stable
 	 * storage; err: an errno when the batch was lost (disk full, file
-	 * deleted or corrupt: none of its writes happened) or the sync failed
+	 * corrupt; ENOENT: the file was deleted or replaced while the batch
+	 * was written into it: none of its writes happened) or the sync failed
 	 * (jobstore_error says why). Called before sync returns when that is
 	 * known already (batch 0, already durable, or lost). */
 	void (*sync)(struct jobstore *s, uint64_t batch, job_synced_fn *fn, void *ctx);

@@ -345,18 +345,48 @@ static void after_failure(struct sqlite_store *s, const char *what)
 	}
 }
 
+/* The file at the path is no longer the one the host has open. */
+static bool replaced(const struct sqlite_store *s)
+{
+	struct stat st;
+	return stat(s->path, &st) < 0 || st.st_dev != s->dev || st.st_ino != s->ino;
+}
+
+/* SQLite leaves the WAL and index of a database file that was deleted or
+ * replaced under it at the path (checked: it does not checkpoint them away
+ * at close then), and the file now at the path would be read through them
+ * as if it were the old one. The WAL is kept aside (what the host wrote
+ * since the last checkpoint), the index removed. */
+static void set_aside_old_wal(const struct sqlite_store *s)
+{
+	char *wal = xasprintf("%s-wal", s->path), *shm = xasprintf("%s-shm", s->path);
+	char *aside = xasprintf("%s-wal.replaced-%lld", s->path, (long long)wall_ms());
+	if (rename(wal, aside) == 0)
+		host_log(HOST_WARN, "the WAL of the jobs database that was at %s is kept as %s", s->path, aside);
+	else if (errno != ENOENT)
+		host_log(HOST_ERR, "unable to move %s aside: %s; move it away yourself, or the new jobs database"
+				   " reads as the old one", wal, strerror(errno));
+	if (unlink(shm) < 0 && errno != ENOENT)
+		host_log(HOST_ERR, "unable to remove %s: %s", shm, strerror(errno));
+	free(wal);
+	free(shm);
+	free(aside);
+}
+
 /* Opens the database again when it was deleted or replaced under the host
  * (writing on into an unlinked file would lose every job). */
 static void reopen_if_replaced(struct sqlite_store *s)
 {
-	struct stat st;
-	if (s->db && stat(s->path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino)
+	if (s->db && !replaced(s))
 		return;
-	if (s->db)
+	bool was_replaced = s->db != NULL;
+	if (was_replaced)
 		host_log(HOST_ERR, "the jobs database %s was deleted or replaced: making a new one; the jobs it held"
 				   " are lost to the host (restore the file while the host is stopped to get them back)",
 			 s->path);
 	close_db(s);
+	if (was_replaced)
+		set_aside_old_wal(s);
 	if (open_db(s) < 0) {
 		after_failure(s, "open");
 		if (s->db)
@@ -904,6 +934,14 @@ static uint64_t st_commit(struct jobstore *js)
 	if (!s->in_batch && !s->poisoned)
 		return 0;
 	uint64_t n = ++s->batch;
+	if (s->in_batch && !s->poisoned && replaced(s)) {
+		/* Deleted or replaced since the batch began: its writes went into
+		 * a file that is gone. Lost, and said so to whoever waits for
+		 * them, rather than answered as on disk. */
+		snprintf(s->error, sizeof(s->error), "the jobs database %s was deleted or replaced while this batch was"
+			 " being written: the batch is lost; send it again", s->path);
+		lose_batch(s, ENOENT);
+	}
 	if (s->in_batch && !s->poisoned) {
 		if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
 			s->in_batch = false;
