@@ -16,6 +16,8 @@
 #include <string.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -664,6 +666,87 @@ Test(jobs, a_deleted_or_corrupt_jobs_db_is_said_once_and_supervision_goes_on)
 	char *out;
 	cr_expect_eq(wt_cli(&wt, &out, NULL, "status"), 0, "ward status:\n%s", out);
 	cr_expect_eq(wt_stop(&wt, 10000), 0);
+}
+
+/* The state directory as a small tmpfs of this test's own (a private mount
+ * namespace, which the host it starts shares). */
+static void state_on_a_small_tmpfs(void)
+{
+	cr_assert_eq(unshare(CLONE_NEWNS), 0, "unshare: %s", strerror(errno));
+	cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0, "%s", strerror(errno));
+	cr_assert(mkdir(wt.state, 0700) == 0 || errno == EEXIST, "%s: %s", wt.state, strerror(errno));
+	cr_assert_eq(mount("tmpfs", wt.state, "tmpfs", 0, "size=8M,mode=0700"), 0, "mount: %s", strerror(errno));
+}
+
+static void unmount_state(void)
+{
+	if (wt.pid > 0)
+		wt_stop(&wt, 10000);
+	umount2(wt.state, MNT_DETACH);
+	wt_teardown();
+}
+
+/* Fills the file system of path's directory: the filler's path. */
+static void fill_up(const char *dir, char *filler, size_t size)
+{
+	snprintf(filler, size, "%s/filler", dir);
+	int fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	cr_assert(fd >= 0, "%s: %s", filler, strerror(errno));
+	static char block[64 * 1024];
+	while (write(fd, block, sizeof(block)) > 0)
+		;
+	while (write(fd, block, 512) > 0)
+		;
+	close(fd);
+}
+
+/* The disk under jobs.db full while the host runs: an enqueue that does
+ * not fit is refused with the reason, the jobs stored before are kept,
+ * another worker is not touched, and once there is room the next one runs. */
+Test(jobs, a_full_disk_refuses_enqueues_with_the_reason_and_supervision_goes_on, .fini = unmount_state)
+{
+	wt_setup(&wt, "[w]\nplugin = job_cmd\njob_retry_delay = 0\n\n[other]\nplugin = idle\n");
+	state_on_a_small_tmpfs();
+	wt_start(&wt);
+	cr_assert(wt_wait_log(&wt, 5000, "other", "idle ready"));
+	pid_t other = (pid_t)wt_sql_int(&wt, "SELECT pid FROM instances WHERE worker = 'other'");
+	struct jc c = jc_open(&wt);
+	long long before = jc_enqueue(&c, "w", "echo before");
+	assert_done(&c, before, "before");
+	char filler[400];
+	fill_up(wt.state, filler, sizeof(filler));
+	/* a payload bigger than what can be left */
+	static char big[200 * 1024];
+	memcpy(big, "echo ", 5);
+	memset(big + 5, 'x', sizeof(big) - 6);
+	char *reply = NULL;
+	for (int i = 0; i < 20; i++) {
+		reply = jc_enqueue_reply(&c, "w", big);
+		if (strncmp(reply, "error ", 6) == 0)
+			break;
+	}
+	cr_assert(reply && strncmp(reply, "error ", 6) == 0, "20 enqueues of 200 KiB on a full disk were all stored: %s",
+		  reply);
+	cr_expect(strstr(reply, "full") || strstr(reply, "No space left on device"),
+		  "the refusal does not say the disk is full: %s", reply);
+	cr_expect(strstr(reply, "send it again") || strstr(reply, "could not be stored"), "%s", reply);
+	cr_expect_eq(wt_count(wt_host_stderr(&wt), "its file system is full"), 1, "said once:\n%s", wt_host_stderr(&wt));
+	cr_expect_eq(wt_sql_int(&wt, "SELECT pid FROM instances WHERE worker = 'other'"), other,
+		     "the other worker was restarted while the disk was full");
+	cr_assert_eq(unlink(filler), 0);
+	long long after = 0;
+	for (int i = 0; i < 3 && !after; i++) { /* the first may still meet the lost batch */
+		reply = jc_enqueue_reply(&c, "w", "echo after");
+		sscanf(reply, "ok %lld new", &after);
+	}
+	cr_assert_gt(after, 0, "no enqueue is stored once there is room: %s\n%s", reply, wt_host_stderr(&wt));
+	assert_done(&c, after, "after");
+	cr_expect(strstr(wt_host_stderr(&wt), "works again"), "the recovery is not said:\n%s", wt_host_stderr(&wt));
+	/* The job stored before is done in the end: if the disk filled up
+	 * before its end was written, that attempt failed and it ran again. */
+	assert_done(&c, before, "before");
+	char *json = job_json(before);
+	cr_expect(strstr(json, "\"state\": \"done\""), "the job stored before the disk filled up: %s", json);
 }
 
 Test(jobs, unknown_queue_names_the_queues)

@@ -64,6 +64,7 @@ struct jobs {
 	struct timer retry_timer; /* the earliest run_at of a delayed job */
 	struct timer prune_timer;
 	bool store_failing;    /* said once; recovery said once */
+	uint64_t lost_seen;    /* the store's lost batches, as last put right (reconcile_lost) */
 };
 
 /* Whether the worker's plugin has .job (its probe says so). */
@@ -874,6 +875,43 @@ static void recovered(void *ctx, int64_t id, int attempt, const char *queue)
 		     "the host that ran it died (the next host found it running)", NULL);
 }
 
+/* Whether a process of the host holds job id now. */
+static bool held(const struct jobs *j, int64_t id)
+{
+	for (size_t i = 0; i < j->h->nworkers; i++)
+		for (int k = 0; k < j->h->workers[i]->ninst; k++) {
+			const struct job_hold *hold = j->h->workers[i]->inst[k]->job_hold;
+			if (hold && hold->id == id)
+				return true;
+		}
+	return false;
+}
+
+static void fail_if_let_go(void *ctx, int64_t id, int attempt, const char *queue)
+{
+	struct jobs *j = ctx;
+	if (held(j, id))
+		return;
+	fail_attempt(j, queue_named(j, queue), id, attempt, "error",
+		     "its end was lost with a batch jobs.db could not write (see the host's log): it runs again", NULL);
+}
+
+/* A lost batch may have held the ends of jobs the host has let go of:
+ * jobs.db says they are running, and nothing would ever run them. Once the
+ * store works again, those attempts fail and the jobs are queued again, as
+ * a new host would find them (at least once). A lost claim needs nothing:
+ * the job is queued in the file, and the end of the attempt the host
+ * handed out finds no running attempt to end. */
+static void reconcile_lost(struct jobs *j)
+{
+	uint64_t lost = j->store->ops->lost(j->store);
+	if (lost == j->lost_seen || !j->store->ops->working(j->store))
+		return;
+	j->lost_seen = lost;
+	if (j->store->ops->recover(j->store, fail_if_let_go, j) < 0)
+		store_failed(j, "unable to find the jobs whose end was lost");
+}
+
 static void commit_due(struct timer *t);
 
 static bool has_job_workers(const struct host *h)
@@ -947,6 +985,7 @@ void jobs_before_sleep(struct host *h)
 	struct jobs *j = h->jobs;
 	if (!j || !j->store)
 		return;
+	reconcile_lost(j);
 	dispatch_dirty(j);
 	if (j->durable_unassigned) {
 		timer_cancel(h->loop, &j->commit_timer);

@@ -235,9 +235,9 @@ static void enqueue_durable(struct jobs_durable *d, int err)
 	if (err == ENOENT) /* the store's word for a batch written into a file deleted meanwhile */
 		set_reply_line(r, "error job %" PRId64 " is lost: jobs.db was deleted or replaced before it was on disk;"
 			       " send it again", r->id);
-	else if (err)
-		set_reply_line(r, "error job %" PRId64 " was stored but jobs.db could not be synced to disk: %s",
-			       r->id, strerror(err));
+	else if (err) /* its batch lost (disk full, I/O error), or its sync failed: not known to be on disk */
+		set_reply_line(r, "error job %" PRId64 " is not on disk: jobs.db could not be written or synced: %s;"
+			       " send it again", r->id, strerror(err));
 	else if (r->existing)
 		set_reply_line(r, "ok %" PRId64 " existing", r->id);
 	else if (r->warning)

@@ -143,6 +143,12 @@ struct jobstore_ops {
 	 * (jobstore_error says why). Called before sync returns when that is
 	 * known already (batch 0, already durable, or lost). */
 	void (*sync)(struct jobstore *s, uint64_t batch, job_synced_fn *fn, void *ctx);
+	/* Batches lost since the store was opened, and whether its last write
+	 * and commit worked: a lost batch may have held the ends of jobs the
+	 * host let go of, which the file still says are running (jobs.c puts
+	 * that right once the store works again). */
+	uint64_t (*lost)(struct jobstore *s);
+	bool (*working)(struct jobstore *s);
 	const char *(*error)(struct jobstore *s); /* why the last call failed */
 	void (*close)(struct jobstore *s);        /* commits and syncs what is left first */
 };

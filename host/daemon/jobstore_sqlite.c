@@ -169,6 +169,7 @@ struct sqlite_store {
 	uint64_t durable;  /* every batch up to this one is on stable storage */
 	struct lost_batch lost[LOST_MAX];
 	size_t lost_next;
+	uint64_t nlost;    /* batches lost since the store was opened */
 	struct waiter *waiters;
 	size_t nwaiters, capwaiters;
 	struct syncer_client syncer;
@@ -901,6 +902,7 @@ static long st_prune(struct jobstore *js, int64_t before_ms, long limit)
 
 static void remember_lost(struct sqlite_store *s, uint64_t batch, int err)
 {
+	s->nlost++;
 	s->lost[s->lost_next] = (struct lost_batch){batch, err};
 	s->lost_next = (s->lost_next + 1) % LOST_MAX;
 }
@@ -1060,6 +1062,17 @@ static void st_close(struct jobstore *js)
 	free(s);
 }
 
+static uint64_t st_lost(struct jobstore *js)
+{
+	return STORE(js)->nlost;
+}
+
+static bool st_working(struct jobstore *js)
+{
+	struct sqlite_store *s = STORE(js);
+	return s->db && !s->failing;
+}
+
 static const struct jobstore_ops sqlite_ops = {
 	.enqueue = st_enqueue,
 	.claim = st_claim,
@@ -1075,6 +1088,8 @@ static const struct jobstore_ops sqlite_ops = {
 	.pending = st_pending,
 	.commit = st_commit,
 	.sync = st_sync,
+	.lost = st_lost,
+	.working = st_working,
 	.error = st_error,
 	.close = st_close,
 };
