@@ -749,6 +749,36 @@ Test(jobs, a_full_disk_refuses_enqueues_with_the_reason_and_supervision_goes_on,
 	cr_expect(strstr(json, "\"state\": \"done\""), "the job stored before the disk filled up: %s", json);
 }
 
+/* A job handed out in a batch the full disk then lost: jobs.db never heard
+ * of that attempt (nor, here, of the job: its enqueue was refused). When
+ * its process ends, that end must not be taken for the end of the job
+ * that now has its id and attempt number. */
+Test(jobs, the_end_of_an_attempt_whose_claim_was_lost_is_not_recorded, .fini = unmount_state)
+{
+	wt_setup(&wt, "[w]\nplugin = job_cmd\njob_retry_delay = 0\n");
+	state_on_a_small_tmpfs();
+	wt_start(&wt);
+	struct jc c = jc_open(&wt);
+	assert_done(&c, jc_enqueue(&c, "w", "echo before"), "before");
+	sleep_ms(100); /* its end committed */
+	char filler[400];
+	fill_up(wt.state, filler, sizeof(filler));
+	/* handed to the idle instance in the batch that stores it: both lost */
+	char *reply = jc_enqueue_reply(&c, "w", "sleep 1500");
+	cr_assert(strncmp(reply, "error job 2 is not on disk", 26) == 0, "on a full disk: %s", reply);
+	cr_assert(wt_wait_log(&wt, 5000, "w", "job 2 attempt 1: sleep 1500"), "%s", wt_log(&wt, "w"));
+	cr_assert_eq(unlink(filler), 0);
+	/* the same id and attempt number, for another job */
+	long long id = jc_enqueue(&c, "w", "echo new");
+	cr_assert_eq(id, 2);
+	char *result;
+	char *line = jc_wait(&c, id, 20000, &result);
+	cr_assert(strncmp(line, "done ", 5) == 0, "job 2: %s", line);
+	cr_expect_str_eq(result, "new", "job 2 was given the end of the lost attempt of another job");
+	cr_expect(wt_wait_log(&wt, 5000, "w", "its claim was lost with a batch jobs.db could not write"), "%s",
+		  wt_log(&wt, "w"));
+}
+
 Test(jobs, unknown_queue_names_the_queues)
 {
 	wt_setup(&wt, "[w]\nplugin = job_cmd\n[v]\nplugin = job_cmd\nqueue = images\n");

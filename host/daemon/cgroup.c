@@ -16,8 +16,9 @@
  *     CPU is counted from its start (cg_cpu_base). A cgroup that was killed
  *     is made anew instead: Linux (6.18 here) kills every process cloned
  *     into a cgroup once cgroup.kill was written to it, as if the kill were
- *     still going on. The cgroup is removed when the instance goes (reload,
- *     host end).
+ *     still going on; so is one the memory controller reaches (its
+ *     memory.current keeps what earlier runs charged). The cgroup is removed
+ *     when the instance goes (reload, host end).
  * <workers> is <own>/workers when the host's own cgroup holds nothing but the
  * host and its spawner (systemd's Delegate=yes, a container): the two move
  * to <own>/supervisor, as cgroup v2 wants processes out of the inner nodes
@@ -404,8 +405,14 @@ int cgroup_instance_open(struct instance *in, int *fd)
 	if (mkdirat(cg->workers_fd, path, 0755) < 0 && errno != EEXIST)
 		return -1;
 	instance_path(in, NULL, path, sizeof(path));
-	if (mkdirat(cg->workers_fd, path, 0755) < 0 && errno != EEXIST)
-		return -1;
+	if (mkdirat(cg->workers_fd, path, 0755) < 0) {
+		if (errno != EEXIST)
+			return -1;
+		/* Left by an instance of this index that went (a reload) with
+		 * processes still in it, perhaps after a kill: joined, not cloned
+		 * into, and made anew after the run. */
+		in->cg_killed = true;
+	}
 	*fd = openat(cg->workers_fd, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	return *fd < 0 ? -1 : 0;
 }
@@ -470,13 +477,23 @@ static void remove_cgroup(struct instance *in)
 	keep(in); /* EBUSY */
 }
 
+/* Whether the memory controller reaches the instance's cgroup: its
+ * memory.current counts pages charged in earlier runs too (page cache), which
+ * only removing the cgroup gives back. */
+static bool counts_memory(const struct instance *in)
+{
+	char path[320];
+	instance_path(in, "memory.current", path, sizeof(path));
+	return faccessat(cgroups_of(in)->workers_fd, path, F_OK, 0) == 0;
+}
+
 /* The run is over and its cgroup empty: kept for the next run, unless it
- * was killed (see the top of this file). */
+ * was killed (see the top of this file) or counts memory. */
 static void keep_for_next_run(struct instance *in)
 {
 	if (in->cg_events.fd >= 0)
 		loop_close(in->worker->host->loop, &in->cg_events);
-	if (in->cg_killed)
+	if (in->cg_killed || counts_memory(in))
 		remove_cgroup(in);
 	else
 		keep(in);

@@ -56,7 +56,7 @@ void cgroup_instance_forget(struct instance *in);
 /* Processes still in the instance's cgroup (0 without cgroups); *first gets one of them. */
 int cgroup_instance_count(const struct instance *in, int *first);
 /* CPU time used by every process of the instance's cgroup (cpu.stat
- * usage_usec) in the current run (or the last one), in microseconds. 0, or -1 (no cgroups, or unreadable). */
+ * usage_usec) in the current run, in microseconds. 0, or -1 (no cgroups, or unreadable). */
 int cgroup_instance_cpu_usec(const struct instance *in, uint64_t *usec);
 /* A descriptor (O_PATH) of the instance's cgroup, to read its files from
  * (usage.c); the caller closes it. -1: no cgroups, or it has none now. */

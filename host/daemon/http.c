@@ -58,7 +58,8 @@ struct http {
 };
 
 /* Workers read in one loop turn after a scrape: about 2.5 ms of file
- * reads here, so a probe or a command waits no longer than that. */
+ * reads here with one instance each (a worker's instances are read
+ * together), so a probe or a command waits no longer than that. */
 #define REREAD_SLICE 64
 
 /* What one path answers: a status and a body written to out. */

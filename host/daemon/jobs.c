@@ -46,6 +46,8 @@ struct job_hold {
 	int64_t id;
 	int attempt;
 	struct timer timeout;
+	uint64_t claim_batch;  /* the store's batch its claim was written in */
+	bool orphaned;         /* that batch was lost: jobs.db never heard of this attempt */
 };
 
 struct jobs {
@@ -449,8 +451,10 @@ static void run_ended(struct instance *in, const struct exit_info *e, const char
 	int64_t id = hold->id;
 	int attempt = hold->attempt;
 	struct queue *q = hold->q;
+	bool orphaned = hold->orphaned;
 	release(j, hold);
-	fail_attempt(j, q, id, attempt, reason, *message ? message : desc, log_tail);
+	if (!orphaned) /* else the job is queued in jobs.db, as its claim was lost */
+		fail_attempt(j, q, id, attempt, reason, *message ? message : desc, log_tail);
 }
 
 void jobs_job_ended(void *ctx, struct instance *in, const struct frame_job_end *end, const char *message,
@@ -464,11 +468,21 @@ void jobs_job_ended(void *ctx, struct instance *in, const struct frame_job_end *
 	int64_t id = hold->id;
 	int attempt = hold->attempt;
 	struct queue *q = hold->q;
+	bool orphaned = hold->orphaned;
 	in->run_jobs++;
 	release(j, hold);
 	/* The next job goes out before this one is recorded: the process works
 	 * on it while the host writes, instead of waiting for the writes. */
 	hand_off(j, q);
+	if (orphaned) {
+		/* Its claim was lost: jobs.db has the job queued (it runs again),
+		 * and an attempt of the same number may run now. Recording this
+		 * end would end that one. */
+		log_printf(&in->worker->log, in->index, in->pid, "WARD",
+			   "job %lld ended, but its claim was lost with a batch jobs.db could not write: this end is not"
+			   " recorded, and the job runs again", (long long)id);
+		return;
+	}
 	if (end->outcome != JOB_END_DONE) {
 		char *tail = in->tail ? run_tail_copy(in->tail) : NULL;
 		fail_attempt(j, q, id, attempt, "error", message && *message ? message : "the job failed", tail);
@@ -515,6 +529,7 @@ static bool give(struct jobs *j, struct queue *q, struct instance *in, const str
 	hold->q = q;
 	hold->id = c->id;
 	hold->attempt = c->attempt;
+	hold->claim_batch = j->last_batch + 1; /* commit() numbers the batch being written so */
 	hold->timeout.fn = job_timed_out;
 	in->job_hold = hold;
 	in->job_id = c->id;
@@ -646,11 +661,26 @@ void jobs_durable_cancel(struct jobs_durable *d)
 	UNLINK(d);
 }
 
+/* The batch was lost: the claims written in it never happened, so the
+ * attempts the host handed out with them are jobs.db's no more. */
+static void orphan_claims_of(struct jobs *j, uint64_t batch)
+{
+	for (size_t i = 0; i < j->h->nworkers; i++)
+		for (int k = 0; k < j->h->workers[i]->ninst; k++) {
+			struct job_hold *hold = j->h->workers[i]->inst[k]->job_hold;
+			if (hold && hold->claim_batch == batch)
+				hold->orphaned = true;
+		}
+}
+
 static void commit_and_sync(struct jobs *j)
 {
+	uint64_t lost = j->store->ops->lost(j->store);
 	uint64_t batch = j->store->ops->commit(j->store);
 	if (batch)
 		j->last_batch = batch;
+	if (batch && j->store->ops->lost(j->store) != lost)
+		orphan_claims_of(j, batch);
 	if (!j->durable_unassigned)
 		return;
 	j->durable_unassigned = false;
@@ -899,17 +929,19 @@ static void fail_if_let_go(void *ctx, int64_t id, int attempt, const char *queue
 /* A lost batch may have held the ends of jobs the host has let go of:
  * jobs.db says they are running, and nothing would ever run them. Once the
  * store works again, those attempts fail and the jobs are queued again, as
- * a new host would find them (at least once). A lost claim needs nothing:
- * the job is queued in the file, and the end of the attempt the host
- * handed out finds no running attempt to end. */
+ * a new host would find them (at least once). A lost claim leaves the job
+ * queued in the file; the attempt the host handed out with it is orphaned
+ * (orphan_claims_of), and its end is not recorded. */
 static void reconcile_lost(struct jobs *j)
 {
 	uint64_t lost = j->store->ops->lost(j->store);
 	if (lost == j->lost_seen || !j->store->ops->working(j->store))
 		return;
-	j->lost_seen = lost;
-	if (j->store->ops->recover(j->store, fail_if_let_go, j) < 0)
+	if (j->store->ops->recover(j->store, fail_if_let_go, j) < 0) {
 		store_failed(j, "unable to find the jobs whose end was lost");
+		return; /* tried again once the store works */
+	}
+	j->lost_seen = lost;
 }
 
 static void commit_due(struct timer *t);

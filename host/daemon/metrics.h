@@ -21,7 +21,8 @@ struct host;
 void metrics_write(struct host *h, FILE *out);
 /* The same for GET /metrics, with the readings taken after the scrape
  * before (usage_sample_for_scrape). true: some were older than a second;
- * call usage_sample_all() once the answer is out, for the next scrape. */
+ * read them again once the answer is out (http.c does, in slices:
+ * usage_sample_slice), for the next scrape. */
 bool metrics_write_for_scrape(struct host *h, FILE *out);
 
 #endif
