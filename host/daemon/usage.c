@@ -217,24 +217,18 @@ static void sample_processes(struct tally_of_procs *sums, size_t n)
 		take_reading(sums[i].in, sums[i].rss_pages * page_bytes(), ticks_to_usec(sums[i].cpu_ticks));
 }
 
-static size_t live_instances(const struct host *h)
+/* Reads the instances with a process of workers [from, end) whose reading
+ * is max_age_ns old or more; true when a reading it kept is older than
+ * USAGE_FRESH_NS. */
+static bool sample_workers(struct host *h, size_t from, size_t end, int64_t max_age_ns)
 {
-	size_t n = 0;
-	for (size_t i = 0; i < h->nworkers; i++)
-		for (int k = 0; k < h->workers[i]->ninst; k++)
-			n += h->workers[i]->inst[k]->pid > 0;
-	return n;
-}
-
-/* Reads every instance with a process whose reading is max_age_ns old or
- * more; true when a reading it kept is older than USAGE_FRESH_NS. */
-static bool sample_older_than(struct host *h, int64_t max_age_ns)
-{
-	size_t n = 0, max = live_instances(h);
+	size_t n = 0, max = 0;
+	for (size_t i = from; i < end; i++)
+		max += (size_t)h->workers[i]->ninst;
 	struct tally_of_procs *sums = max ? xcalloc(max, sizeof(*sums)) : NULL;
 	int64_t now = mono_ns();
 	bool kept_stale = false;
-	for (size_t i = 0; i < h->nworkers; i++)
+	for (size_t i = from; i < end; i++)
 		for (int k = 0; k < h->workers[i]->ninst; k++) {
 			struct instance *in = h->workers[i]->inst[k];
 			if (in->pid <= 0)
@@ -251,7 +245,7 @@ static bool sample_older_than(struct host *h, int64_t max_age_ns)
 
 void usage_sample_all(struct host *h)
 {
-	sample_older_than(h, USAGE_FRESH_NS);
+	sample_workers(h, 0, h->nworkers, USAGE_FRESH_NS);
 }
 
 bool usage_sample_slice(struct host *h, size_t *from, size_t count)
@@ -259,26 +253,14 @@ bool usage_sample_slice(struct host *h, size_t *from, size_t count)
 	if (!cgroup_active(&h->cgroups))
 		count = h->nworkers; /* one pass over /proc reads them all: in one go */
 	size_t end = *from + count < h->nworkers ? *from + count : h->nworkers;
-	size_t n = 0, max = 0;
-	for (size_t i = *from; i < end; i++)
-		max += (size_t)h->workers[i]->ninst;
-	struct tally_of_procs *sums = max ? xcalloc(max, sizeof(*sums)) : NULL;
-	int64_t now = mono_ns();
-	for (size_t i = *from; i < end; i++)
-		for (int k = 0; k < h->workers[i]->ninst; k++) {
-			struct instance *in = h->workers[i]->inst[k];
-			if (in->pid > 0 && !reading_younger(in, now, USAGE_FRESH_NS) && !sample_cgroup(in))
-				sums[n++].in = in;
-		}
-	sample_processes(sums, n);
-	free(sums);
+	sample_workers(h, *from < end ? *from : end, end, USAGE_FRESH_NS);
 	*from = end;
 	return end >= h->nworkers;
 }
 
 bool usage_sample_for_scrape(struct host *h)
 {
-	return sample_older_than(h, USAGE_SCRAPE_AGE_NS);
+	return sample_workers(h, 0, h->nworkers, USAGE_SCRAPE_AGE_NS);
 }
 
 void usage_record_all(struct host *h)
